@@ -1,0 +1,107 @@
+/**
+ * Defaults in one place, and the step from a validated raw config to the
+ * resolved, frozen Config. The routing table defaults to the seed's.
+ */
+import { parseDuration } from './duration.js'
+import type { Config, RawConfig, Route } from './schema.js'
+
+/** The seed's routing table: task type → the instances (or roles) that take it. */
+export const SEED_ROUTES: Readonly<Record<string, Route>> = {
+  pattern_analysis: { targets: ['araya', 'c1'], strategy: 'all' },
+  build_project: { targets: ['builder', 'c1'], strategy: 'all' },
+  monitor_system: { targets: ['observatory'], strategy: 'least-loaded' },
+  track_user: { targets: ['visitor-intelligence'], strategy: 'least-loaded' },
+  analyze_data: { targets: ['analytics'], strategy: 'least-loaded' },
+  bug_fix: { targets: ['c1'], strategy: 'least-loaded' },
+  deployment: { targets: ['c1'], strategy: 'least-loaded' },
+  general: { targets: ['c1'], strategy: 'least-loaded' },
+}
+
+export const DEFAULTS = {
+  hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
+  broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
+  log: { level: 'info', pretty: 'auto' },
+  health: { interval: '30s', timeout: '5s', degradedAfter: '1s', missesBeforeOffline: 2, passesBeforeOnline: 1 },
+  tasks: {
+    lease: '60s',
+    maxAttempts: 3,
+    retryBackoff: { base: '1s', factor: 2, max: '30s' },
+    defaultPriority: 'normal',
+    keepFinished: 10_000,
+  },
+  messages: { maxCount: 10_000, maxAge: '7d' },
+  store: { sync: 'normal' },
+} as const
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const child of Object.values(value)) deepFreeze(child)
+  }
+  return value
+}
+
+function route(raw: { targets: string[]; strategy?: Route['strategy'] }): Route {
+  return { targets: [...raw.targets], strategy: raw.strategy ?? 'least-loaded' }
+}
+
+export function resolveConfig(raw: RawConfig, source: string): Config {
+  const d = DEFAULTS
+  const hub = raw.hub ?? {}
+  const broker = raw.broker ?? {}
+  const health = raw.health ?? {}
+  const tasks = raw.tasks ?? {}
+  const backoff = tasks.retryBackoff ?? {}
+  const messages = raw.messages ?? {}
+  const routes: Record<string, Route> = {}
+  for (const [type, r] of Object.entries(raw.routes ?? SEED_ROUTES)) routes[type] = route(r)
+  const config: Config = {
+    source,
+    hub: {
+      host: hub.host ?? d.hub.host,
+      port: hub.port ?? d.hub.port,
+      dataDir: hub.dataDir ?? d.hub.dataDir,
+      topicPrefix: hub.topicPrefix ?? d.hub.topicPrefix,
+      statsIntervalMs: parseDuration(hub.statsInterval ?? d.hub.statsInterval),
+    },
+    broker: {
+      mode: broker.mode ?? d.broker.mode,
+      host: broker.host ?? d.broker.host,
+      port: broker.port ?? d.broker.port,
+      websocket: broker.websocket ?? d.broker.websocket,
+      persistence: broker.persistence ?? d.broker.persistence,
+      url: broker.url,
+      username: broker.username,
+      password: broker.password,
+      auth: { enabled: broker.auth?.enabled ?? false, users: broker.auth?.users ?? [] },
+    },
+    log: { level: raw.log?.level ?? d.log.level, pretty: raw.log?.pretty ?? d.log.pretty },
+    health: {
+      intervalMs: parseDuration(health.interval ?? d.health.interval),
+      timeoutMs: parseDuration(health.timeout ?? d.health.timeout),
+      degradedAfterMs: parseDuration(health.degradedAfter ?? d.health.degradedAfter),
+      missesBeforeOffline: health.missesBeforeOffline ?? d.health.missesBeforeOffline,
+      passesBeforeOnline: health.passesBeforeOnline ?? d.health.passesBeforeOnline,
+    },
+    tasks: {
+      leaseMs: parseDuration(tasks.lease ?? d.tasks.lease),
+      maxAttempts: tasks.maxAttempts ?? d.tasks.maxAttempts,
+      retryBackoff: {
+        baseMs: parseDuration(backoff.base ?? d.tasks.retryBackoff.base),
+        factor: backoff.factor ?? d.tasks.retryBackoff.factor,
+        maxMs: parseDuration(backoff.max ?? d.tasks.retryBackoff.max),
+      },
+      defaultPriority: tasks.defaultPriority ?? d.tasks.defaultPriority,
+      fallback: tasks.fallback === undefined || tasks.fallback === null ? null : route(tasks.fallback),
+      keepFinished: tasks.keepFinished ?? d.tasks.keepFinished,
+    },
+    messages: {
+      maxCount: messages.maxCount ?? d.messages.maxCount,
+      maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
+    },
+    store: { sync: raw.store?.sync ?? d.store.sync },
+    instances: (raw.instances ?? []).map((i) => ({ ...i })),
+    routes,
+  }
+  return deepFreeze(config)
+}

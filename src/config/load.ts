@@ -1,0 +1,207 @@
+/**
+ * Loading config/trinity.yaml: parse, validate against the one schema, check
+ * what a schema cannot (duplicate ids, external mode without a URL), resolve
+ * defaults and freeze. Every error names `file:line:col`, the field path and
+ * what was expected; the CLI turns it into exit code 2.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { Compile } from 'typebox/compile'
+import { TrinityError } from '../errors.js'
+import { resolveConfig } from './defaults.js'
+import { ConfigSchema, type Config, type RawConfig } from './schema.js'
+
+export const DEFAULT_CONFIG_PATH = 'config/trinity.yaml'
+
+export interface ConfigProblem {
+  file: string
+  line: number
+  col: number
+  /** e.g. `instances[2].port`, or `(root)`. */
+  field: string
+  expected: string
+}
+
+export class ConfigError extends TrinityError {
+  readonly problems: readonly ConfigProblem[]
+  constructor(problems: ConfigProblem[]) {
+    super('TRINITY_ERR_CONFIG_INVALID', problems.map(formatProblem).join('\n'))
+    this.problems = problems
+  }
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.col}: ${p.field}: ${p.expected}`
+}
+
+/** Which file to read: --config, then TRINITY_CONFIG, then config/trinity.yaml. */
+export function configPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return explicit ?? env['TRINITY_CONFIG'] ?? DEFAULT_CONFIG_PATH
+}
+
+export function loadConfigFile(path: string): Config {
+  const file = resolve(path)
+  if (!existsSync(file)) {
+    throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
+  }
+  return parseConfig(readFileSync(file, 'utf8'), path)
+}
+
+const checker = Compile(ConfigSchema)
+
+export function parseConfig(text: string, file = '<config>'): Config {
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
+  const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({ file, ...at(e.pos[0]), field: '(yaml)', expected: e.message.split('\n')[0] ?? e.message })),
+    )
+  }
+  const raw: unknown = doc.toJS() ?? {}
+  const problems: ConfigProblem[] = []
+  if (!checker.Check(raw)) {
+    const errors = [...checker.Errors(raw)] as SchemaError[]
+    // A union reports each failed branch and then itself: keep the union's line only.
+    const unions = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
+    const seen = new Set<string>()
+    for (const error of errors) {
+      if (error.keyword === 'boolean' || (error.keyword !== 'anyOf' && unions.has(error.instancePath))) continue
+      const problem = toProblem(doc, file, at, error)
+      const key = `${problem.field}|${problem.expected}`
+      if (seen.has(key)) continue
+      seen.add(key)
+      problems.push(problem)
+    }
+  } else {
+    problems.push(...semanticProblems(raw, doc, file, at))
+  }
+  problems.sort((a, b) => a.line - b.line || a.col - b.col)
+  if (problems.length > 0) throw new ConfigError(problems)
+  return resolveConfig(raw as RawConfig, file)
+}
+
+type Locate = (offset: number) => { line: number; col: number }
+
+interface SchemaError {
+  keyword: string
+  instancePath: string
+  message: string
+  params?: unknown
+  schemaPath?: string
+}
+
+function toProblem(doc: Document, file: string, at: Locate, error: SchemaError): ConfigProblem {
+  const path = pointerToPath(error.instancePath)
+  const params = (error.params ?? {}) as { additionalProperties?: string[]; requiredProperties?: string[] }
+  if (params.additionalProperties !== undefined && params.additionalProperties.length > 0) {
+    const key = params.additionalProperties[0] ?? ''
+    const keyNode = findKey(doc, path, key)
+    return {
+      file,
+      ...at(keyNode?.range?.[0] ?? 0),
+      field: fieldName([...path, key]),
+      expected: `unknown field (allowed: ${allowedKeys(error)})`,
+    }
+  }
+  const node = nodeAt(doc, path)
+  return { file, ...at(node?.range?.[0] ?? 0), field: fieldName(path), expected: expectation(error, doc, path) }
+}
+
+function expectation(error: SchemaError, doc: Document, path: (string | number)[]): string {
+  const got = describeValue(doc.getIn(path))
+  const params = (error.params ?? {}) as Record<string, unknown>
+  switch (error.keyword) {
+    case 'anyOf': {
+      const schema = schemaAt(error.schemaPath) as { anyOf?: { const?: unknown; type?: string; pattern?: string }[]; description?: string }
+      const options = (schema?.anyOf ?? []).map((s) => (s.const !== undefined ? JSON.stringify(s.const) : s.pattern !== undefined ? `a string matching ${s.pattern}` : s.type ?? '?'))
+      return `expected ${schema?.description ?? `one of ${options.join(', ')}`}, got ${got}`
+    }
+    case 'required':
+      return `missing required field ${JSON.stringify((params['requiredProperties'] as string[] | undefined)?.[0] ?? '')}`
+    case 'enum':
+      return `expected one of ${((params['allowedValues'] as unknown[] | undefined) ?? []).map((v) => JSON.stringify(v)).join(', ')}, got ${got}`
+    case 'pattern':
+      return `expected a string matching ${String(params['pattern'])}, got ${got}`
+    default:
+      return `${error.message.replace(/^must /, 'expected to ')}, got ${got}`
+  }
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing'
+  if (isScalar(value)) return JSON.stringify(value.value)
+  if (isMap(value)) return 'a mapping'
+  if (isSeq(value)) return 'a list'
+  return JSON.stringify(value)
+}
+
+function schemaAt(pointer: string | undefined): unknown {
+  if (pointer === undefined) return undefined
+  let node: unknown = ConfigSchema
+  for (const part of pointer.replace(/^#\/?/, '').split('/').filter((p) => p !== '')) {
+    if (node === null || typeof node !== 'object') return undefined
+    node = (node as Record<string, unknown>)[decodeURIComponent(part.replaceAll('~1', '/').replaceAll('~0', '~'))]
+  }
+  return node
+}
+
+function allowedKeys(error: SchemaError): string {
+  const schema = schemaAt(error.schemaPath) as { properties?: Record<string, unknown> } | undefined
+  return Object.keys(schema?.properties ?? {}).join(', ') || 'none'
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (pointer === '') return []
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((p) => p.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((p) => (/^[0-9]+$/.test(p) ? Number(p) : p))
+}
+
+function fieldName(path: (string | number)[]): string {
+  if (path.length === 0) return '(root)'
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
+}
+
+function nodeAt(doc: Document, path: (string | number)[]): Node | undefined {
+  for (let len = path.length; len >= 0; len--) {
+    const node = len === 0 ? doc.contents : doc.getIn(path.slice(0, len), true)
+    if (node !== undefined && node !== null && typeof node === 'object' && 'range' in node) return node as Node
+  }
+  return undefined
+}
+
+function findKey(doc: Document, path: (string | number)[], key: string): Node | undefined {
+  const parent = path.length === 0 ? doc.contents : doc.getIn(path, true)
+  if (isMap(parent)) {
+    for (const item of parent.items) {
+      if (isPair(item) && isScalar(item.key) && String(item.key.value) === key) return item.key
+    }
+  }
+  return nodeAt(doc, path)
+}
+
+function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locate): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const problem = (path: (string | number)[], expected: string): void => {
+    problems.push({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })
+  }
+  const seen = new Map<string, number>()
+  raw.instances?.forEach((instance, index) => {
+    const first = seen.get(instance.id)
+    if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${instance.id}" is already used by instances[${first}]`)
+    else seen.set(instance.id, index)
+  })
+  if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
+    problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
+  }
+  const users = new Set<string>()
+  raw.broker?.auth?.users?.forEach((user, index) => {
+    if (users.has(user.username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${user.username}" appears twice`)
+    users.add(user.username)
+  })
+  return problems
+}

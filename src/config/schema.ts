@@ -1,0 +1,199 @@
+/**
+ * The one schema for config/trinity.yaml. Unknown keys are rejected at every
+ * level; defaults live in the schema (`default`) and in ./defaults.ts for the
+ * seed's routing table. load.ts validates, applies defaults and freezes.
+ */
+import Type, { type Static } from 'typebox'
+import { Id, Priority, TaskType } from '../contract/payloads.js'
+import { DURATION_PATTERN } from './duration.js'
+
+const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: DURATION_PATTERN })], {
+  description: 'milliseconds, or a string such as 500ms, 30s, 5m, 2h, 7d',
+})
+const Port = Type.Integer({ minimum: 0, maximum: 65535 })
+const Host = Type.String({ minLength: 1 })
+const strict = { additionalProperties: false } as const
+
+export const STRATEGIES = ['all', 'least-loaded', 'round-robin'] as const
+export type Strategy = (typeof STRATEGIES)[number]
+
+export const BrokerUser = Type.Object(
+  {
+    username: Type.String({ minLength: 1 }),
+    password: Type.String({ minLength: 1 }),
+    role: Type.Union([Type.Literal('admin'), Type.Literal('instance'), Type.Literal('client')], {
+      description: 'admin: everything; instance: publishes only under its own instance and message namespaces (its id is the username); client: may also submit tasks',
+    }),
+  },
+  strict,
+)
+
+export const InstanceConfig = Type.Object(
+  {
+    id: Id,
+    name: Type.Optional(Type.String()),
+    role: Type.Optional(Id),
+    capabilities: Type.Optional(Type.Array(TaskType)),
+    port: Type.Optional(Port),
+    healthUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+    command: Type.Optional(Type.String({ minLength: 1 })),
+    cwd: Type.Optional(Type.String()),
+    env: Type.Optional(Type.Record(Type.String(), Type.String())),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+  },
+  strict,
+)
+
+export const RouteConfig = Type.Object(
+  {
+    targets: Type.Array(Id, { minItems: 1, description: 'instance ids or roles' }),
+    strategy: Type.Optional(Type.Enum([...STRATEGIES])),
+  },
+  strict,
+)
+
+export const ConfigSchema = Type.Object(
+  {
+    hub: Type.Optional(
+      Type.Object(
+        {
+          host: Type.Optional(Host),
+          port: Type.Optional(Port),
+          dataDir: Type.Optional(Type.String({ minLength: 1 })),
+          topicPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$' })),
+          statsInterval: Type.Optional(Duration),
+        },
+        strict,
+      ),
+    ),
+    broker: Type.Optional(
+      Type.Object(
+        {
+          mode: Type.Optional(Type.Union([Type.Literal('embedded'), Type.Literal('external')])),
+          host: Type.Optional(Host),
+          port: Type.Optional(Port),
+          websocket: Type.Optional(Type.Boolean()),
+          persistence: Type.Optional(Type.Union([Type.Literal('disk'), Type.Literal('memory')])),
+          url: Type.Optional(Type.String({ pattern: '^(mqtt|mqtts|ws|wss|tcp)://' })),
+          username: Type.Optional(Type.String()),
+          password: Type.Optional(Type.String()),
+          auth: Type.Optional(
+            Type.Object(
+              { enabled: Type.Optional(Type.Boolean()), users: Type.Optional(Type.Array(BrokerUser)) },
+              strict,
+            ),
+          ),
+        },
+        strict,
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            Type.Enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+          ),
+          pretty: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('auto')])),
+        },
+        strict,
+      ),
+    ),
+    health: Type.Optional(
+      Type.Object(
+        {
+          interval: Type.Optional(Duration),
+          timeout: Type.Optional(Duration),
+          degradedAfter: Type.Optional(Duration),
+          missesBeforeOffline: Type.Optional(Type.Integer({ minimum: 1 })),
+          passesBeforeOnline: Type.Optional(Type.Integer({ minimum: 1 })),
+        },
+        strict,
+      ),
+    ),
+    tasks: Type.Optional(
+      Type.Object(
+        {
+          lease: Type.Optional(Duration),
+          maxAttempts: Type.Optional(Type.Integer({ minimum: 1 })),
+          retryBackoff: Type.Optional(
+            Type.Object(
+              {
+                base: Type.Optional(Duration),
+                factor: Type.Optional(Type.Number({ minimum: 1 })),
+                max: Type.Optional(Duration),
+              },
+              strict,
+            ),
+          ),
+          defaultPriority: Type.Optional(Priority),
+          fallback: Type.Optional(Type.Union([RouteConfig, Type.Null()])),
+          keepFinished: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        strict,
+      ),
+    ),
+    messages: Type.Optional(
+      Type.Object(
+        { maxCount: Type.Optional(Type.Integer({ minimum: 1 })), maxAge: Type.Optional(Duration) },
+        strict,
+      ),
+    ),
+    store: Type.Optional(
+      Type.Object({ sync: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')])) }, strict),
+    ),
+    instances: Type.Optional(Type.Array(InstanceConfig)),
+    routes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), RouteConfig)),
+  },
+  strict,
+)
+export type RawConfig = Static<typeof ConfigSchema>
+export type InstanceConfig = Static<typeof InstanceConfig>
+export type BrokerUser = Static<typeof BrokerUser>
+
+export interface Route {
+  readonly targets: readonly string[]
+  readonly strategy: Strategy
+}
+
+/** The resolved configuration: defaults applied, durations in milliseconds, frozen. */
+export interface Config {
+  readonly source: string
+  readonly hub: {
+    readonly host: string
+    readonly port: number
+    readonly dataDir: string
+    readonly topicPrefix: string
+    readonly statsIntervalMs: number
+  }
+  readonly broker: {
+    readonly mode: 'embedded' | 'external'
+    readonly host: string
+    readonly port: number
+    readonly websocket: boolean
+    readonly persistence: 'disk' | 'memory'
+    readonly url: string | undefined
+    readonly username: string | undefined
+    readonly password: string | undefined
+    readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }
+  }
+  readonly log: { readonly level: string; readonly pretty: boolean | 'auto' }
+  readonly health: {
+    readonly intervalMs: number
+    readonly timeoutMs: number
+    readonly degradedAfterMs: number
+    readonly missesBeforeOffline: number
+    readonly passesBeforeOnline: number
+  }
+  readonly tasks: {
+    readonly leaseMs: number
+    readonly maxAttempts: number
+    readonly retryBackoff: { readonly baseMs: number; readonly factor: number; readonly maxMs: number }
+    readonly defaultPriority: Static<typeof Priority>
+    readonly fallback: Route | null
+    readonly keepFinished: number
+  }
+  readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
+  readonly store: { readonly sync: 'normal' | 'full' }
+  readonly instances: readonly InstanceConfig[]
+  readonly routes: Readonly<Record<string, Route>>
+}

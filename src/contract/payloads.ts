@@ -1,0 +1,225 @@
+/**
+ * Wire payloads of the topic contract, as TypeBox schemas and their types.
+ *
+ * The same schemas validate MQTT payloads in the coordinator, HTTP bodies in
+ * Fastify routes, and are printed into docs/topics.md. Unions are keyed on
+ * one field (`kind` or `state`) so consumers can switch exhaustively.
+ */
+import Type, { type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import { ID_PATTERN } from './topics.js'
+
+export const Id = Type.String({ pattern: ID_PATTERN, description: 'letters, digits, `.`, `_`, `-`; at most 64' })
+
+export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const
+export type Priority = (typeof PRIORITIES)[number]
+export const Priority = Type.Enum([...PRIORITIES])
+/** Higher runs first. */
+export const PRIORITY_RANK: Readonly<Record<Priority, number>> = { low: 0, normal: 1, high: 2, critical: 3 }
+
+export const TaskType = Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$', description: 'snake_case task type' })
+
+/** `trinity/task/submit` and POST /task. A client-given id is an idempotency key. */
+export const TaskSubmit = Type.Object(
+  {
+    type: TaskType,
+    content: Type.Unknown({ description: 'any JSON value; usually a string' }),
+    priority: Type.Optional(Priority),
+    id: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+)
+export type TaskSubmit = Static<typeof TaskSubmit>
+
+export const TASK_STATES = ['queued', 'assigned', 'running', 'completed', 'failed', 'dead', 'cancelled'] as const
+export type TaskState = (typeof TASK_STATES)[number]
+export const TaskStateSchema = Type.Enum([...TASK_STATES])
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'dead', 'cancelled'])
+
+/** One leg of a task: the whole task for `least-loaded`/`round-robin`, one per target for `all`. */
+export const Assignment = Type.Object({
+  target: Type.String(),
+  state: TaskStateSchema,
+  instance: Type.Union([Id, Type.Null()]),
+  attempts: Type.Integer(),
+  leaseToken: Type.Union([Type.String(), Type.Null()]),
+  leaseExpiresAt: Type.Union([Type.Integer(), Type.Null()]),
+  notBefore: Type.Integer(),
+  tried: Type.Array(Id),
+  output: Type.Optional(Type.Unknown()),
+  error: Type.Optional(Type.String()),
+})
+export type Assignment = Static<typeof Assignment>
+
+/** The full task record: published on `task/{id}/event` after every change and served by GET /tasks/:id. */
+export const TaskRecord = Type.Object({
+  id: Id,
+  type: TaskType,
+  content: Type.Unknown(),
+  priority: Priority,
+  state: TaskStateSchema,
+  strategy: Type.String(),
+  createdAt: Type.Integer(),
+  updatedAt: Type.Integer(),
+  maxAttempts: Type.Integer(),
+  assignments: Type.Array(Assignment),
+  result: Type.Optional(Type.Unknown()),
+  error: Type.Optional(Type.String()),
+})
+export type TaskRecord = Static<typeof TaskRecord>
+
+/** What the coordinator sends to an instance inbox (QoS 1). */
+export const InboxTask = Type.Object({
+  kind: Type.Literal('task'),
+  task: Type.Object({ id: Id, type: TaskType, content: Type.Unknown(), priority: Priority }),
+  leaseToken: Type.String(),
+  leaseMs: Type.Integer(),
+  attempt: Type.Integer(),
+})
+export const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
+export const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
+export type InboxFrame =
+  | Static<typeof InboxTask>
+  | { kind: 'message'; message: Message }
+  | Static<typeof InboxPing>
+  | Static<typeof InboxCancel>
+
+export const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
+export type ReportState = (typeof REPORT_STATES)[number]
+
+/** `trinity/instance/{id}/report`. leaseToken, when given, must match the current assignment. */
+export const Report = Type.Object(
+  {
+    taskId: Id,
+    state: Type.Enum([...REPORT_STATES]),
+    output: Type.Optional(Type.Unknown()),
+    error: Type.Optional(Type.String({ maxLength: 10_000 })),
+    leaseToken: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+)
+export type Report = Static<typeof Report>
+
+export const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
+/** `trinity/instance/{id}/status`, retained: the birth (online) and the Last Will (offline). */
+export const InstanceStatus = Type.Object(
+  {
+    state: Type.Enum([...INSTANCE_STATUS_STATES]),
+    session: Type.Integer({ minimum: 0, description: 'increases with every connection; a Will with an older session is stale' }),
+    capabilities: Type.Optional(Type.Array(TaskType)),
+    role: Type.Optional(Id),
+    name: Type.Optional(Type.String({ maxLength: 200 })),
+    concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
+    pid: Type.Optional(Type.Integer()),
+    error: Type.Optional(Type.String()),
+  },
+  { additionalProperties: true },
+)
+export type InstanceStatus = Static<typeof InstanceStatus>
+
+/** `trinity/instance/{id}/heartbeat`: periodic, and the answer to an inbox ping (echoing its nonce). */
+export const Heartbeat = Type.Object(
+  { ts: Type.Number(), nonce: Type.Optional(Type.String()), inFlight: Type.Optional(Type.Integer({ minimum: 0 })) },
+  { additionalProperties: true },
+)
+export type Heartbeat = Static<typeof Heartbeat>
+
+export const HEALTH_STATES = ['online', 'offline', 'degraded', 'timeout', 'error'] as const
+export type HealthState = (typeof HEALTH_STATES)[number]
+/** `trinity/health/{id}`, retained. */
+export const Health = Type.Object({
+  state: Type.Enum([...HEALTH_STATES]),
+  responseMs: Type.Union([Type.Number(), Type.Null()]),
+  checkedAt: Type.Integer(),
+  reason: Type.Optional(Type.String()),
+})
+export type Health = Static<typeof Health>
+
+/** `trinity/message/{from}/{to}`; `to` may be `all`. */
+export const Message = Type.Object(
+  {
+    id: Id,
+    from: Id,
+    to: Id,
+    message: Type.String({ maxLength: 1_000_000 }),
+    ts: Type.Integer(),
+  },
+  { additionalProperties: false },
+)
+export type Message = Static<typeof Message>
+export const BROADCAST = 'all'
+
+/** POST /send. */
+export const SendRequest = Type.Object(
+  { from: Id, to: Id, message: Type.String({ maxLength: 1_000_000 }) },
+  { additionalProperties: false },
+)
+export type SendRequest = Static<typeof SendRequest>
+
+/** `trinity/hub/errors`: why an input was rejected. */
+export interface HubError {
+  topic: string
+  reason: string
+  at: number
+  clientId?: string
+}
+
+/** `trinity/hub/stats`, retained. */
+export interface HubStats {
+  instances: { total: number; online: number; degraded: number; offline: number }
+  healthChecks: number
+  messages: number
+  tasks: Record<TaskState, number>
+  rejected: number
+  at: number
+}
+
+// ---------------------------------------------------------------------------
+// Decoding: bytes from the bus to a typed value, or a reason.
+
+export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string }
+
+interface Checker<T> {
+  Check(value: unknown): value is T
+  Errors(value: unknown): Iterable<{ instancePath: string; message: string; params?: unknown }>
+}
+
+const compiled = new WeakMap<TSchema, Checker<unknown>>()
+
+function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
+  let checker = compiled.get(schema)
+  if (checker === undefined) {
+    checker = Compile(schema) as unknown as Checker<unknown>
+    compiled.set(schema, checker)
+  }
+  return checker as Checker<Static<T>>
+}
+
+/** The first validation error as `field: what was expected`. */
+export function describeErrors(schema: TSchema, value: unknown): string {
+  for (const error of checkerFor(schema).Errors(value)) {
+    const field = error.instancePath === '' ? '(payload)' : error.instancePath.slice(1).replaceAll('/', '.')
+    const params = error.params as { additionalProperties?: string[]; allowedValue?: unknown } | undefined
+    if (params?.additionalProperties !== undefined) {
+      return `${field}: unknown field ${params.additionalProperties.map((k) => JSON.stringify(k)).join(', ')}`
+    }
+    return `${field}: ${error.message}`
+  }
+  return 'invalid'
+}
+
+export function validate<T extends TSchema>(schema: T, value: unknown): Decoded<Static<T>> {
+  if (checkerFor(schema).Check(value)) return { ok: true, value }
+  return { ok: false, reason: describeErrors(schema, value) }
+}
+
+export function decode<T extends TSchema>(schema: T, payload: Buffer | string): Decoded<Static<T>> {
+  let value: unknown
+  try {
+    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'))
+  } catch (err) {
+    return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` }
+  }
+  return validate(schema, value)
+}

@@ -1,0 +1,48 @@
+/**
+ * The error registry: every failure Trinity reports has a stable code, a
+ * message template and, where it reaches HTTP, a status. docs/errors.md lists
+ * them all; test/errors.test.ts checks that each code is documented.
+ */
+
+export const ERRORS = {
+  TRINITY_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
+  TRINITY_ERR_CONFIG_NOT_FOUND: { status: 500, message: 'configuration file not found' },
+  TRINITY_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
+  TRINITY_ERR_TASK_NOT_FOUND: { status: 404, message: 'task not found' },
+  TRINITY_ERR_TASK_TYPE_UNKNOWN: { status: 422, message: 'no route for task type' },
+  TRINITY_ERR_TASK_CONFLICT: { status: 409, message: 'task is not in a state that allows this' },
+  TRINITY_ERR_ID_CONFLICT: { status: 409, message: 'id already used by a different task' },
+  TRINITY_ERR_NOT_FOUND: { status: 404, message: 'not found' },
+  TRINITY_ERR_PAYLOAD_INVALID: { status: 400, message: 'payload rejected' },
+  TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
+  TRINITY_ERR_SHUTTING_DOWN: { status: 503, message: 'hub is shutting down' },
+  TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
+  TRINITY_ERR_TIMEOUT: { status: 504, message: 'timed out' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export class TrinityError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  /** The offending field, as a dotted path, when one input field is to blame. */
+  readonly field: string | undefined
+
+  constructor(code: ErrorCode, detail?: string, options?: { field?: string; cause?: unknown }) {
+    super(detail === undefined ? ERRORS[code].message : `${ERRORS[code].message}: ${detail}`, { cause: options?.cause })
+    this.name = 'TrinityError'
+    this.code = code
+    this.statusCode = ERRORS[code].status
+    this.field = options?.field
+  }
+
+  toJSON(): { code: ErrorCode; message: string; field?: string } {
+    return this.field === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, field: this.field }
+  }
+}
+
+export function isTrinityError(err: unknown, code?: ErrorCode): err is TrinityError {
+  return err instanceof TrinityError && (code === undefined || err.code === code)
+}
