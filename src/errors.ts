@@ -18,6 +18,7 @@ export const ERRORS = {
   TRINITY_ERR_SHUTTING_DOWN: { status: 503, message: 'hub is shutting down' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
   TRINITY_ERR_TIMEOUT: { status: 504, message: 'timed out' },
+  TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 
 export type ErrorCode = keyof typeof ERRORS

@@ -38,7 +38,8 @@ export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed'
 
 /** One leg of a task: the whole task for `least-loaded`/`round-robin`, one per target for `all`. */
 export const Assignment = Type.Object({
-  target: Type.String(),
+  /** Instance ids or roles that may take this leg. */
+  targets: Type.Array(Type.String()),
   state: TaskStateSchema,
   instance: Type.Union([Id, Type.Null()]),
   attempts: Type.Integer(),
@@ -47,6 +48,7 @@ export const Assignment = Type.Object({
   notBefore: Type.Integer(),
   tried: Type.Array(Id),
   output: Type.Optional(Type.Unknown()),
+  progress: Type.Optional(Type.Unknown()),
   error: Type.Optional(Type.String()),
 })
 export type Assignment = Static<typeof Assignment>

@@ -1,0 +1,164 @@
+/**
+ * Hub benchmarks, each beside a baseline measured in the same run:
+ * - submit → assigned latency (p50/p99), beside a raw QoS 1 publish → receive
+ *   hop through the same broker;
+ * - tasks per second end to end (submit, route, durable write, assign,
+ *   no-op instance, report, durable completion), beside raw QoS 1 messages
+ *   per second through the same broker;
+ * - idle RSS of the hub process, beside an idle `node -e` process.
+ * The hub runs as its own process, as in production, with durability on.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import mqtt, { type MqttClient } from 'mqtt'
+import { topicsFor } from '../src/contract/topics.js'
+import type { InboxFrame } from '../src/contract/payloads.js'
+import { CLI, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
+
+export interface Row {
+  name: string
+  value: string
+  baselineName: string
+  baseline: string
+  ratio: string
+}
+
+const topics = topicsFor()
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
+  return kb / 1024
+}
+
+async function connect(url: string, clientId?: string): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(url, { ...(clientId === undefined ? {} : { clientId }), clean: true })
+  ;(client.stream as Partial<Socket>).setNoDelay?.(true)
+  return client
+}
+
+/** A no-op instance: completes every task at once. */
+async function noOpInstance(url: string, onTask: (taskId: string) => void): Promise<MqttClient> {
+  const client = await connect(url, 'bench-noop')
+  client.on('message', (_t, payload) => {
+    const frame = JSON.parse(payload.toString()) as InboxFrame
+    if (frame.kind === 'ping') { client.publish(topics.instanceHeartbeat('noop'), JSON.stringify({ ts: Date.now(), nonce: frame.nonce })); return }
+    if (frame.kind !== 'task') return
+    onTask(frame.task.id)
+    client.publish(topics.instanceReport('noop'), JSON.stringify({ taskId: frame.task.id, state: 'completed', leaseToken: frame.leaseToken, output: null }), { qos: 1 })
+  })
+  await client.subscribeAsync(topics.instanceInbox('noop'), { qos: 1 })
+  await client.publishAsync(topics.instanceStatus('noop'), JSON.stringify({ state: 'online', session: Date.now(), concurrency: 1000, capabilities: ['general'] }), { qos: 1, retain: true })
+  return client
+}
+
+async function rawHop(url: string, n: number): Promise<{ p50: number; p99: number }> {
+  const pub = await connect(url)
+  const sub = await connect(url)
+  await sub.subscribeAsync('bench/raw', { qos: 1 })
+  const samples: number[] = []
+  for (let i = 0; i < n; i++) {
+    const got = new Promise((r) => sub.once('message', r))
+    const t0 = performance.now()
+    pub.publish('bench/raw', `{"n":${i},"type":"general","content":"x"}`, { qos: 1 })
+    await got
+    samples.push(performance.now() - t0)
+  }
+  await pub.endAsync(); await sub.endAsync()
+  samples.sort((a, b) => a - b)
+  return { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99) }
+}
+
+async function rawThroughput(url: string, n: number): Promise<number> {
+  const pub = await connect(url)
+  const sub = await connect(url)
+  await sub.subscribeAsync('bench/flood', { qos: 1 })
+  let got = 0
+  const done = new Promise<void>((r) => sub.on('message', () => { if (++got === n) r() }))
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) pub.publish('bench/flood', `{"n":${i},"type":"general","content":"x"}`, { qos: 1 })
+  await done
+  const rate = n / ((performance.now() - t0) / 1000)
+  await pub.endAsync(); await sub.endAsync()
+  return rate
+}
+
+async function idleNodeRss(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
+  await new Promise((r) => setTimeout(r, 1500))
+  const rss = rssMb(child.pid ?? 0)
+  child.kill('SIGKILL')
+  return rss
+}
+
+export async function benchHub(options: { latencyN: number; throughputN: number }): Promise<Row[]> {
+  const dir = tempDir('trinity-bench-')
+  const config = await testConfig(dir.path, {
+    log: { level: 'warn' },
+    health: { interval: '30s', timeout: '5s' },
+    tasks: { lease: '60s', keepFinished: 1_000_000 },
+    routes: { general: { targets: ['noop'] } },
+  })
+  const file = writeConfig(dir.path, config)
+  const hubPort = (config['hub'] as { port: number }).port
+  const url = `mqtt://127.0.0.1:${(config['broker'] as { port: number }).port}`
+  const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const rows: Row[] = []
+  try {
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${hubPort}/health`).then((r) => r.ok).catch(() => false)), 20_000, 'hub')
+    await new Promise((r) => setTimeout(r, 3000))
+    const hubIdle = rssMb(child.pid ?? 0)
+    const nodeIdle = await idleNodeRss()
+    rows.push({ name: 'hub idle RSS', value: `${hubIdle.toFixed(1)} MB`, baselineName: 'idle `node -e`', baseline: `${nodeIdle.toFixed(1)} MB`, ratio: `${(hubIdle / nodeIdle).toFixed(2)}x` })
+
+    const waiting = new Map<string, () => void>()
+    let received = 0
+    const instance = await noOpInstance(url, (id) => { received++; waiting.get(id)?.() })
+    const submitter = await connect(url)
+    await new Promise((r) => setTimeout(r, 300))
+
+    // Latency: one task at a time, submit → the instance holds it.
+    const warm = Math.min(200, options.latencyN)
+    const samples: number[] = []
+    for (let i = 0; i < options.latencyN + warm; i++) {
+      const id = `lat-${i}`
+      const assigned = new Promise<void>((r) => waiting.set(id, r))
+      const t0 = performance.now()
+      submitter.publish(topics.taskSubmit, JSON.stringify({ id, type: 'general', content: 'x' }), { qos: 1 })
+      await assigned
+      waiting.delete(id)
+      if (i >= warm) samples.push(performance.now() - t0)
+    }
+    samples.sort((a, b) => a - b)
+    const raw = await rawHop(url, options.latencyN)
+    const p50 = percentile(samples, 0.5)
+    const p99 = percentile(samples, 0.99)
+    rows.push({ name: 'submit → assigned p50', value: `${p50.toFixed(3)} ms`, baselineName: 'raw QoS 1 hop p50', baseline: `${raw.p50.toFixed(3)} ms`, ratio: `+${(p50 - raw.p50).toFixed(3)} ms` })
+    rows.push({ name: 'submit → assigned p99', value: `${p99.toFixed(3)} ms`, baselineName: 'raw QoS 1 hop p99', baseline: `${raw.p99.toFixed(3)} ms`, ratio: `+${(p99 - raw.p99).toFixed(3)} ms` })
+
+    // Throughput: a burst of submissions; done when the hub has every one completed.
+    const n = options.throughputN
+    const before = received
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) submitter.publish(topics.taskSubmit, JSON.stringify({ id: `tp-${i}`, type: 'general', content: 'x' }), { qos: 1 })
+    await waitFor(() => received - before >= n, 300_000, 'all tasks assigned')
+    await waitFor(async () => {
+      const r = await fetch(`http://127.0.0.1:${hubPort}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<{ counts: { completed: number } }>)
+      return r.counts.completed >= n + options.latencyN + warm
+    }, 300_000, 'all tasks completed')
+    const tasksPerSecond = n / ((performance.now() - t0) / 1000)
+    const rawRate = await rawThroughput(url, n)
+    rows.push({ name: 'tasks/s end to end', value: tasksPerSecond.toFixed(0), baselineName: 'raw QoS 1 msgs/s', baseline: rawRate.toFixed(0), ratio: `${(tasksPerSecond / rawRate).toFixed(3)}x` })
+    await instance.endAsync(); await submitter.endAsync()
+  } finally {
+    child.kill('SIGTERM')
+    await new Promise((r) => child.once('exit', r))
+    dir.remove()
+  }
+  return rows
+}

@@ -1,0 +1,171 @@
+/**
+ * The embedded MQTT broker: Aedes on a TCP port (and on WebSocket streams
+ * handed over by the HTTP server), with Trinity's auth/ACL policy and, when
+ * asked, sessions and queued messages on disk so that a restart loses
+ * nothing a persistent session was promised.
+ *
+ * Connections go through MqttConnection (socket-writer.ts) so that clients
+ * with default settings get sub-millisecond QoS 1 round trips.
+ */
+import type { EventEmitter } from 'node:events'
+import { mkdir } from 'node:fs/promises'
+import { createServer, type Server, type Socket } from 'node:net'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { Aedes, type AedesOptions, type Client } from 'aedes'
+import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
+import { ClassicLevel } from 'classic-level'
+import type { BrokerUser } from '../src/config/schema.js'
+import type { TopicContract } from '../src/contract/topics.js'
+import { TrinityError } from '../src/errors.js'
+import type { Logger } from '../src/log.js'
+import { createBrokerPolicy } from './auth.js'
+import { MqttConnection } from './socket-writer.js'
+
+export interface EmbeddedBrokerOptions {
+  /** Bind address, e.g. '127.0.0.1'. */
+  host: string
+  /** TCP port; 0 = ephemeral. */
+  port: number
+  persistence: 'disk' | 'memory'
+  /** Disk persistence lives in `${dataDir}/broker` (LevelDB). */
+  dataDir: string
+  auth: { enabled: boolean; users: readonly BrokerUser[] }
+  /** For ACL namespaces. */
+  topics: TopicContract
+  /** Extra credentials (e.g. a random admin the hub generates for its own clients), accepted even when not in config. */
+  internalUsers?: readonly BrokerUser[]
+  logger: Logger
+}
+
+export interface EmbeddedBroker {
+  /** The actual bound TCP port. */
+  readonly port: number
+  /** Feeds one MQTT-over-WebSocket stream to the broker. */
+  handleStream(stream: Duplex): void
+  readonly connectedClients: number
+  /** Closes the server, all clients, Aedes and the store. Idempotent. */
+  close(): Promise<void>
+}
+
+type BrokerStore = ClassicLevel<string, Buffer>
+
+export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const logger = options.logger.child({ component: 'broker' })
+  const store = options.persistence === 'disk' ? await openStore(join(options.dataDir, 'broker')) : undefined
+
+  let aedes: Aedes
+  try {
+    aedes = await Aedes.createBroker({
+      ...(store === undefined ? {} : { persistence: new AsyncLevelPersistence(store) }),
+      ...createBrokerPolicy({
+        auth: options.auth,
+        topics: options.topics,
+        logger,
+        ...(options.internalUsers === undefined ? {} : { internalUsers: options.internalUsers }),
+      }),
+      published: releasePuback,
+    })
+  } catch (error) {
+    await store?.close()
+    throw new TrinityError('TRINITY_ERR_INTERNAL', `MQTT broker failed to start: ${String(error)}`, { cause: error })
+  }
+  // Aedes emits 'error' for persistence failures (its types omit the event); unhandled, it would crash the hub.
+  const events: EventEmitter = aedes
+  events.on('error', (error: Error) => logger.error({ err: error }, 'broker error'))
+  aedes.on('clientError', (client: Client, error: Error) => logger.debug({ clientId: client.id, err: error }, 'broker client error'))
+  aedes.on('connectionError', (_client: Client, error: Error) => logger.debug({ err: error }, 'broker connection error'))
+  aedes.on('client', (client: Client) => logger.debug({ clientId: client.id }, 'broker client connected'))
+  aedes.on('clientDisconnect', (client: Client) => logger.debug({ clientId: client.id }, 'broker client disconnected'))
+
+  const connections = new Set<MqttConnection>()
+  let closing: Promise<void> | undefined
+
+  const handle = (transport: Duplex): void => {
+    if (closing !== undefined) {
+      transport.destroy()
+      return
+    }
+    const connection = new MqttConnection(transport)
+    connections.add(connection)
+    connection.once('close', () => connections.delete(connection))
+    aedes.handle(connection)
+  }
+
+  const server = createServer({ noDelay: true }, (socket: Socket) => handle(socket))
+  try {
+    await listen(server, options.host, options.port)
+  } catch (error) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    await store?.close()
+    throw error
+  }
+  server.on('error', (error: Error) => logger.error({ err: error }, 'broker listener error'))
+  const address = server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : options.port
+  logger.info({ host: options.host, port, persistence: options.persistence, auth: options.auth.enabled }, 'MQTT broker listening')
+
+  const close = async (): Promise<void> => {
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+    await new Promise<void>((resolve) => aedes.close(() => resolve()))
+    // Connections that never sent CONNECT are not Aedes clients: end them here.
+    for (const connection of connections) connection.destroy()
+    await serverClosed
+    await store?.close()
+    logger.info({ port }, 'MQTT broker closed')
+  }
+
+  return {
+    port,
+    handleStream: handle,
+    get connectedClients(): number {
+      return aedes.connectedClients
+    },
+    close: () => (closing ??= close()),
+  }
+}
+
+/**
+ * Aedes `published` hook: the client's PUBLISH has been routed (stored for
+ * offline sessions, written to online subscribers), so its PUBACK may follow.
+ * `client` is null for publishes the broker makes itself, whatever the types say.
+ */
+const releasePuback: NonNullable<AedesOptions['published']> = (packet, client, done) => {
+  const from = client as Client | null
+  if (from !== null && packet.qos === 1 && packet.messageId !== undefined && from.conn instanceof MqttConnection) {
+    from.conn.ackRouted(packet.messageId)
+  }
+  done()
+}
+
+async function openStore(location: string): Promise<BrokerStore> {
+  await mkdir(location, { recursive: true })
+  const store: BrokerStore = new ClassicLevel<string, Buffer>(location, { valueEncoding: 'buffer' })
+  try {
+    await store.open()
+  } catch (error) {
+    // Most often LEVEL_LOCKED: another broker (or hub) has this data directory open.
+    throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
+  }
+  return store
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: NodeJS.ErrnoException): void => {
+      server.off('listening', onListening)
+      if (error.code === 'EADDRINUSE') {
+        reject(new TrinityError('TRINITY_ERR_PORT_IN_USE', `MQTT broker cannot listen on ${host}:${port} (EADDRINUSE)`, { cause: error }))
+      } else {
+        reject(new TrinityError('TRINITY_ERR_INTERNAL', `MQTT broker cannot listen on ${host}:${port}: ${error.message}`, { cause: error }))
+      }
+    }
+    const onListening = (): void => {
+      server.off('error', onError)
+      resolve()
+    }
+    server.once('error', onError)
+    server.once('listening', onListening)
+    server.listen(port, host)
+  })
+}

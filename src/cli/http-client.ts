@@ -1,0 +1,28 @@
+/** A tiny JSON-over-HTTP client for the CLI, with the hub's error body in the message. */
+
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message)
+    this.name = 'HttpError'
+  }
+}
+
+export async function request<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(`${base}${path}`, {
+      method,
+      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    })
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause
+    throw new Error(`cannot reach the hub at ${base} (${cause?.code ?? (err as Error).message}); is it running? (trinity start)`)
+  }
+  const text = await response.text()
+  const parsed = text === '' ? undefined : (JSON.parse(text) as unknown)
+  if (!response.ok) {
+    const error = (parsed as { error?: { message?: string } } | undefined)?.error
+    throw new HttpError(response.status, `${method} ${path}: ${response.status} ${error?.message ?? text}`)
+  }
+  return parsed as T
+}

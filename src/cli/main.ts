@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+/**
+ * The `trinity` command. `start` runs the hub in this process; the other
+ * commands are clients of a running hub, over HTTP (submit, send, status) or
+ * the bus (tail), so they work from any machine that can reach it.
+ */
+import { Command, Option } from 'commander'
+import mqtt from 'mqtt'
+import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
+import { topicsFor } from '../contract/topics.js'
+import { ConfigError, configPath, loadConfigFile } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { isTrinityError } from '../errors.js'
+import { startHub, VERSION } from '../hub.js'
+import { createLogger } from '../log.js'
+import { request } from './http-client.js'
+
+const EXIT_CONFIG = 2
+
+function loadConfigOrExit(explicit: string | undefined): Config {
+  const path = configPath(explicit)
+  try {
+    return loadConfigFile(path)
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) process.stderr.write(`${problem.file}:${problem.line}:${problem.col}: ${problem.field}: ${problem.expected}\n`)
+    } else {
+      process.stderr.write(`${(err as Error).message}\n`)
+    }
+    process.exit(EXIT_CONFIG)
+  }
+}
+
+/** Where the hub is: --url, else TRINITY_URL, else from the config file if there is one, else the default. */
+function hubUrl(options: { url?: string; config?: string }): string {
+  if (options.url !== undefined) return options.url.replace(/\/$/, '')
+  if (process.env['TRINITY_URL'] !== undefined) return process.env['TRINITY_URL'].replace(/\/$/, '')
+  try {
+    const config = loadConfigFile(configPath(options.config))
+    return `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
+  } catch {
+    return 'http://127.0.0.1:8900'
+  }
+}
+
+const program = new Command()
+program.name('trinity').description('Coordination hub for a fleet of agents').version(VERSION)
+program.option('-c, --config <file>', 'config file (default: $TRINITY_CONFIG or config/trinity.yaml)')
+program.option('-u, --url <url>', 'hub HTTP URL for client commands (default: $TRINITY_URL or from the config)')
+
+program
+  .command('start')
+  .description('run the hub: embedded broker, coordinator and HTTP API')
+  .action(async () => {
+    const config = loadConfigOrExit(program.opts<{ config?: string }>().config)
+    const log = createLogger({ level: config.log.level, pretty: config.log.pretty })
+    let hub
+    try {
+      hub = await startHub(config, log)
+    } catch (err) {
+      log.fatal({ code: isTrinityError(err) ? err.code : undefined }, (err as Error).message)
+      process.exitCode = 1
+      return
+    }
+    let signals = 0
+    const shutdown = (signal: string): void => {
+      if (++signals > 1) { log.warn('second signal: exiting now'); process.exit(1) }
+      log.info({ signal }, 'shutting down')
+      void hub.stop().then(() => { log.info('stopped'); process.exit(0) })
+    }
+    process.on('SIGINT', () => shutdown('SIGINT'))
+    process.on('SIGTERM', () => shutdown('SIGTERM'))
+  })
+
+program
+  .command('submit')
+  .description('submit a task')
+  .argument('<type>', 'task type, e.g. analyze_data')
+  .argument('<content>', 'task content (JSON if it parses, else a string)')
+  .addOption(new Option('-p, --priority <priority>').choices(PRIORITIES))
+  .option('--id <id>', 'idempotency key')
+  .option('-w, --wait', 'wait for the task to finish and print its result')
+  .option('--timeout <seconds>', 'with --wait: give up after this long', '60')
+  .action(async (type: string, content: string, options: { priority?: string; id?: string; wait?: boolean; timeout: string }) => {
+    const url = hubUrl(program.opts())
+    let body: unknown = content
+    try { body = JSON.parse(content) } catch { /* a plain string */ }
+    const accepted = await request<{ id: string; state: string; assigned: string[] }>(url, 'POST', '/task', {
+      type, content: body, ...(options.priority === undefined ? {} : { priority: options.priority }), ...(options.id === undefined ? {} : { id: options.id }),
+    })
+    if (options.wait !== true) {
+      process.stdout.write(`${JSON.stringify(accepted)}\n`)
+      return
+    }
+    const deadline = Date.now() + Number(options.timeout) * 1000
+    for (;;) {
+      const task = await request<TaskRecord>(url, 'GET', `/tasks/${accepted.id}`)
+      if (TERMINAL_TASK_STATES.has(task.state)) {
+        process.stdout.write(`${JSON.stringify({ id: task.id, state: task.state, result: task.result, error: task.error }, null, 2)}\n`)
+        process.exitCode = task.state === 'completed' ? 0 : 1
+        return
+      }
+      if (Date.now() > deadline) {
+        process.stderr.write(`task ${task.id} still ${task.state} after ${options.timeout}s\n`)
+        process.exitCode = 1
+        return
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })
+
+program
+  .command('send')
+  .description('send a message from one instance (or computer) to another; `all` broadcasts')
+  .argument('<from>').argument('<to>').argument('<message>')
+  .action(async (from: string, to: string, message: string) => {
+    const sent = await request(hubUrl(program.opts()), 'POST', '/send', { from, to, message })
+    process.stdout.write(`${JSON.stringify(sent)}\n`)
+  })
+
+program
+  .command('status')
+  .description('the hub summary and every instance')
+  .option('--json', 'print JSON')
+  .action(async (options: { json?: boolean }) => {
+    const url = hubUrl(program.opts())
+    const summary = await request<{ broker: { mode: string; connected: boolean }; tasks: Record<string, number>; messages: number }>(url, 'GET', '/')
+    const { instances } = await request<{ instances: { id: string; role: string; state: string; inFlight: number; responseMs: { avg: number | null } }[] }>(url, 'GET', '/instances')
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify({ ...summary, instances }, null, 2)}\n`)
+      return
+    }
+    process.stdout.write(`hub ${url}  broker ${summary.broker.mode} (${summary.broker.connected ? 'connected' : 'DISCONNECTED'})  messages ${summary.messages}\n`)
+    process.stdout.write(`tasks ${Object.entries(summary.tasks).map(([k, v]) => `${k}=${v}`).join(' ')}\n\n`)
+    process.stdout.write(`${'INSTANCE'.padEnd(24)}${'ROLE'.padEnd(22)}${'STATE'.padEnd(10)}${'IN FLIGHT'.padEnd(11)}AVG MS\n`)
+    for (const i of instances) {
+      process.stdout.write(`${i.id.padEnd(24)}${i.role.padEnd(22)}${i.state.padEnd(10)}${String(i.inFlight).padEnd(11)}${i.responseMs.avg ?? '-'}\n`)
+    }
+  })
+
+program
+  .command('tail')
+  .description('print bus traffic as `topic payload` lines (default: everything under the prefix)')
+  .argument('[topic]', 'MQTT topic filter')
+  .option('--mqtt <url>', 'broker URL (default: from the config, or mqtt://127.0.0.1:1883)')
+  .action(async (topic: string | undefined, options: { mqtt?: string }) => {
+    let url = options.mqtt
+    let prefix: string | undefined
+    if (url === undefined) {
+      try {
+        const config = loadConfigFile(configPath(program.opts<{ config?: string }>().config))
+        prefix = config.hub.topicPrefix
+        url = config.broker.mode === 'external' && config.broker.url !== undefined ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`
+      } catch {
+        url = 'mqtt://127.0.0.1:1883'
+      }
+    }
+    const client = await mqtt.connectAsync(url)
+    await client.subscribeAsync(topic ?? topicsFor(prefix).all, { qos: 0 })
+    client.on('message', (t, payload) => process.stdout.write(`${t} ${payload.toString('utf8')}\n`))
+    process.on('SIGINT', () => void client.endAsync().then(() => process.exit(0)))
+  })
+
+program.parseAsync().catch((err: unknown) => {
+  process.stderr.write(`trinity: ${(err as Error).message}\n`)
+  process.exit(isTrinityError(err, 'TRINITY_ERR_CONFIG_INVALID') ? EXIT_CONFIG : 1)
+})

@@ -1,0 +1,273 @@
+/**
+ * The coordinator: one MQTT client on the bus plus the durable store.
+ *
+ * It is an ordinary bus client (persistent session, QoS 1), so it works the
+ * same against the embedded broker and an external one. Incoming messages go
+ * through one dispatch table keyed on the parsed topic; each handler is
+ * synchronous and writes to the store before returning, so the PUBACK that
+ * MQTT.js sends afterwards means "on disk". Bad input is rejected with a
+ * reason on `{prefix}/hub/errors`; nothing a client sends can crash the hub.
+ */
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import type { Socket } from 'node:net'
+import mqtt, { type MqttClient } from 'mqtt'
+import {
+  BROADCAST, Heartbeat, InstanceStatus, Message, Report, TaskSubmit, decode,
+  type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
+} from '../contract/payloads.js'
+import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
+import type { Config } from '../config/schema.js'
+import { TrinityError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { HealthMonitor } from './health.js'
+import { Registry, type InstanceView } from './registry.js'
+import { Router } from './router.js'
+import { Scheduler } from './scheduler.js'
+import { Store } from './store.js'
+
+export interface BusCredentials {
+  url: string
+  username?: string | undefined
+  password?: string | undefined
+}
+
+type Handlers = { [K in ParsedTopic['kind']]?: (topic: Extract<ParsedTopic, { kind: K }>, payload: Buffer, raw: string) => void }
+
+export class Coordinator {
+  readonly topics: TopicContract
+  readonly store: Store
+  readonly registry: Registry
+  readonly scheduler: Scheduler
+  readonly health: HealthMonitor
+  private client: MqttClient | undefined
+  private readonly timers: NodeJS.Timeout[] = []
+  private lastStats = ''
+  rejected = 0
+  messagesSeen = 0
+  readonly startedAt = Date.now()
+
+  constructor(
+    private readonly config: Config,
+    private readonly bus: BusCredentials,
+    private readonly log: Logger,
+  ) {
+    this.topics = topicsFor(config.hub.topicPrefix)
+    this.store = new Store({ file: join(config.hub.dataDir, 'trinity.db'), sync: config.store.sync })
+    this.registry = new Registry(config.instances, 4)
+    const now = Date.now
+    const router = new Router(this.registry, config.routes, config.tasks.fallback)
+    this.scheduler = new Scheduler({
+      store: this.store, registry: this.registry, router, tasks: config.tasks, log, now,
+      sendToInbox: (id, frame) => this.sendToInbox(id, frame),
+      publishEvent: (task) => this.publish(this.topics.taskEvent(task.id), task, { qos: 0 }),
+    })
+    this.health = new HealthMonitor({
+      registry: this.registry, health: config.health, log, now,
+      ping: (id, nonce) => this.sendToInbox(id, { kind: 'ping', nonce, ts: Date.now() }),
+      publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
+      onStateChange: (instance, _from, to) => {
+        if (to === 'offline') this.scheduler.instanceLost(instance.id, 'health check: offline')
+        else if (to === 'online' || to === 'degraded') this.scheduler.dispatch()
+      },
+    })
+  }
+
+  get connected(): boolean {
+    return this.client?.connected === true
+  }
+
+  async start(): Promise<void> {
+    const restored = this.scheduler.restore()
+    if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
+    const clientId = `trinity-coordinator-${this.topics.prefix.replaceAll('/', '-')}`
+    const client = mqtt.connect(this.bus.url, {
+      clientId, clean: false, reconnectPeriod: 500, connectTimeout: 10_000,
+      ...(this.bus.username === undefined ? {} : { username: this.bus.username }),
+      ...(this.bus.password === undefined ? {} : { password: this.bus.password }),
+    })
+    this.client = client
+    client.on('connect', () => {
+      // Our own round trips must not wait for Nagle + delayed ACK (BENCHMARKING.md).
+      ;(client.stream as Partial<Socket>).setNoDelay?.(true)
+      this.log.info({ url: this.bus.url }, 'coordinator connected to the bus')
+    })
+    client.on('error', (err) => this.log.warn({ err: err.message }, 'bus client error'))
+    client.on('offline', () => this.log.warn('coordinator lost the bus; reconnecting'))
+    client.on('message', (topic, payload) => this.onMessage(topic, payload))
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`)), 15_000)
+      client.once('connect', () => { clearTimeout(timer); resolve() })
+    })
+    const t = this.topics
+    await client.subscribeAsync({
+      [t.taskSubmit]: { qos: 1 }, [t.anyInstanceReport]: { qos: 1 }, [t.anyInstanceStatus]: { qos: 1 },
+      [t.anyInstanceHeartbeat]: { qos: 0 }, [t.anyMessage]: { qos: 1 },
+    })
+    this.health.start()
+    const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))
+    this.every(sweepMs, () => this.scheduler.sweepLeases())
+    this.every(this.config.hub.statsIntervalMs, () => this.publishStats())
+    this.every(60_000, () => this.prune())
+    this.scheduler.dispatch()
+    this.publishStats()
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer)
+    this.health.stop()
+    this.scheduler.close()
+    if (this.client !== undefined) await this.client.endAsync().catch(() => undefined)
+    this.store.close()
+  }
+
+  // --- the API the HTTP routes and the CLI use -------------------------------
+
+  submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
+    const result = this.scheduler.submit(request)
+    if (result.created) this.scheduler.dispatch()
+    return result
+  }
+
+  /** Logs a message (deduped by id) and delivers it to the addressed inboxes. */
+  acceptMessage(message: Message): boolean {
+    if (!this.store.saveMessage(message)) return false
+    this.messagesSeen++
+    const recipients = message.to === BROADCAST ? this.registry.all().map((i) => i.id).filter((id) => id !== message.from) : [message.to]
+    for (const id of recipients) if (this.registry.get(id) !== undefined) this.sendToInbox(id, { kind: 'message', message })
+    return true
+  }
+
+  send(from: string, to: string, text: string): Message {
+    const message: Message = { id: randomUUID(), from, to, message: text, ts: Date.now() }
+    this.acceptMessage(message)
+    this.publish(this.topics.message(from, to), message, { qos: 1 })
+    return message
+  }
+
+  instances(): InstanceView[] {
+    return this.registry.all().map((i) => i.view())
+  }
+
+  stats(): HubStats {
+    const all = this.registry.all()
+    const count = (state: string): number => all.filter((i) => i.state === state).length
+    return {
+      instances: { total: all.length, online: count('online'), degraded: count('degraded'), offline: all.length - count('online') - count('degraded') },
+      healthChecks: this.health.checks,
+      messages: this.store.messageCount(),
+      tasks: this.scheduler.counts(),
+      rejected: this.rejected,
+      at: Date.now(),
+    }
+  }
+
+  taskCounts(): Record<TaskState, number> {
+    return this.scheduler.counts()
+  }
+
+  // --- the bus -----------------------------------------------------------------
+
+  private readonly handlers: Handlers = {
+    taskSubmit: (_t, payload, raw) => {
+      const decoded = decode(TaskSubmit, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      try {
+        this.submit(decoded.value)
+      } catch (err) {
+        this.reject(raw, err instanceof Error ? err.message : String(err))
+      }
+    },
+    instanceReport: (t, payload, raw) => {
+      const decoded = decode(Report, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      const outcome = this.scheduler.report(t.instanceId, decoded.value)
+      if (outcome === 'unknown-task') this.reject(raw, `taskId: no task ${decoded.value.taskId}`)
+      else if (outcome === 'stale') this.log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
+    },
+    instanceStatus: (t, payload, raw) => {
+      if (payload.length === 0) return // a cleared retained status
+      const decoded = decode(InstanceStatus, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      const instance = this.registry.get(t.instanceId)
+      const previousSession = instance?.session ?? null
+      const outcome = this.registry.applyStatus(t.instanceId, decoded.value, Date.now())
+      if (outcome === 'stale') return void this.log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
+      const current = this.registry.get(t.instanceId)
+      if (current === undefined) return
+      this.log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')
+      this.publish(this.topics.health(t.instanceId), { state: current.state, responseMs: null, checkedAt: Date.now(), ...(current.reason === null ? {} : { reason: current.reason }) }, { qos: 0, retain: true })
+      if (outcome === 'offline') this.scheduler.instanceLost(t.instanceId, 'went offline')
+      else if (previousSession !== null && decoded.value.session !== previousSession && decoded.value.state === 'online') {
+        // A new session means the process restarted: work it had started is gone.
+        this.scheduler.instanceLost(t.instanceId, 'restarted', 'running')
+      }
+      this.scheduler.dispatch()
+    },
+    instanceHeartbeat: (t, payload, raw) => {
+      const decoded = decode(Heartbeat, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      this.health.heartbeat(t.instanceId, decoded.value.nonce)
+    },
+    message: (t, payload, raw) => {
+      const decoded = decode(Message, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
+      this.acceptMessage(decoded.value)
+    },
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const parsed = this.topics.parse(topic)
+    if (parsed === undefined) return
+    const handler = this.handlers[parsed.kind] as ((t: ParsedTopic, p: Buffer, raw: string) => void) | undefined
+    if (handler === undefined) return
+    try {
+      handler(parsed, payload, topic)
+    } catch (err) {
+      // A bug must not take the hub down with it; say what happened and go on.
+      this.log.error({ err, topic }, 'handler failed')
+      this.reject(topic, `internal error: ${(err as Error).message}`)
+    }
+  }
+
+  private reject(topic: string, reason: string): void {
+    this.rejected++
+    this.log.warn({ topic, reason }, 'rejected a payload')
+    const error: HubError = { topic, reason, at: Date.now() }
+    this.publish(this.topics.hubErrors, error, { qos: 0 })
+  }
+
+  private sendToInbox(instanceId: string, frame: InboxFrame): void {
+    this.publish(this.topics.instanceInbox(instanceId), frame, { qos: frame.kind === 'ping' ? 0 : 1 })
+  }
+
+  private publish(topic: string, payload: unknown, options: { qos: 0 | 1; retain?: boolean }): void {
+    this.client?.publish(topic, JSON.stringify(payload), { qos: options.qos, retain: options.retain ?? false }, (err) => {
+      if (err !== undefined && err !== null) this.log.warn({ topic, err: err.message }, 'publish failed')
+    })
+  }
+
+  private publishStats(): void {
+    const stats = this.stats()
+    const { at, ...rest } = stats
+    const key = JSON.stringify(rest)
+    if (key === this.lastStats) return
+    this.lastStats = key
+    void at
+    this.publish(this.topics.hubStats, stats, { qos: 0, retain: true })
+  }
+
+  private prune(): void {
+    this.store.pruneMessages(this.config.messages.maxCount, this.config.messages.maxAgeMs, Date.now())
+    this.store.pruneFinished(this.config.tasks.keepFinished)
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const timer = setInterval(() => {
+      try { fn() } catch (err) { this.log.error({ err }, 'periodic job failed') }
+    }, ms)
+    timer.unref()
+    this.timers.push(timer)
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The HTTP API (seed-compatible), one schema per route. Validation and JSON
+ * errors become 400 with the offending field named; TrinityErrors carry their
+ * own status. Writes answer only after the store has the change.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { Id, SendRequest, TaskStateSchema, TaskSubmit } from '../contract/payloads.js'
+import { TrinityError } from '../errors.js'
+import type { Coordinator } from './coordinator.js'
+import { Metrics } from './metrics.js'
+
+const IdParams = Type.Object({ id: Id })
+
+export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string }): Promise<void> {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>()
+  const metrics = new Metrics(coordinator)
+
+  app.setErrorHandler((error: FastifyError | TrinityError, _request, reply) => {
+    if (error instanceof TrinityError) return reply.status(error.statusCode).send({ error: error.toJSON() })
+    if (error.validation !== undefined) {
+      const first = error.validation[0]
+      const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string }
+      const path = (first?.instancePath ?? '').slice(1).replaceAll('/', '.')
+      const field = params.missingProperty ?? params.additionalProperty ?? path
+      const where = error.validationContext ?? 'body'
+      return reply.status(400).send({
+        error: { code: 'TRINITY_ERR_BAD_REQUEST', message: `${where}${field === '' ? '' : `.${field}`} ${first?.message ?? 'is invalid'}`, field: field === '' ? where : field },
+      })
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.status(error.statusCode).send({ error: { code: 'TRINITY_ERR_BAD_REQUEST', message: error.message, field: 'body' } })
+    }
+    app.log.error({ err: error }, 'request failed')
+    return reply.status(500).send({ error: { code: 'TRINITY_ERR_INTERNAL', message: 'internal error' } })
+  })
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({ error: new TrinityError('TRINITY_ERR_NOT_FOUND', `${request.method} ${request.url}`).toJSON() })
+  })
+
+  api.get('/', async () => ({
+    name: 'trinity',
+    version: info.version,
+    uptimeSeconds: Math.round((Date.now() - coordinator.startedAt) / 1000),
+    broker: { mode: info.brokerMode, connected: coordinator.connected },
+    ...coordinator.stats(),
+  }))
+
+  api.get('/health', async (_request, reply) => {
+    const ok = coordinator.connected
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', bus: ok ? 'connected' : 'disconnected' })
+  })
+
+  api.get('/instances', async () => ({ instances: coordinator.instances() }))
+
+  api.post('/task', { schema: { body: TaskSubmit } }, async (request, reply) => {
+    const { task, created } = coordinator.submit(request.body)
+    const assigned = task.assignments.flatMap((a) => (a.instance === null ? [] : [a.instance]))
+    return reply.status(created ? 202 : 200).send({ id: task.id, state: task.state, assigned, task })
+  })
+
+  api.get('/tasks', {
+    schema: { querystring: Type.Object({ state: Type.Optional(TaskStateSchema), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false }) },
+  }, async (request) => {
+    const limit = request.query.limit ?? 100
+    const filter = request.query.state === undefined ? { limit } : { state: request.query.state, limit }
+    return { counts: coordinator.taskCounts(), tasks: coordinator.scheduler.list(filter) }
+  })
+
+  api.get('/tasks/:id', { schema: { params: IdParams } }, async (request) => {
+    const task = coordinator.scheduler.get(request.params.id)
+    if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', request.params.id)
+    return task
+  })
+
+  api.post('/tasks/:id/cancel', { schema: { params: IdParams } }, async (request) => coordinator.scheduler.cancel(request.params.id))
+  api.post('/tasks/:id/retry', { schema: { params: IdParams } }, async (request, reply) => reply.status(202).send(coordinator.scheduler.retry(request.params.id)))
+
+  api.post('/send', { schema: { body: SendRequest } }, async (request, reply) => {
+    const { from, to, message } = request.body
+    return reply.status(202).send(coordinator.send(from, to, message))
+  })
+
+  api.get('/messages', {
+    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), from: Type.Optional(Id), to: Type.Optional(Id) }, { additionalProperties: false }) },
+  }, async (request) => {
+    const { limit, from, to } = request.query
+    const filter = { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) }
+    return { messages: coordinator.store.recentMessages(limit ?? 50, filter) }
+  })
+
+  api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()))
+}

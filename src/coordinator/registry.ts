@@ -1,0 +1,181 @@
+/**
+ * The instance registry: instances from config plus those that join by
+ * publishing a birth status. Tracks connection (birth / Last Will, guarded by
+ * a session number), health with hysteresis, response times and load.
+ */
+import type { HealthState, InstanceStatus } from '../contract/payloads.js'
+import type { InstanceConfig } from '../config/schema.js'
+
+const RESPONSE_WINDOW = 50
+
+export interface InstanceView {
+  id: string
+  name: string
+  role: string
+  capabilities: string[]
+  port: number | null
+  healthUrl: string | null
+  source: 'config' | 'joined'
+  connected: boolean
+  session: number | null
+  state: HealthState
+  concurrency: number
+  inFlight: number
+  responseMs: { last: number | null; avg: number | null; p95: number | null }
+  checks: number
+  lastCheckAt: number | null
+  lastSeenAt: number | null
+  reason: string | null
+}
+
+export class Instance {
+  readonly id: string
+  name: string
+  role: string
+  capabilities: string[]
+  port: number | null
+  healthUrl: string | null
+  readonly source: 'config' | 'joined'
+  /** Birth seen and no Will since. */
+  connected = false
+  /** Finishing its work, taking no more. */
+  draining = false
+  session: number | null = null
+  state: HealthState = 'offline'
+  concurrency: number
+  /** leg keys (`taskId#leg`) this instance holds. */
+  readonly inFlight = new Set<string>()
+  misses = 0
+  passes = 0
+  checks = 0
+  lastCheckAt: number | null = null
+  lastSeenAt: number | null = null
+  reason: string | null = null
+  private readonly responses: number[] = []
+
+  constructor(config: InstanceConfig, source: 'config' | 'joined', defaultConcurrency: number) {
+    this.id = config.id
+    this.name = config.name ?? config.id
+    this.role = config.role ?? config.id
+    this.capabilities = [...(config.capabilities ?? [])]
+    this.port = config.port ?? null
+    this.healthUrl = config.healthUrl ?? null
+    this.source = source
+    this.concurrency = config.concurrency ?? defaultConcurrency
+  }
+
+  /** May receive new work: online (or degraded) and not full. */
+  get available(): boolean {
+    return (this.state === 'online' || this.state === 'degraded') && !this.draining && this.inFlight.size < this.concurrency
+  }
+
+  recordResponse(ms: number): void {
+    this.responses.push(ms)
+    if (this.responses.length > RESPONSE_WINDOW) this.responses.shift()
+  }
+
+  get averageResponseMs(): number | null {
+    if (this.responses.length === 0) return null
+    return this.responses.reduce((a, b) => a + b, 0) / this.responses.length
+  }
+
+  view(): InstanceView {
+    const sorted = [...this.responses].sort((a, b) => a - b)
+    const p95 = sorted.length === 0 ? null : (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? null)
+    const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 100) / 100)
+    return {
+      id: this.id,
+      name: this.name,
+      role: this.role,
+      capabilities: this.capabilities,
+      port: this.port,
+      healthUrl: this.healthUrl,
+      source: this.source,
+      connected: this.connected,
+      session: this.session,
+      state: this.state,
+      concurrency: this.concurrency,
+      inFlight: this.inFlight.size,
+      responseMs: { last: round(this.responses.at(-1) ?? null), avg: round(this.averageResponseMs), p95: round(p95) },
+      checks: this.checks,
+      lastCheckAt: this.lastCheckAt,
+      lastSeenAt: this.lastSeenAt,
+      reason: this.reason,
+    }
+  }
+}
+
+export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged'
+
+export class Registry {
+  private readonly instances = new Map<string, Instance>()
+
+  constructor(configured: readonly InstanceConfig[], private readonly defaultConcurrency: number) {
+    for (const config of configured) this.instances.set(config.id, new Instance(config, 'config', defaultConcurrency))
+  }
+
+  get(id: string): Instance | undefined {
+    return this.instances.get(id)
+  }
+
+  all(): Instance[] {
+    return [...this.instances.values()]
+  }
+
+  /** Instances a route target names: by id, or every instance of that role. */
+  matching(target: string): Instance[] {
+    const byId = this.instances.get(target)
+    if (byId !== undefined) return [byId]
+    return this.all().filter((i) => i.role === target)
+  }
+
+  /**
+   * Applies a birth or Will. A Will (offline) whose session is older than the
+   * current one is stale: it belongs to a connection that a new birth already
+   * replaced (the Sparkplug bdSeq pitfall), and is ignored.
+   */
+  applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
+    let instance = this.instances.get(id)
+    let joined = false
+    if (instance === undefined) {
+      if (status.state !== 'online') return 'stale'
+      instance = new Instance({ id, ...(status.capabilities ? { capabilities: status.capabilities } : {}) }, 'joined', this.defaultConcurrency)
+      this.instances.set(id, instance)
+      joined = true
+    }
+    if (instance.session !== null && status.session < instance.session) return 'stale'
+    instance.lastSeenAt = now
+    switch (status.state) {
+      case 'online':
+      case 'draining': {
+        const wasUsable = instance.connected && instance.state !== 'offline'
+        instance.session = status.session
+        instance.connected = true
+        if (status.capabilities !== undefined) instance.capabilities = [...status.capabilities]
+        if (status.role !== undefined) instance.role = status.role
+        if (status.name !== undefined) instance.name = status.name
+        if (status.concurrency !== undefined) instance.concurrency = status.concurrency
+        if (status.port !== undefined) instance.port = status.port
+        // A birth is proof of life: online at once, without waiting for passes.
+        instance.state = 'online'
+        instance.draining = status.state === 'draining'
+        instance.misses = 0
+        instance.reason = status.state === 'draining' ? 'draining' : null
+        return joined ? 'joined' : wasUsable ? 'unchanged' : 'online'
+      }
+      case 'offline':
+        instance.session = status.session
+        instance.connected = false
+        instance.draining = false
+        instance.state = 'offline'
+        instance.reason = 'last will or offline status'
+        return 'offline'
+      case 'error':
+        instance.session = status.session
+        instance.connected = true
+        instance.state = 'error'
+        instance.reason = status.error ?? 'instance reported an error'
+        return 'error'
+    }
+  }
+}

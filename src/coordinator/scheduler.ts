@@ -1,0 +1,363 @@
+/**
+ * The durable task queue: admission, priority dispatch, leases, retries.
+ *
+ * Every change is written to the store before anything is published, so what
+ * observers and instances see always survives a kill -9. Dispatch order is
+ * critical > high > normal > low, FIFO within a level; nothing goes to an
+ * instance that is not available. Each assignment carries a lease token; a
+ * report that does not match the current assignment is ignored, so a late
+ * report from an earlier attempt can never finish a task twice.
+ */
+import { randomUUID } from 'node:crypto'
+import { PRIORITY_RANK, TERMINAL_TASK_STATES, type Assignment, type InboxFrame, type Report, type TaskRecord, type TaskState, type TaskSubmit } from '../contract/payloads.js'
+import type { Config, Route } from '../config/schema.js'
+import { TrinityError } from '../errors.js'
+import type { Logger } from '../log.js'
+import type { Registry } from './registry.js'
+import type { Router } from './router.js'
+import type { Store } from './store.js'
+import { backoffMs, deriveState, isLegActive, legKey, newLeg, newTaskRecord, sameSubmission } from './task-record.js'
+
+export interface SchedulerDeps {
+  store: Store
+  registry: Registry
+  router: Router
+  tasks: Config['tasks']
+  log: Logger
+  now: () => number
+  /** QoS 1 to the instance inbox. */
+  sendToInbox: (instanceId: string, frame: InboxFrame) => void
+  /** The full record after a change. */
+  publishEvent: (task: TaskRecord) => void
+}
+
+interface QueuedLeg {
+  task: TaskRecord
+  leg: number
+  removed: boolean
+}
+
+/** A FIFO with O(1) removal by tombstone; compacts itself when half dead. */
+class LegQueue {
+  private items: QueuedLeg[] = []
+  private head = 0
+  private dead = 0
+
+  push(entry: QueuedLeg): void {
+    this.items.push(entry)
+  }
+
+  remove(entry: QueuedLeg): void {
+    entry.removed = true
+    this.dead++
+    while (this.head < this.items.length && this.items[this.head]?.removed === true) { this.head++; this.dead-- }
+    if (this.dead > 1024 && this.dead * 2 > this.items.length - this.head) {
+      this.items = this.items.slice(this.head).filter((e) => !e.removed)
+      this.head = 0
+      this.dead = 0
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  *[Symbol.iterator](): Generator<QueuedLeg> {
+    // Entries pushed during iteration are visited too; removed ones are skipped.
+    for (let i = this.head; i < this.items.length; i++) {
+      const entry = this.items[i]
+      if (entry !== undefined && !entry.removed) yield entry
+    }
+  }
+}
+
+export type ReportOutcome = 'applied' | 'stale' | 'unknown-task'
+
+export class Scheduler {
+  /** Unfinished tasks; finished ones live only in the store. */
+  private readonly live = new Map<string, TaskRecord>()
+  /** Pending legs per priority rank (index = rank), FIFO. */
+  private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
+  private readonly queued = new Map<string, QueuedLeg>()
+  private wakeTimer: NodeJS.Timeout | undefined
+  private wakeAt = Infinity
+
+  constructor(private readonly deps: SchedulerDeps) {}
+
+  /** Resumes the queue after a restart: unfinished tasks, leases as they were. */
+  restore(): number {
+    for (const task of this.deps.store.unfinishedTasks()) {
+      this.live.set(task.id, task)
+      task.assignments.forEach((leg, index) => {
+        if (leg.state === 'queued') this.enqueue(task, index)
+        else if (isLegActive(leg) && leg.instance !== null) this.deps.registry.get(leg.instance)?.inFlight.add(legKey(task.id, index))
+      })
+    }
+    return this.live.size
+  }
+
+  submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
+    const { store, router, tasks, now } = this.deps
+    if (request.id !== undefined) {
+      const existing = this.live.get(request.id) ?? store.getTask(request.id)
+      if (existing !== undefined) {
+        if (!sameSubmission(existing, request)) throw new TrinityError('TRINITY_ERR_ID_CONFLICT', request.id, { field: 'id' })
+        return { task: existing, created: false }
+      }
+    }
+    const route = router.routeFor(request.type)
+    const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
+    store.saveTask(task)
+    this.live.set(task.id, task)
+    task.assignments.forEach((_, index) => this.enqueue(task, index))
+    this.deps.publishEvent(task)
+    return { task, created: true }
+  }
+
+  get(id: string): TaskRecord | undefined {
+    return this.live.get(id) ?? this.deps.store.getTask(id)
+  }
+
+  list(filter: { state?: TaskState; limit: number }): TaskRecord[] {
+    return this.deps.store.listTasks(filter)
+  }
+
+  counts(): Record<TaskState, number> {
+    const counts: Record<TaskState, number> = { queued: 0, assigned: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
+    for (const [state, n] of this.deps.store.countTasksByState()) if (state in counts) counts[state as TaskState] = n
+    return counts
+  }
+
+  get liveCount(): number {
+    return this.live.size
+  }
+
+  /** Assigns whatever can be assigned now. Returns the number of legs assigned. */
+  dispatch(): number {
+    const { registry, router, now: clock } = this.deps
+    const now = clock()
+    const changed = new Map<string, TaskRecord>()
+    const frames: [string, InboxFrame][] = []
+    const full = new Set<string>()
+    let nextWake = Infinity
+    const anyAvailable = (): boolean => registry.all().some((i) => i.available)
+    for (let rank = 3; rank >= 0 && anyAvailable(); rank--) {
+      const queue = this.queues[rank]
+      if (queue === undefined) continue
+      for (const entry of queue) {
+        const leg = entry.task.assignments[entry.leg]
+        if (leg === undefined) continue
+        if (leg.notBefore > now) { nextWake = Math.min(nextWake, leg.notBefore); continue }
+        const key = leg.targets.join(',')
+        if (full.has(key)) continue
+        const instance = router.pick(leg.targets, entry.task.strategy as Route['strategy'], leg.tried)
+        if (instance === undefined) { full.add(key); if (!anyAvailable()) break; continue }
+        this.unqueue(entry)
+        leg.state = 'assigned'
+        leg.instance = instance.id
+        leg.attempts += 1
+        leg.leaseToken = randomUUID()
+        leg.leaseExpiresAt = now + this.deps.tasks.leaseMs
+        delete leg.error
+        instance.inFlight.add(legKey(entry.task.id, entry.leg))
+        entry.task.updatedAt = now
+        deriveState(entry.task)
+        changed.set(entry.task.id, entry.task)
+        const { id, type, content, priority } = entry.task
+        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: leg.leaseToken, leaseMs: this.deps.tasks.leaseMs, attempt: leg.attempts }])
+      }
+    }
+    if (nextWake < Infinity) this.wakeAt_(nextWake)
+    if (changed.size === 0) return 0
+    this.persist(changed.values())
+    for (const [instanceId, frame] of frames) this.deps.sendToInbox(instanceId, frame)
+    return frames.length
+  }
+
+  /** Applies an instance's report. Durable before it returns. */
+  report(instanceId: string, report: Report): ReportOutcome {
+    const task = this.live.get(report.taskId)
+    if (task === undefined) return this.deps.store.getTask(report.taskId) === undefined ? 'unknown-task' : 'stale'
+    const index = task.assignments.findIndex(
+      (l) => l.instance === instanceId && isLegActive(l) && (report.leaseToken === undefined || report.leaseToken === l.leaseToken),
+    )
+    const leg = task.assignments[index]
+    if (leg === undefined) return 'stale'
+    const now = this.deps.now()
+    switch (report.state) {
+      case 'started':
+      case 'progress':
+        leg.state = 'running'
+        leg.leaseExpiresAt = now + this.deps.tasks.leaseMs
+        if (report.output !== undefined) leg.progress = report.output
+        break
+      case 'completed':
+        this.release(task, index)
+        leg.state = 'completed'
+        leg.output = report.output
+        delete leg.progress
+        break
+      case 'failed':
+        this.release(task, index)
+        this.retryOrGiveUp(task, index, report.error ?? 'failed', 'failed', now)
+        break
+    }
+    task.updatedAt = now
+    this.finishChange([task])
+    return 'applied'
+  }
+
+  /** An instance went away (Last Will, or health says offline): its work goes back to the queue. */
+  instanceLost(instanceId: string, reason: string, which: 'all' | 'running' = 'all'): number {
+    const now = this.deps.now()
+    const changed: TaskRecord[] = []
+    for (const key of [...(this.deps.registry.get(instanceId)?.inFlight ?? [])]) {
+      const [taskId, legIndex] = splitKey(key)
+      const task = this.live.get(taskId)
+      const leg = task?.assignments[legIndex]
+      if (task === undefined || leg === undefined) continue
+      if (which === 'running' && leg.state !== 'running') continue
+      this.release(task, legIndex)
+      this.retryOrGiveUp(task, legIndex, `${instanceId}: ${reason}`, 'dead', now)
+      task.updatedAt = now
+      changed.push(task)
+    }
+    this.finishChange(changed)
+    return changed.length
+  }
+
+  /** Expired leases go back to the queue. Called periodically. */
+  sweepLeases(): number {
+    const now = this.deps.now()
+    const changed: TaskRecord[] = []
+    for (const task of this.live.values()) {
+      task.assignments.forEach((leg, index) => {
+        if (!isLegActive(leg) || leg.leaseExpiresAt === null || leg.leaseExpiresAt > now) return
+        const holder = leg.instance ?? '?'
+        this.release(task, index)
+        this.retryOrGiveUp(task, index, `${holder}: lease expired`, 'dead', now)
+        task.updatedAt = now
+        changed.push(task)
+      })
+    }
+    this.finishChange(changed)
+    return changed.length
+  }
+
+  cancel(id: string): TaskRecord {
+    const task = this.live.get(id)
+    if (task === undefined) {
+      const stored = this.deps.store.getTask(id)
+      if (stored === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
+      throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${stored.state}`)
+    }
+    task.assignments.forEach((leg, index) => {
+      if (leg.state === 'completed' || leg.state === 'failed' || leg.state === 'dead') return
+      if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) {
+        this.deps.sendToInbox(leg.instance, { kind: 'cancel', taskId: id, leaseToken: leg.leaseToken })
+      }
+      this.release(task, index)
+      const entry = this.queued.get(legKey(id, index))
+      if (entry !== undefined) this.unqueue(entry)
+      leg.state = 'cancelled'
+      leg.leaseToken = null
+    })
+    task.state = 'cancelled'
+    task.updatedAt = this.deps.now()
+    this.finishChange([task])
+    return task
+  }
+
+  /** Replays a dead, failed or cancelled task: its unfinished legs start over. */
+  retry(id: string): TaskRecord {
+    const task = this.live.get(id) ?? this.deps.store.getTask(id)
+    if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
+    if (!TERMINAL_TASK_STATES.has(task.state) || task.state === 'completed') {
+      throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `only dead, failed or cancelled tasks can be retried; ${id} is ${task.state}`)
+    }
+    const now = this.deps.now()
+    task.assignments = task.assignments.map((leg) => (leg.state === 'completed' ? leg : { ...newLeg(leg.targets, now), tried: leg.tried }))
+    task.state = 'queued'
+    delete task.error
+    delete task.result
+    task.updatedAt = now
+    this.live.set(task.id, task)
+    task.assignments.forEach((leg, index) => { if (leg.state === 'queued') this.enqueue(task, index) })
+    this.finishChange([task])
+    return task
+  }
+
+  close(): void {
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer)
+    this.wakeTimer = undefined
+  }
+
+  // -------------------------------------------------------------------------
+
+  private retryOrGiveUp(task: TaskRecord, index: number, error: string, finalState: 'failed' | 'dead', now: number): void {
+    const leg = task.assignments[index] as Assignment
+    if (leg.instance !== null) leg.tried = [...leg.tried.filter((i) => i !== leg.instance), leg.instance]
+    leg.error = error
+    leg.leaseToken = null
+    leg.leaseExpiresAt = null
+    if (leg.attempts >= task.maxAttempts) {
+      leg.state = finalState
+      this.deps.log.warn({ taskId: task.id, leg: index, attempts: leg.attempts, error }, `task leg ${finalState}`)
+      return
+    }
+    leg.state = 'queued'
+    leg.instance = null
+    leg.notBefore = now + backoffMs(leg.attempts, this.deps.tasks.retryBackoff)
+    this.enqueue(task, index)
+  }
+
+  private release(task: TaskRecord, index: number): void {
+    const leg = task.assignments[index]
+    if (leg?.instance !== null && leg?.instance !== undefined) this.deps.registry.get(leg.instance)?.inFlight.delete(legKey(task.id, index))
+  }
+
+  /** Derive, persist (one commit), publish, then dispatch what the change made possible. */
+  private finishChange(tasks: Iterable<TaskRecord>): void {
+    const list = [...tasks]
+    if (list.length === 0) return
+    for (const task of list) deriveState(task)
+    this.persist(list)
+    this.dispatch()
+  }
+
+  private persist(tasks: Iterable<TaskRecord>): void {
+    const list = [...tasks]
+    this.deps.store.transaction(() => { for (const task of list) this.deps.store.saveTask(task) })
+    for (const task of list) {
+      if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
+      this.deps.publishEvent(task)
+    }
+  }
+
+  private enqueue(task: TaskRecord, leg: number): void {
+    const entry: QueuedLeg = { task, leg, removed: false }
+    this.queues[PRIORITY_RANK[task.priority]]?.push(entry)
+    this.queued.set(legKey(task.id, leg), entry)
+  }
+
+  private unqueue(entry: QueuedLeg): void {
+    this.queues[PRIORITY_RANK[entry.task.priority]]?.remove(entry)
+    this.queued.delete(legKey(entry.task.id, entry.leg))
+  }
+
+  private wakeAt_(at: number): void {
+    if (at >= this.wakeAt && this.wakeTimer !== undefined) return
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer)
+    this.wakeAt = at
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined
+      this.wakeAt = Infinity
+      this.dispatch()
+    }, Math.max(0, at - this.deps.now()))
+    this.wakeTimer.unref()
+  }
+}
+
+function splitKey(key: string): [string, number] {
+  const at = key.lastIndexOf('#')
+  return [key.slice(0, at), Number(key.slice(at + 1))]
+}

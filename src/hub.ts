@@ -1,0 +1,93 @@
+/**
+ * The hub: the composition root that wires the broker (embedded or external),
+ * the HTTP server and the coordinator. The only module that knows all three;
+ * the broker knows nothing of the coordinator, and the coordinator reaches
+ * the broker only as a bus client.
+ */
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
+import { registerMqttWebSocket } from '../broker/websocket.js'
+import { topicsFor } from './contract/topics.js'
+import type { Config } from './config/schema.js'
+import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
+import { registerRoutes } from './coordinator/http.js'
+import { TrinityError } from './errors.js'
+import type { Logger } from './log.js'
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export interface Hub {
+  readonly config: Config
+  readonly coordinator: Coordinator
+  readonly app: FastifyInstance
+  readonly broker: EmbeddedBroker | undefined
+  /** http://host:port of the API. */
+  readonly httpUrl: string
+  /** The bus URL clients should use (the embedded broker's TCP port, or the external URL). */
+  readonly mqttUrl: string
+  stop(): Promise<void>
+}
+
+function loopback(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+}
+
+export async function startHub(config: Config, log: Logger): Promise<Hub> {
+  let broker: EmbeddedBroker | undefined
+  let bus: BusCredentials
+  if (config.broker.mode === 'embedded') {
+    // The hub's own clients use a random admin credential that never leaves this process.
+    const internal = { username: 'trinity-hub', password: randomBytes(24).toString('base64url'), role: 'admin' as const }
+    broker = await startEmbeddedBroker({
+      host: config.broker.host,
+      port: config.broker.port,
+      persistence: config.broker.persistence,
+      dataDir: config.hub.dataDir,
+      auth: config.broker.auth,
+      topics: topicsFor(config.hub.topicPrefix),
+      internalUsers: [internal],
+      logger: log.child({ service: 'broker' }),
+    })
+    bus = { url: `mqtt://${loopback(config.broker.host)}:${broker.port}`, ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
+  } else {
+    bus = { url: config.broker.url ?? '', username: config.broker.username, password: config.broker.password }
+  }
+
+  const app = Fastify({
+    loggerInstance: log.child({ service: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 2 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  })
+  const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }))
+  const cleanup = async (): Promise<void> => {
+    await app.close().catch(() => undefined)
+    await coordinator.stop().catch(() => undefined)
+    await broker?.close().catch(() => undefined)
+  }
+  try {
+    if (broker !== undefined && config.broker.websocket) {
+      await registerMqttWebSocket(app, broker, '/mqtt')
+    }
+    await coordinator.start()
+    await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode })
+    await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') throw new TrinityError('TRINITY_ERR_PORT_IN_USE', `${config.hub.host}:${config.hub.port} (hub.port)`, { cause: err })
+      throw err
+    })
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.hub.port
+  const httpUrl = `http://${loopback(config.hub.host)}:${port}`
+  log.info({ http: httpUrl, mqtt: bus.url, websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null }, 'trinity hub started')
+  let stopping: Promise<void> | undefined
+  return {
+    config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
+    stop: () => (stopping ??= cleanup()),
+  }
+}

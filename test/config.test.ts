@@ -1,0 +1,71 @@
+/** Config: invalid files fail with file:line:col, the field path and what was expected, and exit code 2. */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError, parseConfig } from '../src/config/load.js'
+import { SEED_ROUTES } from '../src/config/defaults.js'
+import { CLI, ROOT, tempDir } from './helpers/hub.js'
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'x.yaml')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    return err.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.field}: ${p.expected}`)
+  }
+  assert.fail('expected a ConfigError')
+}
+
+test('the repository config is valid and routes like the seed', () => {
+  const run = spawnSync('node', ['-e', `import('${join(ROOT, 'dist/src/config/load.js')}').then(m => console.log(JSON.stringify(m.loadConfigFile('${join(ROOT, 'config/trinity.yaml')}').routes)))`], { encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stderr)
+  assert.deepEqual(JSON.parse(run.stdout), SEED_ROUTES)
+})
+
+test('defaults: an empty file is a valid config with the seed routing table', () => {
+  const config = parseConfig('', 'empty.yaml')
+  assert.equal(config.hub.port, 8900)
+  assert.equal(config.broker.port, 1883)
+  assert.equal(config.hub.host, '127.0.0.1')
+  assert.equal(config.health.intervalMs, 30_000)
+  assert.deepEqual(config.routes, SEED_ROUTES)
+  assert.ok(Object.isFrozen(config) && Object.isFrozen(config.hub))
+})
+
+test('a wrong type names the line, column, field path and expectation', () => {
+  assert.deepEqual(problems('hub:\n  port: 8900\ninstances:\n  - id: araya\n    port: "eighty"\n'), [
+    'x.yaml:5:11: instances[0].port: expected to be integer, got "eighty"',
+  ])
+})
+
+test('unknown keys, bad enums, bad durations and YAML syntax errors are all located', () => {
+  const found = problems('hub:\n  prot: 1\nroutes:\n  general: { targets: [c1], strategy: fastest }\ntasks:\n  lease: 10 minutes\n')
+  assert.deepEqual(found, [
+    'x.yaml:2:3: hub.prot: unknown field (allowed: host, port, dataDir, topicPrefix, statsInterval)',
+    'x.yaml:4:39: routes.general.strategy: expected one of "all", "least-loaded", "round-robin", got "fastest"',
+    'x.yaml:6:10: tasks.lease: expected milliseconds, or a string such as 500ms, 30s, 5m, 2h, 7d, got "10 minutes"',
+  ])
+  assert.match(problems('a: [1, 2\n')[0] ?? '', /^x\.yaml:\d+:\d+: \(yaml\): /)
+  assert.deepEqual(problems('instances:\n  - id: a\n  - id: a\n'), ['x.yaml:3:9: instances[1].id: expected a unique id, "a" is already used by instances[0]'])
+  assert.deepEqual(problems('broker:\n  mode: external\n'), ['x.yaml:2:9: broker.mode: expected broker.url to be set when mode is "external"'])
+})
+
+test('trinity start with an invalid file prints file:line:col and exits with code 2', () => {
+  const dir = tempDir()
+  try {
+    const file = join(dir.path, 'bad.yaml')
+    writeFileSync(file, 'hub:\n  port: high\n')
+    const run = spawnSync(process.execPath, [CLI, 'start', '--config', file], { encoding: 'utf8', timeout: 20_000 })
+    assert.equal(run.status, 2)
+    assert.equal(run.stderr.trim(), `${file}:2:9: hub.port: expected to be integer, got "high"`)
+    const viaEnv = spawnSync(process.execPath, [CLI, 'start'], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, TRINITY_CONFIG: file } })
+    assert.equal(viaEnv.status, 2)
+    const missing = spawnSync(process.execPath, [CLI, 'start', '--config', join(dir.path, 'nope.yaml')], { encoding: 'utf8', timeout: 20_000 })
+    assert.equal(missing.status, 2)
+    assert.match(missing.stderr, /not found/)
+  } finally {
+    dir.remove()
+  }
+})

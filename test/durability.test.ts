@@ -1,0 +1,59 @@
+/**
+ * kill -9 of the hub loses no accepted task: 1,000 tasks accepted over HTTP
+ * (each 202 means "on disk"), the hub SIGKILLed while most are still queued,
+ * restarted on the same data dir, and then every one completes.
+ */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { TaskRecord } from '../src/contract/payloads.js'
+import { TestInstance } from './helpers/instance.js'
+import { http, spawnHub, tempDir, testConfig, waitFor, writeConfig } from './helpers/hub.js'
+
+const dir = tempDir()
+const cleanups: (() => Promise<unknown> | unknown)[] = []
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+  dir.remove()
+})
+
+test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, then completed', async () => {
+  const config = await testConfig(dir.path, { instances: [{ id: 'c1', concurrency: 1 }] })
+  const file = writeConfig(dir.path, config)
+  const hubConfig = config['hub'] as { port: number }
+  const url = `http://127.0.0.1:${hubConfig.port}`
+  const mqttUrl = `mqtt://127.0.0.1:${(config['broker'] as { port: number }).port}`
+
+  let hub = await spawnHub(file, url)
+  cleanups.push(() => hub.kill())
+  // A slow worker: the backlog is still mostly queued when the hub dies.
+  const slow = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, handler: () => new Promise((r) => setTimeout(() => r('slow'), 50)) })
+  cleanups.push(() => slow.close())
+  await waitFor(async () => (await http<{ instances: { id: string; state: string }[] }>(url, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
+
+  const accepted: string[] = []
+  const batch = 50
+  for (let i = 0; i < 1000; i += batch) {
+    const responses = await Promise.all(Array.from({ length: batch }, (_, k) => http<{ id: string }>(url, 'POST', '/task', { type: 'general', content: { n: i + k } })))
+    for (const r of responses) {
+      assert.equal(r.status, 202)
+      accepted.push(r.body.id)
+    }
+  }
+  assert.equal(accepted.length, 1000)
+  await hub.kill('SIGKILL')
+  await slow.close()
+
+  hub = await spawnHub(file, url)
+  const counts = (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts
+  const total = Object.values(counts).reduce((a, b) => a + b, 0)
+  assert.equal(total, 1000, `all 1,000 present after restart: ${JSON.stringify(counts)}`)
+  assert.ok(counts['queued']! + counts['assigned']! + counts['running']! > 0, `some work was still pending at the kill: ${JSON.stringify(counts)}`)
+
+  const fast = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, clientId: 'c1-fast', session: Date.now() + 1 })
+  cleanups.push(() => fast.close())
+  await waitFor(async () => (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 60_000, 'all 1,000 completed')
+  for (const id of [accepted[0]!, accepted[499]!, accepted[999]!]) {
+    const task = (await http<TaskRecord>(url, 'GET', `/tasks/${id}`)).body
+    assert.equal(task.state, 'completed')
+  }
+})

@@ -1,0 +1,154 @@
+/**
+ * Test fixtures: temp dirs, free ports, a hub in this process or as a child
+ * process (for SIGKILL), a real Mosquitto, and polling helpers. Everything
+ * binds 127.0.0.1 and is cleaned up by the caller's `after` hooks.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { stringify } from 'yaml'
+import { parseConfig } from '../../src/config/load.js'
+import { startHub, type Hub } from '../../src/hub.js'
+import { silentLogger } from '../../src/log.js'
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+export const CLI = join(ROOT, 'dist/src/cli/main.js')
+
+export function tempDir(prefix = 'trinity-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix))
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export type ConfigObject = Record<string, unknown>
+
+/** A config for tests: loopback, free ports, a temp data dir, fast timers. Deep-merges `overrides`. */
+export async function testConfig(dataDir: string, overrides: ConfigObject = {}): Promise<ConfigObject> {
+  const base: ConfigObject = {
+    hub: { host: '127.0.0.1', port: await freePort(), dataDir, statsInterval: '200ms' },
+    broker: { mode: 'embedded', host: '127.0.0.1', port: await freePort() },
+    log: { level: 'warn', pretty: false },
+    health: { interval: '500ms', timeout: '400ms', degradedAfter: '300ms', missesBeforeOffline: 2, passesBeforeOnline: 1 },
+    tasks: { lease: '5s', maxAttempts: 3, retryBackoff: { base: '50ms', factor: 2, max: '500ms' } },
+  }
+  return merge(base, overrides)
+}
+
+function merge(a: ConfigObject, b: ConfigObject): ConfigObject {
+  const out: ConfigObject = { ...a }
+  for (const [key, value] of Object.entries(b)) {
+    const current = out[key]
+    out[key] = isPlain(value) && isPlain(current) ? merge(current, value) : value
+  }
+  return out
+}
+
+function isPlain(v: unknown): v is ConfigObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
+}
+
+export function writeConfig(dir: string, config: ConfigObject, name = 'trinity.yaml'): string {
+  const file = join(dir, name)
+  writeFileSync(file, stringify(config))
+  return file
+}
+
+/** A hub in this process. */
+export async function startTestHub(config: ConfigObject): Promise<Hub> {
+  return startHub(parseConfig(stringify(config), 'test.yaml'), silentLogger())
+}
+
+export interface HubProcess {
+  child: ChildProcess
+  output: () => string
+  kill(signal?: NodeJS.Signals): Promise<number | null>
+}
+
+/** `trinity start --config file` as a child process; resolves once its HTTP API answers. */
+export async function spawnHub(configFile: string, httpUrl: string): Promise<HubProcess> {
+  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
+  let output = ''
+  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const proc: HubProcess = {
+    child,
+    output: () => output,
+    async kill(signal = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+      return exited
+    },
+  }
+  try {
+    await waitFor(async () => (await fetch(`${httpUrl}/health`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000, 'hub to answer')
+  } catch (err) {
+    await proc.kill()
+    throw new Error(`${(err as Error).message}\n${output}`)
+  }
+  if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
+  return proc
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+export async function http<T = unknown>(base: string, method: string, path: string, body?: unknown, raw?: string): Promise<{ status: number; body: T }> {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    ...(body !== undefined || raw !== undefined ? { headers: { 'content-type': 'application/json' }, body: raw ?? JSON.stringify(body) } : {}),
+  })
+  const text = await response.text()
+  return { status: response.status, body: (text === '' ? undefined : JSON.parse(text)) as T }
+}
+
+export interface Mosquitto {
+  url: string
+  port: number
+  stop(): Promise<void>
+}
+
+/** A real Mosquitto on a free loopback port. */
+export async function startMosquitto(dir: string): Promise<Mosquitto> {
+  const port = await freePort()
+  const conf = join(dir, `mosquitto-${port}.conf`)
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`)
+  const child = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const { default: mqtt } = await import('mqtt')
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`mosquitto exited: ${err}`)
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined)
+    await client?.endAsync()
+    return client !== undefined
+  }, 10_000, 'mosquitto')
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      await exited
+    },
+  }
+}
