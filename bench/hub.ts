@@ -8,13 +8,13 @@
  * - idle RSS of the hub process, beside an idle `node -e` process.
  * The hub runs as its own process, as in production, with durability on.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import { topicsFor } from '../src/contract/topics.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
-import { CLI, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
+import { spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 
 export interface Row {
   name: string
@@ -99,18 +99,18 @@ async function idleNodeRss(): Promise<number> {
 export async function benchHub(options: { latencyN: number; throughputN: number }): Promise<Row[]> {
   const dir = tempDir('trinity-bench-')
   const config = await testConfig(dir.path, {
-    log: { level: 'warn' },
+    log: { level: 'info' },
     health: { interval: '30s', timeout: '5s' },
     tasks: { lease: '60s', keepFinished: 1_000_000 },
     routes: { general: { targets: ['noop'] } },
+    broker: { persistence: process.env['BENCH_BROKER_PERSISTENCE'] ?? 'disk' },
   })
   const file = writeConfig(dir.path, config)
-  const hubPort = (config['hub'] as { port: number }).port
-  const url = `mqtt://127.0.0.1:${(config['broker'] as { port: number }).port}`
-  const child: ChildProcess = spawn(process.execPath, [CLI, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const hub = await spawnHub(file)
+  const child = hub.child
+  const url = hub.mqttUrl
   const rows: Row[] = []
   try {
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${hubPort}/health`).then((r) => r.ok).catch(() => false)), 20_000, 'hub')
     await new Promise((r) => setTimeout(r, 3000))
     const hubIdle = rssMb(child.pid ?? 0)
     const nodeIdle = await idleNodeRss()
@@ -148,7 +148,7 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
     for (let i = 0; i < n; i++) submitter.publish(topics.taskSubmit, JSON.stringify({ id: `tp-${i}`, type: 'general', content: 'x' }), { qos: 1 })
     await waitFor(() => received - before >= n, 300_000, 'all tasks assigned')
     await waitFor(async () => {
-      const r = await fetch(`http://127.0.0.1:${hubPort}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<{ counts: { completed: number } }>)
+      const r = await fetch(`${hub.httpUrl}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<{ counts: { completed: number } }>)
       return r.counts.completed >= n + options.latencyN + warm
     }, 300_000, 'all tasks completed')
     const tasksPerSecond = n / ((performance.now() - t0) / 1000)
@@ -156,8 +156,7 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
     rows.push({ name: 'tasks/s end to end', value: tasksPerSecond.toFixed(0), baselineName: 'raw QoS 1 msgs/s', baseline: rawRate.toFixed(0), ratio: `${(tasksPerSecond / rawRate).toFixed(3)}x` })
     await instance.endAsync(); await submitter.endAsync()
   } finally {
-    child.kill('SIGTERM')
-    await new Promise((r) => child.once('exit', r))
+    await hub.kill('SIGTERM')
     dir.remove()
   }
   return rows

@@ -13,14 +13,13 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
-import AsyncLevelPersistence from 'aedes-persistence-level/asyncPersistence.js'
-import { ClassicLevel } from 'classic-level'
 import type { BrokerUser } from '../src/config/schema.js'
 import type { TopicContract } from '../src/contract/topics.js'
 import { TrinityError } from '../src/errors.js'
 import type { Logger } from '../src/log.js'
 import { createBrokerPolicy } from './auth.js'
 import { MqttConnection } from './socket-writer.js'
+import { SqlitePersistence } from './sqlite-persistence.js'
 
 export interface EmbeddedBrokerOptions {
   /** Bind address, e.g. '127.0.0.1'. */
@@ -28,7 +27,7 @@ export interface EmbeddedBrokerOptions {
   /** TCP port; 0 = ephemeral. */
   port: number
   persistence: 'disk' | 'memory'
-  /** Disk persistence lives in `${dataDir}/broker` (LevelDB). */
+  /** Disk persistence lives in `${dataDir}/broker.db` (SQLite journal, see sqlite-persistence.ts). */
   dataDir: string
   auth: { enabled: boolean; users: readonly BrokerUser[] }
   /** For ACL namespaces. */
@@ -48,16 +47,14 @@ export interface EmbeddedBroker {
   close(): Promise<void>
 }
 
-type BrokerStore = ClassicLevel<string, Buffer>
-
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'broker' })
-  const store = options.persistence === 'disk' ? await openStore(join(options.dataDir, 'broker')) : undefined
+  const store = options.persistence === 'disk' ? await openStore(options.dataDir) : undefined
 
   let aedes: Aedes
   try {
     aedes = await Aedes.createBroker({
-      ...(store === undefined ? {} : { persistence: new AsyncLevelPersistence(store) }),
+      ...(store === undefined ? {} : { persistence: store }),
       ...createBrokerPolicy({
         auth: options.auth,
         topics: options.topics,
@@ -67,7 +64,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       published: releasePuback,
     })
   } catch (error) {
-    await store?.close()
+    store?.close()
     throw new TrinityError('TRINITY_ERR_INTERNAL', `MQTT broker failed to start: ${String(error)}`, { cause: error })
   }
   // Aedes emits 'error' for persistence failures (its types omit the event); unhandled, it would crash the hub.
@@ -97,7 +94,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     await listen(server, options.host, options.port)
   } catch (error) {
     await new Promise<void>((resolve) => aedes.close(() => resolve()))
-    await store?.close()
+    store?.close()
     throw error
   }
   server.on('error', (error: Error) => logger.error({ err: error }, 'broker listener error'))
@@ -111,7 +108,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     // Connections that never sent CONNECT are not Aedes clients: end them here.
     for (const connection of connections) connection.destroy()
     await serverClosed
-    await store?.close()
+    store?.close()
     logger.info({ port }, 'MQTT broker closed')
   }
 
@@ -138,16 +135,14 @@ const releasePuback: NonNullable<AedesOptions['published']> = (packet, client, d
   done()
 }
 
-async function openStore(location: string): Promise<BrokerStore> {
-  await mkdir(location, { recursive: true })
-  const store: BrokerStore = new ClassicLevel<string, Buffer>(location, { valueEncoding: 'buffer' })
+async function openStore(dataDir: string): Promise<SqlitePersistence> {
+  await mkdir(dataDir, { recursive: true })
+  const location = join(dataDir, 'broker.db')
   try {
-    await store.open()
+    return new SqlitePersistence(location)
   } catch (error) {
-    // Most often LEVEL_LOCKED: another broker (or hub) has this data directory open.
     throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
   }
-  return store
 }
 
 function listen(server: Server, host: string, port: number): Promise<void> {

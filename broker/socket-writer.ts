@@ -92,10 +92,17 @@ export class MqttConnection extends Duplex {
       this.#releaseHeld(false)
       if (!this.push(chunk)) transport.pause()
     })
-    transport.on('end', () => this.push(null))
+    let ended = false
+    transport.on('end', () => {
+      ended = true
+      this.push(null)
+    })
     transport.on('error', (error: Error) => this.destroy(error))
     transport.on('close', () => {
-      if (!this.destroyed) this.destroy()
+      // After a clean end, let the broker read what is still buffered (a
+      // publisher may send many packets and DISCONNECT at once); it destroys
+      // this stream when it sees 'end'. An abrupt close loses nothing more.
+      if (!ended && !this.destroyed) this.destroy()
     })
     transport.on('drain', () => {
       const waiters = this.#drainWaiters
@@ -209,7 +216,7 @@ export class MqttConnection extends Duplex {
     this.#outbox.push(Buffer.from(packet))
     if (!this.#flushScheduled) {
       this.#flushScheduled = true
-      process.nextTick(() => this.#flush())
+      setImmediate(() => this.#flush())
     }
   }
 

@@ -17,14 +17,13 @@ after(async () => {
 })
 
 test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, then completed', async () => {
-  const config = await testConfig(dir.path, { instances: [{ id: 'c1', concurrency: 1 }] })
+  const config = await testConfig(dir.path, { instances: [{ id: 'c1', concurrency: 1 }], log: { level: 'info' } })
   const file = writeConfig(dir.path, config)
-  const hubConfig = config['hub'] as { port: number }
-  const url = `http://127.0.0.1:${hubConfig.port}`
-  const mqttUrl = `mqtt://127.0.0.1:${(config['broker'] as { port: number }).port}`
 
-  let hub = await spawnHub(file, url)
+  let hub = await spawnHub(file)
   cleanups.push(() => hub.kill())
+  let url = hub.httpUrl
+  const mqttUrl = hub.mqttUrl
   // A slow worker: the backlog is still mostly queued when the hub dies.
   const slow = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, handler: () => new Promise((r) => setTimeout(() => r('slow'), 50)) })
   cleanups.push(() => slow.close())
@@ -43,13 +42,14 @@ test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, th
   await hub.kill('SIGKILL')
   await slow.close()
 
-  hub = await spawnHub(file, url)
+  hub = await spawnHub(file)
+  url = hub.httpUrl
   const counts = (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts
   const total = Object.values(counts).reduce((a, b) => a + b, 0)
   assert.equal(total, 1000, `all 1,000 present after restart: ${JSON.stringify(counts)}`)
   assert.ok(counts['queued']! + counts['assigned']! + counts['running']! > 0, `some work was still pending at the kill: ${JSON.stringify(counts)}`)
 
-  const fast = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, clientId: 'c1-fast', session: Date.now() + 1 })
+  const fast = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', concurrency: 1, clientId: 'c1-fast', session: Date.now() + 1 })
   cleanups.push(() => fast.close())
   await waitFor(async () => (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 60_000, 'all 1,000 completed')
   for (const id of [accepted[0]!, accepted[499]!, accepted[999]!]) {

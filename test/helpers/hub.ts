@@ -36,11 +36,15 @@ export function freePort(): Promise<number> {
 
 export type ConfigObject = Record<string, unknown>
 
-/** A config for tests: loopback, free ports, a temp data dir, fast timers. Deep-merges `overrides`. */
+/**
+ * A config for tests: loopback, ephemeral ports (port 0: the hub reports what
+ * it bound, so parallel tests never race for a port), a temp data dir, fast
+ * timers. Deep-merges `overrides`.
+ */
 export async function testConfig(dataDir: string, overrides: ConfigObject = {}): Promise<ConfigObject> {
   const base: ConfigObject = {
-    hub: { host: '127.0.0.1', port: await freePort(), dataDir, statsInterval: '200ms' },
-    broker: { mode: 'embedded', host: '127.0.0.1', port: await freePort() },
+    hub: { host: '127.0.0.1', port: 0, dataDir, statsInterval: '200ms' },
+    broker: { mode: 'embedded', host: '127.0.0.1', port: 0 },
     log: { level: 'warn', pretty: false },
     health: { interval: '500ms', timeout: '400ms', degradedAfter: '300ms', missesBeforeOffline: 2, passesBeforeOnline: 1 },
     tasks: { lease: '5s', maxAttempts: 3, retryBackoff: { base: '50ms', factor: 2, max: '500ms' } },
@@ -74,12 +78,17 @@ export async function startTestHub(config: ConfigObject): Promise<Hub> {
 
 export interface HubProcess {
   child: ChildProcess
+  httpUrl: string
+  mqttUrl: string
   output: () => string
   kill(signal?: NodeJS.Signals): Promise<number | null>
 }
 
-/** `trinity start --config file` as a child process; resolves once its HTTP API answers. */
-export async function spawnHub(configFile: string, httpUrl: string): Promise<HubProcess> {
+/**
+ * `trinity start --config file` as a child process; resolves once its HTTP API
+ * answers, with the URLs it logged (the config's log level must be info or lower).
+ */
+export async function spawnHub(configFile: string): Promise<HubProcess> {
   const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
@@ -87,6 +96,8 @@ export async function spawnHub(configFile: string, httpUrl: string): Promise<Hub
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const proc: HubProcess = {
     child,
+    httpUrl: '',
+    mqttUrl: '',
     output: () => output,
     async kill(signal = 'SIGKILL') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
@@ -94,7 +105,11 @@ export async function spawnHub(configFile: string, httpUrl: string): Promise<Hub
     },
   }
   try {
-    await waitFor(async () => (await fetch(`${httpUrl}/health`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000, 'hub to answer')
+    await waitFor(() => /"msg":"trinity hub started"/.test(output) || child.exitCode !== null, 20_000, 'hub to start')
+    const started = JSON.parse(output.split('\n').find((l) => l.includes('"msg":"trinity hub started"')) ?? '{}') as { http?: string; mqtt?: string }
+    proc.httpUrl = started.http ?? ''
+    proc.mqttUrl = started.mqtt ?? ''
+    await waitFor(async () => (await fetch(`${proc.httpUrl}/health`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000, 'hub to answer')
   } catch (err) {
     await proc.kill()
     throw new Error(`${(err as Error).message}\n${output}`)
@@ -127,9 +142,18 @@ export interface Mosquitto {
   stop(): Promise<void>
 }
 
-/** A real Mosquitto on a free loopback port. */
+/** A real Mosquitto on a free loopback port (retried: another process may take the port first). */
 export async function startMosquitto(dir: string): Promise<Mosquitto> {
-  const port = await freePort()
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startMosquittoOnce(dir, await freePort())
+    } catch (err) {
+      if (attempt >= 3) throw err
+    }
+  }
+}
+
+async function startMosquittoOnce(dir: string, port: number): Promise<Mosquitto> {
   const conf = join(dir, `mosquitto-${port}.conf`)
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`)
   const child = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
