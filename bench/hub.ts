@@ -30,6 +30,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
 }
 
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
@@ -144,6 +150,8 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
     // Throughput: a burst of submissions; done when the hub has every one completed.
     const n = options.throughputN
     const before = received
+    const hubCpu0 = cpuSeconds(child.pid ?? 0)
+    const benchCpu0 = process.cpuUsage()
     const t0 = performance.now()
     for (let i = 0; i < n; i++) submitter.publish(topics.taskSubmit, JSON.stringify({ id: `tp-${i}`, type: 'general', content: 'x' }), { qos: 1 })
     await waitFor(() => received - before >= n, 300_000, 'all tasks assigned')
@@ -151,7 +159,12 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
       const r = await fetch(`${hub.httpUrl}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<{ counts: { completed: number } }>)
       return r.counts.completed >= n + options.latencyN + warm
     }, 300_000, 'all tasks completed')
-    const tasksPerSecond = n / ((performance.now() - t0) / 1000)
+    const elapsed = (performance.now() - t0) / 1000
+    const tasksPerSecond = n / elapsed
+    const hubCpu = cpuSeconds(child.pid ?? 0) - hubCpu0
+    const benchCpu = process.cpuUsage(benchCpu0)
+    const clientCpu = (benchCpu.user + benchCpu.system) / 1e6
+    rows.push({ name: 'hub CPU per task', value: `${((hubCpu / n) * 1e6).toFixed(0)} µs (${((100 * hubCpu) / elapsed).toFixed(0)}% of a core)`, baselineName: 'clients\' CPU per task', baseline: `${((clientCpu / n) * 1e6).toFixed(0)} µs (${((100 * clientCpu) / elapsed).toFixed(0)}%)`, ratio: '' })
     const rawRate = await rawThroughput(url, n)
     rows.push({ name: 'tasks/s end to end', value: tasksPerSecond.toFixed(0), baselineName: 'raw QoS 1 msgs/s', baseline: rawRate.toFixed(0), ratio: `${(tasksPerSecond / rawRate).toFixed(3)}x` })
     await instance.endAsync(); await submitter.endAsync()

@@ -15,6 +15,9 @@
  * the in-memory call resolves, and on start the journal is loaded back.
  * Wills of clients that were connected when the process died are published
  * on start: those connections are gone.
+ *
+ * Packet ids (`outgoingUpdate`) are not journaled: they belong to one
+ * connection, and after a restart queued messages go out with fresh ones.
  */
 import Database from 'better-sqlite3'
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js'
@@ -74,7 +77,6 @@ export class SqlitePersistence extends MemoryPersistence {
       delSub: db.prepare('DELETE FROM subs WHERE client = ? AND topic = ?'),
       delSubs: db.prepare('DELETE FROM subs WHERE client = ?'),
       enqueue: db.prepare('INSERT OR IGNORE INTO outgoing (client, broker, counter, message_id, packet) VALUES (?, ?, ?, ?, ?)'),
-      update: db.prepare('UPDATE outgoing SET message_id = ?, packet = ? WHERE client = ? AND broker = ? AND counter = ?'),
       clear: db.prepare('DELETE FROM outgoing WHERE client = ? AND broker = ? AND counter = ?'),
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client, message_id, packet) VALUES (?, ?, ?)'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client = ? AND message_id = ?'),
@@ -139,11 +141,6 @@ export class SqlitePersistence extends MemoryPersistence {
     if (subs.length > 1) this.db.transaction(() => { for (const sub of subs) this.journalEnqueue(sub.clientId, packet) })()
     else if (subs[0] !== undefined) this.journalEnqueue(subs[0].clientId, packet)
     await super.outgoingEnqueueCombi(subs, packet)
-  }
-
-  override async outgoingUpdate(client: Client, packet: WirePacket): Promise<void> {
-    await super.outgoingUpdate(client, packet)
-    this.statements.update.run(packet.messageId ?? null, encode(packet), client.id, packet.brokerId ?? '', packet.brokerCounter ?? 0)
   }
 
   override async outgoingClearMessageId(client: Client, packet: WirePacket): Promise<WirePacket | undefined> {

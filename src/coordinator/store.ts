@@ -21,6 +21,7 @@ export class Store {
   private readonly db: Database.Database
   private readonly upsertTask: Database.Statement<[string, string, string, number, number, string]>
   private readonly insertMessage: Database.Statement<[string, number, string]>
+  private readonly selectTask: Database.Statement<[string], { record: string }>
 
   constructor(options: StoreOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true })
@@ -49,6 +50,7 @@ export class Store {
        ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record`,
     )
     this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
+    this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
   }
 
   saveTask(task: TaskRecord): void {
@@ -61,7 +63,7 @@ export class Store {
   }
 
   getTask(id: string): TaskRecord | undefined {
-    const row = this.db.prepare('SELECT record FROM tasks WHERE id = ?').get(id) as { record: string } | undefined
+    const row = this.selectTask.get(id)
     return row === undefined ? undefined : (JSON.parse(row.record) as TaskRecord)
   }
 
