@@ -55,6 +55,7 @@ function decode(text: string): WirePacket {
 export class SqlitePersistence extends MemoryPersistence {
   private readonly db: Database.Database
   private readonly statements
+  private readonly cleared: [string, string, number][] = []
 
   constructor(file: string) {
     super()
@@ -145,8 +146,24 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async outgoingClearMessageId(client: Client, packet: WirePacket): Promise<WirePacket | undefined> {
     const removed = (await super.outgoingClearMessageId(client, packet)) as WirePacket | undefined
-    if (removed !== undefined) this.statements.clear.run(client.id, removed.brokerId ?? '', removed.brokerCounter ?? 0)
+    if (removed !== undefined) this.clearLater(client.id, removed.brokerId ?? '', removed.brokerCounter ?? 0)
     return removed
+  }
+
+  /**
+   * Acknowledged messages leave the journal in one commit per tick. Deferring
+   * a delete is safe: a crash before it only means the message is delivered
+   * again after the restart, which QoS 1 allows (at least once).
+   */
+  private clearLater(clientId: string, brokerId: string, counter: number): void {
+    this.cleared.push([clientId, brokerId, counter])
+    if (this.cleared.length === 1) setImmediate(() => this.flushCleared())
+  }
+
+  private flushCleared(): void {
+    if (this.cleared.length === 0 || !this.db.open) return
+    const batch = this.cleared.splice(0)
+    this.db.transaction(() => { for (const [clientId, brokerId, counter] of batch) this.statements.clear.run(clientId, brokerId, counter) })()
   }
 
   override async incomingStorePacket(client: Client, packet: WirePacket): Promise<void> {
@@ -181,6 +198,7 @@ export class SqlitePersistence extends MemoryPersistence {
 
   /** Closes the journal. Idempotent. */
   close(): void {
+    this.flushCleared()
     if (this.db.open) this.db.close()
   }
 

@@ -60,7 +60,7 @@ export class Coordinator {
     this.scheduler = new Scheduler({
       store: this.store, registry: this.registry, router, tasks: config.tasks, log, now,
       sendToInbox: (id, frame) => this.sendToInbox(id, frame),
-      publishEvent: (task) => this.publish(this.topics.taskEvent(task.id), task, { qos: 0 }),
+      publishEvent: (taskId, json) => this.publishRaw(this.topics.taskEvent(taskId), json, { qos: 0 }),
     })
     this.health = new HealthMonitor({
       registry: this.registry, health: config.health, log, now,
@@ -124,9 +124,7 @@ export class Coordinator {
   // --- the API the HTTP routes and the CLI use -------------------------------
 
   submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
-    const result = this.scheduler.submit(request)
-    if (result.created) this.scheduler.dispatch()
-    return result
+    return this.scheduler.submit(request)
   }
 
   /** Logs a message (deduped by id) and delivers it to the addressed inboxes. */
@@ -243,7 +241,11 @@ export class Coordinator {
   }
 
   private publish(topic: string, payload: unknown, options: { qos: 0 | 1; retain?: boolean }): void {
-    this.client?.publish(topic, JSON.stringify(payload), { qos: options.qos, retain: options.retain ?? false }, (err) => {
+    this.publishRaw(topic, JSON.stringify(payload), options)
+  }
+
+  private publishRaw(topic: string, json: string, options: { qos: 0 | 1; retain?: boolean }): void {
+    this.client?.publish(topic, json, { qos: options.qos, retain: options.retain ?? false }, (err) => {
       if (err !== undefined && err !== null) this.log.warn({ topic, err: err.message }, 'publish failed')
     })
   }

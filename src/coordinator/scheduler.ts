@@ -27,8 +27,8 @@ export interface SchedulerDeps {
   now: () => number
   /** QoS 1 to the instance inbox. */
   sendToInbox: (instanceId: string, frame: InboxFrame) => void
-  /** The full record after a change. */
-  publishEvent: (task: TaskRecord) => void
+  /** The full record after a change, as the JSON the store holds. */
+  publishEvent: (taskId: string, json: string) => void
 }
 
 interface QueuedLeg {
@@ -78,6 +78,8 @@ export class Scheduler {
   /** Pending legs per priority rank (index = rank), FIFO. */
   private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
   private readonly queued = new Map<string, QueuedLeg>()
+  /** Admitted but not yet written: saved with the dispatch that follows, in one commit. */
+  private readonly admitted = new Map<string, string>()
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Infinity
 
@@ -106,10 +108,11 @@ export class Scheduler {
     }
     const route = router.routeFor(request.type)
     const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
-    store.saveTask(task)
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
-    this.deps.publishEvent(task)
+    // One commit for admission and assignment; the `queued` event still goes out first.
+    this.admitted.set(task.id, JSON.stringify(task))
+    this.dispatch()
     return { task, created: true }
   }
 
@@ -167,7 +170,7 @@ export class Scheduler {
       }
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
-    if (changed.size === 0) return 0
+    if (changed.size === 0 && this.admitted.size === 0) return 0
     this.persist(changed.values())
     for (const [instanceId, frame] of frames) this.deps.sendToInbox(instanceId, frame)
     return frames.length
@@ -324,13 +327,21 @@ export class Scheduler {
     this.dispatch()
   }
 
+  /** Writes the changed tasks (and any just admitted) in one commit, then publishes their events. */
   private persist(tasks: Iterable<TaskRecord>): void {
     const list = [...tasks]
-    this.deps.store.transaction(() => { for (const task of list) this.deps.store.saveTask(task) })
-    for (const task of list) {
+    const admitted = [...this.admitted]
+    this.admitted.clear()
+    const { store } = this.deps
+    const written = store.transaction(() => {
+      for (const [id, json] of admitted) if (!list.some((t) => t.id === id)) store.saveTaskJson(this.live.get(id) as TaskRecord, json)
+      return list.map((task) => store.saveTask(task))
+    })
+    for (const [id, json] of admitted) this.deps.publishEvent(id, json)
+    list.forEach((task, i) => {
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
-      this.deps.publishEvent(task)
-    }
+      this.deps.publishEvent(task.id, written[i] as string)
+    })
   }
 
   private enqueue(task: TaskRecord, leg: number): void {

@@ -53,8 +53,15 @@ export class Store {
     this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
   }
 
-  saveTask(task: TaskRecord): void {
-    this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, JSON.stringify(task))
+  /** Writes the task; returns the JSON written (the same text is its event payload). */
+  saveTask(task: TaskRecord): string {
+    const json = JSON.stringify(task)
+    this.saveTaskJson(task, json)
+    return json
+  }
+
+  saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string): void {
+    this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json)
   }
 
   /** Runs fn in one transaction: one commit for many writes. */
