@@ -34,6 +34,8 @@ export class HealthMonitor {
   constructor(private readonly deps: HealthDeps) {}
 
   start(): void {
+    // A first round at once, so health is on the bus from the start.
+    void this.checkAll()
     this.timer = setInterval(() => void this.checkAll(), this.deps.health.intervalMs)
     this.timer.unref()
   }

@@ -89,7 +89,7 @@ export interface HubProcess {
  * answers, with the URLs it logged (the config's log level must be info or lower).
  */
 export async function spawnHub(configFile: string): Promise<HubProcess> {
-  const nodeArgs = (process.env['TRINITY_HUB_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
+  const nodeArgs = ['--max-semi-space-size=2', ...(process.env['TRINITY_HUB_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')]
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
