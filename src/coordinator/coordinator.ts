@@ -45,6 +45,8 @@ export class Coordinator {
   private lastStats = ''
   rejected = 0
   messagesSeen = 0
+  /** Ids of messages this hub published itself: their echo from the bus is not news (and may be trimmed already). */
+  private readonly ownMessages = new Set<string>()
   readonly startedAt = Date.now()
 
   constructor(
@@ -129,7 +131,7 @@ export class Coordinator {
 
   /** Logs a message (deduped by id) and delivers it to the addressed inboxes. */
   acceptMessage(message: Message): boolean {
-    if (!this.store.saveMessage(message)) return false
+    if (!this.store.saveMessage(message, this.config.messages.maxCount)) return false
     this.messagesSeen++
     const recipients = message.to === BROADCAST ? this.registry.all().map((i) => i.id).filter((id) => id !== message.from) : [message.to]
     for (const id of recipients) if (this.registry.get(id) !== undefined) this.sendToInbox(id, { kind: 'message', message })
@@ -139,6 +141,8 @@ export class Coordinator {
   send(from: string, to: string, text: string): Message {
     const message: Message = { id: randomUUID(), from, to, message: text, ts: Date.now() }
     this.acceptMessage(message)
+    this.ownMessages.add(message.id)
+    if (this.ownMessages.size > 10_000) this.ownMessages.delete(this.ownMessages.values().next().value as string)
     this.publish(this.topics.message(from, to), message, { qos: 1 })
     return message
   }
@@ -211,6 +215,7 @@ export class Coordinator {
       const decoded = decode(Message, payload)
       if (!decoded.ok) return this.reject(raw, decoded.reason)
       if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
+      if (this.ownMessages.delete(decoded.value.id)) return
       this.acceptMessage(decoded.value)
     },
   }

@@ -22,6 +22,7 @@ export class Store {
   private readonly upsertTask: Database.Statement<[string, string, string, number, number, string]>
   private readonly insertMessage: Database.Statement<[string, number, string]>
   private readonly selectTask: Database.Statement<[string], { record: string }>
+  private readonly trimMessages: Database.Statement<[number]>
 
   constructor(options: StoreOptions) {
     if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true })
@@ -51,6 +52,7 @@ export class Store {
     )
     this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
     this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
+    this.trimMessages = this.db.prepare('DELETE FROM messages WHERE seq <= ?')
   }
 
   /** Writes the task; returns the JSON written (the same text is its event payload). */
@@ -109,9 +111,12 @@ export class Store {
       .run(keep).changes
   }
 
-  /** false when a message with this id is already logged. */
-  saveMessage(message: Message): boolean {
-    return this.insertMessage.run(message.id, message.ts, JSON.stringify(message)).changes > 0
+  /** false when a message with this id is already logged. Keeps at most `maxCount`. */
+  saveMessage(message: Message, maxCount: number): boolean {
+    const inserted = this.insertMessage.run(message.id, message.ts, JSON.stringify(message))
+    if (inserted.changes === 0) return false
+    this.trimMessages.run(Number(inserted.lastInsertRowid) - maxCount)
+    return true
   }
 
   recentMessages(limit: number, filter: { from?: string; to?: string } = {}): Message[] {

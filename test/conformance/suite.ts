@@ -155,6 +155,38 @@ export function conformance(mode: Mode): void {
       assert.equal(completions.length, 1)
     })
 
+    test('a task for an instance that is offline waits in the queue until it comes online', async () => {
+      const h = await setup()
+      const { id, assigned, state } = await h.submit({ type: 'monitor_system', content: 'later' })
+      assert.deepEqual(assigned, [])
+      assert.equal(state, 'queued')
+      await new Promise((r) => setTimeout(r, 300))
+      assert.equal((await h.task(id)).state, 'queued')
+      await h.instance({ id: 'observatory' })
+      assert.equal((await h.finished(id)).state, 'completed')
+    })
+
+    test('leases that keep expiring make a dead letter, listed and replayable', async () => {
+      const h = await setup({ tasks: { lease: '200ms', maxAttempts: 2 } })
+      const silent = await h.instance({ id: 'c1', manual: true })
+      const { id } = await h.submit({ type: 'general', content: 'nobody answers' })
+      await waitFor(async () => (await h.task(id)).state === 'dead', 10_000, 'dead letter')
+      assert.equal(silent.received.filter((t) => t.id === id).length, 2)
+      const dead = await http<{ tasks: TaskRecord[] }>(h.hub.httpUrl, 'GET', '/tasks?state=dead')
+      assert.match(dead.body.tasks.find((t) => t.id === id)?.error ?? '', /lease expired/)
+      await silent.close()
+      await h.instance({ id: 'c1', clientId: `${h.prefix}-c1-b`, session: Date.now() + 1 })
+      assert.equal((await http(h.hub.httpUrl, 'POST', `/tasks/${id}/retry`)).status, 202)
+      assert.equal((await h.finished(id)).state, 'completed')
+    })
+
+    test('the message log keeps at most messages.maxCount', async () => {
+      const h = await setup({ messages: { maxCount: 3 } })
+      for (let i = 1; i <= 5; i++) assert.equal((await http(h.hub.httpUrl, 'POST', '/send', { from: 'a', to: 'b', message: `m${i}` })).status, 202)
+      const log = await http<{ messages: { message: string }[] }>(h.hub.httpUrl, 'GET', '/messages?limit=50')
+      assert.deepEqual(log.body.messages.map((m) => m.message), ['m3', 'm4', 'm5'])
+    })
+
     test('a late report from an earlier assignment cannot finish the task again', async () => {
       const h = await setup({ instances: [{ id: 'w1', role: 'analytics' }, { id: 'w2', role: 'analytics' }], tasks: { lease: '300ms' } })
       const w1 = await h.instance({ id: 'w1', role: 'analytics', manual: true })
