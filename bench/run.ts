@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: every figure beside a baseline measured in the same run,
- * because these machines are noisy. Sizes can be scaled with BENCH_SCALE.
+ * because these machines are noisy. Sizes scale with BENCH_SCALE (default 1).
  */
+import { execFileSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { benchHub, type Row } from './hub.js'
 
 const scale = Number(process.env['BENCH_SCALE'] ?? '1')
@@ -14,6 +16,9 @@ function table(title: string, rows: Row[]): string {
   return [`\n### ${title}`, fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
 }
 
-const started = new Date().toISOString()
-console.log(`# trinity bench, ${started}, node ${process.version}, scale ${scale}`)
-console.log(table('hub core', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
+console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}`)
+console.log(table('hub core (hub in its own process, durability on, no-op instance)', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
+// Broker latency runs each broker in its own process; it prints its own table.
+console.log('\n### broker: QoS 1 round trips by client shape')
+const latency = fileURLToPath(new URL('./broker-latency.js', import.meta.url))
+process.stdout.write(execFileSync(process.execPath, [latency, String(Math.round(500 * scale))], { encoding: 'utf8' }))

@@ -131,7 +131,7 @@ program
     const summary = await request<{ broker: { mode: string; connected: boolean }; tasks: Record<string, number>; messages: number }>(url, 'GET', '/')
     const { instances } = await request<{ instances: { id: string; role: string; state: string; inFlight: number; responseMs: { avg: number | null } }[] }>(url, 'GET', '/instances')
     if (options.json === true) {
-      process.stdout.write(`${JSON.stringify({ ...summary, instances }, null, 2)}\n`)
+      process.stdout.write(`${JSON.stringify({ hub: summary, instances }, null, 2)}\n`)
       return
     }
     process.stdout.write(`hub ${url}  broker ${summary.broker.mode} (${summary.broker.connected ? 'connected' : 'DISCONNECTED'})  messages ${summary.messages}\n`)
@@ -148,21 +148,27 @@ program
   .argument('[topic]', 'MQTT topic filter')
   .option('--mqtt <url>', 'broker URL (default: from the config, or mqtt://127.0.0.1:1883)')
   .action(async (topic: string | undefined, options: { mqtt?: string }) => {
-    let url = options.mqtt
-    let prefix: string | undefined
-    if (url === undefined) {
-      try {
-        const config = loadConfigFile(configPath(program.opts<{ config?: string }>().config))
-        prefix = config.hub.topicPrefix
-        url = config.broker.mode === 'external' && config.broker.url !== undefined ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`
-      } catch {
-        url = 'mqtt://127.0.0.1:1883'
-      }
+    let config: Config | undefined
+    try {
+      config = loadConfigFile(configPath(program.opts<{ config?: string }>().config))
+    } catch {
+      config = undefined
     }
-    const client = await mqtt.connectAsync(url)
-    await client.subscribeAsync(topic ?? topicsFor(prefix).all, { qos: 0 })
+    const fromConfig = config === undefined ? undefined
+      : config.broker.mode === 'external' && config.broker.url !== undefined ? config.broker.url
+      : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`
+    const url = options.mqtt ?? fromConfig ?? 'mqtt://127.0.0.1:1883'
+    let client
+    try {
+      client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
+    } catch (err) {
+      throw new Error(`cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
+    }
+    await client.subscribeAsync(topic ?? topicsFor(config?.hub.topicPrefix).all, { qos: 0 })
     client.on('message', (t, payload) => process.stdout.write(`${t} ${payload.toString('utf8')}\n`))
-    process.on('SIGINT', () => void client.endAsync().then(() => process.exit(0)))
+    const stop = (): void => void client.endAsync().then(() => process.exit(0))
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
   })
 
 program.parseAsync().catch((err: unknown) => {

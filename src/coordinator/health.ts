@@ -29,6 +29,8 @@ export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined
   private readonly pending = new Map<string, (ms: number) => void>()
   private readonly checking = new Set<string>()
+  /** Aborts HTTP checks in flight when the monitor stops. */
+  private readonly aborter = new AbortController()
   checks = 0
 
   constructor(private readonly deps: HealthDeps) {}
@@ -43,6 +45,7 @@ export class HealthMonitor {
   stop(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
+    this.aborter.abort()
     for (const resolve of this.pending.values()) resolve(-1)
     this.pending.clear()
   }
@@ -66,7 +69,7 @@ export class HealthMonitor {
     this.checking.add(instance.id)
     try {
       const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : await this.probeMqtt(instance.id)
-      this.apply(instance, probe)
+      if (!this.aborter.signal.aborted) this.apply(instance, probe)
     } finally {
       this.checking.delete(instance.id)
     }
@@ -110,7 +113,7 @@ export class HealthMonitor {
     const { timeoutMs, degradedAfterMs } = this.deps.health
     const started = performance.now()
     try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+      const response = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.aborter.signal]) })
       await response.arrayBuffer()
       const ms = performance.now() - started
       if (!response.ok) return { kind: 'erroring', ms, reason: `HTTP ${response.status}` }
