@@ -1,0 +1,40 @@
+/** The hub with broker auth on: its own clients get in, instances only with their credentials, and only under their own topics. */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import mqtt from 'mqtt'
+import { TestInstance } from './helpers/instance.js'
+import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { topicsFor } from '../src/contract/topics.js'
+
+const dir = tempDir()
+after(() => dir.remove())
+
+test('with auth enabled, an instance with its credentials works end to end and cannot speak for another', async () => {
+  const hub = await startTestHub(await testConfig(dir.path, {
+    broker: { auth: { enabled: true, users: [
+      { username: 'c1', password: 'c1-secret', role: 'instance' },
+      { username: 'ops', password: 'ops-secret', role: 'client' },
+    ] } },
+  }))
+  const t = topicsFor()
+  try {
+    await assert.rejects(mqtt.connectAsync(hub.mqttUrl, { username: 'c1', password: 'wrong', reconnectPeriod: 0 }))
+    await assert.rejects(mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 }))
+    const c1 = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', username: 'c1', password: 'c1-secret' })
+    try {
+      await waitFor(() => hub.coordinator.registry.get('c1')?.state === 'online', 5000, 'c1 online')
+      // c1 may not forge araya's birth: the hub never hears of araya.
+      await c1.client.publishAsync(t.instanceStatus('araya'), JSON.stringify({ state: 'online', session: 1 }), { qos: 1 }).catch(() => undefined)
+      // A client-role user may submit over MQTT; the task reaches c1.
+      const ops = await mqtt.connectAsync(hub.mqttUrl, { username: 'ops', password: 'ops-secret' })
+      await ops.publishAsync(t.taskSubmit, JSON.stringify({ id: 'auth-1', type: 'general', content: 'x' }), { qos: 1 })
+      await ops.endAsync()
+      await waitFor(async () => (await http<{ state: string }>(hub.httpUrl, 'GET', '/tasks/auth-1')).body?.state === 'completed', 5000, 'completed')
+      assert.equal(hub.coordinator.registry.get('araya'), undefined)
+    } finally {
+      await c1.close()
+    }
+  } finally {
+    await hub.stop()
+  }
+})
