@@ -1,9 +1,10 @@
 /**
  * QoS 1 round-trip latency of the embedded broker against plain Aedes and
- * Mosquitto, for the shapes that matter to agents (see docs in
- * /work/shared/BENCHMARKING.md and broker/socket-writer.ts):
+ * Mosquitto, for the shapes that matter to agents (why they differ: see
+ * broker/socket-writer.ts):
  *  - one-connection: one MQTT.js client subscribed to t publishes to t and
- *    awaits both its PUBACK and the message (agents, request/response clients);
+ *    awaits both its PUBACK and the message (agents, request/response
+ *    clients), at QoS 1 and at QoS 2;
  *  - agent: A publishes to inbox, B (subscribed) republishes to report, A
  *    awaits it; optionally with A calling setNoDelay(true);
  *  - one-hop: publisher and subscriber on two connections.
@@ -29,6 +30,8 @@ export interface RoundTripOptions {
   readonly requesterNoDelay?: boolean
   /** Round trips run first and not counted. */
   readonly warmup?: number
+  /** QoS of every publish and subscription (default 1). */
+  readonly qos?: 1 | 2
 }
 
 export interface RoundTripStats {
@@ -39,9 +42,10 @@ export interface RoundTripStats {
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
 
-/** Measures `n` sequential QoS 1 round trips of one shape against the broker at `url`. */
+/** Measures `n` sequential QoS 1 (or 2) round trips of one shape against the broker at `url`. */
 export async function measureRoundTrips(url: string, n: number, options: RoundTripOptions = {}): Promise<RoundTripStats> {
   const shape = options.shape ?? 'one-connection'
+  const qos = options.qos ?? 1
   const base = `bench/${process.pid}-${Math.random().toString(36).slice(2, 8)}`
   const clients: MqttClient[] = []
   const connect = async (): Promise<MqttClient> => {
@@ -62,9 +66,9 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
       const responder = await connect()
       sendTopic = `${base}/inbox`
       replyTopic = shape === 'agent' ? `${base}/report` : sendTopic
-      await responder.subscribeAsync(sendTopic, { qos: 1 })
+      await responder.subscribeAsync(sendTopic, { qos })
       if (shape === 'agent') {
-        responder.on('message', (_topic, payload) => responder.publish(replyTopic, payload, { qos: 1 }))
+        responder.on('message', (_topic, payload) => responder.publish(replyTopic, payload, { qos }))
       }
       if (shape === 'one-hop') {
         // Round trip = publisher's PUBACK and subscriber's delivery, both awaited.
@@ -78,7 +82,7 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
       }
     }
     if (shape !== 'one-hop') {
-      await requester.subscribeAsync(replyTopic, { qos: 1 })
+      await requester.subscribeAsync(replyTopic, { qos })
       requester.on('message', () => received?.())
     }
     const warmup = options.warmup ?? 20
@@ -86,7 +90,7 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
     for (let i = 0; i < warmup + n; i++) {
       const arrived = new Promise<void>((resolve) => (received = resolve))
       const started = performance.now()
-      await requester.publishAsync(sendTopic, `round trip ${i}`, { qos: 1 })
+      await requester.publishAsync(sendTopic, `round trip ${i}`, { qos })
       await arrived
       if (i >= warmup) samples.push(performance.now() - started)
     }
@@ -184,6 +188,7 @@ async function startMosquitto(dir: string): Promise<RunningBroker> {
 
 const ROWS: ReadonlyArray<{ label: string; options: RoundTripOptions }> = [
   { label: 'one connection, default client', options: { shape: 'one-connection' } },
+  { label: 'one connection, QoS 2', options: { shape: 'one-connection', qos: 2 } },
   { label: 'agent, default clients', options: { shape: 'agent' } },
   { label: 'agent, requester setNoDelay', options: { shape: 'agent', requesterNoDelay: true } },
   { label: 'one hop, two connections', options: { shape: 'one-hop' } },
@@ -206,7 +211,7 @@ async function main(): Promise<void> {
     brokers.push(await startChild('trinity', process.execPath, [self, '--serve', 'trinity'], portLine))
     brokers.push(await startChild('plain aedes', process.execPath, [self, '--serve', 'aedes'], portLine))
     if (existsSync(MOSQUITTO)) brokers.push(await startMosquitto(dir))
-    console.log(`QoS 1 round trips, MQTT.js, ${n} per cell (after 20 warm-up), p50 / p99 in ms`)
+    console.log(`QoS 1 (or 2) round trips, MQTT.js, ${n} per cell (after 20 warm-up), p50 / p99 in ms`)
     const header = ['shape', ...brokers.map((b) => b.name)]
     const table: string[][] = [header]
     for (const row of ROWS) {

@@ -35,7 +35,6 @@ export type BrokerPolicy = Required<
 >
 
 /** Where denied publishes go. `$` topics never match `#` or `+` [MQTT-4.7.2-1]; forwarding drops it anyway. */
-export const DENIED_TOPIC = '$SYS/trinity/denied'
 
 interface Principal {
   readonly username: string
@@ -115,7 +114,7 @@ export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
         { clientId: client?.id ?? null, username: principal?.username ?? null, topic: packet.topic },
         'broker dropped a publish the client may not make',
       )
-      packet.topic = DENIED_TOPIC
+      packet.topic = options.topics.deniedSink
       packet.retain = false
       packet.payload = Buffer.alloc(0)
     }
@@ -137,7 +136,7 @@ export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
   }
 
   const authorizeForward: BrokerPolicy['authorizeForward'] = (_client, packet) =>
-    packet.topic === DENIED_TOPIC ? null : packet
+    packet.topic === options.topics.deniedSink ? null : packet
 
   return { authenticate, authorizePublish, authorizeSubscribe, authorizeForward }
 }

@@ -55,6 +55,8 @@ export interface TopicContract {
   messageNamespace(from: string): string
   readonly hubStats: string
   readonly hubErrors: string
+  /** Where the broker sends a publish it refused, so it is acknowledged but reaches nobody. */
+  readonly deniedSink: string
   parse(topic: string): ParsedTopic | undefined
 }
 
@@ -101,6 +103,7 @@ function buildContract(p: string): TopicContract {
     messageNamespace: (from: string) => `${p}/message/${id(from, 'sender')}/#`,
     hubStats: `${p}/hub/stats`,
     hubErrors: `${p}/hub/errors`,
+    deniedSink: `$SYS/${p}/denied`,
     parse(topic: string): ParsedTopic | undefined {
       const levels = topic.split('/')
       if (levels.slice(0, depth).join('/') !== p) return undefined
