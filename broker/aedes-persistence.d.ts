@@ -20,5 +20,6 @@ declare module 'aedes-persistence/asyncPersistence.js' {
     putWill(client: { id: string }, packet: object): Promise<void>
     delWill(client: { id: string }): Promise<unknown>
     destroy(): Promise<void>
+    outgoingStream(client: { id: string }): import('node:stream').Readable
   }
 }

@@ -21,6 +21,9 @@
  */
 import Database from 'better-sqlite3'
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js'
+import Packet from 'aedes-packet'
+import type { Readable } from 'node:stream'
+import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js'
 
 interface WirePacket {
   cmd?: string
@@ -56,6 +59,8 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly db: Database.Database
   private readonly statements
   private readonly cleared: [string, string, number][] = []
+  // aedes-packet's copy, as the memory store makes it: a fresh packet id slot for each delivery.
+  private readonly outgoing = new OutgoingQueues((packet) => new (Packet as unknown as new (p: QueuedPacket) => QueuedPacket)(packet))
 
   constructor(file: string) {
     super()
@@ -98,7 +103,7 @@ export class SqlitePersistence extends MemoryPersistence {
     }
     for (const [client, list] of subs) await super.addSubscriptions({ id: client }, list)
     for (const row of this.db.prepare('SELECT client, packet FROM outgoing ORDER BY seq').all() as { client: string; packet: string }[]) {
-      await super.outgoingEnqueue({ clientId: row.client }, decode(row.packet))
+      this.outgoing.enqueue(row.client, decode(row.packet))
     }
     for (const row of this.db.prepare('SELECT client, packet FROM incoming').all() as { client: string; packet: string }[]) {
       await super.incomingStorePacket({ id: row.client }, decode(row.packet))
@@ -133,21 +138,30 @@ export class SqlitePersistence extends MemoryPersistence {
     await super.cleanSubscriptions(client)
   }
 
+  // The outgoing queue lives in OutgoingQueues (indexed), not in the memory store (scanned).
   override async outgoingEnqueue(sub: { clientId: string }, packet: WirePacket): Promise<void> {
     this.journalEnqueue(sub.clientId, packet)
-    await super.outgoingEnqueue(sub, packet)
+    this.outgoing.enqueue(sub.clientId, packet)
   }
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: WirePacket): Promise<void> {
     if (subs.length > 1) this.db.transaction(() => { for (const sub of subs) this.journalEnqueue(sub.clientId, packet) })()
     else if (subs[0] !== undefined) this.journalEnqueue(subs[0].clientId, packet)
-    await super.outgoingEnqueueCombi(subs, packet)
+    for (const sub of subs) this.outgoing.enqueue(sub.clientId, packet)
+  }
+
+  override async outgoingUpdate(client: Client, packet: WirePacket): Promise<void> {
+    this.outgoing.update(client.id, packet)
   }
 
   override async outgoingClearMessageId(client: Client, packet: WirePacket): Promise<WirePacket | undefined> {
-    const removed = (await super.outgoingClearMessageId(client, packet)) as WirePacket | undefined
+    const removed = this.outgoing.clear(client.id, packet.messageId) as WirePacket | undefined
     if (removed !== undefined) this.clearLater(client.id, removed.brokerId ?? '', removed.brokerCounter ?? 0)
     return removed
+  }
+
+  override outgoingStream(client: Client): Readable {
+    return this.outgoing.stream(client.id)
   }
 
   /**
