@@ -257,11 +257,11 @@ export class Coordinator {
 
   private publishStats(): void {
     const stats = this.stats()
-    const { at, ...rest } = stats
+    // Published only when something but the timestamp changed.
+    const { at: _at, ...rest } = stats
     const key = JSON.stringify(rest)
     if (key === this.lastStats) return
     this.lastStats = key
-    void at
     this.publish(this.topics.hubStats, stats, { qos: 0, retain: true })
   }
 

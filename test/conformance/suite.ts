@@ -129,6 +129,21 @@ export function conformance(mode: Mode): void {
       assert.equal(b.received[2]?.id, fifth.id)
     })
 
+    test('round-robin rotates among instances of a role even when one alone could take everything', async () => {
+      const h = await setup({
+        instances: [{ id: 'rr-a', role: 'analytics' }, { id: 'rr-b', role: 'analytics' }],
+        routes: { analyze_data: { targets: ['analytics'], strategy: 'round-robin' } },
+      })
+      await h.instance({ id: 'rr-a', role: 'analytics' })
+      await h.instance({ id: 'rr-b', role: 'analytics' })
+      const owners: (string | null)[] = []
+      for (let i = 0; i < 4; i++) {
+        const { id } = await h.submit({ type: 'analyze_data', content: i })
+        owners.push((await h.finished(id)).assignments[0]?.instance ?? null)
+      }
+      assert.deepEqual(owners, ['rr-a', 'rr-b', 'rr-a', 'rr-b'])
+    })
+
     test('an instance SIGKILLed mid-task: the task is re-run on another and completes once', async () => {
       const h = await setup({ instances: [{ id: 'worker-a', role: 'analytics' }, { id: 'worker-b', role: 'analytics' }] })
       const child = spawn(process.execPath, [`${ROOT}/dist/test/fixtures/instance-process.js`], {
