@@ -1,0 +1,229 @@
+/**
+ * The agent SDK: a worker joins the fleet in a few lines.
+ *
+ *   const agent = await connectAgent({ id: 'builder', capabilities: ['build_project'] })
+ *   agent.handle('build_project', async (content, ctx) => { ctx.progress('scaffolding'); return { files } })
+ *
+ * It speaks only the topic contract, over MQTT (it never imports the
+ * coordinator, so it runs on any machine that reaches the broker): a
+ * persistent session, a retained birth status and a Last Will carrying the
+ * same session number, heartbeats answering the hub's pings, started /
+ * progress / completed / failed reports echoing the lease token, a
+ * concurrency limit, and a drain that finishes running work before leaving.
+ */
+import type { Socket } from 'node:net'
+import mqtt, { type MqttClient } from 'mqtt'
+import { randomUUID } from 'node:crypto'
+import type { InboxFrame, Message, Priority, Report } from '../contract/payloads.js'
+import { topicsFor, type TopicContract } from '../contract/topics.js'
+import { TrinityError } from '../errors.js'
+
+export interface AgentOptions {
+  id: string
+  /** Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. */
+  url?: string
+  capabilities?: string[]
+  role?: string
+  name?: string
+  /** Tasks run at once (default 1); the hub sends no more than this. */
+  concurrency?: number
+  prefix?: string
+  username?: string
+  password?: string
+  /** Heartbeat period in ms (default 10,000); pings are answered at once regardless. */
+  heartbeatMs?: number
+  /** Drain and exit on SIGTERM / SIGINT (default true). */
+  handleSignals?: boolean
+}
+
+export interface TaskContext {
+  readonly taskId: string
+  readonly type: string
+  readonly priority: Priority
+  readonly attempt: number
+  /** Aborted when the hub cancels the task or the agent stops. */
+  readonly signal: AbortSignal
+  /** Reports progress (anything JSON) and renews the lease. */
+  progress(output: unknown): void
+}
+
+export type TaskHandler = (content: unknown, context: TaskContext) => unknown
+
+export interface Agent {
+  readonly id: string
+  handle(type: string, handler: TaskHandler): Agent
+  send(to: string, message: string): Promise<Message>
+  onMessage(listener: (message: Message) => void): Agent
+  /** Tasks running now. */
+  readonly running: number
+  /** Takes no more work, finishes what runs, says offline, disconnects. */
+  drain(): Promise<void>
+}
+
+type TaskFrame = Extract<InboxFrame, { kind: 'task' }>
+
+class AgentImpl implements Agent {
+  private readonly handlers = new Map<string, TaskHandler>()
+  private readonly listeners: ((message: Message) => void)[] = []
+  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
+  private readonly waiting: TaskFrame[] = []
+  private readonly topics: TopicContract
+  private heartbeat: NodeJS.Timeout | undefined
+  private draining: Promise<void> | undefined
+
+  constructor(
+    private readonly options: AgentOptions,
+    private readonly client: MqttClient,
+    /** Also in the Last Will: the hub ignores a Will older than the current birth. */
+    private readonly session: number,
+  ) {
+    this.topics = topicsFor(options.prefix)
+  }
+
+  get id(): string {
+    return this.options.id
+  }
+
+  get running(): number {
+    return this.active.size
+  }
+
+  async start(): Promise<void> {
+    this.client.on('message', (_topic, payload) => this.onFrame(payload))
+    this.client.on('connect', () => {
+      ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
+      void this.publishStatus('online')
+    })
+    await this.client.subscribeAsync(this.topics.instanceInbox(this.id), { qos: 1 })
+    await this.publishStatus('online')
+    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs ?? 10_000)
+    this.heartbeat.unref()
+  }
+
+  handle(type: string, handler: TaskHandler): Agent {
+    this.handlers.set(type, handler)
+    if (this.draining === undefined) void this.publishStatus('online')
+    return this
+  }
+
+  onMessage(listener: (message: Message) => void): Agent {
+    this.listeners.push(listener)
+    return this
+  }
+
+  async send(to: string, text: string): Promise<Message> {
+    const message: Message = { id: randomUUID(), from: this.id, to, message: text, ts: Date.now() }
+    await this.client.publishAsync(this.topics.message(this.id, to), JSON.stringify(message), { qos: 1 })
+    return message
+  }
+
+  drain(): Promise<void> {
+    this.draining ??= (async () => {
+      await this.publishStatus('draining')
+      this.waiting.length = 0 // never started: the hub's lease re-queues them
+      await Promise.allSettled([...this.active.values()].map((a) => a.done))
+      if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
+      await this.publishStatus('offline')
+      await this.client.endAsync()
+    })()
+    return this.draining
+  }
+
+  private capabilities(): string[] {
+    return [...new Set([...(this.options.capabilities ?? []), ...this.handlers.keys()])]
+  }
+
+  private publishStatus(state: 'online' | 'draining' | 'offline'): Promise<unknown> {
+    const status = {
+      state, session: this.session, capabilities: this.capabilities(), role: this.options.role ?? this.id,
+      name: this.options.name ?? this.id, concurrency: this.options.concurrency ?? 1, pid: process.pid,
+    }
+    return this.client.publishAsync(this.topics.instanceStatus(this.id), JSON.stringify(status), { qos: 1, retain: true })
+  }
+
+  private beat(nonce?: string): void {
+    const heartbeat = { ts: Date.now(), inFlight: this.active.size, ...(nonce === undefined ? {} : { nonce }) }
+    this.client.publish(this.topics.instanceHeartbeat(this.id), JSON.stringify(heartbeat), { qos: 0 })
+  }
+
+  private report(report: Report): void {
+    this.client.publish(this.topics.instanceReport(this.id), JSON.stringify(report), { qos: 1 })
+  }
+
+  private onFrame(payload: Buffer): void {
+    let frame: InboxFrame
+    try {
+      frame = JSON.parse(payload.toString('utf8')) as InboxFrame
+    } catch {
+      return // not from the hub; nothing to answer
+    }
+    switch (frame.kind) {
+      case 'ping':
+        return this.beat(frame.nonce)
+      case 'message':
+        for (const listener of this.listeners) listener(frame.message)
+        return
+      case 'cancel':
+        this.active.get(frame.taskId)?.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', 'cancelled by the hub'))
+        return
+      case 'task':
+        if (this.draining !== undefined || this.active.has(frame.task.id)) return
+        if (this.active.size >= (this.options.concurrency ?? 1)) this.waiting.push(frame)
+        else this.run(frame)
+        return
+    }
+  }
+
+  private run(frame: TaskFrame): void {
+    const { task, leaseToken } = frame
+    const controller = new AbortController()
+    const base = { taskId: task.id, leaseToken }
+    const context: TaskContext = {
+      taskId: task.id, type: task.type, priority: task.priority, attempt: frame.attempt, signal: controller.signal,
+      progress: (output) => this.report({ ...base, state: 'progress', output }),
+    }
+    const done = (async () => {
+      this.report({ ...base, state: 'started' })
+      try {
+        const handler = this.handlers.get(task.type)
+        if (handler === undefined) throw new Error(`no handler for task type ${task.type} on ${this.id}`)
+        const output: unknown = await handler(task.content, context)
+        if (!controller.signal.aborted) this.report({ ...base, state: 'completed', output: output ?? null })
+      } catch (err) {
+        if (!controller.signal.aborted) this.report({ ...base, state: 'failed', error: err instanceof Error ? err.message : String(err) })
+      } finally {
+        this.active.delete(task.id)
+        const next = this.waiting.shift()
+        if (next !== undefined && this.draining === undefined) this.run(next)
+      }
+    })()
+    this.active.set(task.id, { controller, done })
+  }
+}
+
+export async function connectAgent(options: AgentOptions): Promise<Agent> {
+  const topics = topicsFor(options.prefix)
+  const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+  const session = Date.now()
+  let client: MqttClient
+  try {
+    client = await mqtt.connectAsync(url, {
+      clientId: `trinity-agent-${topics.prefix.replaceAll('/', '-')}-${options.id}`,
+      clean: false,
+      reconnectPeriod: 1000,
+      ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
+      will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
+    })
+  } catch (err) {
+    throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
+  }
+  ;(client.stream as Partial<Socket>).setNoDelay?.(true)
+  const agent = new AgentImpl(options, client, session)
+  await agent.start()
+  if (options.handleSignals !== false) {
+    const stop = (): void => void agent.drain().then(() => process.exit(0))
+    process.once('SIGTERM', stop)
+    process.once('SIGINT', stop)
+  }
+  return agent
+}

@@ -1,0 +1,93 @@
+/** The agent SDK against a real hub: handlers, progress, concurrency, messages, drain. */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import type { TaskRecord } from '../src/contract/payloads.js'
+import type { Hub } from '../src/hub.js'
+import { connectAgent, type Agent } from '../src/agent/index.js'
+import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+
+const dir = tempDir()
+let hub: Hub
+const agents: Agent[] = []
+before(async () => {
+  hub = await startTestHub(await testConfig(dir.path))
+})
+after(async () => {
+  for (const agent of agents) await agent.drain().catch(() => undefined)
+  await hub.stop()
+  dir.remove()
+})
+
+async function finished(id: string): Promise<TaskRecord> {
+  let task: TaskRecord | undefined
+  await waitFor(async () => {
+    task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
+    return ['completed', 'failed', 'dead'].includes(task.state)
+  }, 10_000, `task ${id}`)
+  return task as TaskRecord
+}
+
+test('a worker joins in a few lines; results, progress and failures reach the hub', async () => {
+  const agent = await connectAgent({ id: 'c1', url: hub.mqttUrl, handleSignals: false, concurrency: 2 })
+  agents.push(agent)
+  agent.handle('general', async (content, ctx) => {
+    ctx.progress({ step: 'thinking' })
+    if (content === 'explode') throw new Error('boom')
+    return { echo: content, attempt: ctx.attempt }
+  })
+  // handle() announces the new capability with a fresh birth.
+  await waitFor(() => hub.coordinator.registry.get('c1')?.capabilities.includes('general') === true, 5000, 'c1 online with its capability')
+  assert.equal(hub.coordinator.registry.get('c1')?.state, 'online')
+  const ok = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'hi' })
+  const done = await finished(ok.body.id)
+  assert.equal(done.state, 'completed')
+  assert.deepEqual(done.result, { echo: 'hi', attempt: 1 })
+  const bad = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'explode' })
+  const failed = await finished(bad.body.id)
+  assert.equal(failed.state, 'failed')
+  assert.match(failed.error ?? '', /boom/)
+  assert.equal(failed.assignments[0]?.attempts, 3)
+})
+
+test('the concurrency limit holds, and messages go both ways', async () => {
+  let running = 0
+  let peak = 0
+  const agent = await connectAgent({ id: 'analytics', url: hub.mqttUrl, handleSignals: false, concurrency: 2 })
+  agents.push(agent)
+  agent.handle('analyze_data', async (content) => {
+    running++
+    peak = Math.max(peak, running)
+    await new Promise((r) => setTimeout(r, 50))
+    running--
+    return content
+  })
+  const received: string[] = []
+  agent.onMessage((m) => received.push(m.message))
+  await waitFor(() => hub.coordinator.registry.get('analytics')?.state === 'online', 5000, 'analytics online')
+  const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: i })))
+  for (const r of ids) assert.equal((await finished(r.body.id)).state, 'completed')
+  assert.equal(peak, 2)
+  await http(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'analytics', message: 'hello agent' })
+  await waitFor(() => received.includes('hello agent'), 5000, 'message to the agent')
+  await agent.send('c1', 'hello hub')
+  await waitFor(async () => (await http<{ messages: { message: string }[] }>(hub.httpUrl, 'GET', '/messages?from=analytics')).body.messages.some((m) => m.message === 'hello hub'), 5000, 'message from the agent')
+})
+
+test('drain finishes the running task, then the hub sees the agent offline', async () => {
+  const agent = await connectAgent({ id: 'observatory', url: hub.mqttUrl, handleSignals: false })
+  let release: (value: string) => void = () => undefined
+  agent.handle('monitor_system', () => new Promise<string>((resolve) => { release = resolve }))
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'online', 5000, 'observatory online')
+  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: null })
+  await waitFor(() => agent.running === 1, 5000, 'task running')
+  const drained = agent.drain()
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.draining === true, 5000, 'hub sees draining')
+  // Draining takes no new work: a second task waits in the queue.
+  const second = await http<{ id: string; assigned: string[] }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: 'later' })
+  assert.deepEqual(second.body.assigned, [])
+  release('finished during drain')
+  await drained
+  const done = await finished(body.id)
+  assert.equal(done.result, 'finished during drain')
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'offline', 5000, 'offline after drain')
+})
