@@ -50,6 +50,7 @@ test('unknown keys, bad enums, bad durations and YAML syntax errors are all loca
   assert.match(problems('a: [1, 2\n')[0] ?? '', /^x\.yaml:\d+:\d+: \(yaml\): /)
   assert.deepEqual(problems('instances:\n  - id: a\n  - id: a\n'), ['x.yaml:3:9: instances[1].id: expected a unique id, "a" is already used by instances[0]'])
   assert.deepEqual(problems('broker:\n  mode: external\n'), ['x.yaml:2:9: broker.mode: expected broker.url to be set when mode is "external"'])
+  assert.deepEqual(problems('instances:\n  - id: a\n    adapter: http\n'), ['x.yaml:3:14: instances[0].adapter: expected `url` to be set when adapter is "http"'])
 })
 
 test('trinity start with an invalid file prints file:line:col and exits with code 2', () => {

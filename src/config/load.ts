@@ -195,6 +195,9 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${instance.id}" is already used by instances[${first}]`)
     else seen.set(instance.id, index)
   })
+  raw.instances?.forEach((instance, index) => {
+    if (instance.adapter === 'http' && instance.url === undefined) problem(['instances', index, 'adapter'], 'expected `url` to be set when adapter is "http"')
+  })
   if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
     problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
   }

@@ -40,6 +40,8 @@ export const InstanceConfig = Type.Object(
     cwd: Type.Optional(Type.String()),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+    adapter: Type.Optional(Type.Enum(['mqtt', 'http'], { description: 'http: tasks by POST {url}/task, health by GET {url}/health' })),
+    url: Type.Optional(Type.String({ pattern: '^https?://' })),
   },
   strict,
 )

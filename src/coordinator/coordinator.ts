@@ -21,6 +21,7 @@ import type { Config } from '../config/schema.js'
 import { TrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HealthMonitor } from './health.js'
+import { HttpAdapter } from './http-adapter.js'
 import { Registry, type InstanceView } from './registry.js'
 import { Router } from './router.js'
 import { Scheduler } from './scheduler.js'
@@ -40,6 +41,7 @@ export class Coordinator {
   readonly registry: Registry
   readonly scheduler: Scheduler
   readonly health: HealthMonitor
+  private readonly httpAdapter: HttpAdapter
   private client: MqttClient | undefined
   private readonly timers: NodeJS.Timeout[] = []
   private lastStats = ''
@@ -63,6 +65,13 @@ export class Coordinator {
       store: this.store, registry: this.registry, router, tasks: config.tasks, log, now,
       sendToInbox: (id, frame) => this.sendToInbox(id, frame),
       publishEvent: (taskId, json) => this.publishRaw(this.topics.taskEvent(taskId), json, { qos: 0 }),
+    })
+    this.httpAdapter = new HttpAdapter({
+      timeoutMs: config.tasks.leaseMs, log,
+      report: (id, report) => {
+        const outcome = this.scheduler.report(id, report)
+        if (outcome !== 'applied') log.info({ instance: id, taskId: report.taskId, outcome }, 'http adapter report not applied')
+      },
     })
     this.health = new HealthMonitor({
       registry: this.registry, health: config.health, log, now,
@@ -118,6 +127,7 @@ export class Coordinator {
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer)
     this.health.stop()
+    this.httpAdapter.stop()
     this.scheduler.close()
     if (this.client !== undefined) await this.client.endAsync().catch(() => undefined)
     this.store.close()
@@ -242,6 +252,9 @@ export class Coordinator {
   }
 
   private sendToInbox(instanceId: string, frame: InboxFrame): void {
+    const httpUrl = this.registry.get(instanceId)?.httpUrl ?? null
+    if (httpUrl !== null) this.httpAdapter.deliver(instanceId, httpUrl, frame)
+    // Published either way: the inbox is also how observers see assignments.
     this.publish(this.topics.instanceInbox(instanceId), frame, { qos: frame.kind === 'ping' ? 0 : 1 })
   }
 

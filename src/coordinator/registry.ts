@@ -35,6 +35,8 @@ export class Instance {
   capabilities: string[]
   port: number | null
   healthUrl: string | null
+  /** Set for `adapter: http` instances: tasks go by POST {url}/task instead of the inbox. */
+  readonly httpUrl: string | null
   readonly source: 'config' | 'joined'
   /** Birth seen and no Will since. */
   connected = false
@@ -59,7 +61,8 @@ export class Instance {
     this.role = config.role ?? config.id
     this.capabilities = [...(config.capabilities ?? [])]
     this.port = config.port ?? null
-    this.healthUrl = config.healthUrl ?? null
+    this.httpUrl = config.adapter === 'http' && config.url !== undefined ? config.url.replace(/\/$/, '') : null
+    this.healthUrl = config.healthUrl ?? (this.httpUrl === null ? null : `${this.httpUrl}/health`)
     this.source = source
     this.concurrency = config.concurrency ?? defaultConcurrency
   }

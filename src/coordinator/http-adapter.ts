@@ -1,0 +1,77 @@
+/**
+ * The HTTP adapter: instances that are plain HTTP servers (as the seed's
+ * were) take part with no MQTT code. A task assigned to one is POSTed to
+ * `{url}/task` as `{id, type, content, priority, attempt, leaseToken}`; a 2xx
+ * JSON answer completes it (its `output` field, or the whole body), anything
+ * else fails it with the reason. Health comes from GET `{url}/health` (see
+ * health.ts). Reports go through the same path as MQTT reports, so leases,
+ * retries and stale-report protection apply unchanged.
+ */
+import type { InboxFrame, Report } from '../contract/payloads.js'
+import type { Logger } from '../log.js'
+
+export interface HttpAdapterDeps {
+  report: (instanceId: string, report: Report) => void
+  /** Longest a POST may take: the lease. */
+  timeoutMs: number
+  log: Logger
+}
+
+export class HttpAdapter {
+  private readonly inFlight = new Map<string, AbortController>()
+
+  constructor(private readonly deps: HttpAdapterDeps) {}
+
+  deliver(instanceId: string, url: string, frame: InboxFrame): void {
+    switch (frame.kind) {
+      case 'task':
+        // After the dispatch that assigned it has returned: reports re-enter the scheduler.
+        queueMicrotask(() => void this.post(instanceId, url, frame))
+        return
+      case 'cancel':
+        this.inFlight.get(frame.leaseToken)?.abort()
+        return
+      case 'ping':
+      case 'message':
+        return // health is GET {url}/health; plain HTTP instances have no message endpoint
+    }
+  }
+
+  stop(): void {
+    for (const controller of this.inFlight.values()) controller.abort()
+    this.inFlight.clear()
+  }
+
+  private async post(instanceId: string, url: string, frame: Extract<InboxFrame, { kind: 'task' }>): Promise<void> {
+    const base = { taskId: frame.task.id, leaseToken: frame.leaseToken }
+    const controller = new AbortController()
+    this.inFlight.set(frame.leaseToken, controller)
+    this.deps.report(instanceId, { ...base, state: 'started' })
+    let report: Report
+    try {
+      const response = await fetch(`${url}/task`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...frame.task, attempt: frame.attempt, leaseToken: frame.leaseToken }),
+        signal: AbortSignal.any([controller.signal, AbortSignal.timeout(this.deps.timeoutMs)]),
+      })
+      const text = await response.text()
+      if (!response.ok) {
+        report = { ...base, state: 'failed', error: `HTTP ${response.status} from ${url}/task: ${text.slice(0, 500)}` }
+      } else {
+        let body: unknown = text
+        try { body = JSON.parse(text) } catch { /* a plain-text answer is the output */ }
+        const output = body !== null && typeof body === 'object' && 'output' in body ? (body as { output: unknown }).output : body
+        report = { ...base, state: 'completed', output }
+      }
+    } catch (err) {
+      if (controller.signal.aborted) return // cancelled: the hub already knows
+      const cause = (err as { cause?: { code?: string } }).cause?.code
+      report = { ...base, state: 'failed', error: `${url}/task: ${cause ?? (err as Error).message}` }
+    } finally {
+      this.inFlight.delete(frame.leaseToken)
+    }
+    this.deps.log.debug({ instance: instanceId, taskId: frame.task.id, state: report.state }, 'http adapter report')
+    this.deps.report(instanceId, report)
+  }
+}
