@@ -109,7 +109,6 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
     health: { interval: '30s', timeout: '5s' },
     tasks: { lease: '60s', keepFinished: 1_000_000 },
     routes: { general: { targets: ['noop'] } },
-    broker: { persistence: process.env['BENCH_BROKER_PERSISTENCE'] ?? 'disk' },
   })
   const file = writeConfig(dir.path, config)
   const hub = await spawnHub(file)
