@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+/**
+ * One demo instance of the reference fleet, built on the agent SDK:
+ * `node dist/src/fleet/instance.js <id> [--config file]`. It takes its role,
+ * capabilities and port from the config, does the small real work of
+ * ./work.ts for each capability, and serves GET /health on its port.
+ * TRINITY_MQTT_URL overrides the broker, TRINITY_INSTANCE_PORT the port
+ * (0: any free one, printed in the ready log line).
+ */
+import { createServer, type Server } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
+import { configPath, loadConfigFile } from '../config/load.js'
+import { createLogger } from '../log.js'
+import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, writePlan } from './work.js'
+
+const args = process.argv.slice(2)
+const id = args.find((a) => !a.startsWith('--'))
+const configFlag = args.indexOf('--config')
+const config = loadConfigFile(configPath(configFlag >= 0 ? args[configFlag + 1] : undefined))
+const log = createLogger({ level: config.log.level, pretty: config.log.pretty, name: id ?? 'instance' })
+const instance = config.instances.find((i) => i.id === id)
+if (id === undefined || instance === undefined) {
+  process.stderr.write(`usage: instance.js <id>; known ids: ${config.instances.map((i) => i.id).join(', ')}\n`)
+  process.exit(2)
+}
+
+const hubUrl = process.env['TRINITY_URL'] ?? `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
+const workspace = process.env['TRINITY_WORKSPACE'] ?? join(tmpdir(), 'trinity-workspace')
+const handlers: Record<string, TaskHandler> = {
+  analyze_data: (content) => analyzeData(content),
+  pattern_analysis: (content) => patternAnalysis(content),
+  track_user: (content) => trackUser(content),
+  monitor_system: () => monitorSystem(hubUrl),
+  build_project: (content, ctx) => { ctx.progress('scaffolding'); return buildProject(content, workspace, ctx.taskId) },
+  bug_fix: (content) => writePlan('bug_fix', content),
+  deployment: (content) => writePlan('deployment', content),
+  general: (content) => writePlan('general', content),
+}
+
+function listen(server: Server, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new Error(err.code === 'EADDRINUSE' ? `${instance?.id}: port ${port} is already in use (set instances[].port, or stop what holds it)` : `${instance?.id}: cannot listen on ${port}: ${err.message}`))
+    })
+    server.listen(port, config.hub.host, () => {
+      const address = server.address()
+      resolve(typeof address === 'object' && address !== null ? address.port : port)
+    })
+  })
+}
+
+const portSetting = process.env['TRINITY_INSTANCE_PORT'] ?? (instance.port === undefined ? undefined : String(instance.port))
+let agent: Agent | undefined
+let port: number | null = null
+if (portSetting !== undefined) {
+  const server = createServer((request, response) => {
+    const ok = request.url === '/health'
+    response.writeHead(ok ? 200 : 404, { 'content-type': 'application/json' })
+    response.end(JSON.stringify(ok ? { status: 'ok', instance: instance.id, running: agent?.running ?? 0 } : { error: 'not found' }))
+  })
+  try {
+    port = await listen(server, Number(portSetting))
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`)
+    process.exit(1)
+  }
+}
+
+const url = process.env['TRINITY_MQTT_URL'] ?? (config.broker.mode === 'external' ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`)
+agent = await connectAgent({
+  id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id,
+  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+})
+for (const capability of instance.capabilities ?? []) {
+  const handler = handlers[capability]
+  if (handler !== undefined) agent.handle(capability, handler)
+  else log.warn({ capability }, 'no demo handler for this capability')
+}
+log.info({ instance: instance.id, port, capabilities: instance.capabilities ?? [] }, 'instance ready')

@@ -1,0 +1,73 @@
+/** The demo fleet: each seed task type does small real work; a demo instance process serves /health and takes tasks. */
+import { after, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import type { TaskRecord } from '../src/contract/payloads.js'
+import { analyzeData, buildProject, patternAnalysis, trackUser, writePlan } from '../src/fleet/work.js'
+import { ROOT, http, startTestHub, tempDir, testConfig, waitFor, writeConfig } from './helpers/hub.js'
+
+const dir = tempDir()
+const cleanups: (() => unknown)[] = []
+after(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup()
+  dir.remove()
+})
+
+test('the work functions compute real results', async () => {
+  assert.deepEqual(analyzeData('values: 1, 2, 3, 4 and 10'), { count: 5, sum: 20, mean: 4, median: 3, min: 1, max: 10, stddev: Math.sqrt(10) })
+  assert.equal(analyzeData('no numbers').count, 0)
+  assert.deepEqual(patternAnalysis('the cat sat on the mat, the cat ran').words.slice(0, 2), [['the', 3], ['cat', 2]])
+  assert.deepEqual(patternAnalysis('the cat sat on the mat, the cat ran').bigrams, [['the cat', 2]])
+  assert.deepEqual(trackUser([{ user: 'u1', page: '/' }, { user: 'u2', page: '/' }, { user: 'u1', page: '/docs' }]), { events: 3, users: 2, pages: { '/': 2, '/docs': 1 }, perUser: { u1: 2, u2: 1 } })
+  assert.match(writePlan('bug_fix', 'login loops').plan[1] ?? '', /^2\. Write a failing test: login loops$/)
+  const built = await buildProject('Todo App', dir.path, 'abcdef1234')
+  assert.deepEqual(built.files, ['README.md', 'package.json', 'src/index.js', 'test/index.test.js'])
+  assert.ok(existsSync(join(built.path, 'src/index.js')))
+})
+
+test('a demo instance process serves /health, joins the hub and does its work', async () => {
+  const hubDir = tempDir()
+  cleanups.push(() => hubDir.remove())
+  const base = { instances: [{ id: 'araya', role: 'araya', capabilities: ['pattern_analysis'] }], routes: { pattern_analysis: { targets: ['araya'] } } }
+  const hub = await startTestHub(await testConfig(hubDir.path, base))
+  cleanups.push(() => hub.stop())
+  const file = writeConfig(hubDir.path, await testConfig(hubDir.path, { ...base, log: { level: 'info' } }), 'fleet.yaml')
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/fleet/instance.js'), 'araya', '--config', file], {
+    env: { ...process.env, TRINITY_MQTT_URL: hub.mqttUrl, TRINITY_INSTANCE_PORT: '0', TRINITY_URL: hub.httpUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  cleanups.push(() => child.kill('SIGKILL'))
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  await waitFor(() => out.includes('instance ready'), 10_000, 'instance ready')
+  const port = (JSON.parse(out.split('\n').find((l) => l.includes('instance ready')) ?? '{}') as { port: number }).port
+  const health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<{ status: string; instance: string }>)
+  assert.deepEqual([health.status, health.instance], ['ok', 'araya'])
+  await waitFor(() => hub.coordinator.registry.get('araya')?.capabilities.includes('pattern_analysis') === true, 5000, 'araya online')
+  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'pattern_analysis', content: 'red fish blue fish red fish' })
+  let task: TaskRecord | undefined
+  await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${body.id}`)).body; return task.state === 'completed' }, 5000, 'completed')
+  assert.deepEqual((task?.result as { words: [string, number][] }).words, [['fish', 3], ['red', 2]])
+  // SIGTERM drains and exits cleanly.
+  child.kill('SIGTERM')
+  const code = await new Promise((resolve) => child.once('exit', resolve))
+  assert.equal(code, 0)
+})
+
+test('a taken port is a clear error naming the port and the instance, not a stack trace', async () => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  cleanups.push(() => blocker.close())
+  const taken = (blocker.address() as { port: number }).port
+  const file = writeConfig(dir.path, await testConfig(dir.path, { instances: [{ id: 'builder', port: taken, capabilities: ['build_project'] }] }), 'taken.yaml')
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/fleet/instance.js'), 'builder', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let err = ''
+  child.stderr.on('data', (d: Buffer) => { err += d.toString() })
+  const code = await new Promise((resolve) => child.once('exit', resolve))
+  assert.equal(code, 1)
+  assert.equal(err.trim(), `builder: port ${taken} is already in use (set instances[].port, or stop what holds it)`)
+})
