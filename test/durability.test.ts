@@ -3,18 +3,13 @@
  * (each 202 means "on disk"), the hub SIGKILLed while most are still queued,
  * restarted on the same data dir, and then every one completes.
  */
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import { TestInstance } from './helpers/instance.js'
-import { http, spawnHub, tempDir, testConfig, waitFor, writeConfig } from './helpers/hub.js'
+import { http, spawnHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
 
-const dir = tempDir()
-const cleanups: (() => Promise<unknown> | unknown)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-  dir.remove()
-})
+const { dir, cleanups } = testScope()
 
 test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, then completed', async () => {
   const config = await testConfig(dir.path, { instances: [{ id: 'c1', concurrency: 1 }], log: { level: 'info' } })

@@ -1,5 +1,5 @@
 /** The demo fleet: each seed task type does small real work; a demo instance process serves /health and takes tasks. */
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -7,14 +7,9 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import { analyzeData, buildProject, patternAnalysis, trackUser, writePlan } from '../src/fleet/work.js'
-import { ROOT, http, startTestHub, tempDir, testConfig, waitFor, writeConfig } from './helpers/hub.js'
+import { ROOT, http, startTestHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
 
-const dir = tempDir()
-const cleanups: (() => unknown)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-  dir.remove()
-})
+const { dir, cleanups } = testScope()
 
 test('the work functions compute real results', async () => {
   assert.deepEqual(analyzeData('values: 1, 2, 3, 4 and 10'), { count: 5, sum: 20, mean: 4, median: 3, min: 1, max: 10, stddev: Math.sqrt(10) })

@@ -1,17 +1,12 @@
 /** An instance with `adapter: http` (a Python HTTP server, no MQTT) gets tasks by POST and health checks by GET. */
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import type { TaskRecord } from '../src/contract/payloads.js'
-import { ROOT, http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { ROOT, http, startTestHub, testConfig, waitFor, testScope } from './helpers/hub.js'
 
-const dir = tempDir()
-const cleanups: (() => unknown)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-  dir.remove()
-})
+const { dir, cleanups } = testScope()
 
 test('a plain HTTP instance is health-checked by GET and gets tasks by POST', async () => {
   const python = spawn('python3', [join(ROOT, 'test/fixtures/http_instance.py')], { stdio: ['ignore', 'pipe', 'inherit'] })

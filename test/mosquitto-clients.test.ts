@@ -2,20 +2,15 @@
  * Any MQTT client can watch and drive Trinity: a real `mosquitto_sub -t
  * 'trinity/#' -v` sees a task's whole life, and `mosquitto_pub` submits one.
  */
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import { TestInstance } from './helpers/instance.js'
-import { startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { startTestHub, testConfig, waitFor, testScope } from './helpers/hub.js'
 
-const dir = tempDir()
-const cleanups: (() => Promise<unknown> | unknown)[] = []
-after(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup()
-  dir.remove()
-})
+const { dir, cleanups } = testScope()
 
 test('mosquitto_sub sees the whole life of a task that mosquitto_pub submitted', async () => {
   const hub = await startTestHub(await testConfig(dir.path))

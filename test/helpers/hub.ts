@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { parseConfig } from '../../src/config/load.js'
@@ -20,6 +21,20 @@ export const CLI = join(ROOT, 'dist/src/cli/main.js')
 export function tempDir(prefix = 'trinity-test-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix))
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) }
+}
+
+/**
+ * A test file's scratch space: a temp dir, and cleanups run in reverse order
+ * after the file's tests (then the dir is removed). Call at module level.
+ */
+export function testScope(): { dir: { path: string; remove: () => void }; cleanups: (() => unknown)[] } {
+  const dir = tempDir()
+  const cleanups: (() => unknown)[] = []
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup()
+    dir.remove()
+  })
+  return { dir, cleanups }
 }
 
 export function freePort(): Promise<number> {
