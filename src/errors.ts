@@ -13,11 +13,8 @@ export const ERRORS = {
   TRINITY_ERR_TASK_CONFLICT: { status: 409, message: 'task is not in a state that allows this' },
   TRINITY_ERR_ID_CONFLICT: { status: 409, message: 'id already used by a different task' },
   TRINITY_ERR_NOT_FOUND: { status: 404, message: 'not found' },
-  TRINITY_ERR_PAYLOAD_INVALID: { status: 400, message: 'payload rejected' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
-  TRINITY_ERR_SHUTTING_DOWN: { status: 503, message: 'hub is shutting down' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
-  TRINITY_ERR_TIMEOUT: { status: 504, message: 'timed out' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -46,7 +46,6 @@ export class Coordinator {
   private readonly timers: NodeJS.Timeout[] = []
   private lastStats = ''
   rejected = 0
-  messagesSeen = 0
   /** Ids of messages this hub published itself: their echo from the bus is not news (and may be trimmed already). */
   private readonly ownMessages = new Set<string>()
   readonly startedAt = Date.now()
@@ -142,7 +141,6 @@ export class Coordinator {
   /** Logs a message (deduped by id) and delivers it to the addressed inboxes. */
   acceptMessage(message: Message): boolean {
     if (!this.store.saveMessage(message, this.config.messages.maxCount)) return false
-    this.messagesSeen++
     const recipients = message.to === BROADCAST ? this.registry.all().map((i) => i.id).filter((id) => id !== message.from) : [message.to]
     for (const id of recipients) if (this.registry.get(id) !== undefined) this.sendToInbox(id, { kind: 'message', message })
     return true
