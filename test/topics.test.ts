@@ -17,6 +17,11 @@ test('builders produce the documented names, with a configurable prefix', () => 
   assert.equal(t.message('c1', 'all'), 'trinity/message/c1/all')
   assert.equal(t.hubStats, 'trinity/hub/stats')
   assert.equal(t.hubErrors, 'trinity/hub/errors')
+  assert.equal(t.supervisorStatus, 'trinity/supervisor/status')
+  assert.equal(t.bridgeSync, 'trinity/bridge/sync')
+  assert.equal(t.computerStatus('2'), 'trinity/computer/2/status')
+  assert.equal(t.computerMessage('2'), 'trinity/computer/2/message')
+  assert.equal(t.computerSend('3'), 'trinity/computer/3/send')
   assert.equal(topicsFor('lab/x').taskSubmit, 'lab/x/task/submit')
 })
 
@@ -27,6 +32,13 @@ test('parse inverts every builder and rejects what is not in the contract', () =
   assert.deepEqual(t.parse(t.instanceReport('b')), { kind: 'instanceReport', instanceId: 'b' })
   assert.deepEqual(t.parse(t.message('a', 'b')), { kind: 'message', from: 'a', to: 'b' })
   assert.deepEqual(t.parse(t.hubErrors), { kind: 'hubErrors' })
+  assert.deepEqual(t.parse(t.supervisorStatus), { kind: 'supervisorStatus' })
+  assert.deepEqual(t.parse(t.supervisorCommand), { kind: 'supervisorCommand' })
+  assert.deepEqual(t.parse(t.bridgeStatus), { kind: 'bridgeStatus' })
+  assert.deepEqual(t.parse(t.bridgeSync), { kind: 'bridgeSync' })
+  assert.deepEqual(t.parse(t.computerStatus('2')), { kind: 'computerStatus', computer: '2' })
+  assert.deepEqual(t.parse(t.computerMessage('C3')), { kind: 'computerMessage', computer: 'C3' })
+  assert.deepEqual(t.parse(t.computerSend('2')), { kind: 'computerSend', computer: '2' })
   for (const bad of ['trinity/task/submit', 'lab/x/task', 'lab/x/instance/a/other', 'lab/x/message/a', 'lab/x/task/$bad/event', 'lab/x/hub/stats/extra']) {
     assert.equal(t.parse(bad), undefined, bad)
   }
@@ -53,7 +65,7 @@ test('no module outside the contract spells a topic string', () => {
       if (!name.endsWith('.ts') || path.endsWith(join('src', 'contract', 'topics.ts'))) continue
       // Comments may name topics (they document them); code may not.
       const text = readFileSync(path, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
-      if (/['"`](trinity\/|[^'"`\s]*\/(task|instance|message|health|hub)\/(submit|inbox|report|status|heartbeat|event|stats|errors|\+))/.test(text)) offenders.push(path)
+      if (/['"`](trinity\/|[^'"`\s]*\/(task|instance|message|health|hub|supervisor|bridge|computer)\/(submit|inbox|report|status|heartbeat|event|stats|errors|command|sync|message|send|\+))/.test(text)) offenders.push(path)
     }
   }
   for (const top of ['src', 'broker', 'bridges', 'web']) {

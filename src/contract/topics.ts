@@ -27,6 +27,13 @@ export type ParsedTopic =
   | { kind: 'message'; from: string; to: string }
   | { kind: 'hubStats' }
   | { kind: 'hubErrors' }
+  | { kind: 'supervisorStatus' }
+  | { kind: 'supervisorCommand' }
+  | { kind: 'bridgeStatus' }
+  | { kind: 'bridgeSync' }
+  | { kind: 'computerStatus'; computer: string }
+  | { kind: 'computerMessage'; computer: string }
+  | { kind: 'computerSend'; computer: string }
 
 export type TopicKind = ParsedTopic['kind']
 
@@ -55,6 +62,23 @@ export interface TopicContract {
   messageNamespace(from: string): string
   readonly hubStats: string
   readonly hubErrors: string
+  /** Retained: the supervisor's view of every process it runs. */
+  readonly supervisorStatus: string
+  /** Requests to the supervisor (restart, start, stop a child). */
+  readonly supervisorCommand: string
+  /** Retained: the git bridge's state, last round and outgoing queue. */
+  readonly bridgeStatus: string
+  /** A request for a sync round now. */
+  readonly bridgeSync: string
+  /** Retained: computer n's status, as read from its status file (or this computer's own). */
+  computerStatus(computer: string): string
+  readonly anyComputerStatus: string
+  /** A message that arrived from computer n through the git bridge. */
+  computerMessage(fromComputer: string): string
+  readonly anyComputerMessage: string
+  /** Publish here to send a message to computer n through the git bridge. */
+  computerSend(toComputer: string): string
+  readonly anyComputerSend: string
   /** Where the broker sends a publish it refused, so it is acknowledged but reaches nobody. */
   readonly deniedSink: string
   parse(topic: string): ParsedTopic | undefined
@@ -103,6 +127,16 @@ function buildContract(p: string): TopicContract {
     messageNamespace: (from: string) => `${p}/message/${id(from, 'sender')}/#`,
     hubStats: `${p}/hub/stats`,
     hubErrors: `${p}/hub/errors`,
+    supervisorStatus: `${p}/supervisor/status`,
+    supervisorCommand: `${p}/supervisor/command`,
+    bridgeStatus: `${p}/bridge/status`,
+    bridgeSync: `${p}/bridge/sync`,
+    computerStatus: (n: string) => `${p}/computer/${id(n, 'computer')}/status`,
+    anyComputerStatus: `${p}/computer/+/status`,
+    computerMessage: (n: string) => `${p}/computer/${id(n, 'computer')}/message`,
+    anyComputerMessage: `${p}/computer/+/message`,
+    computerSend: (n: string) => `${p}/computer/${id(n, 'computer')}/send`,
+    anyComputerSend: `${p}/computer/+/send`,
     deniedSink: `$SYS/${p}/denied`,
     parse(topic: string): ParsedTopic | undefined {
       const levels = topic.split('/')
@@ -134,6 +168,25 @@ function buildContract(p: string): TopicContract {
           if (b === 'stats') return { kind: 'hubStats' }
           if (b === 'errors') return { kind: 'hubErrors' }
           return undefined
+        case 'supervisor':
+          if (rest !== 2) return undefined
+          if (b === 'status') return { kind: 'supervisorStatus' }
+          if (b === 'command') return { kind: 'supervisorCommand' }
+          return undefined
+        case 'bridge':
+          if (rest !== 2) return undefined
+          if (b === 'status') return { kind: 'bridgeStatus' }
+          if (b === 'sync') return { kind: 'bridgeSync' }
+          return undefined
+        case 'computer': {
+          if (rest !== 3 || !ok(b)) return undefined
+          switch (c) {
+            case 'status': return { kind: 'computerStatus', computer: b }
+            case 'message': return { kind: 'computerMessage', computer: b }
+            case 'send': return { kind: 'computerSend', computer: b }
+            default: return undefined
+          }
+        }
         default:
           return undefined
       }
