@@ -13,6 +13,8 @@ export const ERRORS = {
   TRINITY_ERR_TASK_CONFLICT: { status: 409, message: 'task is not in a state that allows this' },
   TRINITY_ERR_ID_CONFLICT: { status: 409, message: 'id already used by a different task' },
   TRINITY_ERR_NOT_FOUND: { status: 404, message: 'not found' },
+  TRINITY_ERR_INSTANCE_NOT_FOUND: { status: 404, message: 'no such instance' },
+  TRINITY_ERR_NOT_SUPERVISED: { status: 409, message: 'not run by a supervisor' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },

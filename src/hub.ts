@@ -14,6 +14,7 @@ import type { Config } from './config/schema.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
 import { TrinityError } from './errors.js'
+import { HUB_SECRET_ENV, HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -39,7 +40,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let bus: BusCredentials
   if (config.broker.mode === 'embedded') {
     // The hub's own clients use a random admin credential that never leaves this process.
-    const internal = { username: 'trinity-hub', password: randomBytes(24).toString('base64url'), role: 'admin' as const }
+    // Under `trinity start` the supervisor chose the secret and shares it with the bridge.
+    const internal = { username: HUB_USERNAME, password: process.env[HUB_SECRET_ENV] ?? randomBytes(24).toString('base64url'), role: 'admin' as const }
     broker = await startEmbeddedBroker({
       host: config.broker.host,
       port: config.broker.port,

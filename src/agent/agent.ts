@@ -34,6 +34,8 @@ export interface AgentOptions {
   heartbeatMs?: number
   /** Drain and exit on SIGTERM / SIGINT (default true). */
   handleSignals?: boolean
+  /** How long to keep trying while the broker refuses connections, e.g. while the hub starts (default 30,000 ms). */
+  waitForBusMs?: number
 }
 
 export interface TaskContext {
@@ -205,17 +207,29 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
   const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
   const session = Date.now()
+  const connectOptions = {
+    clientId: `trinity-agent-${topics.prefix.replaceAll('/', '-')}-${options.id}`,
+    clean: false,
+    reconnectPeriod: 1000,
+    ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
+    will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1 as const, retain: true },
+  }
+  // A broker that is not listening yet (the hub still starting) is waited for;
+  // any other failure (bad credentials, a bad URL) is reported at once.
+  const deadline = Date.now() + (options.waitForBusMs ?? 30_000)
   let client: MqttClient
-  try {
-    client = await mqtt.connectAsync(url, {
-      clientId: `trinity-agent-${topics.prefix.replaceAll('/', '-')}-${options.id}`,
-      clean: false,
-      reconnectPeriod: 1000,
-      ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
-      will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
-    })
-  } catch (err) {
-    throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
+  for (let attempt = 0; ; attempt++) {
+    try {
+      client = await mqtt.connectAsync(url, connectOptions)
+      break
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ECONNREFUSED' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500, 25 * 2 ** attempt)))
+        continue
+      }
+      throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
+    }
   }
   ;(client.stream as Partial<Socket>).setNoDelay?.(true)
   const agent = new AgentImpl(options, client, session)

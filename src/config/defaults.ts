@@ -20,7 +20,13 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
 export const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
   broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
-  log: { level: 'info', pretty: 'auto' },
+  log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
+  supervisor: {
+    readyTimeout: '30s',
+    stopTimeout: '10s',
+    restart: { base: '1s', factor: 2, max: '60s', jitter: 0.2, resetAfter: '60s' },
+    crashLoop: { restarts: 5, window: '2m' },
+  },
   health: { interval: '30s', timeout: '5s', degradedAfter: '1s', missesBeforeOffline: 2, passesBeforeOnline: 1 },
   tasks: {
     lease: '60s',
@@ -53,6 +59,8 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
   const tasks = raw.tasks ?? {}
   const backoff = tasks.retryBackoff ?? {}
   const messages = raw.messages ?? {}
+  const sup = raw.supervisor ?? {}
+  const restart = sup.restart ?? {}
   const routes: Record<string, Route> = {}
   for (const [type, r] of Object.entries(raw.routes ?? SEED_ROUTES)) routes[type] = route(r)
   const config: Config = {
@@ -75,7 +83,29 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       password: broker.password,
       auth: { enabled: broker.auth?.enabled ?? false, users: broker.auth?.users ?? [] },
     },
-    log: { level: raw.log?.level ?? d.log.level, pretty: raw.log?.pretty ?? d.log.pretty },
+    log: {
+      level: raw.log?.level ?? d.log.level,
+      pretty: raw.log?.pretty ?? d.log.pretty,
+      file: raw.log?.file ?? null,
+      maxSize: raw.log?.maxSize ?? d.log.maxSize,
+      maxFiles: raw.log?.maxFiles ?? d.log.maxFiles,
+    },
+    supervisor: {
+      readyTimeoutMs: parseDuration(sup.readyTimeout ?? d.supervisor.readyTimeout),
+      stopTimeoutMs: parseDuration(sup.stopTimeout ?? d.supervisor.stopTimeout),
+      restart: {
+        baseMs: parseDuration(restart.base ?? d.supervisor.restart.base),
+        factor: restart.factor ?? d.supervisor.restart.factor,
+        maxMs: parseDuration(restart.max ?? d.supervisor.restart.max),
+        jitter: restart.jitter ?? d.supervisor.restart.jitter,
+        resetAfterMs: parseDuration(restart.resetAfter ?? d.supervisor.restart.resetAfter),
+      },
+      crashLoop: {
+        restarts: sup.crashLoop?.restarts ?? d.supervisor.crashLoop.restarts,
+        windowMs: parseDuration(sup.crashLoop?.window ?? d.supervisor.crashLoop.window),
+      },
+      restartUnhealthyAfterMs: sup.restartUnhealthyAfter === undefined || sup.restartUnhealthyAfter === null ? null : parseDuration(sup.restartUnhealthyAfter),
+    },
     health: {
       intervalMs: parseDuration(health.interval ?? d.health.interval),
       timeoutMs: parseDuration(health.timeout ?? d.health.timeout),

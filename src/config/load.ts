@@ -12,7 +12,7 @@ import { TrinityError } from '../errors.js'
 import { resolveConfig } from './defaults.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
-export const DEFAULT_CONFIG_PATH = 'config/trinity.yaml'
+export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
 
 export interface ConfigProblem {
   file: string
@@ -33,11 +33,6 @@ export class ConfigError extends TrinityError {
 
 export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.col}: ${p.field}: ${p.expected}`
-}
-
-/** Which file to read: --config, then TRINITY_CONFIG, then config/trinity.yaml. */
-export function configPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit ?? env['TRINITY_CONFIG'] ?? DEFAULT_CONFIG_PATH
 }
 
 export function loadConfigFile(path: string): Config {

@@ -42,6 +42,9 @@ export const InstanceConfig = Type.Object(
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
     adapter: Type.Optional(Type.Enum(['mqtt', 'http'], { description: 'http: tasks by POST {url}/task, health by GET {url}/health' })),
     url: Type.Optional(Type.String({ pattern: '^https?://' })),
+    restartUnhealthyAfter: Type.Optional(Type.Union([Duration, Type.Null()], {
+      description: 'restart this instance when its health stays timeout, offline or error this long (overrides supervisor.restartUnhealthyAfter; null: never)',
+    })),
   },
   strict,
 )
@@ -96,6 +99,9 @@ export const ConfigSchema = Type.Object(
             Type.Enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
           ),
           pretty: Type.Optional(Type.Union([Type.Boolean(), Type.Literal('auto')])),
+          file: Type.Optional(Type.Union([Type.String({ minLength: 1 }), Type.Null()], { description: 'also write JSON lines here, rotated by size' })),
+          maxSize: Type.Optional(Type.String({ pattern: '^[0-9]+[kmg]$', description: 'rotate the log file at this size, e.g. 10m' })),
+          maxFiles: Type.Optional(Type.Integer({ minimum: 1, description: 'rotated files kept beside the live one' })),
         },
         strict,
       ),
@@ -143,6 +149,31 @@ export const ConfigSchema = Type.Object(
     store: Type.Optional(
       Type.Object({ sync: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')])) }, strict),
     ),
+    supervisor: Type.Optional(
+      Type.Object(
+        {
+          readyTimeout: Type.Optional(Duration),
+          stopTimeout: Type.Optional(Duration),
+          restart: Type.Optional(
+            Type.Object(
+              {
+                base: Type.Optional(Duration),
+                factor: Type.Optional(Type.Number({ minimum: 1 })),
+                max: Type.Optional(Duration),
+                jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+                resetAfter: Type.Optional(Duration),
+              },
+              strict,
+            ),
+          ),
+          crashLoop: Type.Optional(
+            Type.Object({ restarts: Type.Optional(Type.Integer({ minimum: 1 })), window: Type.Optional(Duration) }, strict),
+          ),
+          restartUnhealthyAfter: Type.Optional(Type.Union([Duration, Type.Null()])),
+        },
+        strict,
+      ),
+    ),
     instances: Type.Optional(Type.Array(InstanceConfig)),
     routes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), RouteConfig)),
   },
@@ -178,7 +209,20 @@ export interface Config {
     readonly password: string | undefined
     readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }
   }
-  readonly log: { readonly level: string; readonly pretty: boolean | 'auto' }
+  readonly log: {
+    readonly level: string
+    readonly pretty: boolean | 'auto'
+    readonly file: string | null
+    readonly maxSize: string
+    readonly maxFiles: number
+  }
+  readonly supervisor: {
+    readonly readyTimeoutMs: number
+    readonly stopTimeoutMs: number
+    readonly restart: { readonly baseMs: number; readonly factor: number; readonly maxMs: number; readonly jitter: number; readonly resetAfterMs: number }
+    readonly crashLoop: { readonly restarts: number; readonly windowMs: number }
+    readonly restartUnhealthyAfterMs: number | null
+  }
   readonly health: {
     readonly intervalMs: number
     readonly timeoutMs: number

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
-  BROADCAST, Heartbeat, InstanceStatus, Message, Report, TaskSubmit, decode,
+  BROADCAST, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
   type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
@@ -48,6 +48,8 @@ export class Coordinator {
   rejected = 0
   /** Ids of messages this hub published itself: their echo from the bus is not news (and may be trimmed already). */
   private readonly ownMessages = new Set<string>()
+  /** The last retained supervisor status, if a supervisor runs this hub. */
+  private supervisor: SupervisorStatus | undefined
   readonly startedAt = Date.now()
 
   constructor(
@@ -112,7 +114,7 @@ export class Coordinator {
     const t = this.topics
     await client.subscribeAsync({
       [t.taskSubmit]: { qos: 1 }, [t.anyInstanceReport]: { qos: 1 }, [t.anyInstanceStatus]: { qos: 1 },
-      [t.anyInstanceHeartbeat]: { qos: 0 }, [t.anyMessage]: { qos: 1 },
+      [t.anyInstanceHeartbeat]: { qos: 0 }, [t.anyMessage]: { qos: 1 }, [t.supervisorStatus]: { qos: 1 },
     })
     this.health.start()
     const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))
@@ -153,6 +155,20 @@ export class Coordinator {
     if (this.ownMessages.size > 10_000) this.ownMessages.delete(this.ownMessages.values().next().value as string)
     this.publish(this.topics.message(from, to), message, { qos: 1 })
     return message
+  }
+
+  /**
+   * Asks the supervisor to restart an instance (clearing a crash loop). The
+   * supervisor is another process; the request goes over the bus.
+   */
+  restartInstance(id: string, requestedBy: string): { id: string; action: 'restart'; process: InstanceView['process'] } {
+    const instance = this.registry.get(id)
+    if (instance === undefined) throw new TrinityError('TRINITY_ERR_INSTANCE_NOT_FOUND', id)
+    if (this.supervisor?.state !== 'running') throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', 'no supervisor is running; start with `trinity start`')
+    if (instance.process === null) throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', `${id} has no command in the config`)
+    const command: SupervisorCommand = { action: 'restart', target: id, requestedBy }
+    this.publish(this.topics.supervisorCommand, command, { qos: 1 })
+    return { id, action: 'restart', process: instance.process }
   }
 
   instances(): InstanceView[] {
@@ -218,6 +234,17 @@ export class Coordinator {
       const decoded = decode(Heartbeat, payload)
       if (!decoded.ok) return this.reject(raw, decoded.reason)
       this.health.heartbeat(t.instanceId, decoded.value.nonce)
+    },
+    supervisorStatus: (_t, payload, raw) => {
+      if (payload.length === 0) return
+      const decoded = decode(SupervisorStatus, payload)
+      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      this.supervisor = decoded.value
+      for (const child of decoded.value.children) {
+        if (child.kind !== 'instance' || child.instance === undefined) continue
+        const instance = this.registry.get(child.instance)
+        if (instance !== undefined) instance.process = { state: child.state, pid: child.pid, restarts: child.restarts, reason: child.reason }
+      }
     },
     message: (t, payload, raw) => {
       const decoded = decode(Message, payload)

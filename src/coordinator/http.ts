@@ -55,6 +55,9 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
 
   api.get('/instances', async () => ({ instances: coordinator.instances() }))
 
+  api.post('/instances/:id/restart', { schema: { params: IdParams } }, async (request, reply) =>
+    reply.status(202).send(coordinator.restartInstance(request.params.id, `http ${request.ip}`)))
+
   api.post('/task', { schema: { body: TaskSubmit } }, async (request, reply) => {
     const { task, created } = coordinator.submit(request.body)
     const assigned = task.assignments.flatMap((a) => (a.instance === null ? [] : [a.instance]))

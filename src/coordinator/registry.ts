@@ -3,7 +3,7 @@
  * publishing a birth status. Tracks connection (birth / Last Will, guarded by
  * a session number), health with hysteresis, response times and load.
  */
-import type { HealthState, InstanceStatus } from '../contract/payloads.js'
+import type { HealthState, InstanceStatus, SupervisedChild } from '../contract/payloads.js'
 import type { InstanceConfig } from '../config/schema.js'
 
 const RESPONSE_WINDOW = 50
@@ -25,6 +25,15 @@ export interface InstanceView {
   checks: number
   lastCheckAt: number | null
   lastSeenAt: number | null
+  reason: string | null
+  /** The supervisor's view of its process, when a supervisor runs it. */
+  process: InstanceProcess | null
+}
+
+export interface InstanceProcess {
+  state: SupervisedChild['state']
+  pid: number | null
+  restarts: number
   reason: string | null
 }
 
@@ -53,6 +62,7 @@ export class Instance {
   lastCheckAt: number | null = null
   lastSeenAt: number | null = null
   reason: string | null = null
+  process: InstanceProcess | null = null
   private readonly responses: number[] = []
 
   constructor(config: InstanceConfig, source: 'config' | 'joined', defaultConcurrency: number) {
@@ -96,14 +106,16 @@ export class Instance {
       source: this.source,
       connected: this.connected,
       session: this.session,
-      state: this.state,
+      // A crash loop outranks what health checks of a dead process say.
+      state: this.process?.state === 'error' ? 'error' : this.state,
       concurrency: this.concurrency,
       inFlight: this.inFlight.size,
       responseMs: { last: round(this.responses.at(-1) ?? null), avg: round(this.averageResponseMs), p95: round(p95) },
       checks: this.checks,
       lastCheckAt: this.lastCheckAt,
       lastSeenAt: this.lastSeenAt,
-      reason: this.reason,
+      reason: this.process?.state === 'error' ? this.process.reason : this.reason,
+      process: this.process,
     }
   }
 }

@@ -11,14 +11,15 @@ import { createServer, type Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
-import { configPath, loadConfigFile } from '../config/load.js'
+import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
 import { createLogger } from '../log.js'
 import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, writePlan } from './work.js'
 
 const args = process.argv.slice(2)
 const id = args.find((a) => !a.startsWith('--'))
 const configFlag = args.indexOf('--config')
-const config = loadConfigFile(configPath(configFlag >= 0 ? args[configFlag + 1] : undefined))
+// Under the supervisor the config arrives already validated (see RESOLVED_CONFIG_ENV).
+const config = resolvedConfigFromEnv() ?? (await import('../config/load.js')).loadConfigFile(configPath(configFlag >= 0 ? args[configFlag + 1] : undefined))
 const log = createLogger({ level: config.log.level, pretty: config.log.pretty, name: id ?? 'instance' })
 const instance = config.instances.find((i) => i.id === id)
 if (id === undefined || instance === undefined) {

@@ -105,7 +105,7 @@ export interface HubProcess {
  */
 export async function spawnHub(configFile: string): Promise<HubProcess> {
   const nodeArgs = ['--max-semi-space-size=2', ...(process.env['TRINITY_HUB_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')]
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })

@@ -1,0 +1,327 @@
+/**
+ * The supervisor behind `trinity start`: runs the hub, the git bridge (when
+ * sync is enabled) and every instance that has a `command`, each as a child
+ * process in its own process group, and keeps them running.
+ *
+ * - Start order: hub (ready when it logs its URLs), then bridge, then the
+ *   instances together (ready on their birth status on the bus, or when their
+ *   health URL answers). Stop order is the reverse.
+ * - Crashes restart with backoff; a crash loop stops restarts and shows the
+ *   child in state `error` until `trinity/supervisor/command` (POST
+ *   /instances/:id/restart) asks again.
+ * - An instance whose health stays timeout, offline or error past
+ *   `restartUnhealthyAfter` is restarted.
+ * - Its state is on the bus, retained, on `trinity/supervisor/status`.
+ *
+ * The supervisor is a bus client like any other; it imports nothing of the
+ * coordinator, and knows the hub only as a child process and a URL.
+ */
+import { randomBytes } from 'node:crypto'
+import mqtt, { type MqttClient } from 'mqtt'
+import { HEALTH_STATES, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
+import { topicsFor, type TopicContract } from '../contract/topics.js'
+import { parseDuration } from '../config/duration.js'
+import { resolvedConfigEnv } from '../config/resolved-env.js'
+import type { Config, InstanceConfig } from '../config/schema.js'
+import { HUB_SECRET_ENV, HUB_USERNAME } from '../hub-identity.js'
+import type { Logger } from '../log.js'
+import { Child, type ChildSpec } from './child.js'
+import { Lifeline } from './lifeline.js'
+import { relayLine } from './log-relay.js'
+
+const UNHEALTHY: ReadonlySet<HealthState> = new Set(['timeout', 'offline', 'error'])
+const HEALTH_POLL_MS = 200
+
+export interface SupervisorOptions {
+  readonly config: Config
+  /** Absolute path of the config file, handed to every child as TRINITY_CONFIG. */
+  readonly configFile: string
+  readonly log: Logger
+  /** How to run the hub alone (`trinity hub`). */
+  readonly hub: { command: string; args: readonly string[] }
+  /** How to run the git bridge; started only when it is given. */
+  readonly bridge?: { command: string; args: readonly string[] } | undefined
+}
+
+interface Urls { http: string; mqtt: string }
+
+function loopback(host: string): string {
+  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
+}
+
+/** The hub's URLs as the config fixes them, or undefined when a port is 0 (known only once the hub logs it). */
+function configuredUrls(config: Config): Urls | undefined {
+  if (config.hub.port === 0) return undefined
+  const http = `http://${loopback(config.hub.host)}:${config.hub.port}`
+  if (config.broker.mode === 'external') return config.broker.url === undefined ? undefined : { http, mqtt: config.broker.url }
+  return config.broker.port === 0 ? undefined : { http, mqtt: `mqtt://${loopback(config.broker.host)}:${config.broker.port}` }
+}
+
+export class Supervisor {
+  private readonly topics: TopicContract
+  private readonly lifeline = new Lifeline()
+  private readonly children: Child[] = []
+  private readonly byName = new Map<string, Child>()
+  private readonly unhealthySince = new Map<string, number>()
+  private state: SupervisorStatus['state'] = 'starting'
+  private readonly startedAt = Date.now()
+  private urls: Urls | undefined
+  private bus: MqttClient | undefined
+  private publishQueued = false
+  private healthTimer: NodeJS.Timeout | undefined
+  private stopping: Promise<void> | undefined
+  private readonly secret = randomBytes(24).toString('base64url')
+  private readonly resolvedEnv: Record<string, string>
+
+  constructor(private readonly options: SupervisorOptions) {
+    this.topics = topicsFor(options.config.hub.topicPrefix)
+    this.resolvedEnv = resolvedConfigEnv(options.config)
+  }
+
+  get hubUrls(): Urls | undefined {
+    return this.urls
+  }
+
+  async start(): Promise<Urls> {
+    const { config, log } = this.options
+    const hub = this.add({ name: 'hub', kind: 'hub', command: this.options.hub.command, args: this.options.hub.args })
+    const hubReady = hub.start()
+    // With fixed ports the instances can be launched while the hub starts:
+    // loading their code overlaps the hub's, and they wait for the bus.
+    this.urls = configuredUrls(config)
+    const instances = config.instances.filter((i) => i.command !== undefined)
+    const launch = (): Promise<PromiseSettledResult<void>[]> => Promise.allSettled(instances.map((i) => this.add(this.instanceSpec(i)).start()))
+    const early = this.urls === undefined ? undefined : launch()
+    await hubReady
+    const urls = this.urls
+    if (urls === undefined) throw new Error('hub reported ready without its URLs')
+    this.connectBus(urls.mqtt)
+    if (this.options.bridge !== undefined) {
+      const bridge = this.add({ name: 'bridge', kind: 'bridge', command: this.options.bridge.command, args: this.options.bridge.args })
+      await bridge.start().catch((err: Error) => log.error({ err: err.message }, 'git bridge did not start'))
+    }
+    const started = await (early ?? launch())
+    for (const [n, outcome] of started.entries()) {
+      if (outcome.status === 'rejected') log.error({ instance: instances[n]?.id, err: (outcome.reason as Error).message }, 'instance did not start')
+    }
+    this.healthTimer = setInterval(() => this.recycleUnhealthy(), 1000)
+    this.state = 'running'
+    this.publishStatus()
+    const online = this.children.filter((c) => c.spec.kind === 'instance' && c.state === 'running').length
+    log.info({ http: urls.http, mqtt: urls.mqtt, instances: `${online}/${instances.length}`, ms: Date.now() - this.startedAt, lifeline: this.lifeline.pid }, 'trinity started')
+    return urls
+  }
+
+  /** Reverse start order: instances (they drain), the bridge, then the hub. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const { log } = this.options
+      this.state = 'stopping'
+      clearInterval(this.healthTimer)
+      this.publishStatus()
+      log.info('stopping')
+      await Promise.all(this.children.filter((c) => c.spec.kind === 'instance').map((c) => c.stop()))
+      await this.byName.get('bridge')?.stop()
+      this.state = 'stopped'
+      await this.flushStatus()
+      await this.bus?.endAsync().catch(() => undefined)
+      await this.byName.get('hub')?.stop()
+      this.lifeline.close()
+      log.info('stopped')
+    })()
+    return this.stopping
+  }
+
+  status(): SupervisorStatus {
+    return { state: this.state, pid: process.pid, startedAt: this.startedAt, children: this.children.map((c) => c.view()), at: Date.now() }
+  }
+
+  private instanceSpec(instance: InstanceConfig): ChildSpec {
+    return {
+      name: instance.id,
+      kind: 'instance',
+      command: instance.command ?? '',
+      ...(instance.cwd === undefined ? {} : { cwd: instance.cwd }),
+      ...(instance.env === undefined ? {} : { env: instance.env }),
+    }
+  }
+
+  private add(spec: ChildSpec): Child {
+    const { config, log } = this.options
+    const s = config.supervisor
+    const child = new Child(spec, {
+      restart: s.restart,
+      crashLoop: s.crashLoop,
+      readyTimeoutMs: s.readyTimeoutMs,
+      stopTimeoutMs: s.stopTimeoutMs,
+      lifeline: this.lifeline,
+      env: () => this.childEnv(spec),
+    })
+    const childLog = log.child(spec.kind === 'instance' ? { service: spec.name, instance: spec.name } : { service: spec.name })
+    child.on('line', (stream, line) => {
+      relayLine(childLog, stream, line, spec.kind === 'instance' ? spec.name : undefined)
+      if (child.state === 'starting') this.readinessFromLine(child, line)
+    })
+    child.on('state', (state, reason) => {
+      const fields = { service: spec.name, state, childPid: child.pid, restarts: child.restarts, ...(reason === null ? {} : { reason }) }
+      if (state === 'error') log.error(fields, 'crash loop: not restarting until asked')
+      else if (state === 'backoff') log.warn({ ...fields, restartInMs: (child.nextRestartAt ?? Date.now()) - Date.now() }, 'exited; restarting after backoff')
+      else log.info(fields, `child ${state}`)
+      if (state === 'starting') {
+        this.unhealthySince.delete(spec.name)
+        if (spec.kind === 'instance') void this.pollHealthUntilReady(child)
+      }
+      this.publishStatus()
+    })
+    this.children.push(child)
+    this.byName.set(spec.name, child)
+    return child
+  }
+
+  /**
+   * With broker auth on, the hub's own admin credential is a secret this
+   * supervisor makes and hands to the hub and the bridge only (instances use
+   * their configured users); on an external broker, the configured login.
+   */
+  private busCredentials(): { username?: string; password?: string } {
+    const { broker } = this.options.config
+    if (broker.mode === 'embedded') return broker.auth.enabled ? { username: HUB_USERNAME, password: this.secret } : {}
+    return {
+      ...(broker.username === undefined ? {} : { username: broker.username }),
+      ...(broker.password === undefined ? {} : { password: broker.password }),
+    }
+  }
+
+  private childEnv(spec: ChildSpec): Record<string, string> {
+    const env: Record<string, string> = { TRINITY_CONFIG: this.options.configFile, TRINITY_SUPERVISED: '1', ...this.resolvedEnv }
+    if (spec.kind === 'hub') env[HUB_SECRET_ENV] = this.secret
+    if (spec.kind !== 'hub' && this.urls !== undefined) {
+      env['TRINITY_MQTT_URL'] = this.urls.mqtt
+      env['TRINITY_URL'] = this.urls.http
+    }
+    if (spec.kind === 'bridge') {
+      const { username, password } = this.busCredentials()
+      if (username !== undefined) env['TRINITY_MQTT_USERNAME'] = username
+      if (password !== undefined) env['TRINITY_MQTT_PASSWORD'] = password
+    }
+    return env
+  }
+
+  /** The hub is ready when it logs its URLs; the bridge when it logs `bridge ready`. */
+  private readinessFromLine(child: Child, line: string): void {
+    if (child.spec.kind === 'instance' || !line.startsWith('{')) return
+    let record: { msg?: unknown; http?: unknown; mqtt?: unknown }
+    try { record = JSON.parse(line) as typeof record } catch { return }
+    if (child.spec.kind === 'hub' && record.msg === 'trinity hub started' && typeof record.http === 'string' && typeof record.mqtt === 'string') {
+      this.urls = { http: record.http, mqtt: record.mqtt }
+      child.markReady()
+    } else if (child.spec.kind === 'bridge' && record.msg === 'bridge ready') {
+      child.markReady()
+    }
+  }
+
+  /**
+   * An `adapter: http` instance has no bus connection: it is ready once its
+   * health URL answers 2xx. (A bus instance may serve /health before it
+   * reaches the bus, so for those only the birth counts.)
+   */
+  private async pollHealthUntilReady(child: Child): Promise<void> {
+    const instance = this.options.config.instances.find((i) => i.id === child.spec.name)
+    if (instance?.adapter !== 'http') return
+    const url = instance.healthUrl ?? (instance.url === undefined ? undefined : `${instance.url.replace(/\/$/, '')}/health`)
+    if (url === undefined) return
+    const run = child.startedAt
+    while (child.state === 'starting' && child.startedAt === run) {
+      const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)
+      if (ok && child.startedAt === run) return child.markReady()
+      await new Promise((r) => setTimeout(r, HEALTH_POLL_MS))
+    }
+  }
+
+  private connectBus(url: string): void {
+    const { log } = this.options
+    const bus = mqtt.connect(url, {
+      clientId: `trinity-supervisor-${process.pid}`,
+      clean: true,
+      reconnectPeriod: 500,
+      ...this.busCredentials(),
+    })
+    this.bus = bus
+    bus.on('connect', () => {
+      bus.subscribe([this.topics.anyInstanceStatus, this.topics.anyHealth, this.topics.supervisorCommand], { qos: 1 })
+      this.publishStatus()
+    })
+    bus.on('error', (err) => log.warn({ err: err.message }, 'bus error'))
+    bus.on('message', (topic, payload, packet) => this.onBusMessage(topic, payload, packet.retain))
+  }
+
+  private onBusMessage(topic: string, payload: Buffer, retained: boolean): void {
+    const t = this.topics.parse(topic)
+    if (t === undefined) return
+    if (t.kind === 'instanceStatus' && payload.length > 0) {
+      // A birth from the run we started: live, or retained but newer than the
+      // run (it may have come up before this client subscribed). The session
+      // is the agent's connect time, on this machine's clock.
+      const decoded = decode(InstanceStatus, payload)
+      const child = this.byName.get(t.instanceId)
+      if (decoded.ok && decoded.value.state === 'online' && child !== undefined && (!retained || decoded.value.session >= (child.startedAt ?? Infinity))) child.markReady()
+    } else if (t.kind === 'health' && payload.length > 0) {
+      this.onHealth(t.instanceId, payload)
+    } else if (t.kind === 'supervisorCommand') {
+      const decoded = decode(SupervisorCommand, payload)
+      if (!decoded.ok) return void this.options.log.warn({ reason: decoded.reason }, 'rejected a supervisor command')
+      const child = this.byName.get(decoded.value.target)
+      if (child === undefined || this.state !== 'running') {
+        return void this.options.log.warn({ target: decoded.value.target }, 'restart asked for a child this supervisor does not run')
+      }
+      this.options.log.info({ service: child.spec.name, requestedBy: decoded.value.requestedBy }, 'restart requested')
+      void child.restart()
+    }
+  }
+
+  private onHealth(instanceId: string, payload: Buffer): void {
+    let state: unknown
+    try { state = (JSON.parse(payload.toString()) as { state?: unknown }).state } catch { return }
+    if (typeof state !== 'string' || !(HEALTH_STATES as readonly string[]).includes(state)) return
+    const child = this.byName.get(instanceId)
+    if (child === undefined || child.state !== 'running') return
+    if (UNHEALTHY.has(state as HealthState)) {
+      if (!this.unhealthySince.has(instanceId)) this.unhealthySince.set(instanceId, Date.now())
+    } else {
+      this.unhealthySince.delete(instanceId)
+    }
+  }
+
+  private restartUnhealthyAfter(instanceId: string): number | null {
+    const own = this.options.config.instances.find((i) => i.id === instanceId)?.restartUnhealthyAfter
+    if (own === null) return null
+    if (own !== undefined) return parseDuration(own)
+    return this.options.config.supervisor.restartUnhealthyAfterMs
+  }
+
+  private recycleUnhealthy(): void {
+    const now = Date.now()
+    for (const [id, since] of this.unhealthySince) {
+      const limit = this.restartUnhealthyAfter(id)
+      const child = this.byName.get(id)
+      if (limit === null || child === undefined || child.state !== 'running' || now - since < limit) continue
+      this.unhealthySince.delete(id)
+      this.options.log.warn({ service: id, unhealthyMs: now - since }, 'unhealthy too long: restarting')
+      child.recycle(`unhealthy for ${now - since} ms`)
+    }
+  }
+
+  private publishStatus(): void {
+    if (this.publishQueued) return
+    this.publishQueued = true
+    setImmediate(() => {
+      this.publishQueued = false
+      void this.flushStatus()
+    })
+  }
+
+  private async flushStatus(): Promise<void> {
+    if (this.bus?.connected !== true) return
+    await this.bus.publishAsync(this.topics.supervisorStatus, JSON.stringify(this.status()), { qos: 1, retain: true }).catch(() => undefined)
+  }
+}

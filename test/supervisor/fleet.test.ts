@@ -1,0 +1,108 @@
+/**
+ * `trinity start` with the reference fleet: the hub and all six demo
+ * instances come up under the supervisor, a task of each seed type completes
+ * with a real result, every child's log lines reach the one stream, and
+ * SIGINT, or a SIGKILL of the supervisor itself, leaves no process behind.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import type { TaskRecord } from '../../src/contract/payloads.js'
+import { ROOT, freePort, http, testScope, waitFor, writeConfig, type ConfigObject } from '../helpers/hub.js'
+import { alive, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
+
+const { dir, cleanups } = testScope()
+const STOP_TIMEOUT_MS = 5000
+
+interface InstanceRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number } | null }
+
+/** config/trinity.yaml's fleet, on free ports, with its data in a temp dir. */
+async function fleetConfig(name: string): Promise<string> {
+  const seed = parse(readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8')) as { instances: ConfigObject[] }
+  const instances = await Promise.all(seed.instances.map(async (i) => {
+    const env = { TRINITY_WORKSPACE: join(dir.path, name, 'workspace') }
+    if (i['port'] === undefined) return { ...i, env }
+    const port = await freePort()
+    return { ...i, env, port, healthUrl: `http://127.0.0.1:${port}/health` }
+  }))
+  return writeConfig(dir.path, {
+    hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir.path, name) },
+    broker: { host: '127.0.0.1', port: await freePort() },
+    log: { level: 'info', pretty: false },
+    health: { interval: '1s' },
+    supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` },
+    instances,
+  }, `${name}.yaml`)
+}
+
+async function start(name: string): Promise<SupervisorProcess> {
+  const sup = await spawnSupervisor(await fleetConfig(name), { cwd: ROOT })
+  cleanups.push(async () => { await sup.stop('SIGKILL'); await waitGone(sup.childPids(), 5000).catch(() => undefined) })
+  return sup
+}
+
+test('npm start brings the six instances online, a task of each seed type completes, Ctrl-C leaves nothing behind', async (t) => {
+  const t0 = Date.now()
+  const sup = await start('fleet')
+  let rows: InstanceRow[] = []
+  await waitFor(async () => {
+    rows = (await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances')).body.instances
+    return rows.length === 6 && rows.every((r) => r.state === 'online')
+  }, 20_000, 'six instances online')
+  const onlineAfterMs = Date.now() - t0
+  t.diagnostic(`six instances online ${onlineAfterMs} ms after spawning the supervisor`)
+  assert.ok(onlineAfterMs < 5000, `all six online after ${onlineAfterMs} ms (the issue asks for 5 s)`)
+  assert.deepEqual(rows.map((r) => r.id).sort(), ['analytics', 'araya', 'builder', 'c1', 'observatory', 'visitor-intelligence'])
+  for (const r of rows) assert.equal(r.process?.state, 'running', `${r.id} process`)
+
+  const cases: [string, unknown, (result: any) => void][] = [
+    ['analyze_data', '3 1 4 1 5', (r) => assert.equal(r.mean, 2.8)],
+    ['pattern_analysis', 'red fish blue fish red fish', (r) => assert.deepEqual(r.words.slice(0, 2), [['fish', 3], ['red', 2]])],
+    ['track_user', [{ user: 'a', page: '/' }, { user: 'b', page: '/' }], (r) => assert.equal(r.users, 2)],
+    ['monitor_system', '', (r) => assert.ok(r.host.totalMemMb > 0 && r.hub.name === 'trinity', JSON.stringify(r))],
+    ['build_project', 'Todo App', (r) => assert.ok(r.files.includes('package.json'))],
+    ['bug_fix', 'login loops', (r) => assert.match(r.plan.join('\n'), /login loops/)],
+    ['deployment', 'v2 to staging', (r) => assert.match(r.plan.join('\n'), /v2 to staging/)],
+    ['general', 'tidy the docs', (r) => assert.match(r.plan.join('\n'), /tidy the docs/)],
+  ]
+  for (const [type, content, check] of cases) {
+    const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type, content })
+    let task: TaskRecord | undefined
+    await waitFor(async () => {
+      task = (await http<TaskRecord>(sup.httpUrl, 'GET', `/tasks/${body.id}`)).body
+      return task.state === 'completed' || task.state === 'failed' || task.state === 'dead'
+    }, 15_000, `${type} to finish`)
+    assert.equal(task?.state, 'completed', `${type}: ${JSON.stringify(task)}`)
+    // Fan-out tasks (`all`) carry one result per instance.
+    const results = task?.assignments.map((a) => a.output) ?? []
+    for (const result of results) check(result)
+  }
+
+  // One stream: the instances' own lines, with their service and instance fields.
+  for (const id of ['araya', 'c1', 'analytics']) {
+    assert.ok(sup.records.some((r) => r.msg === 'instance ready' && r.service === id && r.instance === id), `${id} ready line in the stream`)
+  }
+  assert.ok(sup.records.some((r) => r.msg === 'trinity hub started' && r.service === 'hub'))
+  assert.deepEqual(sup.plain, [])
+
+  const pids = [...sup.childPids(), sup.lifeline]
+  assert.equal(pids.length, 8)
+  assert.ok(pids.every(alive))
+  const stopped = Date.now()
+  const exit = await sup.stop('SIGINT')
+  assert.deepEqual(exit, { code: 0, signal: null })
+  assert.ok(Date.now() - stopped < STOP_TIMEOUT_MS * 2, `stopped in ${Date.now() - stopped} ms`)
+  await waitGone(pids, 2000)
+  const order = sup.records.filter((r) => r.msg === 'child stopped').map((r) => r.service)
+  assert.equal(order.at(-1), 'hub', 'the hub stops last')
+})
+
+test('SIGKILL of the supervisor: every child notices and exits within a few seconds', async () => {
+  const sup = await start('orphans')
+  const pids = [...sup.childPids(), sup.lifeline]
+  assert.ok(pids.length >= 8 && pids.every(alive))
+  await sup.stop('SIGKILL')
+  await waitGone(pids, 5000)
+})
