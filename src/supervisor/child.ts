@@ -42,6 +42,15 @@ export interface ChildEvents {
   state: [state: ChildState, reason: string | null]
 }
 
+/**
+ * A plain command line (words and quotes only) is exec'd by the shell, so the
+ * PID we watch and report is the program's own. A compound one (`&&`, pipes,
+ * redirections…) runs under sh; signals go to its whole process group either way.
+ */
+export function shellLine(command: string): string {
+  return /^[\w@%+=:,./'" -]+$/.test(command) ? `exec ${command}` : command
+}
+
 export class Child extends EventEmitter<ChildEvents> {
   state: ChildState = 'stopped'
   restarts = 0
@@ -137,7 +146,7 @@ export class Child extends EventEmitter<ChildEvents> {
     const { spec, options } = this
     const env = { ...process.env, ...options.env(), ...spec.env }
     const proc = spec.args === undefined
-      ? spawn(spec.command, { shell: true, cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(shellLine(spec.command), { shell: true, cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
     this.proc = proc
     this.startedAt = Date.now()
@@ -154,7 +163,8 @@ export class Child extends EventEmitter<ChildEvents> {
         // spawn failed (cwd missing, executable not found): the same as an exit
         if (proc.pid === undefined) this.onExit(proc, null, null, err.message, resolve)
       })
-      proc.once('close', (code, signal) => this.onExit(proc, code, signal, null, resolve))
+      // 'exit', not 'close': a grandchild may hold the pipes open after its parent died.
+      proc.once('exit', (code, signal) => this.onExit(proc, code, signal, null, resolve))
     })
     this.setState('starting', null)
     this.readyTimer = setTimeout(() => {
