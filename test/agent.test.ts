@@ -4,13 +4,16 @@ import assert from 'node:assert/strict'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import type { Hub } from '../src/hub.js'
 import { connectAgent, type Agent } from '../src/agent/index.js'
+import { SEED_ROUTES } from '../src/config/defaults.js'
 import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 
 const dir = tempDir()
 let hub: Hub
 const agents: Agent[] = []
 before(async () => {
-  hub = await startTestHub(await testConfig(dir.path))
+  hub = await startTestHub(await testConfig(dir.path, {
+    routes: { ...SEED_ROUTES, early_job: { targets: ['early-bird'] }, flaky_fix: { targets: ['thrower'] } },
+  }))
 })
 after(async () => {
   for (const agent of agents) await agent.drain().catch(() => undefined)
@@ -90,4 +93,31 @@ test('drain finishes the running task, then the hub sees the agent offline', asy
   const done = await finished(body.id)
   assert.equal(done.result, 'finished during drain')
   await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'offline', 5000, 'offline after drain')
+})
+
+test('work for a declared capability that arrives before its handler is held, not failed', async () => {
+  // Queued first, so the hub sends it the moment the birth arrives, before handle() below.
+  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'early_job', content: 'early' })
+  const agent = await connectAgent({ id: 'early-bird', url: hub.mqttUrl, handleSignals: false, capabilities: ['early_job'] })
+  agents.push(agent)
+  await waitFor(() => (hub.coordinator.scheduler.get(body.id)?.state ?? '') === 'assigned' || hub.coordinator.scheduler.get(body.id)?.state === 'running', 5000, 'sent to the agent')
+  await new Promise((r) => setTimeout(r, 200))
+  agent.handle('early_job', async (content) => ({ deployed: content }))
+  const task = await finished(body.id)
+  assert.deepEqual([task.state, task.assignments[0]?.attempts, task.result], ['completed', 1, { deployed: 'early' }])
+})
+
+test('a handler that throws at once leaves nothing behind: the retry of the same task runs', async () => {
+  const agent = await connectAgent({ id: 'thrower', url: hub.mqttUrl, handleSignals: false })
+  agents.push(agent)
+  let calls = 0
+  agent.handle('flaky_fix', (_content, ctx) => {
+    calls++
+    if (ctx.attempt === 1) throw new Error('not yet')
+    return { fixed: true, attempt: ctx.attempt }
+  })
+  await waitFor(() => hub.coordinator.registry.get('thrower')?.capabilities.includes('flaky_fix') === true, 5000, 'thrower online')
+  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'flaky_fix', content: 'x' })
+  const task = await finished(body.id)
+  assert.deepEqual([task.state, task.result, calls], ['completed', { fixed: true, attempt: 2 }, 2])
 })

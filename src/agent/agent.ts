@@ -69,6 +69,7 @@ class AgentImpl implements Agent {
   private readonly listeners: ((message: Message) => void)[] = []
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
   private readonly waiting: TaskFrame[] = []
+  private unhandled: TaskFrame[] = []
   private readonly topics: TopicContract
   private heartbeat: NodeJS.Timeout | undefined
   private draining: Promise<void> | undefined
@@ -104,6 +105,10 @@ class AgentImpl implements Agent {
 
   handle(type: string, handler: TaskHandler): Agent {
     this.handlers.set(type, handler)
+    // Work for a declared capability that arrived before its handler did.
+    const early = this.unhandled.filter((f) => f.task.type === type)
+    this.unhandled = this.unhandled.filter((f) => f.task.type !== type)
+    for (const frame of early) this.accept(frame)
     if (this.draining === undefined) void this.publishStatus('online')
     return this
   }
@@ -123,6 +128,7 @@ class AgentImpl implements Agent {
     this.draining ??= (async () => {
       await this.publishStatus('draining')
       this.waiting.length = 0 // never started: the hub's lease re-queues them
+      this.unhandled = []
       await Promise.allSettled([...this.active.values()].map((a) => a.done))
       if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
       await this.publishStatus('offline')
@@ -169,11 +175,21 @@ class AgentImpl implements Agent {
         this.active.get(frame.taskId)?.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', 'cancelled by the hub'))
         return
       case 'task':
-        if (this.draining !== undefined || this.active.has(frame.task.id)) return
-        if (this.active.size >= (this.options.concurrency ?? 1)) this.waiting.push(frame)
-        else this.run(frame)
+        // The birth goes out before the caller's handle() calls: hold work
+        // for a declared capability until its handler is there.
+        if (!this.handlers.has(frame.task.type) && (this.options.capabilities ?? []).includes(frame.task.type)) {
+          this.unhandled.push(frame)
+          return
+        }
+        this.accept(frame)
         return
     }
+  }
+
+  private accept(frame: TaskFrame): void {
+    if (this.draining !== undefined || this.active.has(frame.task.id)) return
+    if (this.active.size >= (this.options.concurrency ?? 1)) this.waiting.push(frame)
+    else this.run(frame)
   }
 
   private run(frame: TaskFrame): void {
@@ -184,7 +200,11 @@ class AgentImpl implements Agent {
       taskId: task.id, type: task.type, priority: task.priority, attempt: frame.attempt, signal: controller.signal,
       progress: (output) => this.report({ ...base, state: 'progress', output }),
     }
-    const done = (async () => {
+    // In the map before the handler runs: a handler that fails at once must not leave it behind.
+    const entry = { controller, done: Promise.resolve() }
+    this.active.set(task.id, entry)
+    entry.done = (async () => {
+      await Promise.resolve()
       this.report({ ...base, state: 'started' })
       try {
         const handler = this.handlers.get(task.type)
@@ -199,7 +219,6 @@ class AgentImpl implements Agent {
         if (next !== undefined && this.draining === undefined) this.run(next)
       }
     })()
-    this.active.set(task.id, { controller, done })
   }
 }
 

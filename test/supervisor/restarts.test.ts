@@ -93,7 +93,7 @@ test('SIGKILL of an instance: restarted after its backoff, its in-flight task re
   process.kill(killed, 'SIGKILL')
 
   const task = await finished(body.id)
-  assert.equal(task.state, 'completed')
+  assert.equal(task.state, 'completed', `${JSON.stringify(task)}\n${sup.records.filter((r) => r['taskId'] === body.id || r.service === 'worker').map((r) => JSON.stringify(r)).join('\n')}`)
   const leg = task.assignments[0]
   assert.equal(leg?.attempts, 2)
   assert.notEqual((leg?.output as { pid: number }).pid, killed)
