@@ -65,7 +65,7 @@ export interface Fleet {
 }
 
 /** A hub whose config lists the six reference instances (MQTT health pings, no health URLs), all connected. */
-export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: { handlers?: Record<string, TaskHandler>; config?: ConfigObject } = {}): Promise<Fleet> {
+export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: { handlers?: Record<string, TaskHandler>; manual?: string[]; config?: ConfigObject } = {}): Promise<Fleet> {
   const hub = await startTestHub(await testConfig(dataDir, {
     instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities })),
     ...options.config,
@@ -74,7 +74,11 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
   const instances = new Map<string, TestInstance>()
   for (const spec of FLEET) {
     const handler = options.handlers?.[spec.id]
-    const instance = await TestInstance.start({ url: hub.mqttUrl, id: spec.id, capabilities: spec.capabilities, ...(handler === undefined ? {} : { handler }) })
+    const instance = await TestInstance.start({
+      url: hub.mqttUrl, id: spec.id, capabilities: spec.capabilities,
+      ...(handler === undefined ? {} : { handler }),
+      ...(options.manual?.includes(spec.id) === true ? { manual: true } : {}),
+    })
     cleanups.push(() => instance.close())
     instances.set(spec.id, instance)
   }

@@ -37,8 +37,9 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   const meta = document.querySelector('meta[name="trinity-topic-prefix"]')
   const topics = topicsFor(meta?.getAttribute('content') ?? undefined)
   let app: App | undefined
+  const lists = new ListThrottle(() => store)
   const store: Store = new Store(frameScheduler(() => {
-    const dirty = store.takeDirty()
+    const dirty = lists.filter(store.takeDirty())
     if (app === undefined) return
     drawCommon(dirty, store)
     draw(dirty, app)
@@ -66,6 +67,47 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   setInterval(() => { store.mark('instances'); store.mark('computers'); store.mark('platform') }, 5000)
   store.mark('connection')
   return app
+}
+
+/**
+ * Long lists (tasks, messages, activity) redraw at most every LIST_INTERVAL_MS:
+ * under a burst, re-laying out hundreds of table rows every frame is what
+ * would make the page fall behind the bus. States (instances, connection,
+ * metrics) still draw on the next frame, so a change shows at once.
+ */
+const LIST_INTERVAL_MS = 250
+const LISTS: ReadonlySet<Section> = new Set<Section>(['tasks', 'messages', 'activity'])
+
+class ListThrottle {
+  private drawnAt = -Infinity
+  private readonly deferred = new Set<Section>()
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(private readonly store: () => Store) {}
+
+  /** The sections to draw now; lists drawn too recently are held back and asked for again later. */
+  filter(dirty: Set<Section>): Set<Section> {
+    const now = performance.now()
+    const due = now - this.drawnAt >= LIST_INTERVAL_MS
+    for (const section of dirty) {
+      if (!LISTS.has(section)) continue
+      if (due) {
+        this.drawnAt = now
+      } else {
+        dirty.delete(section)
+        this.deferred.add(section)
+      }
+    }
+    if (this.deferred.size > 0 && this.timer === undefined) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        const again = [...this.deferred]
+        this.deferred.clear()
+        for (const section of again) this.store().mark(section)
+      }, Math.max(0, LIST_INTERVAL_MS - (now - this.drawnAt)))
+    }
+    return dirty
+  }
 }
 
 /** The one HTTP read of the tables; everything after comes from the bus. */
@@ -101,6 +143,7 @@ async function fill(store: Store): Promise<void> {
 }
 
 function drawCommon(dirty: ReadonlySet<Section>, store: Store): void {
+  setText(byId('events-seen'), String(store.events))
   if (dirty.has('connection')) {
     const banner = byId('bus-banner')
     banner.hidden = store.connected
