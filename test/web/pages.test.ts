@@ -108,6 +108,12 @@ test('screenshots of both pages at 1280×800 and at phone width', async () => {
     for (const path of ['command', 'dashboard']) {
       const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/${path}`, viewport)
       await waitInPage(page, `${count('[data-instance][data-state="online"]')} >= 6`)
+      if (path === 'dashboard') {
+        await waitInPage(page, `${count('#task-rows tr[data-state="completed"]')} >= 3 && ${count('#message-rows tr')} >= 1`)
+        await waitInPage(page, `${count('#timeline li:first-child .tick')} >= 4`)
+      } else {
+        await waitInPage(page, `${count('#activity li')} >= 8`)
+      }
       const scroll = await page.evaluate('document.documentElement.scrollWidth') as number
       assert.ok(scroll <= viewport.width, `${path} at ${viewport.width}px needs no sideways scrolling (${scroll}px)`)
       await page.screenshot({ path: screenshotPath(`${path}-${name}.png`), fullPage: name !== '1280x800' })

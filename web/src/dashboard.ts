@@ -21,7 +21,9 @@ function drawInstances(app: App): void {
   const rows = [...app.store.instances.values()]
   reconcile(byId('instance-rows'), rows, (r) => r.id, () => row(9), (node, r: InstanceRow) => {
     const state = displayState(r)
-    setText(cell(node, 0), r.name === null || r.name === r.id ? r.id : `${r.id} (${r.name})`)
+    // The id alone keeps the state column on a phone's screen; the name is the cell's tooltip.
+    setText(cell(node, 0), r.id)
+    setAttr(cell(node, 0), 'title', r.name ?? r.id)
     setText(cell(node, 1), labelOf(state))
     setText(cell(node, 2), ms(r.responseMs))
     setText(cell(node, 3), ms(r.avgMs))
