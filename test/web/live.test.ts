@@ -12,7 +12,7 @@ import { topicsFor } from '../../src/contract/topics.js'
 import type { Hub } from '../../src/hub.js'
 import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
 import { TestInstance } from '../helpers/instance.js'
-import { count, FLEET, launchChromium, openPage, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
+import { count, FLEET, launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
 const { dir, cleanups } = testScope()
 let fleet: Fleet
@@ -44,6 +44,7 @@ test('an instance killed (its Last Will marks it offline) shows as offline on bo
   assert.match(await textOf(detail.page, row), /✖ offline/)
   assert.match(await textOf(command.page, '#activity'), /builder is offline \(last will\)/)
   assert.equal(await command.page.textContent('#metric-instances'), '5/6')
+  await command.page.screenshot({ path: screenshotPath('command-one-offline-1280x800.png') })
   await command.page.close()
   await detail.page.close()
   assert.deepEqual([...command.errors, ...detail.errors], [])
@@ -120,6 +121,7 @@ test('the broker going away shows the disconnected banner; its return clears it 
   await page.locator('#bus-banner').waitFor({ state: 'visible', timeout: 10_000 })
   assert.match(await textOf(page, '#bus-banner'), /DISCONNECTED/)
   assert.match(await textOf(page, '#bus-state'), /✖ bus disconnected/)
+  await page.screenshot({ path: screenshotPath('command-disconnected-1280x800.png') })
 
   // The same hub (data dir and port) comes back.
   let hub: Hub | undefined

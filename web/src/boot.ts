@@ -136,7 +136,7 @@ async function fill(store: Store): Promise<void> {
   }
   store.mark('instances')
   for (const task of [...(dead.body?.tasks ?? []), ...(tasks.body?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
-    if (!store.tasks.has(task.id)) store.upsertTask(task)
+    store.upsertTask(task, true)
   }
   for (const message of messages.body?.messages ?? []) store.addMessage(message, true)
   if (!instances.ok) store.log('warn', `GET /instances: ${instances.message}`)

@@ -142,7 +142,8 @@ export class Store {
     handler(topic, payload)
   }
 
-  upsertTask(task: TaskRecord): void {
+  /** A task record; an older one than the page has is ignored. `quiet`: no activity line (the HTTP fill). */
+  upsertTask(task: TaskRecord, quiet = false): void {
     if (!isRecord(task) || typeof task.id !== 'string') return
     const previous = this.tasks.get(task.id)
     if (previous !== undefined && previous.updatedAt > task.updatedAt) return
@@ -153,7 +154,7 @@ export class Store {
       if (oldest === undefined) break
       this.tasks.delete(oldest)
     }
-    if (previous?.state !== task.state) {
+    if (!quiet && previous?.state !== task.state) {
       const tone = toneOf(task.state)
       const detail = task.state === 'failed' || task.state === 'dead' ? `: ${task.error ?? ''}` : ''
       this.log(tone === 'idle' || tone === 'busy' ? 'idle' : tone, `task ${task.id} (${task.type}) ${previous?.state ?? 'new'} → ${task.state}${detail}`)
