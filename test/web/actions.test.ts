@@ -110,7 +110,13 @@ test('sync now and restart say clearly why the hub refused', async () => {
   const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
   // What this hub answers (the git bridge's POST /sync may or may not be merged): the page must say it.
   const sync = await http<{ error?: { code: string; message: string } }>(fleet.hub.httpUrl, 'POST', '/sync')
-  await page.getByRole('button', { name: /Sync now/ }).click()
+  // By keyboard: Tab reaches the button, Enter presses it.
+  let tabs = 0
+  while (await page.evaluate('document.activeElement?.id') !== 'sync-now') {
+    assert.ok(++tabs <= 40, 'Tab reaches Sync now')
+    await page.keyboard.press('Tab')
+  }
+  await page.keyboard.press('Enter')
   await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('sync')`)
   const said = await textOf(page, '#notice')
   if (sync.status === 409) assert.match(said, new RegExp(`✖ sync is disabled: ${sync.body.error?.message ?? ''}`))
