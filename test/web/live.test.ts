@@ -41,6 +41,7 @@ test('an instance killed (its Last Will marks it offline) shows as offline on bo
   const elapsed = Date.now() - started
   assert.ok(elapsed <= 1000, `offline shown after ${elapsed} ms`)
   assert.match(await textOf(command.page, card), /✖ offline/, 'the state is written, not only coloured')
+  assert.equal(await command.page.textContent(`${card} button.restart`), 'Start', 'an offline instance offers Start')
   assert.match(await textOf(detail.page, row), /✖ offline/)
   assert.match(await textOf(command.page, '#activity'), /builder is offline \(last will\)/)
   assert.equal(await command.page.textContent('#metric-instances'), '5/6')

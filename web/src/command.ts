@@ -57,6 +57,8 @@ function drawInstances(app: App): void {
       setText(cell(node, 3), `checked ${ago(r.lastCheckAt)} · restarts ${orDash(restarts.get(r.id))}${r.reason === null ? '' : ` · ${r.reason}`}`)
       setAttr(node, 'data-state', state)
       setAttr(node, 'data-tone', toneOf(state))
+      const restart = node.querySelector('button.restart')
+      if (restart !== null) setText(restart, state === 'offline' || state === 'error' ? 'Start' : 'Restart')
     })
 }
 
