@@ -10,7 +10,7 @@ import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import { call } from './api.js'
 import { connectBus } from './bus.js'
 import { byId, clock, el, reconcile, setAttr, setText } from './dom.js'
-import { frameScheduler } from './frame.js'
+import { frameScheduler, SectionThrottle } from './frame.js'
 import { isRecord, num, str } from './platform.js'
 import { MAX_ROWS, Store, type Section } from './store.js'
 import { symbolOf, type Tone } from './tone.js'
@@ -33,11 +33,20 @@ interface InstanceView {
   capabilities?: string[]
 }
 
+/**
+ * Long lists redraw at most every LIST_INTERVAL_MS: under a burst, re-laying
+ * out hundreds of table rows every frame is what made the detail view fall
+ * behind the bus. States (instances, connection, metrics) still draw on the
+ * next frame, so a change shows at once.
+ */
+const LIST_INTERVAL_MS = 250
+const LISTS: ReadonlySet<Section> = new Set<Section>(['tasks', 'messages', 'activity'])
+
 export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App {
   const meta = document.querySelector('meta[name="trinity-topic-prefix"]')
   const topics = topicsFor(meta?.getAttribute('content') ?? undefined)
   let app: App | undefined
-  const lists = new ListThrottle(() => store)
+  const lists = new SectionThrottle<Section>(LISTS, LIST_INTERVAL_MS, (section) => store.mark(section))
   const store: Store = new Store(frameScheduler(() => {
     const dirty = lists.filter(store.takeDirty())
     if (app === undefined) return
@@ -67,47 +76,6 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   setInterval(() => { store.mark('instances'); store.mark('computers'); store.mark('platform') }, 5000)
   store.mark('connection')
   return app
-}
-
-/**
- * Long lists (tasks, messages, activity) redraw at most every LIST_INTERVAL_MS:
- * under a burst, re-laying out hundreds of table rows every frame is what
- * would make the page fall behind the bus. States (instances, connection,
- * metrics) still draw on the next frame, so a change shows at once.
- */
-const LIST_INTERVAL_MS = 250
-const LISTS: ReadonlySet<Section> = new Set<Section>(['tasks', 'messages', 'activity'])
-
-class ListThrottle {
-  private drawnAt = -Infinity
-  private readonly deferred = new Set<Section>()
-  private timer: ReturnType<typeof setTimeout> | undefined
-
-  constructor(private readonly store: () => Store) {}
-
-  /** The sections to draw now; lists drawn too recently are held back and asked for again later. */
-  filter(dirty: Set<Section>): Set<Section> {
-    const now = performance.now()
-    const due = now - this.drawnAt >= LIST_INTERVAL_MS
-    for (const section of dirty) {
-      if (!LISTS.has(section)) continue
-      if (due) {
-        this.drawnAt = now
-      } else {
-        dirty.delete(section)
-        this.deferred.add(section)
-      }
-    }
-    if (this.deferred.size > 0 && this.timer === undefined) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined
-        const again = [...this.deferred]
-        this.deferred.clear()
-        for (const section of again) this.store().mark(section)
-      }, Math.max(0, LIST_INTERVAL_MS - (now - this.drawnAt)))
-    }
-    return dirty
-  }
 }
 
 /** The one HTTP read of the tables; everything after comes from the bus. */
