@@ -12,7 +12,7 @@ import { topicsFor } from '../../src/contract/topics.js'
 import type { Hub } from '../../src/hub.js'
 import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
 import { TestInstance } from '../helpers/instance.js'
-import { count, FLEET, launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
+import { count, FLEET, FLEET_HEALTH, launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
 const { dir, cleanups } = testScope()
 let fleet: Fleet
@@ -128,7 +128,7 @@ test('the broker going away shows the disconnected banner; its return clears it 
   let hub: Hub | undefined
   await waitFor(async () => {
     hub = await startTestHub(await testConfig(dir.path, {
-      hub: { port }, instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities })),
+      hub: { port }, health: FLEET_HEALTH, instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities })),
     })).catch(() => undefined)
     return hub !== undefined
   }, 10_000, `the hub to bind port ${port} again`)
