@@ -13,6 +13,7 @@ import { topicsFor } from './contract/topics.js'
 import type { Config } from './config/schema.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
+import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
@@ -75,6 +76,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     }
     await coordinator.start()
     await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode })
+    // The dashboards are bus clients served from here; they import nothing of the coordinator.
+    await registerDashboard(app, { topicPrefix: config.hub.topicPrefix })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') throw new TrinityError('TRINITY_ERR_PORT_IN_USE', `${config.hub.host}:${config.hub.port} (hub.port)`, { cause: err })
       throw err
@@ -86,7 +89,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.hub.port
   const httpUrl = `http://${loopback(config.hub.host)}:${port}`
-  log.info({ http: httpUrl, mqtt: bus.url, websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null }, 'trinity hub started')
+  log.info({
+    http: httpUrl, mqtt: bus.url,
+    websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null,
+    dashboard: `${httpUrl}${PAGES.command}`,
+  }, 'trinity hub started')
   let stopping: Promise<void> | undefined
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,

@@ -188,6 +188,8 @@ test('an instance with a healthUrl becomes online by HTTP checks, with response 
   assert.equal(retained.retain, true, 'delivered to a new subscriber as a retained message')
   assert.equal(retained.state, 'online')
   assert.equal(typeof retained.responseMs, 'number')
+  assert.equal(typeof retained.avgMs, 'number', 'the rolling average rides on the retained record')
+  assert.equal(typeof retained.p95Ms, 'number', 'so does the 95th percentile')
   assert.equal(typeof retained.checkedAt, 'number')
   assert.equal(retained.reason, undefined)
 })

@@ -133,6 +133,9 @@ export type HealthState = (typeof HEALTH_STATES)[number]
 export const Health = Type.Object({
   state: Type.Enum([...HEALTH_STATES]),
   responseMs: Type.Union([Type.Number(), Type.Null()]),
+  /** Rolling average and 95th percentile over the instance's last 50 answers (null before the first). */
+  avgMs: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
+  p95Ms: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
   checkedAt: Type.Integer(),
   reason: Type.Optional(Type.String()),
 })

@@ -100,7 +100,9 @@ export class HealthMonitor {
         instance.reason = probe.kind === 'erroring' ? probe.reason : probe.slow ? `slow: ${Math.round(probe.ms)} ms` : null
       }
     }
-    const record: Health = { state: instance.state, responseMs, checkedAt: instance.lastCheckAt }
+    // The rolling figures ride along so a bus-only client (the dashboard) needs no polling for them.
+    const { avg, p95 } = instance.responseStats()
+    const record: Health = { state: instance.state, responseMs, avgMs: avg, p95Ms: p95, checkedAt: instance.lastCheckAt }
     if (instance.reason !== null) record.reason = instance.reason
     this.deps.publishHealth(instance.id, record)
     if (from !== instance.state) {

@@ -92,10 +92,15 @@ export class Instance {
     return this.responses.reduce((a, b) => a + b, 0) / this.responses.length
   }
 
-  view(): InstanceView {
+  /** Last, average and 95th percentile of the last RESPONSE_WINDOW answers, in ms (2 decimals). */
+  responseStats(): InstanceView['responseMs'] {
     const sorted = [...this.responses].sort((a, b) => a - b)
     const p95 = sorted.length === 0 ? null : (sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))] ?? null)
     const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 100) / 100)
+    return { last: round(this.responses.at(-1) ?? null), avg: round(this.averageResponseMs), p95: round(p95) }
+  }
+
+  view(): InstanceView {
     return {
       id: this.id,
       name: this.name,
@@ -110,7 +115,7 @@ export class Instance {
       state: this.process?.state === 'error' ? 'error' : this.state,
       concurrency: this.concurrency,
       inFlight: this.inFlight.size,
-      responseMs: { last: round(this.responses.at(-1) ?? null), avg: round(this.averageResponseMs), p95: round(p95) },
+      responseMs: this.responseStats(),
       checks: this.checks,
       lastCheckAt: this.lastCheckAt,
       lastSeenAt: this.lastSeenAt,

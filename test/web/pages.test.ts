@@ -1,0 +1,124 @@
+/**
+ * Both dashboards load in Debian's Chromium with no console errors, served
+ * entirely by the hub (no CDN), and show the six instances with their states
+ * and the platform pieces from their retained topics, or "—" when absent.
+ * Screenshots at 1280×800 and phone width go to test-artifacts/ for review.
+ */
+import { before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import mqtt from 'mqtt'
+import type { Browser } from 'playwright-core'
+import { topicsFor } from '../../src/contract/topics.js'
+import { http, testScope } from '../helpers/hub.js'
+import { count, DESKTOP, FLEET, launchChromium, openPage, PHONE, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
+
+const { dir, cleanups } = testScope()
+let fleet: Fleet
+let browser: Browser
+
+before(async () => {
+  fleet = await startFleet(dir.path, cleanups)
+  browser = await launchChromium(cleanups)
+})
+
+test('the hub serves both pages, their scripts and MQTT.js from itself', async () => {
+  for (const path of ['/command', '/dashboard']) {
+    const response = await fetch(`${fleet.hub.httpUrl}${path}`)
+    assert.equal(response.status, 200, path)
+    assert.match(response.headers.get('content-type') ?? '', /text\/html/)
+    const html = await response.text()
+    assert.doesNotMatch(html, /https?:\/\//, `${path} loads nothing from another host`)
+    assert.match(html, /<meta name="trinity-topic-prefix" content="trinity">/)
+    for (const [, src] of html.matchAll(/(?:src|href)="(\/[^"]+)"/g)) {
+      const asset = await fetch(`${fleet.hub.httpUrl}${src}`)
+      assert.equal(asset.status, 200, `${path} → ${src}`)
+    }
+  }
+  const vendor = await fetch(`${fleet.hub.httpUrl}/dashboard-assets/vendor/mqtt.esm.js`)
+  assert.equal(vendor.status, 200)
+  assert.match(vendor.headers.get('content-type') ?? '', /javascript/)
+  const other = await http(fleet.hub.httpUrl, 'GET', '/dashboard-assets/vendor/mqtt.js')
+  assert.equal(other.status, 404, 'only the ESM browser build is served from node_modules')
+})
+
+for (const path of ['/command', '/dashboard']) {
+  test(`${path} loads without console errors and shows the six instances with their states`, async () => {
+    const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}${path}`)
+    const selector = path === '/command' ? '.card.instance' : '#instance-rows tr'
+    await waitInPage(page, `${count(`${selector}[data-state="online"]`)} === 6`)
+    for (const { id } of FLEET) {
+      const text = await textOf(page, `${selector}[data-instance="${id}"]`)
+      assert.match(text, new RegExp(id), `${id} is on ${path}`)
+      assert.match(text, /● online/, `${id}'s state is written out, not only coloured: ${text}`)
+    }
+    assert.equal(await page.locator('#bus-banner').isVisible(), false, 'no disconnected banner while the bus is up')
+    const nav = path === '/command' ? '/dashboard' : '/command'
+    assert.equal(await page.locator(`nav a[href="${nav}"]`).count(), 1, 'the pages link to each other')
+    await page.close()
+    assert.deepEqual(errors, [])
+  })
+}
+
+test('platform pieces render from their retained topics, and as "—" while absent', async () => {
+  const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
+  assert.match(await textOf(page, '#module-bridge'), /—/)
+  assert.match(await textOf(page, '#module-supervisor'), /—/)
+  assert.equal(await page.locator('#computers-empty').isVisible(), true)
+
+  const topics = topicsFor()
+  const client = await mqtt.connectAsync(fleet.hub.mqttUrl)
+  cleanups.push(async () => {
+    // Clear the retained state this test left, then leave.
+    for (const topic of [topics.supervisorStatus, topics.bridgeStatus, topics.computerStatus('1'), topics.computerStatus('2')]) {
+      await client.publishAsync(topic, '', { qos: 1, retain: true })
+    }
+    await client.endAsync()
+  })
+  const now = Date.now()
+  await client.publishAsync(topics.supervisorStatus, JSON.stringify({
+    state: 'running', pid: 4242, startedAt: now - 60_000, at: now, somethingNew: true,
+    children: [{ name: 'araya', kind: 'instance', instance: 'araya', pid: 77, state: 'running', restarts: 3, lastExit: { code: 1, signal: null, at: now - 5000 }, nextRestartAt: null }],
+  }), { qos: 1, retain: true })
+  await client.publishAsync(topics.bridgeStatus, JSON.stringify({ computer: '1', state: 'SYNCING', lastRoundAt: now - 2000, lastSuccessAt: now - 2000, lastError: null, queued: 4, nextRoundAt: now + 30_000, at: now }), { qos: 1, retain: true })
+  await client.publishAsync(topics.computerStatus('1'), JSON.stringify({ computer: '1', state: 'ACTIVE', updated: now, lastSync: now - 2000, instances: [{ id: 'araya', health: 'online' }], queueDepth: 0 }), { qos: 1, retain: true })
+  await client.publishAsync(topics.computerStatus('2'), JSON.stringify({ computer: '2', state: 'OFFLINE', lastSync: '2026-11-25T10:00:00Z' }), { qos: 1, retain: true })
+
+  await waitInPage(page, `${count('#computers [data-computer]')} === 2`)
+  assert.match(await textOf(page, '[data-computer="1"]'), /C1.*ACTIVE.*last sync \d+s ago/s)
+  assert.match(await textOf(page, '[data-computer="2"]'), /C2.*✖ OFFLINE.*last sync 2026-11-25T10:00:00Z.*queue —/s, 'missing fields show as —')
+  assert.match(await textOf(page, '#module-bridge'), /SYNCING.*queued 4/s)
+  assert.match(await textOf(page, '#module-supervisor'), /running.*1 processes/s)
+  assert.match(await textOf(page, '.card.instance[data-instance="araya"]'), /restarts 3/)
+  assert.match(await textOf(page, '.card.instance[data-instance="builder"]'), /restarts —/)
+
+  const detail = await openPage(browser, `${fleet.hub.httpUrl}/dashboard`)
+  await waitInPage(detail.page, `document.querySelector('#instance-rows tr[data-instance="araya"] td:nth-child(8)')?.textContent === '3'`)
+  await detail.page.close()
+  await page.close()
+  assert.deepEqual([...errors, ...detail.errors], [])
+})
+
+test('screenshots of both pages at 1280×800 and at phone width', async () => {
+  // Some traffic, so the tables in the pictures are not empty.
+  for (const type of ['analyze_data', 'pattern_analysis', 'monitor_system']) {
+    assert.equal((await http(fleet.hub.httpUrl, 'POST', '/task', { type, content: '1 2 3 5 8', priority: 'high' })).status, 202)
+  }
+  assert.equal((await http(fleet.hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'araya', message: 'pattern run done, results in the queue' })).status, 202)
+  for (const [name, viewport] of [['1280x800', DESKTOP], ['390-phone', PHONE]] as const) {
+    for (const path of ['command', 'dashboard']) {
+      const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/${path}`, viewport)
+      await waitInPage(page, `${count('[data-instance][data-state="online"]')} >= 6`)
+      if (path === 'dashboard') {
+        await waitInPage(page, `${count('#task-rows tr[data-state="completed"]')} >= 3 && ${count('#message-rows tr')} >= 1`)
+        await waitInPage(page, `${count('#timeline li:first-child .tick')} >= 4`)
+      } else {
+        await waitInPage(page, `${count('#activity li')} >= 8`)
+      }
+      const scroll = await page.evaluate('document.documentElement.scrollWidth') as number
+      assert.ok(scroll <= viewport.width, `${path} at ${viewport.width}px needs no sideways scrolling (${scroll}px)`)
+      await page.screenshot({ path: screenshotPath(`${path}-${name}.png`), fullPage: name !== '1280x800' })
+      await page.close()
+      assert.deepEqual(errors, [])
+    }
+  }
+})

@@ -1,0 +1,55 @@
+/**
+ * Serves the live dashboards (issue #6) from the hub's HTTP server:
+ * `GET /command` (Central Command) and `GET /dashboard` (the detail view),
+ * their CSS, their compiled TypeScript, and MQTT.js's browser build, all from
+ * this host (no CDN), so the pages work on a machine without internet.
+ *
+ * The pages are bus clients like any other: they connect to the hub's MQTT
+ * over WebSocket (`/mqtt`, same origin) and call the HTTP API. This module
+ * knows nothing of the coordinator; the hub only tells it the topic prefix,
+ * which it writes into the pages so they build topic names with the contract.
+ */
+import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import fastifyStatic from '@fastify/static'
+import type { FastifyInstance } from 'fastify'
+import { topicsFor } from '../src/contract/topics.js'
+
+export interface DashboardOptions {
+  readonly topicPrefix: string
+}
+
+/** URL prefix of everything the pages load. */
+export const ASSETS = '/dashboard-assets'
+
+export const PAGES = { command: '/command', dashboard: '/dashboard' } as const
+
+/** This file runs as dist/web/server.js: the html and css stay in web/public. */
+const here = dirname(fileURLToPath(import.meta.url))
+const publicDir = join(here, '..', '..', 'web', 'public')
+/** The pages' compiled modules: `tsc -p web/tsconfig.json` writes them here (part of `npm run build`). */
+const appDir = join(here, 'static')
+const mqttBrowserDir = join(dirname(createRequire(import.meta.url).resolve('mqtt/package.json')), 'dist')
+
+/** A page with the topic prefix written in; the prefix is validated by the contract, then escaped anyway. */
+function page(name: string, topicPrefix: string): string {
+  const prefix = topicsFor(topicPrefix).prefix.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+  return readFileSync(join(publicDir, name), 'utf8').replaceAll('{{TOPIC_PREFIX}}', prefix)
+}
+
+export async function registerDashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
+  const command = page('command.html', options.topicPrefix)
+  const dashboard = page('dashboard.html', options.topicPrefix)
+
+  await app.register(fastifyStatic, { root: publicDir, prefix: `${ASSETS}/`, index: false, decorateReply: false })
+  await app.register(fastifyStatic, { root: appDir, prefix: `${ASSETS}/app/`, index: false, decorateReply: false })
+  await app.register(fastifyStatic, {
+    root: mqttBrowserDir, prefix: `${ASSETS}/vendor/`, index: false, decorateReply: false,
+    allowedPath: (path) => path === '/mqtt.esm.js',
+  })
+
+  app.get(PAGES.command, async (_request, reply) => reply.type('text/html; charset=utf-8').send(command))
+  app.get(PAGES.dashboard, async (_request, reply) => reply.type('text/html; charset=utf-8').send(dashboard))
+}

@@ -1,0 +1,75 @@
+/**
+ * The HTTP API calls behind the dashboard's buttons. Every call resolves to a
+ * result with a sentence for the user; a refusal carries the API's own error
+ * message (`{ error: { code, message } }`).
+ */
+import { isRecord, str } from './platform.js'
+
+export interface ApiResult<T = unknown> {
+  ok: boolean
+  status: number
+  body: T | undefined
+  code: string | null
+  message: string
+}
+
+export async function call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult<T>> {
+  let response: Response
+  try {
+    response = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    })
+  } catch (err) {
+    return { ok: false, status: 0, body: undefined, code: null, message: `the hub did not answer (${(err as Error).message})` }
+  }
+  const text = await response.text()
+  let parsed: unknown
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text)
+  } catch {
+    parsed = text
+  }
+  const error = isRecord(parsed) && isRecord(parsed['error']) ? parsed['error'] : undefined
+  return {
+    ok: response.ok,
+    status: response.status,
+    body: parsed as T,
+    code: error === undefined ? null : str(error['code']),
+    message: error === undefined ? `HTTP ${response.status}` : str(error['message']) ?? `HTTP ${response.status}`,
+  }
+}
+
+/** Asks the git bridge for a round now (POST /sync) and says what happened. */
+export async function syncNow(): Promise<{ ok: boolean; text: string }> {
+  const r = await call('POST', '/sync')
+  if (r.ok) return { ok: true, text: 'sync round requested' }
+  if (r.status === 409 || r.code === 'TRINITY_ERR_SYNC_DISABLED') return { ok: false, text: `sync is disabled: ${r.message}` }
+  if (r.status === 404) return { ok: false, text: 'sync is not available on this hub (it has no POST /sync)' }
+  return { ok: false, text: `sync failed: ${r.message}` }
+}
+
+export async function restartInstance(id: string): Promise<{ ok: boolean; text: string }> {
+  const r = await call('POST', `/instances/${encodeURIComponent(id)}/restart`)
+  if (r.ok) return { ok: true, text: `restart of ${id} requested` }
+  if (r.status === 404 && r.code === 'TRINITY_ERR_NOT_FOUND') return { ok: false, text: `cannot restart ${id}: this hub has no supervisor endpoint (${r.message})` }
+  return { ok: false, text: `cannot restart ${id}: ${r.message}` }
+}
+
+export async function contact(to: string, message: string): Promise<{ ok: boolean; text: string }> {
+  const r = await call('POST', '/send', { from: 'dashboard', to, message })
+  return r.ok ? { ok: true, text: `message sent to ${to}` } : { ok: false, text: `message to ${to} not sent: ${r.message}` }
+}
+
+export async function submitTask(type: string, content: string, priority: string): Promise<{ ok: boolean; text: string; id: string | null }> {
+  const r = await call<{ id?: string; state?: string }>('POST', '/task', { type, content, priority })
+  if (!r.ok) return { ok: false, text: `task not submitted: ${r.message}`, id: null }
+  const id = isRecord(r.body) ? str(r.body['id']) : null
+  return { ok: true, text: `task ${id ?? ''} submitted (${type}, ${priority})`, id }
+}
+
+export async function taskAction(id: string, action: 'cancel' | 'retry'): Promise<{ ok: boolean; text: string }> {
+  const r = await call('POST', `/tasks/${encodeURIComponent(id)}/${action}`)
+  return r.ok ? { ok: true, text: `task ${id}: ${action} accepted` } : { ok: false, text: `cannot ${action} task ${id}: ${r.message}` }
+}

@@ -1,0 +1,139 @@
+/**
+ * What both pages share at start: the topic contract for the prefix the hub
+ * wrote into the page, the store, the bus connection, one HTTP fill of the
+ * tables on every (re)connect (state changed while the bus was away), and the
+ * parts every page has: the disconnected banner, the activity log and the
+ * notice line where actions report.
+ */
+import type { HealthState, Message, TaskRecord } from '../../src/contract/payloads.js'
+import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
+import { call } from './api.js'
+import { connectBus } from './bus.js'
+import { byId, clock, el, reconcile, setAttr, setText } from './dom.js'
+import { frameScheduler, SectionThrottle } from './frame.js'
+import { isRecord, num, str } from './platform.js'
+import { MAX_ROWS, Store, type Section } from './store.js'
+import { symbolOf, type Tone } from './tone.js'
+
+export interface App {
+  readonly store: Store
+  readonly topics: TopicContract
+  /** Says what an action did, in the notice line and the activity log. */
+  notify(ok: boolean, text: string): void
+}
+
+interface InstanceView {
+  id: string
+  name?: string
+  role?: string
+  state?: string
+  responseMs?: { last?: number | null; avg?: number | null; p95?: number | null }
+  lastCheckAt?: number | null
+  reason?: string | null
+  capabilities?: string[]
+}
+
+/**
+ * Long lists redraw at most every LIST_INTERVAL_MS: under a burst, re-laying
+ * out hundreds of table rows every frame is what made the detail view fall
+ * behind the bus. States (instances, connection, metrics) still draw on the
+ * next frame, so a change shows at once.
+ */
+const LIST_INTERVAL_MS = 250
+const LISTS: ReadonlySet<Section> = new Set<Section>(['tasks', 'messages', 'activity'])
+
+export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App {
+  const meta = document.querySelector('meta[name="trinity-topic-prefix"]')
+  const topics = topicsFor(meta?.getAttribute('content') ?? undefined)
+  let app: App | undefined
+  const lists = new SectionThrottle<Section>(LISTS, LIST_INTERVAL_MS, (section) => store.mark(section))
+  const store: Store = new Store(frameScheduler(() => {
+    const dirty = lists.filter(store.takeDirty())
+    if (app === undefined) return
+    drawCommon(dirty, store)
+    draw(dirty, app)
+  }))
+  app = {
+    store,
+    topics,
+    notify(ok, text) {
+      const notice = byId('notice')
+      setText(notice, `${symbolOf(ok ? 'ok' : 'bad')} ${text}`)
+      setAttr(notice, 'data-tone', ok ? 'ok' : 'bad')
+      store.log(ok ? 'ok' : 'bad', text)
+    },
+  }
+  connectBus(topics, {
+    message: (topic, payload) => store.apply(topic, payload),
+    garbage: (topic, reason) => store.log('warn', `${topic}: ${reason}`),
+    connection: (connected) => {
+      const was = store.connected
+      store.setConnected(connected)
+      if (connected && !was) void fill(store)
+    },
+  })
+  // "12s ago" cells age without bus traffic; redraw them now and then (no request is made).
+  setInterval(() => { store.mark('instances'); store.mark('computers'); store.mark('platform') }, 5000)
+  store.mark('connection')
+  return app
+}
+
+/** The one HTTP read of the tables; everything after comes from the bus. */
+async function fill(store: Store): Promise<void> {
+  const [instances, tasks, dead, messages] = await Promise.all([
+    call<{ instances?: InstanceView[] }>('GET', '/instances'),
+    call<{ tasks?: TaskRecord[] }>('GET', `/tasks?limit=${MAX_ROWS}`),
+    call<{ tasks?: TaskRecord[] }>('GET', `/tasks?state=dead&limit=${MAX_ROWS}`),
+    call<{ messages?: Message[] }>('GET', `/messages?limit=${MAX_ROWS}`),
+  ])
+  for (const view of instances.body?.instances ?? []) {
+    if (!isRecord(view) || typeof view.id !== 'string') continue
+    const row = store.instance(view.id)
+    row.name = str(view.name) ?? row.name
+    row.role = str(view.role) ?? row.role
+    store.addTaskTypes(view.capabilities)
+    const checkedAt = num(view.lastCheckAt)
+    if (row.lastCheckAt === null || (checkedAt !== null && checkedAt > row.lastCheckAt)) {
+      if (row.health === null && typeof view.state === 'string') row.health = view.state as HealthState
+      row.responseMs = num(view.responseMs?.last)
+      row.avgMs = num(view.responseMs?.avg)
+      row.p95Ms = num(view.responseMs?.p95)
+      row.lastCheckAt = checkedAt
+      row.reason = str(view.reason)
+    }
+  }
+  store.mark('instances')
+  for (const task of [...(dead.body?.tasks ?? []), ...(tasks.body?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
+    store.upsertTask(task, true)
+  }
+  for (const message of messages.body?.messages ?? []) store.addMessage(message, true)
+  if (!instances.ok) store.log('warn', `GET /instances: ${instances.message}`)
+}
+
+function drawCommon(dirty: ReadonlySet<Section>, store: Store): void {
+  setText(byId('events-seen'), String(store.events))
+  if (dirty.has('connection')) {
+    const banner = byId('bus-banner')
+    banner.hidden = store.connected
+    const state = byId('bus-state')
+    setText(state, `${symbolOf(store.connected ? 'ok' : 'bad')} bus ${store.connected ? 'connected' : 'disconnected'}`)
+    setAttr(state, 'data-tone', store.connected ? 'ok' : 'bad')
+    document.body.dataset['bus'] = store.connected ? 'connected' : 'disconnected'
+  }
+  const log = document.getElementById('activity')
+  if (dirty.has('activity') && log !== null) {
+    reconcile(log, store.activity, (e) => String(e.seq),
+      (e) => el('li', { 'data-tone': e.tone }, el('time', {}, clock(e.at)), ' ', el('span', { class: 'tag' }, tag(e.tone)), ' ', e.text),
+      () => undefined)
+  }
+}
+
+function tag(tone: Tone): string {
+  switch (tone) {
+    case 'ok': return '[ OK ]'
+    case 'warn': return '[WARN]'
+    case 'bad': return '[FAIL]'
+    case 'busy': return '[WORK]'
+    case 'idle': return '[INFO]'
+  }
+}
