@@ -8,39 +8,16 @@
  * - idle RSS of the hub process, beside an idle `node -e` process.
  * The hub runs as its own process, as in production, with durability on.
  */
-import { spawn } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import { topicsFor } from '../src/contract/topics.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
+import { cpuSeconds, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
 
-export interface Row {
-  name: string
-  value: string
-  baselineName: string
-  baseline: string
-  ratio: string
-}
+export type { Row } from './proc.js'
 
 const topics = topicsFor()
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? NaN
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[11]) + Number(fields[12])) / 100
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN)
-  return kb / 1024
-}
 
 async function connect(url: string, clientId?: string): Promise<MqttClient> {
   const client = await mqtt.connectAsync(url, { ...(clientId === undefined ? {} : { clientId }), clean: true })
@@ -92,14 +69,6 @@ async function rawThroughput(url: string, n: number): Promise<number> {
   const rate = n / ((performance.now() - t0) / 1000)
   await pub.endAsync(); await sub.endAsync()
   return rate
-}
-
-async function idleNodeRss(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' })
-  await new Promise((r) => setTimeout(r, 1500))
-  const rss = rssMb(child.pid ?? 0)
-  child.kill('SIGKILL')
-  return rss
 }
 
 export async function benchHub(options: { latencyN: number; throughputN: number }): Promise<Row[]> {

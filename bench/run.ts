@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { benchHub, type Row } from './hub.js'
+import { benchSupervisor } from './supervisor.js'
 
 const scale = Number(process.env['BENCH_SCALE'] ?? '1')
 
@@ -18,6 +19,7 @@ function table(title: string, rows: Row[]): string {
 
 console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}`)
 console.log(table('hub core (hub in its own process, durability on, no-op instance)', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
+console.log(table('supervisor: `trinity start` with the reference fleet', await benchSupervisor({ runs: 3, kills: Math.max(3, Math.round(5 * scale)) })))
 // Broker latency runs each broker in its own process; it prints its own table.
 console.log('\n### broker: QoS 1 round trips by client shape')
 const latency = fileURLToPath(new URL('./broker-latency.js', import.meta.url))

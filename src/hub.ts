@@ -5,7 +5,6 @@
  * the broker only as a bus client.
  */
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { registerMqttWebSocket } from '../broker/websocket.js'
@@ -15,10 +14,11 @@ import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
+import { VERSION } from './version.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
 
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+export { VERSION }
 
 export interface Hub {
   readonly config: Config

@@ -19,9 +19,8 @@ import { topicsFor } from '../contract/topics.js'
 import { ConfigError, configPath, loadConfigFile } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { isTrinityError } from '../errors.js'
-import { startHub, VERSION } from '../hub.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
-import { Supervisor } from '../supervisor/supervisor.js'
+import { VERSION } from '../version.js'
 import { request } from './http-client.js'
 
 const EXIT_CONFIG = 2
@@ -68,6 +67,8 @@ program
     const options = { level: config.log.level, pretty: config.log.pretty }
     const log = config.log.file === null ? createLogger(options) : await createLoggerWithFile(options, { file: config.log.file, maxSize: config.log.maxSize, maxFiles: config.log.maxFiles })
     const cli = fileURLToPath(import.meta.url)
+    // Imported here: the supervisor process must not load the hub's code (Fastify, Aedes, SQLite).
+    const { Supervisor } = await import('../supervisor/supervisor.js')
     const supervisor = new Supervisor({
       config,
       configFile: file,
@@ -99,6 +100,7 @@ program
   .action(async () => {
     const config = loadConfigOrExit(program.opts<{ config?: string }>().config)
     const log = createLogger({ level: config.log.level, pretty: config.log.pretty })
+    const { startHub } = await import('../hub.js')
     let hub
     try {
       hub = await startHub(config, log)

@@ -5,7 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { CLI, waitFor } from './hub.js'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { CLI, ROOT, freePort, waitFor, writeConfig, type ConfigObject } from './hub.js'
 
 export interface LogRecord {
   level: number
@@ -31,7 +33,8 @@ export interface SupervisorProcess {
 }
 
 export async function spawnSupervisor(configFile: string, options: { cwd?: string; readyTimeoutMs?: number } = {}): Promise<SupervisorProcess> {
-  const child = spawn(process.execPath, [CLI, 'start', '--config', configFile], {
+  // The flags `npm start` runs it with.
+  const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, 'start', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: 'true' },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
@@ -91,4 +94,27 @@ export function cpuTicks(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(fields[11]) + Number(fields[12])
+}
+
+/**
+ * config/trinity.yaml's reference fleet as a config file in `dir`: the same
+ * instances and commands, on free ports, with data and workspace under `dir`.
+ * `overrides` are top-level sections laid over it.
+ */
+export async function fleetConfigFile(dir: string, name: string, overrides: ConfigObject = {}): Promise<string> {
+  const seed = parse(readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8')) as { instances: ConfigObject[] }
+  const instances = await Promise.all(seed.instances.map(async (i) => {
+    const env = { TRINITY_WORKSPACE: join(dir, name, 'workspace') }
+    if (i['port'] === undefined) return { ...i, env }
+    const port = await freePort()
+    return { ...i, env, port, healthUrl: `http://127.0.0.1:${port}/health` }
+  }))
+  return writeConfig(dir, {
+    hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir, name) },
+    broker: { host: '127.0.0.1', port: await freePort() },
+    log: { level: 'info', pretty: false },
+    health: { interval: '1s' },
+    instances,
+    ...overrides,
+  }, `${name}.yaml`)
 }

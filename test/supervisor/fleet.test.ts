@@ -6,39 +6,17 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { parse } from 'yaml'
 import type { TaskRecord } from '../../src/contract/payloads.js'
-import { ROOT, freePort, http, testScope, waitFor, writeConfig, type ConfigObject } from '../helpers/hub.js'
-import { alive, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
+import { ROOT, http, testScope, waitFor } from '../helpers/hub.js'
+import { alive, fleetConfigFile, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
 
 const { dir, cleanups } = testScope()
 const STOP_TIMEOUT_MS = 5000
 
 interface InstanceRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number } | null }
 
-/** config/trinity.yaml's fleet, on free ports, with its data in a temp dir. */
-async function fleetConfig(name: string): Promise<string> {
-  const seed = parse(readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8')) as { instances: ConfigObject[] }
-  const instances = await Promise.all(seed.instances.map(async (i) => {
-    const env = { TRINITY_WORKSPACE: join(dir.path, name, 'workspace') }
-    if (i['port'] === undefined) return { ...i, env }
-    const port = await freePort()
-    return { ...i, env, port, healthUrl: `http://127.0.0.1:${port}/health` }
-  }))
-  return writeConfig(dir.path, {
-    hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir.path, name) },
-    broker: { host: '127.0.0.1', port: await freePort() },
-    log: { level: 'info', pretty: false },
-    health: { interval: '1s' },
-    supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` },
-    instances,
-  }, `${name}.yaml`)
-}
-
 async function start(name: string): Promise<SupervisorProcess> {
-  const sup = await spawnSupervisor(await fleetConfig(name), { cwd: ROOT })
+  const sup = await spawnSupervisor(await fleetConfigFile(dir.path, name, { supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` } }), { cwd: ROOT })
   cleanups.push(async () => { await sup.stop('SIGKILL'); await waitGone(sup.childPids(), 5000).catch(() => undefined) })
   return sup
 }
