@@ -77,7 +77,10 @@ test('platform pieces render from their retained topics, and as "—" while abse
   const now = Date.now()
   await client.publishAsync(topics.supervisorStatus, JSON.stringify({
     state: 'running', pid: 4242, startedAt: now - 60_000, at: now, somethingNew: true,
-    children: [{ name: 'araya', kind: 'instance', instance: 'araya', pid: 77, state: 'running', restarts: 3, lastExit: { code: 1, signal: null, at: now - 5000 }, nextRestartAt: null }],
+    children: [
+      { name: 'araya', kind: 'instance', instance: 'araya', pid: 77, state: 'running', restarts: 3, lastExit: { code: 1, signal: null, at: now - 5000 }, nextRestartAt: null },
+      { name: 'analytics', kind: 'instance', instance: 'analytics', pid: null, state: 'error', restarts: 5, lastExit: { code: 3, signal: null, at: now - 1000 }, nextRestartAt: null, reason: 'crash loop: 6 exits within 120000 ms (last: exited with code 3)' },
+    ],
   }), { qos: 1, retain: true })
   await client.publishAsync(topics.bridgeStatus, JSON.stringify({ computer: '1', state: 'SYNCING', lastRoundAt: now - 2000, lastSuccessAt: now - 2000, lastError: null, queued: 4, nextRoundAt: now + 30_000, at: now }), { qos: 1, retain: true })
   await client.publishAsync(topics.computerStatus('1'), JSON.stringify({ computer: '1', state: 'ACTIVE', updated: now, lastSync: now - 2000, instances: [{ id: 'araya', health: 'online' }], queueDepth: 0 }), { qos: 1, retain: true })
@@ -87,13 +90,21 @@ test('platform pieces render from their retained topics, and as "—" while abse
   assert.match(await textOf(page, '[data-computer="1"]'), /C1.*ACTIVE.*last sync \d+s ago/s)
   assert.match(await textOf(page, '[data-computer="2"]'), /C2.*✖ OFFLINE.*last sync 2026-11-25T10:00:00Z.*queue —/s, 'missing fields show as —')
   assert.match(await textOf(page, '#module-bridge'), /SYNCING.*queued 4/s)
-  assert.match(await textOf(page, '#module-supervisor'), /running.*1 processes/s)
+  assert.match(await textOf(page, '#module-supervisor'), /running.*2 processes/s)
+  // A crash loop outranks the last health verdict, in words as well as colour.
+  await waitInPage(page, `document.querySelector('.card.instance[data-instance="analytics"]')?.dataset.state === 'error'`)
+  assert.match(await textOf(page, '.card.instance[data-instance="analytics"]'), /error.*restarts 5 · crash loop: 6 exits/s)
   assert.match(await textOf(page, '.card.instance[data-instance="araya"]'), /restarts 3/)
   assert.match(await textOf(page, '.card.instance[data-instance="builder"]'), /restarts —/)
 
   const detail = await openPage(browser, `${fleet.hub.httpUrl}/dashboard`)
   await waitInPage(detail.page, `document.querySelector('#instance-rows tr[data-instance="araya"] td:nth-child(8)')?.textContent === '3'`)
+  await waitInPage(detail.page, `document.querySelector('#instance-rows tr[data-instance="analytics"]')?.dataset.state === 'error'`)
+  assert.match(await textOf(detail.page, '#instance-rows tr[data-instance="analytics"]'), /crash loop/)
   await detail.page.close()
+  // Out of the loop again (the next test needs all six online).
+  await client.publishAsync(topics.supervisorStatus, JSON.stringify({ state: 'running', pid: 4242, startedAt: now - 60_000, at: Date.now(), children: [] }), { qos: 1, retain: true })
+  await waitInPage(page, `document.querySelector('.card.instance[data-instance="analytics"]')?.dataset.state === 'online'`)
   await page.close()
   assert.deepEqual([...errors, ...detail.errors], [])
 })

@@ -50,11 +50,13 @@ function drawInstances(app: App): void {
         el('div', { class: 'actions' }, restart, talk))
     },
     (node, r: InstanceRow) => {
-      const state = displayState(r)
+      const process = app.store.processOf(r.id)
+      const state = displayState(r, process)
+      const reason = process?.state === 'error' ? process.reason : r.reason
       setText(node.querySelector('.name') ?? node, r.name === null || r.name === r.id ? r.id : `${r.name} (${r.id})`)
       setText(cell(node, 1), labelOf(state))
       setText(cell(node, 2), `response ${ms(r.responseMs)} · avg ${ms(r.avgMs)}`)
-      setText(cell(node, 3), `checked ${ago(r.lastCheckAt)} · restarts ${orDash(restarts.get(r.id))}${r.reason === null ? '' : ` · ${r.reason}`}`)
+      setText(cell(node, 3), `checked ${ago(r.lastCheckAt)} · restarts ${orDash(restarts.get(r.id))}${reason === null ? '' : ` · ${reason}`}`)
       setAttr(node, 'data-state', state)
       setAttr(node, 'data-tone', toneOf(state))
       const restart = node.querySelector('button.restart')
@@ -65,7 +67,7 @@ function drawInstances(app: App): void {
 function drawStats(app: App): void {
   const stats = app.store.hubStats
   const rows = [...app.store.instances.values()]
-  const online = rows.filter((r) => displayState(r) === 'online').length
+  const online = rows.filter((r) => displayState(r, app.store.processOf(r.id)) === 'online').length
   setText(byId('metric-instances'), `${online}/${rows.length}`)
   setText(byId('metric-checks'), orDash(stats?.healthChecks))
   setText(byId('metric-messages'), orDash(stats?.messages))

@@ -20,7 +20,8 @@ function drawInstances(app: App): void {
   const restarts = app.store.restarts()
   const rows = [...app.store.instances.values()]
   reconcile(byId('instance-rows'), rows, (r) => r.id, () => row(9), (node, r: InstanceRow) => {
-    const state = displayState(r)
+    const process = app.store.processOf(r.id)
+    const state = displayState(r, process)
     // The id alone keeps the state column on a phone's screen; the name is the cell's tooltip.
     setText(cell(node, 0), r.id)
     setAttr(cell(node, 0), 'title', r.name ?? r.id)
@@ -31,7 +32,7 @@ function drawInstances(app: App): void {
     setText(cell(node, 5), String(inFlight.get(r.id) ?? 0))
     setText(cell(node, 6), r.lastCheckAt === null ? '—' : `${clock(r.lastCheckAt)} (${ago(r.lastCheckAt)})`)
     setText(cell(node, 7), orDash(restarts.get(r.id)))
-    setText(cell(node, 8), orDash(r.reason))
+    setText(cell(node, 8), orDash(process?.state === 'error' ? process.reason : r.reason))
     setAttr(node, 'data-instance', r.id)
     setAttr(node, 'data-state', state)
     setAttr(cell(node, 1), 'data-tone', toneOf(state))

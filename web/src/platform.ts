@@ -29,6 +29,7 @@ export interface ChildView {
   restarts: number | null
   lastExit: string | null
   nextRestartAt: number | null
+  reason: string | null
 }
 
 export interface SupervisorView {
@@ -82,6 +83,7 @@ export function readSupervisor(value: unknown): SupervisorView | null {
       restarts: num(c['restarts']),
       lastExit: lastExit(c['lastExit']),
       nextRestartAt: num(c['nextRestartAt']),
+      reason: str(c['reason']),
     })),
   }
 }

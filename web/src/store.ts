@@ -10,7 +10,7 @@
  */
 import type { Health, HealthState, HubError, HubStats, InstanceStatus, Message, Priority, TaskRecord } from '../../src/contract/payloads.js'
 import type { ParsedTopic, TopicKind } from '../../src/contract/topics.js'
-import { isRecord, num, readBridge, readComputer, readSupervisor, str, type BridgeView, type ComputerView, type SupervisorView } from './platform.js'
+import { isRecord, num, readBridge, readComputer, readSupervisor, str, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
 import { toneOf, type Tone } from './tone.js'
 
 export const MAX_ROWS = 200
@@ -36,8 +36,12 @@ export interface InstanceRow {
   timeline: HealthPoint[]
 }
 
-/** The state to show: a Will or an error status wins at once; otherwise the coordinator's health verdict. */
-export function displayState(row: InstanceRow): string {
+/**
+ * The state to show: a supervisor's crash loop, a Will or an error status win
+ * at once; otherwise the coordinator's health verdict.
+ */
+export function displayState(row: InstanceRow, process?: ChildView): string {
+  if (process?.state === 'error') return 'error'
   if (row.status === 'offline' || row.status === 'error') return row.status
   return row.health ?? row.status ?? 'unknown'
 }
@@ -115,6 +119,11 @@ export class Store {
       }
     }
     return counts
+  }
+
+  /** The supervisor's view of an instance's process, when a supervisor runs it. */
+  processOf(id: string): ChildView | undefined {
+    return this.supervisor?.children.find((c) => c.instance === id)
   }
 
   /** Restarts per instance, from the supervisor's children. */
