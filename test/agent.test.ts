@@ -5,6 +5,8 @@ import type { TaskRecord } from '../src/contract/payloads.js'
 import type { Hub } from '../src/hub.js'
 import { connectAgent, type Agent } from '../src/agent/index.js'
 import { SEED_ROUTES } from '../src/config/defaults.js'
+import { topicsFor } from '../src/contract/topics.js'
+import mqtt from 'mqtt'
 import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 
 const dir = tempDir()
@@ -120,4 +122,18 @@ test('a handler that throws at once leaves nothing behind: the retry of the same
   const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'flaky_fix', content: 'x' })
   const task = await finished(body.id)
   assert.deepEqual([task.state, task.result, calls], ['completed', { fixed: true, attempt: 2 }, 2])
+})
+
+test('an offline status for a live agent\'s session (a restarted broker\'s late Will) is answered with a fresh birth', async () => {
+  const agent = await connectAgent({ id: 'phoenix', url: hub.mqttUrl, handleSignals: false })
+  agents.push(agent)
+  agent.handle('general', () => 'ok')
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 5000, 'phoenix online')
+  const session = hub.coordinator.registry.get('phoenix')?.session
+  const other = await mqtt.connectAsync(hub.mqttUrl)
+  await other.publishAsync(topicsFor().instanceStatus('phoenix'), JSON.stringify({ state: 'offline', session }), { qos: 1, retain: true })
+  await other.endAsync()
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'offline', 5000, 'the Will seen')
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 5000, 'reborn')
+  assert.equal(hub.coordinator.registry.get('phoenix')?.session, session)
 })

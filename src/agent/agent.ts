@@ -92,12 +92,13 @@ class AgentImpl implements Agent {
   }
 
   async start(): Promise<void> {
-    this.client.on('message', (_topic, payload) => this.onFrame(payload))
+    const ownStatus = this.topics.instanceStatus(this.id)
+    this.client.on('message', (topic, payload) => (topic === ownStatus ? this.onOwnStatus(payload) : this.onFrame(payload)))
     this.client.on('connect', () => {
       ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
       void this.publishStatus('online')
     })
-    await this.client.subscribeAsync(this.topics.instanceInbox(this.id), { qos: 1 })
+    await this.client.subscribeAsync({ [this.topics.instanceInbox(this.id)]: { qos: 1 }, [ownStatus]: { qos: 1 } })
     await this.publishStatus('online')
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs ?? 10_000)
     this.heartbeat.unref()
@@ -147,6 +148,20 @@ class AgentImpl implements Agent {
       name: this.options.name ?? this.id, concurrency: this.options.concurrency ?? 1, pid: process.pid,
     }
     return this.client.publishAsync(this.topics.instanceStatus(this.id), JSON.stringify(status), { qos: 1, retain: true })
+  }
+
+  /**
+   * Rebirth. A restarted broker publishes the Will of every connection the
+   * old one lost, possibly after this agent has reconnected and said online:
+   * the hub would then count a live agent as gone. An offline status for our
+   * own session while we are connected is answered with a fresh birth.
+   */
+  private onOwnStatus(payload: Buffer): void {
+    let status: { state?: unknown; session?: unknown }
+    try { status = JSON.parse(payload.toString('utf8')) as typeof status } catch { return }
+    if (status.state === 'offline' && status.session === this.session && this.client.connected && this.draining === undefined) {
+      void this.publishStatus('online')
+    }
   }
 
   private beat(nonce?: string): void {
