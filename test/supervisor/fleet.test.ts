@@ -77,6 +77,22 @@ test('npm start brings the six instances online, a task of each seed type comple
   assert.equal(order.at(-1), 'hub', 'the hub stops last')
 })
 
+test('SIGKILL of the hub: the supervisor restarts it and all six instances are online again', async () => {
+  const sup = await start('hubcrash')
+  const online = async (): Promise<boolean> => {
+    const rows = await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances').then((r) => r.body.instances, () => [])
+    return rows.length === 6 && rows.every((r) => r.state === 'online')
+  }
+  await waitFor(online, 20_000, 'six online')
+  const hub = sup.records.find((r) => r.service === 'hub' && r.msg === 'child starting')?.childPid
+  assert.ok(typeof hub === 'number')
+  process.kill(hub, 'SIGKILL')
+  await waitFor(() => sup.records.some((r) => r.service === 'hub' && r.msg === 'child running' && r.childPid !== hub), 20_000, 'hub restarted')
+  await waitFor(online, 20_000, 'six online again')
+  const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'analyze_data', content: '1 2 3' })
+  await waitFor(async () => (await http<TaskRecord>(sup.httpUrl, 'GET', `/tasks/${body.id}`)).body.state === 'completed', 15_000, 'a task after the restart')
+})
+
 test('SIGKILL of the supervisor: every child notices and exits within a few seconds', async () => {
   const sup = await start('orphans')
   const pids = [...sup.childPids(), sup.lifeline]
