@@ -15,6 +15,7 @@ export const ERRORS = {
   TRINITY_ERR_NOT_FOUND: { status: 404, message: 'not found' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
+  TRINITY_ERR_SYNC_DISABLED: { status: 409, message: 'sync between computers is disabled' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -123,6 +123,14 @@ program
   })
 
 program
+  .command('sync')
+  .description('ask the git bridge for a sync round now (POST /sync)')
+  .action(async () => {
+    const answer = await request(hubUrl(program.opts()), 'POST', '/sync')
+    process.stdout.write(`${JSON.stringify(answer)}\n`)
+  })
+
+program
   .command('status')
   .description('the hub summary and every instance')
   .option('--json', 'print JSON')

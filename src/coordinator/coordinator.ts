@@ -14,7 +14,7 @@ import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
   BROADCAST, Heartbeat, InstanceStatus, Message, Report, TaskSubmit, decode,
-  type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
+  type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
@@ -153,6 +153,24 @@ export class Coordinator {
     if (this.ownMessages.size > 10_000) this.ownMessages.delete(this.ownMessages.values().next().value as string)
     this.publish(this.topics.message(from, to), message, { qos: 1 })
     return message
+  }
+
+  /** True when `to` names a remote computer (one of `sync.peers`): POST /send hands it to the git bridge. */
+  isRemoteComputer(to: string): boolean {
+    return this.config.sync.peers.includes(to)
+  }
+
+  /** A message for a remote computer: published on `computer/{to}/send`, where the git bridge picks it up. */
+  sendToComputer(from: string, to: string, text: string, instance?: string): ComputerSend & { id: string; to: string; ts: number } {
+    const send: ComputerSend = { id: randomUUID(), from, message: text, ...(instance === undefined ? {} : { instance }) }
+    this.publish(this.topics.computerSend(to), send, { qos: 1 })
+    return { ...send, id: send.id ?? '', to, ts: Date.now() }
+  }
+
+  /** POST /sync: ask the git bridge for a round now. */
+  requestSync(reason: string): void {
+    if (!this.config.sync.enabled) throw new TrinityError('TRINITY_ERR_SYNC_DISABLED', 'set sync.enabled: true in the config')
+    this.publish(this.topics.bridgeSync, { reason, at: Date.now() }, { qos: 1 })
   }
 
   instances(): InstanceView[] {

@@ -1,0 +1,130 @@
+/**
+ * The bridge's own clone, driven with simple-git: one git command at a time
+ * (concurrent commands on one clone race on index.lock), never a prompt, and
+ * an identity set in the clone itself (a global one would hide its absence).
+ *
+ * A round never merges or rebases in git: it resets to the fetched remote
+ * head and re-applies its own changes (see round.ts), so the clone cannot be
+ * left mid-rebase by a conflict. What a kill -9 can leave behind (a stale
+ * index.lock, a rebase or merge someone started by hand, half-written or
+ * untracked files) is cleared by `recover()` at round start.
+ */
+import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { simpleGit, type SimpleGit } from 'simple-git'
+
+export type PushOutcome = { ok: true } | { ok: false; retryable: boolean; error: string }
+
+/** Push failures worth a fetch-and-retry: someone else pushed first, or a ref/index lock was held ([GIT-TRANSPORT.md]). */
+const RETRYABLE = /\[rejected\]|Updates were rejected|non-fast-forward|fetch first|cannot lock ref|failed to update ref|index\.lock|Unable to create .*\.lock/i
+
+export class GitRepo {
+  readonly dir: string
+  private readonly git: SimpleGit
+
+  constructor(dir: string, private readonly remote: string, private readonly branch: string) {
+    this.dir = dir
+    mkdirSync(dir, { recursive: true })
+    this.git = simpleGit({ baseDir: dir, maxConcurrentProcesses: 1, trimmed: true })
+      .env({ ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'echo', LC_ALL: 'C' })
+  }
+
+  private get gitDir(): string {
+    return join(this.dir, '.git')
+  }
+
+  /** Create the clone if needed (works with the remote unreachable: the first fetch happens in a round). */
+  async init(identity: { name: string; email: string }): Promise<void> {
+    if (!existsSync(this.gitDir)) await this.git.raw(['init', '-b', this.branch])
+    this.recover()
+    const remotes = await this.git.raw(['remote'])
+    if (remotes.split('\n').includes('origin')) await this.git.raw(['remote', 'set-url', 'origin', this.remote])
+    else await this.git.raw(['remote', 'add', 'origin', this.remote])
+    for (const [key, value] of [
+      ['user.name', identity.name], ['user.email', identity.email],
+      // Bodies must reach the other side byte for byte.
+      ['core.autocrlf', 'false'], ['core.safecrlf', 'false'],
+      ['gc.auto', '0'], ['commit.gpgsign', 'false'],
+    ] as const) await this.git.raw(['config', key, value])
+    await this.git.raw(['symbolic-ref', 'HEAD', `refs/heads/${this.branch}`])
+  }
+
+  /**
+   * Clear what an interrupted process can leave. Only safe while no git
+   * command of ours runs on this clone: the bridge runs one round at a time
+   * and holds the workdir's pid lock.
+   */
+  recover(): boolean {
+    let recovered = false
+    for (const leftover of ['index.lock', 'HEAD.lock', `refs/heads/${this.branch}.lock`, 'rebase-merge', 'rebase-apply', 'MERGE_HEAD', 'CHERRY_PICK_HEAD']) {
+      const path = join(this.gitDir, leftover)
+      if (existsSync(path)) {
+        rmSync(path, { recursive: true, force: true })
+        recovered = true
+      }
+    }
+    return recovered
+  }
+
+  /** After a recovery: make HEAD the branch again (a rebase leaves it detached) and drop untracked files. */
+  async clean(): Promise<void> {
+    await this.git.raw(['symbolic-ref', 'HEAD', `refs/heads/${this.branch}`])
+    await this.git.raw(['clean', '-fdx'])
+  }
+
+  /** Fetch the branch; its head, or null when the remote has no such branch yet. Throws when the remote is unreachable. */
+  async fetch(): Promise<string | null> {
+    const ref = `refs/remotes/origin/${this.branch}`
+    try {
+      await this.git.raw(['fetch', '--no-tags', '--verbose', 'origin', `+refs/heads/${this.branch}:${ref}`])
+    } catch (err) {
+      if (/couldn't find remote ref/i.test((err as Error).message)) {
+        await this.git.raw(['update-ref', '-d', ref]).catch(() => undefined)
+        return null
+      }
+      throw err
+    }
+    return (await this.git.raw(['rev-parse', '--verify', ref])).trim()
+  }
+
+  /** Make the branch, index and working tree exactly `head` (or empty when the remote branch does not exist yet). */
+  async resetTo(head: string | null): Promise<void> {
+    if (head !== null) {
+      await this.git.raw(['reset', '--hard', head])
+      return
+    }
+    await this.git.raw(['update-ref', '-d', 'HEAD']).catch(() => undefined)
+    await this.git.raw(['read-tree', '--empty'])
+    await this.git.raw(['clean', '-fdx'])
+  }
+
+  /** Stage everything under `path` and commit; false when there was nothing to commit. */
+  async commit(path: string, message: string): Promise<boolean> {
+    await this.git.raw(['add', '--all', '--verbose', '--', path])
+    try {
+      await this.git.raw(['commit', '--no-verify', '--quiet', '-m', message])
+      return true
+    } catch (err) {
+      if (/nothing to commit|nothing added to commit/i.test((err as Error).message)) return false
+      throw err
+    }
+  }
+
+  async push(): Promise<PushOutcome> {
+    try {
+      await this.git.raw(['push', 'origin', `HEAD:refs/heads/${this.branch}`])
+      return { ok: true }
+    } catch (err) {
+      const error = (err as Error).message.trim()
+      return { ok: false, retryable: RETRYABLE.test(error), error }
+    }
+  }
+
+  async head(): Promise<string | null> {
+    try {
+      return (await this.git.raw(['rev-parse', '--verify', 'HEAD'])).trim()
+    } catch {
+      return null
+    }
+  }
+}
