@@ -25,8 +25,10 @@ export class GitRepo {
   constructor(dir: string, private readonly remote: string, private readonly branch: string) {
     this.dir = dir
     mkdirSync(dir, { recursive: true })
-    this.git = simpleGit({ baseDir: dir, maxConcurrentProcesses: 1, trimmed: true })
-      .env({ ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'echo', LC_ALL: 'C' })
+    // simple-git 4 drops GIT_* variables unless allowed; the operator's (GIT_SSH_COMMAND, proxies, CA files) must reach git.
+    const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }
+    const allowEnvironment = Object.keys(env).filter((key) => key.toUpperCase().startsWith('GIT_'))
+    this.git = simpleGit({ baseDir: dir, maxConcurrentProcesses: 1, trimmed: true, allowEnvironment }).env(env)
   }
 
   private get gitDir(): string {
