@@ -93,8 +93,14 @@ export class Outbox {
     return [...this.entries.values()].filter((e) => e.to === to && e.state === 'queued')
   }
 
+  /** Pushed, awaiting the receipt, for one recipient. */
+  pushedFor(to: string): OutgoingEntry[] {
+    return [...this.entries.values()].filter((e) => e.to === to && e.state === 'pushed')
+  }
+
+  /** Every computer we hold messages for (queued, or pushed without a receipt yet). */
   recipients(): string[] {
-    return [...new Set([...this.entries.values()].filter((e) => e.state === 'queued').map((e) => e.to))]
+    return [...new Set([...this.entries.values()].map((e) => e.to))]
   }
 
   get(id: string): OutgoingEntry | undefined {

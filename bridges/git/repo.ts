@@ -9,9 +9,14 @@
  * index.lock, a rebase or merge someone started by hand, half-written or
  * untracked files) is cleared by `recover()` at round start.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { simpleGit, type SimpleGit } from 'simple-git'
+
+/** A git config value in double quotes: backslash and quote escaped ([git-config] Syntax). */
+function quote(value: string): string {
+  return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
+}
 
 export type PushOutcome = { ok: true } | { ok: false; retryable: boolean; error: string }
 
@@ -39,15 +44,17 @@ export class GitRepo {
   async init(identity: { name: string; email: string }): Promise<void> {
     if (!existsSync(this.gitDir)) await this.git.raw(['init', '-b', this.branch])
     this.recover()
-    const remotes = await this.git.raw(['remote'])
-    if (remotes.split('\n').includes('origin')) await this.git.raw(['remote', 'set-url', 'origin', this.remote])
-    else await this.git.raw(['remote', 'add', 'origin', this.remote])
-    for (const [key, value] of [
-      ['user.name', identity.name], ['user.email', identity.email],
+    // One config file write instead of eight `git config` processes (each costs ~50 ms through simple-git).
+    const config = join(this.gitDir, 'config')
+    const base = readFileSync(config, 'utf8').split(/^# trinity bridge$/m)[0] ?? ''
+    writeFileSync(config, `${base.trimEnd()}\n# trinity bridge\n${[
+      '[user]', `\tname = ${quote(identity.name)}`, `\temail = ${quote(identity.email)}`,
       // Bodies must reach the other side byte for byte.
-      ['core.autocrlf', 'false'], ['core.safecrlf', 'false'],
-      ['gc.auto', '0'], ['commit.gpgsign', 'false'],
-    ] as const) await this.git.raw(['config', key, value])
+      '[core]', '\tautocrlf = false', '\tsafecrlf = false',
+      '[gc]', '\tauto = 0',
+      '[commit]', '\tgpgsign = false',
+      '[remote "origin"]', `\turl = ${quote(this.remote)}`, `\tfetch = +refs/heads/${this.branch}:refs/remotes/origin/${this.branch}`,
+    ].join('\n')}\n`)
     await this.git.raw(['symbolic-ref', 'HEAD', `refs/heads/${this.branch}`])
   }
 
@@ -74,7 +81,7 @@ export class GitRepo {
     await this.git.raw(['clean', '-fdx'])
   }
 
-  /** Fetch the branch; its head, or null when the remote has no such branch yet. Throws when the remote is unreachable. */
+  /** Fetch the branch; the ref of its head, or null when the remote has no such branch yet. Throws when the remote is unreachable. */
   async fetch(): Promise<string | null> {
     const ref = `refs/remotes/origin/${this.branch}`
     try {
@@ -86,7 +93,7 @@ export class GitRepo {
       }
       throw err
     }
-    return (await this.git.raw(['rev-parse', '--verify', ref])).trim()
+    return ref
   }
 
   /** Make the branch, index and working tree exactly `head` (or empty when the remote branch does not exist yet). */

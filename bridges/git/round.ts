@@ -32,7 +32,7 @@ import {
   parseMessageFileName, parseMessages, parseStatus, serializeMessage, serializeMessageFile, serializeStatus, statusFileName,
   type FileMessage,
 } from './format.js'
-import type { Outbox } from './outbox.js'
+import type { Outbox, OutgoingEntry } from './outbox.js'
 import type { GitRepo } from './repo.js'
 import type { SeenState } from './state.js'
 
@@ -271,20 +271,20 @@ export class RoundRunner {
       // Already on the remote (a push whose success we did not get to record): the union keeps one copy.
       const byId = new Map(inFile.map((m) => [m.id, m.seq]))
       outbox.markPushed(outbox.queuedFor(to).flatMap((e) => { const seq = byId.get(e.id); return seq === undefined ? [] : [[e.id, seq] as [string, number]] }))
+      let archived = 0
+      for (const a of archives) if (a.from === me && a.to === to) archived = Math.max(archived, a.lastSeq)
+      // Pushed, not yet read, and gone from the live file (a hand edit): the union puts them back at their place.
+      const restored = outbox.pushedFor(to).filter((e) => e.seq !== null && e.seq > archived && !byId.has(e.id)).map((e) => toFileMessage(e, me, e.seq ?? 0))
       const queued = outbox.queuedFor(to)
-      if (queued.length === 0) continue
-      let lastSeq = inFile.reduce((max, m) => Math.max(max, m.seq), 0)
-      for (const a of archives) if (a.from === me && a.to === to) lastSeq = Math.max(lastSeq, a.lastSeq)
-      const fresh: FileMessage[] = queued.map((e, i) => ({
-        id: e.id, seq: lastSeq + 1 + i, from: me, to,
-        ...(e.fromInstance === undefined ? {} : { fromInstance: e.fromInstance }),
-        ...(e.instance === undefined ? {} : { instance: e.instance }),
-        ...(e.topic === undefined ? {} : { topic: e.topic }),
-        ts: e.ts, body: e.body,
-      }))
+      if (queued.length === 0 && restored.length === 0) continue
+      const lastSeq = [...inFile, ...restored].reduce((max, m) => Math.max(max, m.seq), archived)
+      const fresh = queued.map((e, i) => toFileMessage(e, me, lastSeq + 1 + i))
       mkdirSync(this.path(MESSAGES_DIR), { recursive: true })
-      const all = [...inFile, ...fresh]
-      if (all.length > settings.retention) {
+      const all = [...inFile, ...restored].sort((a, b) => a.seq - b.seq).concat(fresh)
+      if (restored.length > 0 && all.length <= settings.retention) {
+        this.deps.log.warn({ file: name, restored: restored.length }, 'messages missing from our own file (hand-edited?) were put back')
+        writeFileSync(file, serializeMessageFile(me, to, all))
+      } else if (all.length > settings.retention) {
         // Keep the newest half of `retention` live; the rest goes to one archive file named by its seq range.
         const cut = all.length - Math.floor(settings.retention / 2)
         const old = all.slice(0, cut)
@@ -320,6 +320,16 @@ export class RoundRunner {
     mkdirSync(this.path(COORDINATION_DIR), { recursive: true })
     writeFileSync(this.path(statusFileName(settings.computer)), serializeStatus(status))
     return status
+  }
+}
+
+function toFileMessage(e: OutgoingEntry, from: string, seq: number): FileMessage {
+  return {
+    id: e.id, seq, from, to: e.to,
+    ...(e.fromInstance === undefined ? {} : { fromInstance: e.fromInstance }),
+    ...(e.instance === undefined ? {} : { instance: e.instance }),
+    ...(e.topic === undefined ? {} : { topic: e.topic }),
+    ts: e.ts, body: e.body,
   }
 }
 
