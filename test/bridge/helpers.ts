@@ -79,7 +79,7 @@ export class Recorder {
     const client = await mqtt.connectAsync(url, { clean: true, reconnectPeriod: 200 })
     const recorder = new Recorder(client)
     client.on('message', (topic, payload, packet) => recorder.received.push({ topic, payload: payload.toString('utf8'), retain: packet.retain }))
-    await client.subscribeAsync(filters, { qos: 1 })
+    if (filters.length > 0) await client.subscribeAsync(filters, { qos: 1 }).catch(async (err: unknown) => { await client.endAsync(true); throw err })
     return recorder
   }
 
