@@ -68,6 +68,8 @@ export interface Received {
   topic: string
   payload: string
   retain: boolean
+  /** When it arrived (Date.now()). */
+  at: number
 }
 
 /** A bus client that records everything on its filters. */
@@ -78,7 +80,7 @@ export class Recorder {
   static async start(url: string, filters: string[]): Promise<Recorder> {
     const client = await mqtt.connectAsync(url, { clean: true, reconnectPeriod: 200 })
     const recorder = new Recorder(client)
-    client.on('message', (topic, payload, packet) => recorder.received.push({ topic, payload: payload.toString('utf8'), retain: packet.retain }))
+    client.on('message', (topic, payload, packet) => recorder.received.push({ topic, payload: payload.toString('utf8'), retain: packet.retain, at: Date.now() }))
     if (filters.length > 0) await client.subscribeAsync(filters, { qos: 1 }).catch(async (err: unknown) => { await client.endAsync(true); throw err })
     return recorder
   }
