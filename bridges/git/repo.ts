@@ -107,11 +107,14 @@ export class GitRepo {
     await this.git.raw(['clean', '-fdx'])
   }
 
-  /** Stage everything under `path` and commit; false when there was nothing to commit. */
-  async commit(path: string, message: string): Promise<boolean> {
-    await this.git.raw(['add', '--all', '--verbose', '--', path])
+  /**
+   * Commit everything under `path`; false when there was nothing to commit.
+   * Without new files, `commit --all` stages the changes itself: one git process instead of two.
+   */
+  async commit(path: string, message: string, newFiles: boolean): Promise<boolean> {
+    if (newFiles) await this.git.raw(['add', '--all', '--verbose', '--', path])
     try {
-      await this.git.raw(['commit', '--no-verify', '--quiet', '-m', message])
+      await this.git.raw(['commit', '--no-verify', ...(newFiles ? [] : ['--all']), '-m', message])
       return true
     } catch (err) {
       if (/nothing to commit|nothing added to commit/i.test((err as Error).message)) return false

@@ -78,34 +78,56 @@ export interface RoundReport {
   pushed: number
   /** Outgoing messages whose receipt arrived this round. */
   delivered: number
+  /** Milliseconds per phase, summed over attempts (for `npm run bench` and the debug log). */
+  phases: Record<string, number>
 }
 
 export class RoundRunner {
   /** Until a round finishes cleanly, the next one starts by cleaning the clone. */
   private needsClean = true
   private readonly published = new Map<string, string>()
+  /** Whether this attempt wrote a file git does not track yet. */
+  private created = false
 
   constructor(private readonly deps: RoundDeps) {}
 
   async run(): Promise<RoundReport> {
     const { repo, settings, outbox, seen, log } = this.deps
-    const report: RoundReport = { startedAt: this.deps.now(), endedAt: 0, ok: false, error: null, attempts: [], received: 0, pushed: 0, delivered: 0 }
+    const report: RoundReport = { startedAt: this.deps.now(), endedAt: 0, ok: false, error: null, attempts: [], received: 0, pushed: 0, delivered: 0, phases: {} }
+    let mark = performance.now()
+    const phase = (name: string): void => {
+      const now = performance.now()
+      report.phases[name] = Math.round(((report.phases[name] ?? 0) + now - mark) * 10) / 10
+      mark = now
+    }
     try {
       if (repo.recover() || this.needsClean) await repo.clean()
       this.needsClean = true
+      phase('recover')
       for (let attempt = 0; ; attempt++) {
         const head = await repo.fetch()
+        phase('fetch')
         await repo.resetTo(head)
-        report.received += await this.readIncoming()
-        report.delivered += await this.readPeers()
+        phase('reset')
+        this.created = false
+        // The incoming publishes are in flight while the outgoing messages are written; the status
+        // file (with the read marks) waits for their PUBACKs.
+        const incoming = this.readIncoming()
+        const peers = this.readPeers()
         const appended = this.writeOutgoing()
+        phase('write')
+        report.received += await incoming
+        report.delivered += await peers
+        phase('incoming')
         const state = await this.writeOwnStatus()
-        const committed = await repo.commit(COORDINATION_DIR, commitMessage(settings.computer, appended, state))
+        const committed = await repo.commit(COORDINATION_DIR, commitMessage(settings.computer, appended, state), this.created)
+        phase('commit')
         if (!committed) {
           report.attempts.push({ at: this.deps.now(), outcome: 'unchanged' })
           break
         }
         const push = await repo.push()
+        phase('push')
         if (push.ok) {
           outbox.markPushed(appended.map((a) => [a.id, a.seq]))
           report.pushed += appended.length
@@ -128,9 +150,15 @@ export class RoundRunner {
     } finally {
       outbox.compact()
       seen.save()
+      phase('save')
       report.endedAt = this.deps.now()
     }
     return report
+  }
+
+  private write(path: string, text: string): void {
+    if (!this.created && !existsSync(path)) this.created = true
+    writeFileSync(path, text)
   }
 
   private path(file: string): string {
@@ -283,7 +311,7 @@ export class RoundRunner {
       const all = [...inFile, ...restored].sort((a, b) => a.seq - b.seq).concat(fresh)
       if (restored.length > 0 && all.length <= settings.retention) {
         this.deps.log.warn({ file: name, restored: restored.length }, 'messages missing from our own file (hand-edited?) were put back')
-        writeFileSync(file, serializeMessageFile(me, to, all))
+        this.write(file, serializeMessageFile(me, to, all))
       } else if (all.length > settings.retention) {
         // Keep the newest half of `retention` live; the rest goes to one archive file named by its seq range.
         const cut = all.length - Math.floor(settings.retention / 2)
@@ -292,12 +320,12 @@ export class RoundRunner {
         const last = old[old.length - 1]
         if (first !== undefined && last !== undefined) {
           mkdirSync(this.path(ARCHIVE_DIR), { recursive: true })
-          writeFileSync(this.path(archiveFileName(me, to, first.seq, last.seq)), serializeMessageFile(me, to, old))
+          this.write(this.path(archiveFileName(me, to, first.seq, last.seq)), serializeMessageFile(me, to, old))
         }
-        writeFileSync(file, serializeMessageFile(me, to, all.slice(cut)))
+        this.write(file, serializeMessageFile(me, to, all.slice(cut)))
       } else {
         const head = text === '' ? messageFileTitle(me, to) : text.endsWith('\n\n') ? text : text.endsWith('\n') ? `${text}\n` : `${text}\n\n`
-        writeFileSync(file, head + fresh.map((m) => `${serializeMessage(m)}\n`).join(''))
+        this.write(file, head + fresh.map((m) => `${serializeMessage(m)}\n`).join(''))
       }
       for (const m of fresh) appended.push({ id: m.id, to, seq: m.seq })
     }
@@ -318,7 +346,7 @@ export class RoundRunner {
       read: seen.readMarks(),
     }
     mkdirSync(this.path(COORDINATION_DIR), { recursive: true })
-    writeFileSync(this.path(statusFileName(settings.computer)), serializeStatus(status))
+    this.write(this.path(statusFileName(settings.computer)), serializeStatus(status))
     return status
   }
 }
