@@ -18,6 +18,9 @@ function quote(value: string): string {
   return `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`
 }
 
+/** Editors and pagers: the bridge never opens one, and simple-git refuses them in the environment. */
+const NEVER_NEEDED = new Set(['EDITOR', 'VISUAL', 'PAGER', 'GIT_EDITOR', 'GIT_SEQUENCE_EDITOR', 'GIT_PAGER', 'GIT_EXTERNAL_DIFF'])
+
 export type PushOutcome = { ok: true } | { ok: false; retryable: boolean; error: string }
 
 /** Push failures worth a fetch-and-retry: someone else pushed first, or a ref/index lock was held ([GIT-TRANSPORT.md]). */
@@ -30,10 +33,19 @@ export class GitRepo {
   constructor(dir: string, private readonly remote: string, private readonly branch: string) {
     this.dir = dir
     mkdirSync(dir, { recursive: true })
-    // simple-git 4 drops GIT_* variables unless allowed; the operator's (GIT_SSH_COMMAND, proxies, CA files) must reach git.
-    const env = { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }
+    // simple-git 4 guards the environment against untrusted input. Ours is the operator's (GIT_SSH_COMMAND,
+    // askpass helpers, proxies, CA files) and must reach git; editors and pagers are dropped (never needed:
+    // every commit has -m and nothing runs on a terminal), the rest is allowed explicitly.
+    const env: Record<string, string> = { LC_ALL: 'C' }
+    for (const [key, value] of Object.entries(process.env)) {
+      if (value !== undefined && !NEVER_NEEDED.has(key.toUpperCase())) env[key] = value
+    }
+    env['GIT_TERMINAL_PROMPT'] = '0'
     const allowEnvironment = Object.keys(env).filter((key) => key.toUpperCase().startsWith('GIT_'))
-    this.git = simpleGit({ baseDir: dir, maxConcurrentProcesses: 1, trimmed: true, allowEnvironment }).env(env)
+    this.git = simpleGit({
+      baseDir: dir, maxConcurrentProcesses: 1, trimmed: true, allowEnvironment,
+      unsafe: { allowUnsafeAskPass: true, allowUnsafeSshCommand: true, allowUnsafeConfigPaths: true, allowUnsafeConfigEnvCount: true, allowUnsafeGitProxy: true, allowUnsafeExec: true, allowUnsafeTemplateDir: true },
+    }).env(env)
   }
 
   private get gitDir(): string {
