@@ -9,6 +9,7 @@
  * on a `bridge/sync` request, and sooner after a failure (the `sync.backoff`
  * schedule, then the interval again).
  */
+import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Socket } from 'node:net'
@@ -22,7 +23,8 @@ import { Outbox, type OutgoingMessage } from './outbox.js'
 import { GitRepo } from './repo.js'
 import { RoundRunner, type RoundReport } from './round.js'
 import { SeenState } from './state.js'
-import { randomUUID } from 'node:crypto'
+
+const PUBLISH_TIMEOUT_MS = 10_000
 
 export interface BridgeOptions {
   /** Bus URL; default: TRINITY_MQTT_URL, else the config's broker. */
@@ -116,6 +118,7 @@ class GitBridge implements Bridge {
   private lastError: string | null = null
   private nextRoundAt: number | null = null
   private timer: NodeJS.Timeout | undefined
+  private statusTimer: NodeJS.Timeout | undefined
   private running: Promise<RoundReport> | undefined
   private again: Promise<RoundReport> | undefined
   private failures = 0
@@ -193,7 +196,7 @@ class GitBridge implements Bridge {
     if (!this.config.sync.mirror.some((filter) => topicMatches(filter, topic))) { ack(); return }
     for (const message of this.outgoingFrom(topic, payload)) this.outbox.add(message)
     // One fsync covers this and everything else queued in the same tick; then the PUBACK.
-    this.outbox.whenDurable(ack)
+    this.outbox.whenDurable(() => { ack(); this.queueChanged() })
   }
 
   /** A mirrored publish as outgoing messages: a `computer/{n}/send` goes to n; any other topic to every peer. */
@@ -233,6 +236,13 @@ class GitBridge implements Bridge {
     }
   }
 
+  /** The queue grew: say so on `bridge/status`, at most every 200 ms. */
+  private queueChanged(): void {
+    if (this.statusTimer !== undefined) return
+    this.statusTimer = setTimeout(() => { this.statusTimer = undefined; this.publishStatus() }, 200)
+    this.statusTimer.unref?.()
+  }
+
   private publishStatus(): void {
     if (!this.client.connected) return
     this.client.publish(this.topics.bridgeStatus, JSON.stringify(this.status()), { qos: 1, retain: true }, (err) => {
@@ -240,9 +250,18 @@ class GitBridge implements Bridge {
     })
   }
 
+  /**
+   * QoS 1, resolved by the PUBACK. Bounded: if the bus drops mid-round the round must not hang until it
+   * returns (the message is then not marked as published, and is published again next round: at least once).
+   */
   private publish(topic: string, payload: unknown, retain: boolean): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.client.publish(topic, JSON.stringify(payload), { qos: 1, retain }, (err) => (err === undefined || err === null ? resolve() : reject(err)))
+      const timer = setTimeout(() => reject(new Error(`no PUBACK for ${topic} within ${PUBLISH_TIMEOUT_MS} ms`)), PUBLISH_TIMEOUT_MS)
+      this.client.publish(topic, JSON.stringify(payload), { qos: 1, retain }, (err) => {
+        clearTimeout(timer)
+        if (err === undefined || err === null) resolve()
+        else reject(err)
+      })
     })
   }
 
@@ -317,6 +336,7 @@ class GitBridge implements Bridge {
     if (this.stopped) return
     this.stopped = true
     if (this.timer !== undefined) clearTimeout(this.timer)
+    if (this.statusTimer !== undefined) clearTimeout(this.statusTimer)
     const current = this.again ?? this.running
     if (current !== undefined) {
       await Promise.race([current.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs).unref())])
