@@ -20,8 +20,17 @@ import { startTestHub, tempDir, testConfig, waitFor } from '../test/helpers/hub.
 import { bareRepo, git, humanClone, Recorder, resolve, syncSection } from '../test/bridge/helpers.js'
 import type { Row } from './hub.js'
 
+const WORDS = 'the build deploy staging test green red disk free memory task queue agent report failed passed retry lease instance health online offline check version release branch merge commit push pull node python service timeout error warning please can you run again after before today now soon ready done waiting blocked on it ok'.split(' ')
+
+/** ~200 bytes of word salad, deterministic per i (prose compresses about like this; repeated text would flatter git). */
 function body(i: number): string {
-  return `message ${i}: ${'lorem ipsum dolor sit amet, '.repeat(6)}`.slice(0, 200)
+  let seed = (i + 1) * 2_654_435_761
+  const words: string[] = [`message ${i}:`]
+  while (words.join(' ').length < 200) {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648
+    words.push(WORDS[seed % WORDS.length] ?? 'x')
+  }
+  return words.join(' ').slice(0, 200)
 }
 
 function messages(from: string, to: string, k: number, offset = 0): FileMessage[] {
@@ -131,11 +140,11 @@ function growth(perRound: number, rounds: number): { loosePer1k: number; packedP
 export async function benchBridge(options: { k: number; history: number }): Promise<Row[]> {
   const rows: Row[] = []
   const runs = []
-  for (let i = 0; i < 3; i++) runs.push(await roundOnce(options.k))
+  for (let i = 0; i < 5; i++) runs.push(await roundOnce(options.k))
   const bridgeMs = median(runs.map((r) => r.bridgeMs))
   const gitMs = median(runs.map((r) => r.gitMs))
   rows.push({
-    name: `round: ${options.k} out + ${options.k} in (median of 3)`, value: `${bridgeMs.toFixed(0)} ms`,
+    name: `round: ${options.k} out + ${options.k} in (median of 5)`, value: `${bridgeMs.toFixed(0)} ms`,
     baselineName: 'plain git pull + commit + push', baseline: `${gitMs.toFixed(0)} ms`, ratio: `${(bridgeMs / gitMs).toFixed(2)}x (+${(100 * (bridgeMs / gitMs - 1)).toFixed(0)}%)`,
   })
 

@@ -46,6 +46,7 @@ export class Outbox {
   /** The last deliveries, newest last, for the bridge status. */
   readonly recentlyDelivered: RecentDelivery[] = []
   private deliveredTotal = 0
+  private logLines = 0
 
   constructor(private readonly file: string) {
     if (existsSync(file)) this.replay(readFileSync(file, 'utf8'))
@@ -159,11 +160,17 @@ export class Outbox {
     return all.slice(Math.max(0, all.length - limit))
   }
 
+  /** Compact when the log has grown to more than twice what it holds (and past 1,000 lines): rewriting costs an fsync. */
+  maybeCompact(): void {
+    if (this.logLines > 1000 && this.logLines > 2 * this.entries.size) this.compact()
+  }
+
   /** Rewrite the log as the current entries only. */
   compact(): void {
     if (this.pendingSync.length > 0) this.flush()
     const text = [...this.entries.values()].map((entry) => `${JSON.stringify({ op: 'add', entry } satisfies LogLine)}\n`).join('')
     writeFileAtomic(this.file, text)
+    this.logLines = this.entries.size
     if (this.fd >= 0) {
       closeSync(this.fd)
       this.fd = openSync(this.file, 'a')
@@ -177,5 +184,6 @@ export class Outbox {
 
   private append(line: LogLine): void {
     writeSync(this.fd, `${JSON.stringify(line)}\n`)
+    this.logLines++
   }
 }

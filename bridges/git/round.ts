@@ -148,7 +148,7 @@ export class RoundRunner {
       report.error = firstLine((err as Error).message)
       log.warn({ err: report.error }, 'sync round failed; the outgoing queue stays on disk')
     } finally {
-      outbox.compact()
+      outbox.maybeCompact()
       seen.save()
       phase('save')
       report.endedAt = this.deps.now()
