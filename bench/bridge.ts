@@ -17,7 +17,7 @@ import { topicsFor } from '../src/contract/topics.js'
 import { startBridge } from '../bridges/git/bridge.js'
 import { messageFileName, parseMessages, serializeMessageFile, type FileMessage } from '../bridges/git/format.js'
 import { startTestHub, tempDir, testConfig, waitFor } from '../test/helpers/hub.js'
-import { bareRepo, git, humanClone, Recorder, resolve, syncSection } from '../test/bridge/helpers.js'
+import { bareRepo, git, GIT_ENV, humanClone, Recorder, resolve, syncSection } from '../test/bridge/helpers.js'
 import type { Row } from './hub.js'
 
 const WORDS = 'the build deploy staging test green red disk free memory task queue agent report failed passed retry lease instance health online offline check version release branch merge commit push pull node python service timeout error warning please can you run again after before today now soon ready done waiting blocked on it ok'.split(' ')
@@ -89,12 +89,12 @@ async function roundOnce(k: number): Promise<{ bridgeMs: number; gitMs: number; 
 
       const outgoing = serializeMessageFile('1', '2', messages('1', '2', k))
       const started = performance.now()
-      execFileSync('git', ['pull', '-q', '--rebase', 'origin', 'main'], { cwd: plain })
+      execFileSync('git', ['pull', '-q', '--rebase', 'origin', 'main'], { cwd: plain, env: GIT_ENV })
       mkdirSync(join(plain, 'coordination/messages'), { recursive: true })
       writeFileSync(join(plain, messageFileName('1', '2')), outgoing)
-      execFileSync('git', ['add', '-A'], { cwd: plain })
-      execFileSync('git', ['commit', '-qm', 'outgoing'], { cwd: plain })
-      execFileSync('git', ['push', '-q', 'origin', 'HEAD:main'], { cwd: plain, stdio: 'ignore' })
+      execFileSync('git', ['add', '-A'], { cwd: plain, env: GIT_ENV })
+      execFileSync('git', ['commit', '-qm', 'outgoing'], { cwd: plain, env: GIT_ENV })
+      execFileSync('git', ['push', '-q', 'origin', 'HEAD:main'], { cwd: plain, env: GIT_ENV, stdio: 'ignore' })
       const gitMs = performance.now() - started
 
       const growthLoose = du(remote) - sizeBefore
@@ -118,7 +118,7 @@ function growth(perRound: number, rounds: number): { loosePer1k: number; packedP
     git(clone, 'add', '-A')
     git(clone, 'commit', '-qm', 'root')
     git(clone, 'push', '-q', 'origin', 'main')
-    execFileSync('git', ['gc', '-q'], { cwd: remote })
+    execFileSync('git', ['gc', '-q'], { cwd: remote, env: GIT_ENV })
     const start = du(remote)
     mkdirSync(join(clone, 'coordination/messages'), { recursive: true })
     for (let r = 1; r <= rounds; r++) {
@@ -128,7 +128,7 @@ function growth(perRound: number, rounds: number): { loosePer1k: number; packedP
       git(clone, 'push', '-q', 'origin', 'main')
     }
     const loose = du(remote) - start
-    execFileSync('git', ['gc', '-q'], { cwd: remote })
+    execFileSync('git', ['gc', '-q'], { cwd: remote, env: GIT_ENV })
     const packed = du(remote) - start
     const per1k = (bytes: number): number => bytes / ((perRound * rounds) / 1000)
     return { loosePer1k: per1k(loose), packedPer1k: per1k(packed) }

@@ -158,8 +158,10 @@ class GitBridge implements Bridge {
       try {
         this.onMessage(packet.topic, typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload, callback)
       } catch (err) {
-        this.log.error({ err, topic: packet.topic }, 'handling a bus message failed')
-        callback()
+        // Most likely the outbox could not be written (disk full?): no PUBACK, so the broker keeps the
+        // message for this persistent session and delivers it again after the reconnect.
+        this.log.error({ err, topic: packet.topic }, 'handling a bus message failed; not acknowledged')
+        callback(err as Error)
       }
     }
     await new Promise<void>((resolve, reject) => {

@@ -180,6 +180,14 @@ export class RoundRunner {
     return messages.filter((m) => m.from === from && m.to === to)
   }
 
+  /** The read marks in this computer's own status file as the remote has it. */
+  private publishedMarks(): ComputerStatus['read'] {
+    const file = this.path(statusFileName(this.deps.settings.computer))
+    if (!existsSync(file)) return {}
+    const parsed = parseStatus(readFileSync(file, 'utf8'))
+    return parsed.ok ? parsed.status.read : {}
+  }
+
   /** Publish every message for this computer not published before. Returns how many. */
   private async readIncoming(): Promise<number> {
     const { settings, seen, log } = this.deps
@@ -187,11 +195,19 @@ export class RoundRunner {
     const dir = this.path(MESSAGES_DIR)
     if (!existsSync(dir)) return 0
     const archives = this.archives()
+    const published = this.publishedMarks()
     let count = 0
     for (const name of readdirSync(dir).sort()) {
       const pair = parseMessageFileName(name)
       if (pair === undefined || pair.to !== me || pair.from === me) continue
       const from = pair.from
+      const mark = published[from]
+      if (seen.lastSeq(from) === 0 && mark !== undefined) {
+        // No memory of this sender (the workdir's state was lost): our pushed status file says what we read.
+        log.warn({ from, upTo: mark.seq }, 'no local record of messages read from this computer; trusting our status file in the repository')
+        seen.mark(from, mark.id, mark.seq)
+        seen.raiseFloor(from, mark.seq)
+      }
       const live = this.readMessages(join(dir, name), from, me)
       const firstLive = live.reduce((min, m) => Math.min(min, m.seq), Infinity)
       const known = seen.lastSeq(from)

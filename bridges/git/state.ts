@@ -72,6 +72,12 @@ export class SeenState {
     this.dirty = true
   }
 
+  /** Count every message from `from` up to `seq` as published. */
+  raiseFloor(from: string, seq: number): void {
+    const p = this.peer(from)
+    if (seq > p.floor) { p.floor = seq; this.dirty = true }
+  }
+
   /** For this computer's status file: the last message read from each sender. */
   readMarks(): Record<string, { id: string; seq: number }> {
     const out: Record<string, { id: string; seq: number }> = {}

@@ -162,9 +162,9 @@ export class Coordinator {
 
   /** A message for a remote computer: published on `computer/{to}/send`, where the git bridge picks it up. */
   sendToComputer(from: string, to: string, text: string, instance?: string): ComputerSend & { id: string; to: string; ts: number } {
-    const send: ComputerSend = { id: randomUUID(), from, message: text, ...(instance === undefined ? {} : { instance }) }
+    const send = { id: randomUUID(), from, message: text, ...(instance === undefined ? {} : { instance }) } satisfies ComputerSend
     this.publish(this.topics.computerSend(to), send, { qos: 1 })
-    return { ...send, id: send.id ?? '', to, ts: Date.now() }
+    return { ...send, to, ts: Date.now() }
   }
 
   /** POST /sync: ask the git bridge for a round now. */
