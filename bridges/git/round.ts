@@ -114,6 +114,9 @@ export class RoundRunner {
         // file (with the read marks) waits for their PUBACKs.
         const incoming = this.readIncoming()
         const peers = this.readPeers()
+        // Handled below; these only keep a throw in writeOutgoing from leaving them unhandled.
+        incoming.catch(() => undefined)
+        peers.catch(() => undefined)
         const appended = this.writeOutgoing()
         phase('write')
         report.received += await incoming
