@@ -181,7 +181,7 @@ class GitBridge implements Bridge {
     this.schedule(0)
   }
 
-  private onMessage(topic: string, payload: Buffer, ack: () => void): void {
+  private onMessage(topic: string, payload: Buffer, ack: (error?: Error) => void): void {
     const parsed = this.topics.parse(topic)
     switch (parsed?.kind) {
       case 'bridgeSync':
@@ -198,7 +198,11 @@ class GitBridge implements Bridge {
     if (!this.config.sync.mirror.some((filter) => topicMatches(filter, topic))) { ack(); return }
     for (const message of this.outgoingFrom(topic, payload)) this.outbox.add(message)
     // One fsync covers this and everything else queued in the same tick; then the PUBACK.
-    this.outbox.whenDurable(() => { ack(); this.queueChanged() })
+    this.outbox.whenDurable((error) => {
+      if (error !== undefined) this.log.error({ err: error.message, topic }, 'outbox fsync failed; not acknowledged, the broker will redeliver')
+      ack(error)
+      this.queueChanged()
+    })
   }
 
   /** A mirrored publish as outgoing messages: a `computer/{n}/send` goes to n; any other topic to every peer. */
@@ -206,7 +210,7 @@ class GitBridge implements Bridge {
     const parsed = this.topics.parse(topic)
     if (parsed?.kind === 'computerSend') {
       if (parsed.computer === this.computer) {
-        this.log.warn({ topic }, 'a message for this computer itself: nothing to carry');
+        this.log.warn({ topic }, 'a message for this computer itself: nothing to carry')
         return []
       }
       const decoded = decode(ComputerSend, payload)

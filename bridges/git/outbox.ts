@@ -42,7 +42,7 @@ export interface RecentDelivery {
 export class Outbox {
   private readonly entries = new Map<string, OutgoingEntry>()
   private fd = -1
-  private pendingSync: (() => void)[] = []
+  private pendingSync: ((error?: Error) => void)[] = []
   /** The last deliveries, newest last, for the bridge status. */
   readonly recentlyDelivered: RecentDelivery[] = []
   private deliveredTotal = 0
@@ -77,7 +77,7 @@ export class Outbox {
   }
 
   /** Run `durable` once everything added so far is fsynced: one fsync for everything added in the same tick. */
-  whenDurable(durable: () => void): void {
+  whenDurable(durable: (error?: Error) => void): void {
     this.pendingSync.push(durable)
     if (this.pendingSync.length === 1) setImmediate(() => this.flush())
   }
@@ -85,8 +85,9 @@ export class Outbox {
   private flush(): void {
     const callbacks = this.pendingSync
     this.pendingSync = []
-    fsyncSync(this.fd)
-    for (const callback of callbacks) callback()
+    let error: Error | undefined
+    try { fsyncSync(this.fd) } catch (err) { error = err as Error }
+    for (const callback of callbacks) callback(error)
   }
 
   /** Messages not yet in a pushed file, for one recipient, oldest first. */
