@@ -36,6 +36,8 @@ test('remote unreachable for several rounds, then back: backoff observed, the qu
   cleanups.push(() => receiver.stop())
   await waitFor(() => one.rounds.some((r) => r.ok) && two.rounds.some((r) => r.ok), 20_000, 'first rounds')
 
+  // Rename between rounds (the next is an interval away), so every round counted below ran without the remote.
+  await one.syncNow('test: settle')
   renameSync(remote, `${remote}.away`)
   const failedBefore = one.rounds.length
   for (let k = 1; k <= 6; k++) await sender.client.publishAsync(topicsFor('u1').computerSend('2'), JSON.stringify({ message: `while away #${k}` }), { qos: 1 })
