@@ -85,9 +85,10 @@ test('SIGKILL mid-round, leftovers in the clone, messages sent while down: resta
   await two.syncNow('test: again')
   const got = receiver.json<ComputerMessage>(topicsFor('k2').computerMessage('1'))
   assert.deepEqual(got.map((m) => m.id).sort(), Array.from({ length: 15 }, (_, i) => `m-${i + 1}`).sort(), 'each message once')
-  assert.ok(!existsSync(join(clone, '.git', 'rebase-merge')) && !existsSync(join(clone, '.git', 'index.lock')))
-  assert.equal(git(clone, 'status', '--porcelain').trim(), '')
 
+  // SIGTERM: the current round finishes, the process exits 0, and the clone is left clean.
   first.child.kill('SIGTERM')
   assert.equal(await first.exited, 0, first.output())
+  assert.ok(!existsSync(join(clone, '.git', 'rebase-merge')) && !existsSync(join(clone, '.git', 'index.lock')))
+  assert.equal(git(clone, 'status', '--porcelain').trim(), '')
 })
