@@ -31,7 +31,7 @@ test('hand-edited files are resolved by the rule, and a rebase left in the clone
   }
   const one = await bridge('1', '2')
   const two = await bridge('2', '1')
-  await waitFor(() => one.rounds.length > 0 && two.rounds.length > 0, 20_000, 'first rounds')
+  await waitFor(() => one.rounds.at(-1)?.ok === true && two.rounds.at(-1)?.ok === true, 20_000, 'first rounds')
   const receiver = await Recorder.start(hub.mqttUrl, [topicsFor('h2').computerMessage('1')])
   cleanups.push(() => receiver.stop())
   for (const id of ['a1', 'a2', 'a3']) await receiver.client.publishAsync(topicsFor('h1').computerSend('2'), JSON.stringify({ id, message: `body of ${id}` }), { qos: 1 })

@@ -50,7 +50,7 @@ test('POST /sync and `trinity sync` run a round; POST /send to a remote computer
   const [hub1, hub2] = hubs
   const [one, two] = bridges
   assert.ok(hub1 !== undefined && hub2 !== undefined && one !== undefined && two !== undefined)
-  await waitFor(() => one.rounds.length > 0 && two.rounds.length > 0, 20_000, 'start-up rounds')
+  await waitFor(() => one.rounds.at(-1)?.ok === true && two.rounds.at(-1)?.ok === true, 20_000, 'start-up rounds')
   const requests = await Recorder.start(hub1.mqttUrl, [t.bridgeSync])
   cleanups.push(() => requests.stop())
 

@@ -29,6 +29,7 @@ test('a lost workdir does not republish what was already read', async () => {
   }
   const one = await start('1', '2')
   let two = await start('2', '1')
+  await waitFor(() => one.rounds.at(-1)?.ok === true && two.rounds.at(-1)?.ok === true, 20_000, 'first rounds')
   const bus = await Recorder.start(hub.mqttUrl, [topicsFor('l2').computerMessage('1')])
   cleanups.push(() => bus.stop())
   const send = async (from: number, to: number): Promise<void> => {
