@@ -166,7 +166,9 @@ export interface ParsedMessages {
  * is reported with its line and skipped; parsing goes on at the next header.
  */
 export function parseMessages(text: string): ParsedMessages {
-  const lines = text.split('\n')
+  // A file checked out or committed with CRLF endings reads the same: no stored line contains \r
+  // (text bodies with one are written as base64).
+  const lines = text.replaceAll('\r\n', '\n').split('\n')
   const messages: FileMessage[] = []
   const problems: ParseProblem[] = []
   let i = 0
@@ -258,7 +260,7 @@ export function serializeStatus(status: ComputerStatus): string {
 export type ParsedStatus = { ok: true; status: ComputerStatus } | { ok: false; reason: string }
 
 export function parseStatus(text: string): ParsedStatus {
-  const lines = text.split('\n')
+  const lines = text.replaceAll('\r\n', '\n').split('\n')
   if (lines[0]?.trimEnd() !== '---') return { ok: false, reason: 'no front matter: the file must start with ---' }
   const end = lines.findIndex((l, i) => i > 0 && l.trimEnd() === '---')
   if (end < 0) return { ok: false, reason: 'front matter is not closed with ---' }

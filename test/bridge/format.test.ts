@@ -40,6 +40,15 @@ test('plain text stays readable in the file; only bodies a text file cannot carr
   assert.deepEqual(parseMessages(binary).messages[0]?.body, 'a\r\nb\u0000')
 })
 
+test('a file converted to CRLF line endings (a Windows checkout) parses to the same messages', () => {
+  const messages: FileMessage[] = [
+    { id: 'w1', seq: 1, from: '1', to: '2', ts: 1, body: 'two\nlines' },
+    { id: 'w2', seq: 2, from: '1', to: '2', ts: 2, body: 'a\r\nb' },
+  ]
+  const text = serializeMessageFile('1', '2', messages)
+  assert.deepEqual(parseMessages(text.replaceAll('\n', '\r\n')).messages, messages)
+})
+
 test('a damaged block is reported with its line and the others still parse', () => {
   const a: FileMessage = { id: 'a1', seq: 1, from: '1', to: '2', ts: 1, body: 'one' }
   const b: FileMessage = { id: 'a2', seq: 2, from: '1', to: '2', ts: 2, body: 'two\nlines' }
