@@ -4,6 +4,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { benchBridge } from './bridge.js'
 import { benchHub, type Row } from './hub.js'
 import { benchSupervisor } from './supervisor.js'
 
@@ -17,10 +18,16 @@ function table(title: string, rows: Row[]): string {
   return [`\n### ${title}`, fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
 }
 
+// BENCH_ONLY=hub,supervisor,broker,bridge runs some sections only (default: all).
+const only = new Set((process.env['BENCH_ONLY'] ?? 'hub,supervisor,broker,bridge').split(','))
+
 console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}`)
-console.log(table('hub core (hub in its own process, durability on, no-op instance)', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
-console.log(table('supervisor: `trinity start` with the reference fleet', await benchSupervisor({ runs: 3, kills: Math.max(3, Math.round(5 * scale)) })))
+if (only.has('hub')) console.log(table('hub core (hub in its own process, durability on, no-op instance)', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
+if (only.has('supervisor')) console.log(table('supervisor: `trinity start` with the reference fleet', await benchSupervisor({ runs: 3, kills: Math.max(3, Math.round(5 * scale)) })))
 // Broker latency runs each broker in its own process; it prints its own table.
-console.log('\n### broker: QoS 1 round trips by client shape')
-const latency = fileURLToPath(new URL('./broker-latency.js', import.meta.url))
-process.stdout.write(execFileSync(process.execPath, [latency, String(Math.round(500 * scale))], { encoding: 'utf8' }))
+if (only.has('broker')) {
+  console.log('\n### broker: QoS 1 round trips by client shape')
+  const latency = fileURLToPath(new URL('./broker-latency.js', import.meta.url))
+  process.stdout.write(execFileSync(process.execPath, [latency, String(Math.round(500 * scale))], { encoding: 'utf8' }))
+}
+if (only.has('bridge')) console.log(table('git bridge (real git, bare remote on local disk, the bus in this process)', await benchBridge({ k: Math.round(1000 * scale), history: Math.round(100_000 * scale) })))

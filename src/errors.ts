@@ -17,6 +17,7 @@ export const ERRORS = {
   TRINITY_ERR_NOT_SUPERVISED: { status: 409, message: 'not run by a supervisor' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
+  TRINITY_ERR_SYNC_DISABLED: { status: 409, message: 'sync between computers is disabled' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -26,6 +26,8 @@ import { request } from './http-client.js'
 const EXIT_CONFIG = 2
 /** See the header: the hub's young generation, kept small. */
 const HUB_NODE_ARGS = ['--max-semi-space-size=2']
+/** The git bridge's process entry point, run by the supervisor when sync is enabled. */
+const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
 
 function loadConfigOrExit(explicit: string | undefined): Config {
   const path = configPath(explicit)
@@ -74,6 +76,7 @@ program
       configFile: file,
       log,
       hub: { command: process.execPath, args: [...HUB_NODE_ARGS, cli, 'hub', '--config', file] },
+      bridge: config.sync.enabled ? { command: process.execPath, args: [...HUB_NODE_ARGS, BRIDGE_MAIN, '--config', file] } : undefined,
     })
     let signals = 0
     const shutdown = (signal: string): void => {
@@ -172,6 +175,14 @@ program
   .action(async (from: string, to: string, message: string) => {
     const sent = await request(hubUrl(program.opts()), 'POST', '/send', { from, to, message })
     process.stdout.write(`${JSON.stringify(sent)}\n`)
+  })
+
+program
+  .command('sync')
+  .description('ask the git bridge for a sync round now (POST /sync)')
+  .action(async () => {
+    const answer = await request(hubUrl(program.opts()), 'POST', '/sync')
+    process.stdout.write(`${JSON.stringify(answer)}\n`)
   })
 
 program

@@ -2,6 +2,7 @@
  * Defaults in one place, and the step from a validated raw config to the
  * resolved, frozen Config. The routing table defaults to the seed's.
  */
+import { topicsFor } from '../contract/topics.js'
 import { parseDuration } from './duration.js'
 import type { Config, RawConfig, Route } from './schema.js'
 
@@ -37,6 +38,10 @@ export const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
+  sync: {
+    enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
+    retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
+  },
 } as const
 
 function deepFreeze<T>(value: T): T {
@@ -61,6 +66,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
   const messages = raw.messages ?? {}
   const sup = raw.supervisor ?? {}
   const restart = sup.restart ?? {}
+  const sync = raw.sync ?? {}
   const routes: Record<string, Route> = {}
   for (const [type, r] of Object.entries(raw.routes ?? SEED_ROUTES)) routes[type] = route(r)
   const config: Config = {
@@ -130,6 +136,21 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
     },
     store: { sync: raw.store?.sync ?? d.store.sync },
+    sync: {
+      enabled: sync.enabled ?? d.sync.enabled,
+      remote: sync.remote,
+      branch: sync.branch ?? d.sync.branch,
+      workdir: sync.workdir ?? d.sync.workdir,
+      computer: sync.computer ?? d.sync.computer,
+      peers: [...(sync.peers ?? [])],
+      intervalMs: parseDuration(sync.interval ?? d.sync.interval),
+      jitterMs: parseDuration(sync.jitter ?? d.sync.jitter),
+      retries: sync.retries ?? d.sync.retries,
+      backoffMs: (sync.backoff ?? d.sync.backoff).map(parseDuration),
+      // Default: every `computer/+/send` topic of this hub's prefix.
+      mirror: [...(sync.mirror ?? [topicsFor(hub.topicPrefix ?? d.hub.topicPrefix).anyComputerSend])],
+      retention: sync.retention ?? d.sync.retention,
+    },
     instances: (raw.instances ?? []).map((i) => ({ ...i })),
     routes,
   }

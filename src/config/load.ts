@@ -196,6 +196,12 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
     problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
   }
+  const sync = raw.sync
+  if (sync?.enabled === true && sync.remote === undefined) problem(['sync', 'enabled'], 'expected sync.remote to be set when sync is enabled')
+  sync?.peers?.forEach((peer, index) => {
+    if (peer === (sync.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
+    if (sync.peers?.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
+  })
   const users = new Set<string>()
   raw.broker?.auth?.users?.forEach((user, index) => {
     if (users.has(user.username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${user.username}" appears twice`)

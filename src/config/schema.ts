@@ -57,6 +57,25 @@ export const RouteConfig = Type.Object(
   strict,
 )
 
+/** The git bridge between computers (issue #5); spec in coordination/README.md. */
+export const SyncConfig = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    remote: Type.Optional(Type.String({ minLength: 1, description: 'git URL or path of the shared repo' })),
+    branch: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$' })),
+    workdir: Type.Optional(Type.String({ minLength: 1, description: "the bridge's own clone and state; never the project checkout" })),
+    computer: Type.Optional(Id),
+    peers: Type.Optional(Type.Array(Id)),
+    interval: Type.Optional(Duration),
+    jitter: Type.Optional(Duration),
+    retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    backoff: Type.Optional(Type.Array(Duration, { minItems: 1 })),
+    mirror: Type.Optional(Type.Array(Type.String({ minLength: 1, description: 'MQTT topic filters whose messages go to other computers' }))),
+    retention: Type.Optional(Type.Integer({ minimum: 10, description: 'messages per live file before the oldest are archived' })),
+  },
+  strict,
+)
+
 export const ConfigSchema = Type.Object(
   {
     hub: Type.Optional(
@@ -174,6 +193,7 @@ export const ConfigSchema = Type.Object(
         strict,
       ),
     ),
+    sync: Type.Optional(SyncConfig),
     instances: Type.Optional(Type.Array(InstanceConfig)),
     routes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), RouteConfig)),
   },
@@ -240,6 +260,20 @@ export interface Config {
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
+  readonly sync: {
+    readonly enabled: boolean
+    readonly remote: string | undefined
+    readonly branch: string
+    readonly workdir: string
+    readonly computer: string
+    readonly peers: readonly string[]
+    readonly intervalMs: number
+    readonly jitterMs: number
+    readonly retries: number
+    readonly backoffMs: readonly number[]
+    readonly mirror: readonly string[]
+    readonly retention: number
+  }
   readonly instances: readonly InstanceConfig[]
   readonly routes: Readonly<Record<string, Route>>
 }

@@ -14,7 +14,7 @@ import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
   BROADCAST, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
-  type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
+  type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
@@ -169,6 +169,24 @@ export class Coordinator {
     const command: SupervisorCommand = { action: 'restart', target: id, requestedBy }
     this.publish(this.topics.supervisorCommand, command, { qos: 1 })
     return { id, action: 'restart', process: instance.process }
+  }
+
+  /** True when `to` names a remote computer (one of `sync.peers`): POST /send hands it to the git bridge. */
+  isRemoteComputer(to: string): boolean {
+    return this.config.sync.peers.includes(to)
+  }
+
+  /** A message for a remote computer: published on `computer/{to}/send`, where the git bridge picks it up. */
+  sendToComputer(from: string, to: string, text: string, instance?: string): ComputerSend & { id: string; to: string; ts: number } {
+    const send = { id: randomUUID(), from, message: text, ...(instance === undefined ? {} : { instance }) } satisfies ComputerSend
+    this.publish(this.topics.computerSend(to), send, { qos: 1 })
+    return { ...send, to, ts: Date.now() }
+  }
+
+  /** POST /sync: ask the git bridge for a round now. */
+  requestSync(reason: string): void {
+    if (!this.config.sync.enabled) throw new TrinityError('TRINITY_ERR_SYNC_DISABLED', 'set sync.enabled: true in the config')
+    this.publish(this.topics.bridgeSync, { reason, at: Date.now() }, { qos: 1 })
   }
 
   instances(): InstanceView[] {

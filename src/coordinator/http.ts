@@ -82,8 +82,14 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   api.post('/tasks/:id/retry', { schema: { params: IdParams } }, async (request, reply) => reply.status(202).send(coordinator.scheduler.retry(request.params.id)))
 
   api.post('/send', { schema: { body: SendRequest } }, async (request, reply) => {
-    const { from, to, message } = request.body
+    const { from, to, message, instance } = request.body
+    if (coordinator.isRemoteComputer(to)) return reply.status(202).send(coordinator.sendToComputer(from, to, message, instance))
     return reply.status(202).send(coordinator.send(from, to, message))
+  })
+
+  api.post('/sync', async (_request, reply) => {
+    coordinator.requestSync('POST /sync')
+    return reply.status(202).send({ requested: true })
   })
 
   api.get('/messages', {
