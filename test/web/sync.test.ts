@@ -1,0 +1,40 @@
+/**
+ * "Sync now" on a hub whose git bridge runs: the click is a POST /sync, the
+ * bridge runs a round against a real bare repository, and the page shows the
+ * bridge's state and this computer's card from the bus.
+ */
+import { before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import type { Browser } from 'playwright-core'
+import { startBridge, type Bridge } from '../../bridges/git/bridge.js'
+import { testScope, waitFor } from '../helpers/hub.js'
+import { bareRepo, syncSection } from '../bridge/helpers.js'
+import { launchChromium, openPage, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
+
+const { dir, cleanups } = testScope()
+let fleet: Fleet
+let bridge: Bridge
+let browser: Browser
+
+before(async () => {
+  const sync = syncSection({ computer: '1', peers: ['2'], remote: bareRepo(dir.path), workdir: join(dir.path, 'sync'), interval: '1h' })
+  fleet = await startFleet(join(dir.path, 'hub'), cleanups, { config: { sync } })
+  bridge = await startBridge(fleet.hub.config, { mqttUrl: fleet.hub.mqttUrl })
+  cleanups.push(() => bridge.stop())
+  await waitFor(() => bridge.rounds.at(-1)?.ok === true, 20_000, 'the start-up round')
+  browser = await launchChromium(cleanups)
+})
+
+test('sync now triggers a git bridge round, and the page shows it', async () => {
+  const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
+  await waitInPage(page, `document.querySelector('[data-computer="1"]') !== null`)
+  const before = bridge.rounds.length
+  await page.getByRole('button', { name: /sync now/i }).click()
+  await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('sync round requested')`)
+  await waitFor(() => bridge.rounds.length > before && bridge.rounds.at(-1)?.ok === true, 15_000, 'a round after the click')
+  assert.match(await textOf(page, '#module-bridge'), /IDLE/)
+  assert.match(await textOf(page, '[data-computer="1"]'), /C1/)
+  await page.close()
+  assert.deepEqual(errors, [])
+})
