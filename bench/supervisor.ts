@@ -3,12 +3,15 @@
  * beside a baseline measured in the same run:
  * - cold start: spawn of the supervisor → all six instances online in
  *   GET /instances, beside starting seven bare `node -e 0` processes at once
- *   (the floor for launching that many Node processes here);
- * - idle RSS of supervisor + hub (+ bridge when sync is on), beside as many
- *   idle `node -e` processes;
+ *   (the floor for launching that many Node processes here); the median of
+ *   the runs, the first of which also runs the git bridge;
+ * - idle RSS of supervisor + hub + bridge (first run, sync on), beside as
+ *   many idle `node -e` processes;
  * - restart latency: SIGKILL of an instance → online again with a new PID,
  *   restart backoff set to 100 ms, beside one bare `node -e 0` start.
  */
+import { join } from 'node:path'
+import { bareRepo, syncSection } from '../test/bridge/helpers.js'
 import { ROOT, http, tempDir } from '../test/helpers/hub.js'
 import { fleetConfigFile, spawnSupervisor, type SupervisorProcess } from '../test/helpers/supervisor.js'
 import { bareNodeStartMs, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
@@ -36,7 +39,10 @@ export async function benchSupervisor(options: { runs: number; kills: number }):
     const floors: number[] = []
     let rssRow: Row | undefined
     for (let run = 0; run < options.runs; run++) {
+      // The first run also syncs (a bare repo on local disk), so the bridge is in the RSS figure.
+      const sync = run === 0 ? { sync: syncSection({ computer: '1', peers: ['2'], remote: bareRepo(dir.path), workdir: join(dir.path, 'sync'), interval: '1h' }) } : {}
       const file = await fleetConfigFile(dir.path, `cold-${run}`, {
+        ...sync,
         log: { level: 'info', pretty: false },
         supervisor: { restart: { base: '100ms', jitter: 0, resetAfter: '200ms' }, crashLoop: { restarts: 1000, window: '1m' } },
       })
