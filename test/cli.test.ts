@@ -114,10 +114,10 @@ test('send logs a message that GET /messages lists', async () => {
 test('status prints the instance table; --json prints parseable JSON', async () => {
   const table = await run(['status', '--url', hub.httpUrl])
   assert.equal(table.code, 0, JSON.stringify(table))
-  assert.match(table.stdout, /^INSTANCE\s+ROLE\s+STATE\s+IN FLIGHT\s+AVG MS$/m)
+  assert.match(table.stdout, /^INSTANCE\s+ROLE\s+STATE\s+IN FLIGHT\s+AVG MS\s+PID\s+RESTARTS$/m)
   const state = hub.coordinator.registry.get('c1')?.state
   assert.equal(state, 'online')
-  assert.match(table.stdout, /^c1\s+c1\s+online\s+\d+\s+\S+$/m, table.stdout)
+  assert.match(table.stdout, /^c1\s+c1\s+online\s+\d+\s+\S+\s+-\s+-$/m, table.stdout)
   assert.match(table.stdout, new RegExp(`^hub ${hub.httpUrl.replaceAll('.', '\\.')}\\s+broker embedded \\(connected\\)`, 'm'))
 
   const json = await run(['status', '--json', '--url', hub.httpUrl])

@@ -192,16 +192,19 @@ program
   .action(async (options: { json?: boolean }) => {
     const url = hubUrl(program.opts())
     const summary = await request<{ broker: { mode: string; connected: boolean }; tasks: Record<string, number>; messages: number }>(url, 'GET', '/')
-    const { instances } = await request<{ instances: { id: string; role: string; state: string; inFlight: number; responseMs: { avg: number | null } }[] }>(url, 'GET', '/instances')
+    const { instances } = await request<{ instances: { id: string; role: string; state: string; inFlight: number; responseMs: { avg: number | null }; process: { pid: number | null; restarts: number } | null }[] }>(url, 'GET', '/instances')
     if (options.json === true) {
       process.stdout.write(`${JSON.stringify({ hub: summary, instances }, null, 2)}\n`)
       return
     }
     process.stdout.write(`hub ${url}  broker ${summary.broker.mode} (${summary.broker.connected ? 'connected' : 'DISCONNECTED'})  messages ${summary.messages}\n`)
     process.stdout.write(`tasks ${Object.entries(summary.tasks).map(([k, v]) => `${k}=${v}`).join(' ')}\n\n`)
-    process.stdout.write(`${'INSTANCE'.padEnd(24)}${'ROLE'.padEnd(22)}${'STATE'.padEnd(10)}${'IN FLIGHT'.padEnd(11)}AVG MS\n`)
+    process.stdout.write(`${'INSTANCE'.padEnd(24)}${'ROLE'.padEnd(22)}${'STATE'.padEnd(10)}${'IN FLIGHT'.padEnd(11)}${'AVG MS'.padEnd(9)}${'PID'.padEnd(9)}RESTARTS\n`)
     for (const i of instances) {
-      process.stdout.write(`${i.id.padEnd(24)}${i.role.padEnd(22)}${i.state.padEnd(10)}${String(i.inFlight).padEnd(11)}${i.responseMs.avg ?? '-'}\n`)
+      // PID and restarts come from the supervisor; `-` when none runs the instance.
+      const pid = i.process?.pid ?? '-'
+      const restarts = i.process?.restarts ?? '-'
+      process.stdout.write(`${i.id.padEnd(24)}${i.role.padEnd(22)}${i.state.padEnd(10)}${String(i.inFlight).padEnd(11)}${String(i.responseMs.avg ?? '-').padEnd(9)}${String(pid).padEnd(9)}${restarts}\n`)
     }
   })
 

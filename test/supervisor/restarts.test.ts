@@ -106,6 +106,8 @@ test('SIGKILL of an instance: restarted after its backoff, its in-flight task re
   assert.ok(Number(restartedAt['time']) - Number(exit?.['time']) >= BACKOFF_MS - 5, `restarted ${Number(restartedAt['time']) - Number(exit?.['time'])} ms after the exit`)
   const row = await instance('worker')
   assert.deepEqual([row.state, row.process?.state, row.process?.restarts], ['online', 'running', 1])
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'status', '--url', sup.httpUrl])
+  assert.match(stdout, new RegExp(`^worker\\s+worker\\s+online\\s+\\d+\\s+\\S+\\s+${row.process?.pid}\\s+1$`, 'm'), stdout)
 })
 
 test('a command that exits at once: crash loop, state error, supervisor idle; a manual restart works', async () => {
