@@ -1,0 +1,47 @@
+/**
+ * Dependencies run one way (DEVELOPERS.md): the agent SDK, the demo fleet,
+ * the supervisor, the git bridge and the dashboard reach the coordinator only
+ * over the bus or HTTP, never by import; the broker knows nothing of the
+ * coordinator. Checked on the sources' import statements.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import { ROOT } from './helpers/hub.js'
+
+function sources(dir: string): string[] {
+  const out: string[] = []
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) out.push(...sources(path))
+    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(path)
+  }
+  return out
+}
+
+function imports(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2] ?? '')
+}
+
+const FORBIDDEN: [string, RegExp, string][] = [
+  ['src/agent', /coordinator\/|\/hub\.js$|\/broker\//, 'the agent SDK'],
+  ['src/fleet', /coordinator\/|\/hub\.js$|\/broker\//, 'the demo fleet'],
+  ['src/supervisor', /coordinator\/|\/hub\.js$|\/broker\/|bridges\//, 'the supervisor'],
+  ['bridges', /coordinator\/|\/hub\.js$|\/broker\//, 'the git bridge'],
+  ['web', /coordinator\/|\/hub\.js$|\/broker\//, 'the dashboard'],
+  ['broker', /coordinator\/|\/hub\.js$|\/agent\//, 'the broker'],
+]
+
+for (const [dir, pattern, what] of FORBIDDEN) {
+  test(`${what} (${dir}/) imports nothing of the coordinator`, () => {
+    const offenders = sources(join(ROOT, dir)).flatMap((file) => imports(file).filter((i) => pattern.test(i)).map((i) => `${relative(ROOT, file)} → ${i}`))
+    assert.deepEqual(offenders, [])
+  })
+}
+
+test('the import scanner sees imports (so an empty result above means something)', () => {
+  const found = imports(join(ROOT, 'src/hub.ts'))
+  assert.ok(found.some((i) => i.endsWith('coordinator/coordinator.js')), found.join(', '))
+})
