@@ -33,6 +33,12 @@ export interface ChildOptions {
   readonly lifeline: Lifeline
   /** Extra environment for every start (the bus and hub URLs, known only once the hub runs). */
   readonly env: () => Record<string, string>
+  /**
+   * Give up at once (state `error`) if the very first run exits before it is
+   * ready: for the hub, whose early death is a port or config problem that
+   * no restart will fix.
+   */
+  readonly failFast?: boolean
 }
 
 export type ChildView = SupervisedChild
@@ -65,6 +71,7 @@ export class Child extends EventEmitter<ChildEvents> {
   private readyTimer: NodeJS.Timeout | undefined
   private readonly tracker: RestartTracker
   private readyWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = []
+  private everReady = false
 
   constructor(readonly spec: ChildSpec, private readonly options: ChildOptions) {
     super()
@@ -105,6 +112,7 @@ export class Child extends EventEmitter<ChildEvents> {
     if (this.state !== 'starting') return
     clearTimeout(this.readyTimer)
     this.readyAt = Date.now()
+    this.everReady = true
     this.setState('running', null)
     for (const w of this.readyWaiters.splice(0)) w.resolve()
   }
@@ -189,10 +197,12 @@ export class Child extends EventEmitter<ChildEvents> {
     }
     const why = spawnError ?? this.reason ?? (signal !== null ? `killed by ${signal}` : `exited with code ${code}`)
     const uptime = this.readyAt === null ? 0 : now - this.readyAt
-    const decision = this.tracker.onExit(now, uptime)
+    const decision = this.options.failFast === true && !this.everReady
+      ? { action: 'give-up' as const, exits: 1, windowMs: 0 }
+      : this.tracker.onExit(now, uptime)
     const wasStarting = this.state === 'starting'
     if (decision.action === 'give-up') {
-      this.setState('error', `crash loop: ${decision.exits} exits within ${decision.windowMs} ms (last: ${why})`)
+      this.setState('error', decision.windowMs === 0 ? `exited before it was ready: ${why}` : `crash loop: ${decision.exits} exits within ${decision.windowMs} ms (last: ${why})`)
     } else {
       this.restarts++
       this.nextRestartAt = now + decision.delayMs

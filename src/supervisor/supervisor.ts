@@ -84,7 +84,7 @@ export class Supervisor {
 
   async start(): Promise<Urls> {
     const { config, log } = this.options
-    const hub = this.add({ name: 'hub', kind: 'hub', command: this.options.hub.command, args: this.options.hub.args })
+    const hub = this.add({ name: 'hub', kind: 'hub', command: this.options.hub.command, args: this.options.hub.args }, { failFast: true })
     const hubReady = hub.start()
     // With fixed ports the instances can be launched while the hub starts:
     // loading their code overlaps the hub's, and they wait for the bus.
@@ -146,10 +146,11 @@ export class Supervisor {
     }
   }
 
-  private add(spec: ChildSpec): Child {
+  private add(spec: ChildSpec, extra: { failFast?: boolean } = {}): Child {
     const { config, log } = this.options
     const s = config.supervisor
     const child = new Child(spec, {
+      ...extra,
       restart: s.restart,
       crashLoop: s.crashLoop,
       readyTimeoutMs: s.readyTimeoutMs,
