@@ -10,25 +10,9 @@
  * SIGTERM / SIGINT: finish the current round (at most 30 s), exit 0.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, configPath, loadConfigFile } from '../../src/config/load.js'
-import type { Config } from '../../src/config/schema.js'
+import { EXIT_CONFIG, loadConfigOrExit } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
 import { startBridge } from './bridge.js'
-
-const EXIT_CONFIG = 2
-
-function loadConfigOrExit(explicit: string | undefined): Config {
-  try {
-    return loadConfigFile(configPath(explicit))
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const p of err.problems) process.stderr.write(`${p.file}:${p.line}:${p.col}: ${p.field}: ${p.expected}\n`)
-    } else {
-      process.stderr.write(`${(err as Error).message}\n`)
-    }
-    process.exit(EXIT_CONFIG)
-  }
-}
 
 const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true })
 const config = loadConfigOrExit(values.config)

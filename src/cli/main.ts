@@ -16,32 +16,17 @@ import { Command, Option } from 'commander'
 import mqtt from 'mqtt'
 import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
 import { topicsFor } from '../contract/topics.js'
-import { ConfigError, configPath, loadConfigFile } from '../config/load.js'
+import { EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { VERSION } from '../version.js'
 import { request } from './http-client.js'
 
-const EXIT_CONFIG = 2
 /** See the header: the hub's young generation, kept small. */
 const HUB_NODE_ARGS = ['--max-semi-space-size=2']
 /** The git bridge's process entry point, run by the supervisor when sync is enabled. */
 const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
-
-function loadConfigOrExit(explicit: string | undefined): Config {
-  const path = configPath(explicit)
-  try {
-    return loadConfigFile(path)
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const problem of err.problems) process.stderr.write(`${problem.file}:${problem.line}:${problem.col}: ${problem.field}: ${problem.expected}\n`)
-    } else {
-      process.stderr.write(`${(err as Error).message}\n`)
-    }
-    process.exit(EXIT_CONFIG)
-  }
-}
 
 /** Where the hub is: --url, else TRINITY_URL, else from the config file if there is one, else the default. */
 function hubUrl(options: { url?: string; config?: string }): string {

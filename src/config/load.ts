@@ -13,6 +13,7 @@ import { resolveConfig } from './defaults.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
+import { configPath } from './path.js'
 
 export interface ConfigProblem {
   file: string
@@ -208,4 +209,24 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     users.add(user.username)
   })
   return problems
+}
+
+/** The exit code for an invalid or missing config file, for every Trinity process. */
+export const EXIT_CONFIG = 2
+
+/**
+ * For a process's start: the config, or one line per problem on stderr
+ * (`file:line:col: field: expected …`) and exit code 2.
+ */
+export function loadConfigOrExit(explicit: string | undefined): Config {
+  try {
+    return loadConfigFile(configPath(explicit))
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) process.stderr.write(`${formatProblem(problem)}\n`)
+    } else {
+      process.stderr.write(`${(err as Error).message}\n`)
+    }
+    process.exit(EXIT_CONFIG)
+  }
 }
