@@ -200,6 +200,12 @@ export class Supervisor {
       env['TRINITY_MQTT_URL'] = this.urls.mqtt
       env['TRINITY_URL'] = this.urls.http
     }
+    if (spec.kind === 'instance') {
+      // So that any program can find its identity and port without reading the YAML.
+      env['TRINITY_INSTANCE_ID'] = spec.name
+      const port = this.options.config.instances.find((i) => i.id === spec.name)?.port
+      if (port !== undefined) env['TRINITY_INSTANCE_PORT'] = String(port)
+    }
     if (spec.kind === 'bridge') {
       const { username, password } = this.busCredentials()
       if (username !== undefined) env['TRINITY_MQTT_USERNAME'] = username

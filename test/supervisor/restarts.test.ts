@@ -72,7 +72,8 @@ before(async () => {
       slowAgent('drainer', 'drain_job'),
       slowAgent('sick', 'sick_job', { healthUrl: `http://127.0.0.1:${await freePort()}/health`, restartUnhealthyAfter: '1s' }),
       { id: 'flaky', capabilities: ['flaky_job'], command: `test -f ${FLAG} && exec node ${AGENT} flaky || exit 3`, env: { SLOW_AGENT_TYPE: 'flaky_job' } },
-      { id: 'pyworker', capabilities: ['word_count'], adapter: 'http', url: `http://127.0.0.1:${pyPort}`, command: `python3 ${join(ROOT, 'test/fixtures/http_instance.py')} ${pyPort}` },
+      // The port reaches the program through the environment the supervisor sets.
+      { id: 'pyworker', capabilities: ['word_count'], adapter: 'http', url: `http://127.0.0.1:${pyPort}`, port: pyPort, command: `python3 ${join(ROOT, 'test/fixtures/http_instance.py')} "$TRINITY_INSTANCE_PORT"` },
       { id: 'manual', capabilities: ['manual_job'] },
     ],
     routes: {
