@@ -68,15 +68,8 @@ export interface FileMessage {
   body: string
 }
 
-interface Header {
-  id: string
-  seq: number
-  from: string
-  to: string
-  fromInstance?: string
-  instance?: string
-  topic?: string
-  ts: number
+/** A message's header line: its fields but the body, and how the body that follows is stored. */
+type Header = Omit<FileMessage, 'body'> & {
   encoding: 'text' | 'base64'
   lines: number
 }

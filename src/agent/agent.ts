@@ -219,7 +219,6 @@ class AgentImpl implements Agent {
     const entry = { controller, done: Promise.resolve() }
     this.active.set(task.id, entry)
     entry.done = (async () => {
-      await Promise.resolve()
       this.report({ ...base, state: 'started' })
       try {
         const handler = this.handlers.get(task.type)

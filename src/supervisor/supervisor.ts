@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { HEALTH_STATES, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
+import { Health, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
 import { resolvedConfigEnv } from '../config/resolved-env.js'
@@ -76,10 +76,6 @@ export class Supervisor {
   constructor(private readonly options: SupervisorOptions) {
     this.topics = topicsFor(options.config.hub.topicPrefix)
     this.resolvedEnv = resolvedConfigEnv(options.config)
-  }
-
-  get hubUrls(): Urls | undefined {
-    return this.urls
   }
 
   async start(): Promise<Urls> {
@@ -287,12 +283,10 @@ export class Supervisor {
   }
 
   private onHealth(instanceId: string, payload: Buffer): void {
-    let state: unknown
-    try { state = (JSON.parse(payload.toString()) as { state?: unknown }).state } catch { return }
-    if (typeof state !== 'string' || !(HEALTH_STATES as readonly string[]).includes(state)) return
+    const decoded = decode(Health, payload)
     const child = this.byName.get(instanceId)
-    if (child === undefined || child.state !== 'running') return
-    if (UNHEALTHY.has(state as HealthState)) {
+    if (!decoded.ok || child === undefined || child.state !== 'running') return
+    if (UNHEALTHY.has(decoded.value.state)) {
       if (!this.unhealthySince.has(instanceId)) this.unhealthySince.set(instanceId, Date.now())
     } else {
       this.unhealthySince.delete(instanceId)
