@@ -36,8 +36,8 @@ export type TaskState = (typeof TASK_STATES)[number]
 export const TaskStateSchema = Type.Enum([...TASK_STATES])
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'dead', 'cancelled'])
 
-/** One leg of a task: the whole task for `least-loaded`/`round-robin`, one per target for `all`. */
-export const Assignment = Type.Object({
+/** A leg's fields that every view carries (its `output` and `progress` only the full record). */
+const LegFields = {
   /** Instance ids or roles that may take this leg. */
   targets: Type.Array(Type.String()),
   state: TaskStateSchema,
@@ -47,28 +47,75 @@ export const Assignment = Type.Object({
   leaseExpiresAt: Type.Union([Type.Integer(), Type.Null()]),
   notBefore: Type.Integer(),
   tried: Type.Array(Id),
+  error: Type.Optional(Type.String()),
+}
+
+/** One leg of a task: the whole task for `least-loaded`/`round-robin`, one per target for `all`. */
+export const Assignment = Type.Object({
+  ...LegFields,
   output: Type.Optional(Type.Unknown()),
   progress: Type.Optional(Type.Unknown()),
-  error: Type.Optional(Type.String()),
 })
 export type Assignment = Static<typeof Assignment>
 
-/** The full task record: published on `task/{id}/event` after every change and served by GET /tasks/:id. */
-export const TaskRecord = Type.Object({
+/** A task's fields that every view carries (its `content` and `result` only the full record). */
+const TaskFields = {
   id: Id,
   type: TaskType,
-  content: Type.Unknown(),
   priority: Priority,
   state: TaskStateSchema,
   strategy: Type.String(),
   createdAt: Type.Integer(),
   updatedAt: Type.Integer(),
   maxAttempts: Type.Integer(),
+  error: Type.Optional(Type.String()),
+}
+
+/** The full task record: served by GET /tasks/:id and GET /tasks?full=true. */
+export const TaskRecord = Type.Object({
+  ...TaskFields,
+  content: Type.Unknown(),
   assignments: Type.Array(Assignment),
   result: Type.Optional(Type.Unknown()),
-  error: Type.Optional(Type.String()),
 })
 export type TaskRecord = Static<typeof TaskRecord>
+
+/** Longest preview of a content, result or progress, in characters (the cut ends in `…`). */
+export const PREVIEW_CHARS = 160
+
+export const LegSummary = Type.Object({
+  ...LegFields,
+  /** The leg's last progress report, shortened like a preview. */
+  progressPreview: Type.Optional(Type.String({ maxLength: PREVIEW_CHARS })),
+})
+export type LegSummary = Static<typeof LegSummary>
+
+/**
+ * A task without its bodies: what GET /tasks lists. Previews are the value
+ * as is when it is a string, JSON otherwise, cut to PREVIEW_CHARS.
+ */
+export const TaskSummary = Type.Object({
+  ...TaskFields,
+  assignments: Type.Array(LegSummary),
+  contentPreview: Type.String({ maxLength: PREVIEW_CHARS }),
+  /** UTF-8 bytes of the content as JSON. */
+  contentBytes: Type.Integer({ minimum: 0 }),
+  /** Present when the task has a result. */
+  resultPreview: Type.Optional(Type.String({ maxLength: PREVIEW_CHARS })),
+})
+export type TaskSummary = Static<typeof TaskSummary>
+
+/**
+ * `trinity/task/{id}/event`, after every change: the summary, plus the full
+ * `content` on the admission event (state `queued`, the first) and the full
+ * `result` on the event where the task completes.
+ */
+export const TaskEvent = Type.Object({
+  ...TaskSummary.properties,
+  content: Type.Optional(Type.Unknown()),
+  result: Type.Optional(Type.Unknown()),
+})
+export type TaskEvent = Static<typeof TaskEvent>
 
 /** What the coordinator sends to an instance inbox (QoS 1). */
 export const InboxTask = Type.Object({

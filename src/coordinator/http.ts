@@ -7,18 +7,26 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Id, SendRequest, TaskStateSchema, TaskSubmit } from '../contract/payloads.js'
+import { summarizeTask } from '../contract/task-summary.js'
+import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Coordinator } from './coordinator.js'
 import { Metrics } from './metrics.js'
 
 const IdParams = Type.Object({ id: Id })
 
-export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string }): Promise<void> {
+/** The 413 for a body over `limits.maxPayload` (Fastify's `bodyLimit`, set from it in hub.ts). */
+export function payloadTooLarge(maxPayload: number): TrinityError {
+  return new TrinityError('TRINITY_ERR_PAYLOAD_TOO_LARGE', `the body is over limits.maxPayload, ${formatSize(maxPayload)}`, { field: 'body' })
+}
+
+export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string; maxPayload: number }): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
   const metrics = new Metrics(coordinator)
 
   app.setErrorHandler((error: FastifyError | TrinityError, _request, reply) => {
     if (error instanceof TrinityError) return reply.status(error.statusCode).send({ error: error.toJSON() })
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send({ error: payloadTooLarge(info.maxPayload).toJSON() })
     if (error.validation !== undefined) {
       const first = error.validation[0]
       const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string }
@@ -65,11 +73,19 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   })
 
   api.get('/tasks', {
-    schema: { querystring: Type.Object({ state: Type.Optional(TaskStateSchema), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false }) },
+    schema: {
+      querystring: Type.Object({
+        state: Type.Optional(TaskStateSchema),
+        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+        full: Type.Optional(Type.Boolean({ description: 'true: whole records (content, result, outputs) instead of summaries' })),
+      }, { additionalProperties: false }),
+    },
   }, async (request) => {
     const limit = request.query.limit ?? 100
     const filter = request.query.state === undefined ? { limit } : { state: request.query.state, limit }
-    return { counts: coordinator.taskCounts(), tasks: coordinator.scheduler.list(filter) }
+    const records = coordinator.scheduler.list(filter)
+    // Summaries by default: a list of big tasks must not weigh what their bodies weigh (issue #10).
+    return { counts: coordinator.taskCounts(), tasks: request.query.full === true ? records : records.map((task) => summarizeTask(task)) }
   })
 
   api.get('/tasks/:id', { schema: { params: IdParams } }, async (request) => {

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TERMINAL_TASK_STATES, type Assignment, type InboxFrame, type Report, type TaskRecord, type TaskState, type TaskSubmit } from '../contract/payloads.js'
+import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
 import { TrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -27,7 +28,7 @@ export interface SchedulerDeps {
   now: () => number
   /** QoS 1 to the instance inbox. */
   sendToInbox: (instanceId: string, frame: InboxFrame) => void
-  /** The full record after a change, as the JSON the store holds. */
+  /** A change, as the JSON of a TaskEvent: the summary, with the content on admission and the result at the end. */
   publishEvent: (taskId: string, json: string) => void
 }
 
@@ -78,8 +79,10 @@ export class Scheduler {
   /** Pending legs per priority rank (index = rank), FIFO. */
   private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
   private readonly queued = new Map<string, QueuedLeg>()
-  /** Admitted but not yet written: saved with the dispatch that follows, in one commit. */
-  private readonly admitted = new Map<string, string>()
+  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record and its admission event). */
+  private readonly admitted = new Map<string, { record: string; event: string }>()
+  /** A task's content never changes: its preview and size are worked out once. */
+  private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Infinity
 
@@ -111,7 +114,7 @@ export class Scheduler {
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
-    this.admitted.set(task.id, JSON.stringify(task))
+    this.admitted.set(task.id, { record: JSON.stringify(task), event: JSON.stringify(taskEvent(task, true, this.factsOf(task))) })
     this.dispatch()
     return { task, created: true }
   }
@@ -333,15 +336,24 @@ export class Scheduler {
     const admitted = [...this.admitted]
     this.admitted.clear()
     const { store } = this.deps
-    const written = store.transaction(() => {
-      for (const [id, json] of admitted) if (!list.some((t) => t.id === id)) store.saveTaskJson(this.live.get(id) as TaskRecord, json)
-      return list.map((task) => store.saveTask(task))
+    store.transaction(() => {
+      for (const [id, { record }] of admitted) if (!list.some((t) => t.id === id)) store.saveTaskJson(this.live.get(id) as TaskRecord, record)
+      for (const task of list) store.saveTask(task)
     })
-    for (const [id, json] of admitted) this.deps.publishEvent(id, json)
-    list.forEach((task, i) => {
+    for (const [id, { event }] of admitted) this.deps.publishEvent(id, event)
+    for (const task of list) {
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
-      this.deps.publishEvent(task.id, written[i] as string)
-    })
+      this.deps.publishEvent(task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task))))
+    }
+  }
+
+  private factsOf(task: TaskRecord): ContentFacts {
+    let facts = this.facts.get(task)
+    if (facts === undefined) {
+      facts = contentFacts(task.content)
+      this.facts.set(task, facts)
+    }
+    return facts
   }
 
   private enqueue(task: TaskRecord, leg: number): void {

@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { freemem, loadavg, totalmem, uptime } from 'node:os'
 import { join } from 'node:path'
+import { preview } from '../contract/task-summary.js'
 
 const text = (content: unknown): string => (typeof content === 'string' ? content : JSON.stringify(content ?? ''))
 
@@ -77,13 +78,18 @@ export async function buildProject(content: unknown, workspace: string, taskId: 
   return { path: root, files: Object.keys(files) }
 }
 
-/** bug_fix, deployment, general: a written plan. */
+/**
+ * bug_fix, deployment, general: a written plan. The subject is the content's
+ * preview, so a plan stays a few hundred bytes whatever the content weighs
+ * (a 2 MB content once made an 18 MB record); `general` names it once.
+ */
 export function writePlan(type: string, content: unknown): { plan: string[] } {
-  const subject = text(content).trim() || 'the request'
+  const subject = preview(text(content).trim()) || 'the request'
   const steps: Record<string, string[]> = {
     bug_fix: ['Reproduce', 'Write a failing test', 'Find the cause', 'Fix it at the right depth', 'Run the suite'],
     deployment: ['Build from a clean clone', 'Run the suite', 'Back up data', 'Deploy', 'Watch health and logs', 'Roll back if unhealthy'],
-    general: ['Understand the request', 'Break it into steps', 'Do the work', 'Report the result'],
   }
-  return { plan: (steps[type] ?? steps['general'] ?? []).map((step, i) => `${i + 1}. ${step}: ${subject}`) }
+  const own = steps[type]
+  if (own === undefined) return { plan: [`1. Understand the request: ${subject}`, '2. Break it into steps', '3. Do the work', '4. Report the result'] }
+  return { plan: own.map((step, i) => `${i + 1}. ${step}: ${subject}`) }
 }
