@@ -61,7 +61,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const app = Fastify({
     loggerInstance: log.child({ service: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 2 * 1024 * 1024,
+    // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
+    bodyLimit: config.limits.maxPayload,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   })
   const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }))
@@ -75,7 +76,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       await registerMqttWebSocket(app, broker, '/mqtt')
     }
     await coordinator.start()
-    await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode })
+    await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload })
     // The dashboards are bus clients served from here; they import nothing of the coordinator.
     await registerDashboard(app, { topicPrefix: config.hub.topicPrefix })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {

@@ -4,6 +4,7 @@
  */
 import { topicsFor } from '../contract/topics.js'
 import { parseDuration } from './duration.js'
+import { parseSize } from './size.js'
 import type { Config, RawConfig, Route } from './schema.js'
 
 /** The seed's routing table: task type → the instances (or roles) that take it. */
@@ -38,6 +39,7 @@ export const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
+  limits: { maxPayload: '1mb' },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -136,6 +138,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
     },
     store: { sync: raw.store?.sync ?? d.store.sync },
+    limits: { maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload) },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,
       remote: sync.remote,

@@ -6,6 +6,7 @@
 import Type, { type Static } from 'typebox'
 import { Id, Priority, TaskType } from '../contract/payloads.js'
 import { DURATION_PATTERN } from './duration.js'
+import { SIZE_PATTERN } from './size.js'
 
 const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern: DURATION_PATTERN })], {
   description: 'milliseconds, or a string such as 500ms, 30s, 5m, 2h, 7d',
@@ -193,6 +194,16 @@ export const ConfigSchema = Type.Object(
         strict,
       ),
     ),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          maxPayload: Type.Optional(Type.Union([Type.Integer({ minimum: 1024 }), Type.String({ pattern: SIZE_PATTERN })], {
+            description: 'largest HTTP body and MQTT payload (task submit, report, message) the hub accepts: bytes, or e.g. 512kb, 1mb',
+          })),
+        },
+        strict,
+      ),
+    ),
     sync: Type.Optional(SyncConfig),
     instances: Type.Optional(Type.Array(InstanceConfig)),
     routes: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$' }), RouteConfig)),
@@ -260,6 +271,8 @@ export interface Config {
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
+  /** Bytes. */
+  readonly limits: { readonly maxPayload: number }
   readonly sync: {
     readonly enabled: boolean
     readonly remote: string | undefined

@@ -18,6 +18,7 @@ import {
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
+import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HealthMonitor } from './health.js'
@@ -32,6 +33,9 @@ export interface BusCredentials {
   username?: string | undefined
   password?: string | undefined
 }
+
+/** Inputs bounded by `limits.maxPayload`, as HTTP bodies are: what carries a client's data into the store. */
+const SIZE_CHECKED: ReadonlySet<ParsedTopic['kind']> = new Set(['taskSubmit', 'instanceReport', 'message'])
 
 type Handlers = { [K in ParsedTopic['kind']]?: (topic: Extract<ParsedTopic, { kind: K }>, payload: Buffer, raw: string) => void }
 
@@ -278,6 +282,9 @@ export class Coordinator {
     if (parsed === undefined) return
     const handler = this.handlers[parsed.kind] as ((t: ParsedTopic, p: Buffer, raw: string) => void) | undefined
     if (handler === undefined) return
+    if (payload.length > this.config.limits.maxPayload && SIZE_CHECKED.has(parsed.kind)) {
+      return this.reject(topic, `payload too large: ${payload.length} bytes, over limits.maxPayload, ${formatSize(this.config.limits.maxPayload)}`)
+    }
     try {
       handler(parsed, payload, topic)
     } catch (err) {
