@@ -65,6 +65,16 @@ function publishFiltersFor(user: BrokerUser, topics: TopicContract, logger: Logg
   }
 }
 
+/**
+ * `$share/{group}/{filter}` is an MQTT 5 shared subscription [MQTT-4.8.2].
+ * MQTT 3.1.1 knows no such thing: granted, it would be a literal filter under
+ * `$share`, which no client can publish to, so the subscriber would wait for
+ * ever. Refused with a failure SUBACK instead, so the client knows at once.
+ */
+export function isSharedSubscription(filter: string): boolean {
+  return filter === '$share' || filter.startsWith('$share/')
+}
+
 export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
   const { topics, logger } = options
   const accounts = new Map<string, Account>()
@@ -122,6 +132,11 @@ export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
   }
 
   const authorizeSubscribe: BrokerPolicy['authorizeSubscribe'] = (client, subscription, done) => {
+    if (isSharedSubscription(subscription.topic)) {
+      logger.warn({ clientId: client.id, topic: subscription.topic }, 'broker refused a shared subscription: the embedded broker speaks MQTT 3.1.1, which has none (use broker.mode external with Mosquitto 2)')
+      done(null, null) // SUBACK return code 0x80 for this filter [MQTT-3.9.3]
+      return
+    }
     if (!options.auth.enabled) {
       done(null, subscription)
       return

@@ -62,6 +62,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
         ...(options.internalUsers === undefined ? {} : { internalUsers: options.internalUsers }),
       }),
       published: releasePuback,
+      preConnect: logRefusedProtocol(logger),
     })
   } catch (error) {
     store?.close()
@@ -133,6 +134,26 @@ const releasePuback: NonNullable<AedesOptions['published']> = (packet, client, d
     from.conn.ackRouted(packet.messageId)
   }
   done()
+}
+
+/**
+ * Aedes `preConnect` hook: says who is refused for their protocol version.
+ * Aedes speaks MQTT 3.1 and 3.1.1 (protocol levels 3 and 4) and answers any
+ * other level with CONNACK return code 1 [MQTT-3.1.2-2], which MQTT 5
+ * clients show as reason 132, "unsupported protocol version", without a word
+ * in our log. The check itself stays Aedes's; this only logs it.
+ */
+function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnect']> {
+  return (_client, packet, done) => {
+    const version = packet.protocolVersion
+    if (version !== 3 && version !== 4) {
+      logger.warn(
+        { clientId: packet.clientId === '' ? null : packet.clientId, protocolVersion: version },
+        `broker refused a client: MQTT protocol level ${String(version)} is not supported; the embedded broker speaks MQTT 3.1.1 (MQTT 5 clients: broker.mode external with Mosquitto 2)`,
+      )
+    }
+    done(null, true)
+  }
 }
 
 async function openStore(dataDir: string): Promise<SqlitePersistence> {
