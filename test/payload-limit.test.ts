@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { HubError, TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
+import { ConfigError, parseConfig } from '../src/config/load.js'
 import { parseSize } from '../src/config/size.js'
 import { TestInstance } from './helpers/instance.js'
 import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
@@ -33,6 +34,13 @@ test('sizes in config: bytes, or kb / mb / gb (1024-based)', () => {
   assert.equal(parseSize('1.5m'), 1.5 * 1024 * 1024)
   assert.equal(parseSize('2gib'), 2 * 1024 ** 3)
   assert.throws(() => parseSize('1 potato'))
+  assert.equal(parseConfig('limits:\n  maxPayload: 512kb\n', 'x.yaml').limits.maxPayload, 524_288)
+  assert.equal(parseConfig('', 'x.yaml').limits.maxPayload, 1_048_576)
+  assert.throws(() => parseConfig('limits:\n  maxPayload: lots\n', 'x.yaml'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError)
+    assert.match(`${err.problems[0]?.file}:${err.problems[0]?.line}:${err.problems[0]?.col}: ${err.problems[0]?.field}`, /^x\.yaml:2:15: limits\.maxPayload/)
+    return true
+  })
 })
 
 test('the default limit is 1 MiB for HTTP and MQTT alike, and its error names it', async () => {
