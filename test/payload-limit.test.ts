@@ -15,6 +15,8 @@ import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hu
 
 const { dir, cleanups } = testScope()
 const topics = topicsFor('trinity')
+/** Generous lease and health bounds: on a loaded machine big payloads must not make c1 look lost. */
+const patient = { tasks: { lease: '120s' }, health: { interval: '5s', timeout: '5s', missesBeforeOffline: 5 } }
 
 interface ErrorBody { error: { code: string; message: string; field?: string } }
 
@@ -44,7 +46,7 @@ test('sizes in config: bytes, or kb / mb / gb (1024-based)', () => {
 })
 
 test('the default limit is 1 MiB for HTTP and MQTT alike, and its error names it', async () => {
-  const hub = await startTestHub(await testConfig(dir.path))
+  const hub = await startTestHub(await testConfig(dir.path, patient))
   cleanups.push(() => hub.stop())
   assert.equal(hub.config.limits.maxPayload, 1024 * 1024)
   const c1 = await TestInstance.start({ url: hub.mqttUrl, id: 'c1' })
@@ -85,7 +87,7 @@ test('the default limit is 1 MiB for HTTP and MQTT alike, and its error names it
 })
 
 test('a configured limit applies to HTTP bodies, submissions and reports', async () => {
-  const hub = await startTestHub(await testConfig(dir.path, { limits: { maxPayload: '64kb' } }))
+  const hub = await startTestHub(await testConfig(dir.path, { ...patient, limits: { maxPayload: '64kb' } }))
   cleanups.push(() => hub.stop())
   const c1 = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', manual: true })
   cleanups.push(() => c1.close())

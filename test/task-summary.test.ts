@@ -49,7 +49,10 @@ test('a summary drops content, result, leg outputs and progress, and says what t
 })
 
 test('a 2 MB general task: stored once, listed small, its content on the admission event only and its result on the last', async () => {
-  const hub = await startTestHub(await testConfig(dir.path, { limits: { maxPayload: '8mb' } }))
+  // Generous lease and health bounds: on a loaded machine moving 2 MB around must not look like a lost instance.
+  const hub = await startTestHub(await testConfig(dir.path, {
+    limits: { maxPayload: '8mb' }, tasks: { lease: '120s' }, health: { interval: '5s', timeout: '5s', missesBeforeOffline: 5 },
+  }))
   cleanups.push(() => hub.stop())
   // C1's real plan, in a bare protocol instance.
   const c1 = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', handler: (task) => writePlan('general', task.content) })
@@ -86,7 +89,10 @@ test('a 2 MB general task: stored once, listed small, its content on the admissi
     assert.equal(plan.filter((step) => step.includes('a long request.')).length, 1, 'the plan names the content once')
 
     const mine = events.filter((e) => e.event.id === id)
-    assert.deepEqual(mine.map((e) => e.event.state), ['queued', 'assigned', 'running', 'completed'])
+    // Usually queued, assigned, running, completed; a retry under load may add more in between.
+    assert.equal(mine[0]?.event.state, 'queued')
+    assert.equal(mine.at(-1)?.event.state, 'completed')
+    assert.equal(mine.filter((e) => e.event.state === 'completed').length, 1)
     const [admission, ...later] = mine
     assert.equal(admission?.event.content, content, 'the admission event carries the content')
     assert.equal(admission?.event.contentBytes, bytes)
