@@ -139,9 +139,9 @@ const releasePuback: NonNullable<AedesOptions['published']> = (packet, client, d
 /**
  * Aedes `preConnect` hook: says who is refused for their protocol version.
  * Aedes speaks MQTT 3.1 and 3.1.1 (protocol levels 3 and 4) and answers any
- * other level with CONNACK return code 1 [MQTT-3.1.2-2], which MQTT 5
- * clients show as reason 132, "unsupported protocol version", without a word
- * in our log. The check itself stays Aedes's; this only logs it.
+ * other level with CONNACK return code 1 [MQTT-3.1.2-2] (mosquitto_sub -V 5
+ * shows reason 132, "unsupported protocol version"), without a word in our
+ * log. The check itself stays Aedes's; this only logs it.
  */
 function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnect']> {
   return (_client, packet, done) => {

@@ -43,6 +43,13 @@ test('an MQTT 5 client is refused, and the hub log names its client id and proto
   assert.equal(line['level'], 40, 'a warning')
   assert.equal(line['protocolVersion'], 5)
   assert.match(String(line['msg']), /MQTT protocol level 5 is not supported.*MQTT 3\.1\.1.*broker\.mode external with Mosquitto 2/)
+  // mosquitto_sub speaking MQTT 5 hears 132, "unsupported protocol version", and is named in the log too.
+  const port = new URL(hub.mqttUrl).port
+  const mosquitto = await promisify(execFile)('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-V', '5', '-i', 'a-v5-mosquitto', '-t', 'trinity/#', '-C', '1'], { timeout: 30_000 })
+    .then(() => ({ code: 0, stderr: '' }), (error: { code?: number; stderr?: string }) => ({ code: error.code, stderr: error.stderr ?? '' }))
+  assert.equal(mosquitto.code, 132, mosquitto.stderr)
+  assert.match(mosquitto.stderr, /Unsupported Protocol Version/)
+  assert.ok(records.some((r) => r['clientId'] === 'a-v5-mosquitto' && r['protocolVersion'] === 5), 'the log names the mosquitto_sub client')
   // MQTT 3.1.1 clients are unaffected.
   const v4 = await mqtt.connectAsync(hub.mqttUrl, { clientId: 'a-v4-client', reconnectPeriod: 0 })
   cleanups.push(() => v4.endAsync())
