@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the system packages the test suite needs when they are missing:
 // mosquitto (the external-broker conformance run) and its command-line
-// clients, git, and Chromium (the dashboard tests drive it with playwright-core,
+// clients, git, strace (the fsync-order test), and Chromium (the dashboard tests drive it with playwright-core,
 // which downloads no browser of its own). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -12,6 +12,7 @@ const needs = [
   { bin: '/usr/bin/mosquitto_pub', pkg: 'mosquitto-clients' },
   { bin: '/usr/bin/git', pkg: 'git' },
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  { bin: '/usr/bin/strace', pkg: 'strace' },
 ]
 const missing = [...new Set(needs.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))]
 if (missing.length === 0) process.exit(0)
