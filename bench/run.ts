@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { benchBridge } from './bridge.js'
 import { benchHub, type Row } from './hub.js'
+import { PEER_KEYS, benchPeers, peersTable } from './peers.js'
 import { benchSupervisor } from './supervisor.js'
 
 const scale = Number(process.env['BENCH_SCALE'] ?? '1')
@@ -18,10 +19,17 @@ function table(title: string, rows: Row[]): string {
   return [`\n### ${title}`, fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
 }
 
-// BENCH_ONLY=hub,supervisor,broker,bridge runs some sections only (default: all).
-const only = new Set((process.env['BENCH_ONLY'] ?? 'hub,supervisor,broker,bridge').split(','))
+// BENCH_ONLY=peers,hub,supervisor,broker,bridge runs some sections only (default: all).
+const only = new Set((process.env['BENCH_ONLY'] ?? 'peers,hub,supervisor,broker,bridge').split(','))
 
-console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}`)
+console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+if (only.has('peers')) {
+  // BENCH_PEERS=trinity-normal,bullmq-everysec,… picks systems (default: all of PEER_KEYS).
+  const systems = process.env['BENCH_PEERS']?.split(',') ?? PEER_KEYS
+  const results = await benchPeers({ burst: Math.round(20_000 * scale), sequential: Math.round(1000 * scale), rounds: 2, only: systems })
+  console.log(`\n### peers: durable tasks, one harness (${Math.round(1000 * scale)} sequential, then a burst; 2 interleaved rounds; Trinity ÷ it: Trinity normal's burst rate over the row's)`)
+  console.log(peersTable(results))
+}
 if (only.has('hub')) console.log(table('hub core (hub in its own process, durability on, no-op instance)', await benchHub({ latencyN: Math.round(1000 * scale), throughputN: Math.round(20_000 * scale) })))
 if (only.has('supervisor')) console.log(table('supervisor: `trinity start` with the reference fleet', await benchSupervisor({ runs: 3, kills: Math.max(3, Math.round(5 * scale)) })))
 // Broker latency runs each broker in its own process; it prints its own table.

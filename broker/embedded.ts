@@ -29,6 +29,8 @@ export interface EmbeddedBrokerOptions {
   persistence: 'disk' | 'memory'
   /** Disk persistence lives in `${dataDir}/broker.db` (SQLite journal, see sqlite-persistence.ts). */
   dataDir: string
+  /** How hard the journal syncs: `full` fsyncs each commit (power loss), `normal` survives kill -9. Default `normal`. */
+  sync?: 'normal' | 'full'
   auth: { enabled: boolean; users: readonly BrokerUser[] }
   /** For ACL namespaces. */
   topics: TopicContract
@@ -49,7 +51,7 @@ export interface EmbeddedBroker {
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'broker' })
-  const store = options.persistence === 'disk' ? await openStore(options.dataDir) : undefined
+  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal') : undefined
 
   let aedes: Aedes
   try {
@@ -156,11 +158,11 @@ function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnec
   }
 }
 
-async function openStore(dataDir: string): Promise<SqlitePersistence> {
+async function openStore(dataDir: string, sync: 'normal' | 'full'): Promise<SqlitePersistence> {
   await mkdir(dataDir, { recursive: true })
   const location = join(dataDir, 'broker.db')
   try {
-    return new SqlitePersistence(location)
+    return new SqlitePersistence(location, { sync })
   } catch (error) {
     throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
   }

@@ -62,11 +62,18 @@ export class SqlitePersistence extends MemoryPersistence {
   // aedes-packet's copy, as the memory store makes it: a fresh packet id slot for each delivery.
   private readonly outgoing = new OutgoingQueues((packet) => new (Packet as unknown as new (p: QueuedPacket) => QueuedPacket)(packet))
 
-  constructor(file: string) {
+  /**
+   * `sync: 'full'` fsyncs the WAL on every commit (SQLite `synchronous = FULL`),
+   * so a journaled message survives power loss; `normal` survives a crash of
+   * the process (kill -9) but not of the machine. The PUBACK a publisher gets
+   * leaves after the journal write (socket-writer.ts waits for `published`),
+   * so with `full` it means "fsynced".
+   */
+  constructor(file: string, options: { sync: 'normal' | 'full' } = { sync: 'normal' }) {
     super()
     this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = NORMAL')
+    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, packet TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS subs (client TEXT NOT NULL, topic TEXT NOT NULL, sub TEXT NOT NULL, PRIMARY KEY (client, topic));

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Installs the system packages the test suite needs when they are missing:
 // mosquitto (the external-broker conformance run) and its command-line
-// clients, git, and Chromium (the dashboard tests drive it with playwright-core,
+// clients, git, strace (the fsync-order test), and Chromium (the dashboard tests drive it with playwright-core,
 // which downloads no browser of its own). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -12,7 +12,12 @@ const needs = [
   { bin: '/usr/bin/mosquitto_pub', pkg: 'mosquitto-clients' },
   { bin: '/usr/bin/git', pkg: 'git' },
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  { bin: '/usr/bin/strace', pkg: 'strace' },
 ]
+// `--bench`: also the peers `npm run bench` measures Trinity against.
+if (process.argv.includes('--bench')) {
+  needs.push({ bin: '/usr/bin/redis-server', pkg: 'redis-server' }, { bin: '/usr/sbin/nats-server', pkg: 'nats-server' })
+}
 const missing = [...new Set(needs.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))]
 if (missing.length === 0) process.exit(0)
 
@@ -28,3 +33,5 @@ execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...m
 // The package starts a system mosquitto on :1883; tests start their own on free ports,
 // and `npm start` needs :1883 for the embedded broker.
 spawnSync('sh', ['-c', 'service mosquitto stop || systemctl stop mosquitto || pkill -x mosquitto'], { stdio: 'ignore' })
+// Likewise redis-server's own service on :6379: the bench starts its own servers on free ports.
+if (missing.includes('redis-server')) spawnSync('sh', ['-c', 'service redis-server stop || systemctl stop redis-server'], { stdio: 'ignore' })

@@ -48,6 +48,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       port: config.broker.port,
       persistence: config.broker.persistence,
       dataDir: config.hub.dataDir,
+      // One setting for both journals behind an acknowledgement: the broker's and the task store's.
+      sync: config.store.sync,
       auth: config.broker.auth,
       topics: topicsFor(config.hub.topicPrefix),
       internalUsers: [internal],
