@@ -70,10 +70,19 @@ export interface Fleet {
  */
 export const FLEET_HEALTH = { interval: '500ms', timeout: '5s', degradedAfter: '3s' }
 
-/** A hub whose config lists the six reference instances (MQTT health pings, no health URLs), all connected. */
-export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: { handlers?: Record<string, TaskHandler>; manual?: string[]; config?: ConfigObject } = {}): Promise<Fleet> {
+export interface FleetOptions {
+  handlers?: Record<string, TaskHandler>
+  manual?: string[]
+  config?: ConfigObject
+  /** Instances checked by HTTP GET at this URL instead of MQTT pings; they need not be online at start. */
+  healthUrls?: Record<string, string>
+}
+
+/** A hub whose config lists the six reference instances (MQTT health pings unless `healthUrls` says otherwise), all connected. */
+export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: FleetOptions = {}): Promise<Fleet> {
+  const healthUrls = options.healthUrls ?? {}
   const hub = await startTestHub(await testConfig(dataDir, {
-    instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities })),
+    instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities, ...(healthUrls[i.id] === undefined ? {} : { healthUrl: healthUrls[i.id] }) })),
     health: FLEET_HEALTH,
     ...options.config,
   }))
@@ -89,7 +98,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
     cleanups.push(() => instance.close())
     instances.set(spec.id, instance)
   }
-  await waitFor(() => hub.coordinator.instances().every((i) => i.state === 'online'), 10_000, 'six instances online')
+  await waitFor(() => hub.coordinator.instances().every((i) => i.id in healthUrls || i.state === 'online'), 10_000, 'the instances online')
   return { hub, instances }
 }
 
