@@ -56,7 +56,7 @@ test('a task submitted from the page is done by an instance, and its result appe
   assert.match(await textOf(page, '#notice'), new RegExp(`task ${id} submitted \\(analyze_data, high\\)`))
 
   // The page's submission went through the coordinator: its events are on the bus.
-  await waitFor(() => events.some((e) => e.id === id && e.state === 'completed'), 5000, 'the completed event')
+  await waitFor(() => events.some((e) => e.id === id && e.state === 'completed'), 30_000, 'the completed event')
   const mine = events.filter((e) => e.id === id)
   assert.equal(mine[0]?.state, 'queued')
   assert.equal(mine[0]?.priority, 'high')
@@ -124,7 +124,7 @@ test('contact sends a message from the dashboard to the instance, with the keybo
   await page.keyboard.type('status report, please')
   await page.keyboard.press('Enter')
   const araya = fleet.instances.get('araya')!
-  await waitFor(() => araya.messages.some((m) => (m as Message).message === 'status report, please'), 5000, 'araya to get the message')
+  await waitFor(() => araya.messages.some((m) => (m as Message).message === 'status report, please'), 30_000, 'araya to get the message')
   const got = araya.messages.find((m) => (m as Message).message === 'status report, please') as Message
   assert.equal(got.from, 'dashboard')
   await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('message sent to araya')`)
@@ -148,7 +148,7 @@ test('cancel and retry a task from the task table', async () => {
   assert.equal((await http<TaskRecord>(fleet.hub.httpUrl, 'GET', `/tasks/${id}`)).body.state, 'cancelled')
 
   await page.getByRole('button', { name: `Retry task ${id}` }).click()
-  await waitFor(() => observatory.received.filter((t) => t.id === id).length >= 2 || observatory.received.length >= before + 2, 5000, 'the retried task to reach observatory again')
+  await waitFor(() => observatory.received.filter((t) => t.id === id).length >= 2 || observatory.received.length >= before + 2, 30_000, 'the retried task to reach observatory again')
   await waitInPage(page, `['queued', 'assigned', 'running'].includes(document.querySelector('${row}')?.dataset.state)`)
   assert.match(await textOf(page, '#notice'), new RegExp(`task ${id}: retry accepted`))
   await page.close()

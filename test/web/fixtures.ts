@@ -50,7 +50,7 @@ export async function openPage(browser: Browser, url: string, viewport = DESKTOP
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()) })
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`))
   await page.goto(url)
-  await page.waitForSelector('body[data-bus="connected"]', { timeout: 10_000 })
+  await page.waitForSelector('body[data-bus="connected"]', { timeout: 30_000 })
   return { page, errors }
 }
 
@@ -98,7 +98,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
     cleanups.push(() => instance.close())
     instances.set(spec.id, instance)
   }
-  await waitFor(() => hub.coordinator.instances().every((i) => i.id in healthUrls || i.state === 'online'), 10_000, 'the instances online')
+  await waitFor(() => hub.coordinator.instances().every((i) => i.id in healthUrls || i.state === 'online'), 30_000, 'the instances online')
   return { hub, instances }
 }
 
@@ -107,7 +107,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
  * every animation frame) is true. A string, because this file is compiled
  * without the DOM types the browser side has.
  */
-export async function waitInPage(page: Page, predicate: string, timeout = 10_000): Promise<void> {
+export async function waitInPage(page: Page, predicate: string, timeout = 30_000): Promise<void> {
   await page.waitForFunction(predicate, undefined, { timeout, polling: 'raf' })
 }
 
