@@ -80,7 +80,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     await coordinator.start()
     await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload })
     // The dashboards are bus clients served from here; they import nothing of the coordinator.
-    await registerDashboard(app, { topicPrefix: config.hub.topicPrefix })
+    await registerDashboard(app, { topicPrefix: config.hub.topicPrefix, syncEnabled: config.sync.enabled })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') throw new TrinityError('TRINITY_ERR_PORT_IN_USE', `${config.hub.host}:${config.hub.port} (hub.port)`, { cause: err })
       throw err

@@ -7,7 +7,9 @@
  * The pages are bus clients like any other: they connect to the hub's MQTT
  * over WebSocket (`/mqtt`, same origin) and call the HTTP API. This module
  * knows nothing of the coordinator; the hub only tells it the topic prefix,
- * which it writes into the pages so they build topic names with the contract.
+ * which it writes into the pages so they build topic names with the contract,
+ * and whether sync is on, so a page offers "Sync now" only where POST /sync
+ * can work.
  */
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -19,6 +21,8 @@ import { topicsFor } from '../src/contract/topics.js'
 
 export interface DashboardOptions {
   readonly topicPrefix: string
+  /** `sync.enabled`: written into the pages as `<meta name="trinity-sync" content="on|off">`. */
+  readonly syncEnabled: boolean
 }
 
 /** URL prefix of everything the pages load. */
@@ -33,15 +37,17 @@ const publicDir = join(here, '..', '..', 'web', 'public')
 const appDir = join(here, 'static')
 const mqttBrowserDir = join(dirname(createRequire(import.meta.url).resolve('mqtt/package.json')), 'dist')
 
-/** A page with the topic prefix written in; the prefix is validated by the contract, then escaped anyway. */
-function page(name: string, topicPrefix: string): string {
-  const prefix = topicsFor(topicPrefix).prefix.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
-  return readFileSync(join(publicDir, name), 'utf8').replaceAll('{{TOPIC_PREFIX}}', prefix)
+/** A page with the topic prefix and the sync switch written in; the prefix is validated by the contract, then escaped anyway. */
+function page(name: string, options: DashboardOptions): string {
+  const prefix = topicsFor(options.topicPrefix).prefix.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+  return readFileSync(join(publicDir, name), 'utf8')
+    .replaceAll('{{TOPIC_PREFIX}}', prefix)
+    .replaceAll('{{SYNC}}', options.syncEnabled ? 'on' : 'off')
 }
 
 export async function registerDashboard(app: FastifyInstance, options: DashboardOptions): Promise<void> {
-  const command = page('command.html', options.topicPrefix)
-  const dashboard = page('dashboard.html', options.topicPrefix)
+  const command = page('command.html', options)
+  const dashboard = page('dashboard.html', options)
 
   await app.register(fastifyStatic, { root: publicDir, prefix: `${ASSETS}/`, index: false, decorateReply: false })
   await app.register(fastifyStatic, { root: appDir, prefix: `${ASSETS}/app/`, index: false, decorateReply: false })

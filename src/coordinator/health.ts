@@ -104,6 +104,7 @@ export class HealthMonitor {
     const { avg, p95 } = instance.responseStats()
     const record: Health = { state: instance.state, responseMs, avgMs: avg, p95Ms: p95, checkedAt: instance.lastCheckAt }
     if (instance.reason !== null) record.reason = instance.reason
+    instance.recordCheck(record)
     this.deps.publishHealth(instance.id, record)
     if (from !== instance.state) {
       this.deps.log.info({ instance: instance.id, from, to: instance.state, reason: instance.reason }, 'instance health changed')

@@ -3,10 +3,12 @@
  * publishing a birth status. Tracks connection (birth / Last Will, guarded by
  * a session number), health with hysteresis, response times and load.
  */
-import type { HealthState, InstanceStatus, SupervisedChild } from '../contract/payloads.js'
+import type { Health, HealthState, InstanceStatus, SupervisedChild } from '../contract/payloads.js'
 import type { InstanceConfig } from '../config/schema.js'
 
 const RESPONSE_WINDOW = 50
+/** Health checks kept per instance: the dashboard's timeline shows the last 40, from before the page opened too. */
+export const RECENT_CHECKS = 40
 
 export interface InstanceView {
   id: string
@@ -28,6 +30,8 @@ export interface InstanceView {
   reason: string | null
   /** The supervisor's view of its process, when a supervisor runs it. */
   process: InstanceProcess | null
+  /** The last RECENT_CHECKS health records, oldest first, as published on `health/{id}`. */
+  recentChecks: Health[]
 }
 
 export interface InstanceProcess {
@@ -64,6 +68,7 @@ export class Instance {
   reason: string | null = null
   process: InstanceProcess | null = null
   private readonly responses: number[] = []
+  private readonly checkRecords: Health[] = []
 
   constructor(config: InstanceConfig, source: 'config' | 'joined', defaultConcurrency: number) {
     this.id = config.id
@@ -85,6 +90,11 @@ export class Instance {
   recordResponse(ms: number): void {
     this.responses.push(ms)
     if (this.responses.length > RESPONSE_WINDOW) this.responses.shift()
+  }
+
+  recordCheck(record: Health): void {
+    this.checkRecords.push(record)
+    if (this.checkRecords.length > RECENT_CHECKS) this.checkRecords.shift()
   }
 
   get averageResponseMs(): number | null {
@@ -121,6 +131,7 @@ export class Instance {
       lastSeenAt: this.lastSeenAt,
       reason: this.process?.state === 'error' ? this.process.reason : this.reason,
       process: this.process,
+      recentChecks: [...this.checkRecords],
     }
   }
 }

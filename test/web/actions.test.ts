@@ -2,7 +2,9 @@
  * The dashboards' actions, clicked in Chromium, go through the HTTP API and
  * their effects come back over the bus: submit a task (a TestInstance does
  * it and the result shows), contact an instance, cancel and retry a task,
- * sync now and restart (with a clear message when the hub refuses).
+ * and Start / Restart, offered only where the API would accept it (Sync now
+ * only where sync is on: see sync.test.ts), and task rows that say what each
+ * task is.
  */
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,7 +13,7 @@ import type { Browser } from 'playwright-core'
 import type { Message, TaskRecord } from '../../src/contract/payloads.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { http, testScope, waitFor } from '../helpers/hub.js'
-import { launchChromium, openPage, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
+import { launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
 const { dir, cleanups } = testScope()
 let fleet: Fleet
@@ -54,7 +56,7 @@ test('a task submitted from the page is done by an instance, and its result appe
   assert.match(await textOf(page, '#notice'), new RegExp(`task ${id} submitted \\(analyze_data, high\\)`))
 
   // The page's submission went through the coordinator: its events are on the bus.
-  await waitFor(() => events.some((e) => e.id === id && e.state === 'completed'), 5000, 'the completed event')
+  await waitFor(() => events.some((e) => e.id === id && e.state === 'completed'), 30_000, 'the completed event')
   const mine = events.filter((e) => e.id === id)
   assert.equal(mine[0]?.state, 'queued')
   assert.equal(mine[0]?.priority, 'high')
@@ -63,8 +65,55 @@ test('a task submitted from the page is done by an instance, and its result appe
   const row = `#task-rows tr[data-task="${id}"]`
   await waitInPage(page, `document.querySelector('${row}')?.dataset.state === 'completed'`)
   assert.match(await textOf(page, row), /analyze_data.*completed.*high.*1\/3.*analytics/s)
+  assert.equal(await textOf(page, `${row} td:nth-child(8)`), '1 2 3 5 8', 'the row says what the task is')
+  assert.equal(await textOf(page, `${row} td:nth-child(9)`), '{"sum":19,"by":"analytics"}')
+  // So does the activity log.
+  await waitInPage(page, `document.querySelector('#activity')?.textContent.includes('task ${id} (analyze_data: 1 2 3 5 8)')`, 30_000)
   await page.close()
   assert.deepEqual(errors, [])
+})
+
+test('task rows show the content shortened, from summaries and from full records, and never lose it', async () => {
+  const detail = await openPage(browser, `${fleet.hub.httpUrl}/dashboard`)
+  const command = await openPage(browser, `${fleet.hub.httpUrl}/command`)
+  // A long task through the API: the row shows its first 160 characters, the tooltip its size.
+  const long = `please analyse ${'the numbers 1 2 3 5 8 13 21 '.repeat(200)}`
+  const submitted = await http<{ id: string }>(fleet.hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: long })
+  assert.equal(submitted.status, 202)
+  const row = `#task-rows tr[data-task="${submitted.body.id}"]`
+  await waitInPage(detail.page, `document.querySelector('${row}')?.dataset.state === 'completed'`, 30_000)
+  const shown = await textOf(detail.page, `${row} td:nth-child(8)`)
+  assert.equal(shown, `${long.slice(0, 159)}…`, 'the content, cut to 160 characters')
+  const kib = (Buffer.byteLength(long) / 1024).toFixed(1)
+  assert.equal(await detail.page.getAttribute(`${row} td:nth-child(8)`, 'title'), `${shown} (${kib} KiB in all)`)
+
+  // Straight on the bus, as the hub publishes them: an admission event with the content, later events without it.
+  const client = await mqtt.connectAsync(fleet.hub.mqttUrl)
+  cleanups.push(() => client.endAsync())
+  const now = Date.now()
+  const leg = { targets: ['analytics'], state: 'running', instance: 'analytics', attempts: 1, leaseToken: 'l', leaseExpiresAt: now + 60_000, notBefore: now, tried: [] }
+  const base = { type: 'analyze_data', priority: 'normal', strategy: 'least-loaded', createdAt: now, maxAttempts: 3 }
+  const publish = (id: string, event: Record<string, unknown>): Promise<unknown> => client.publishAsync(topics.taskEvent(id), JSON.stringify({ id, ...base, ...event }), { qos: 1 })
+  // An older hub: full records, no previews; a later one without its content keeps the row's.
+  await publish('old-record', { state: 'queued', updatedAt: now, content: { numbers: [4, 6] }, assignments: [{ ...leg, state: 'queued', instance: null }] })
+  await publish('old-record', { state: 'completed', updatedAt: now + 2, assignments: [{ ...leg, state: 'completed', output: 'x'.repeat(10_000) }], result: { mean: 5 } })
+  // A summary: a preview and a size, the full content only on the admission event.
+  await publish('summary', { state: 'queued', updatedAt: now, contentPreview: 'count the visitors', contentBytes: 18, content: 'count the visitors', assignments: [] })
+  await publish('summary', { state: 'running', updatedAt: now + 1, contentPreview: 'count the visitors', contentBytes: 18, assignments: [leg] })
+  await publish('summary', { state: 'completed', updatedAt: now + 2, contentPreview: 'count the visitors', contentBytes: 18, resultPreview: '{"visitors":7}', assignments: [{ ...leg, state: 'completed' }] })
+  // A summary that arrives without its admission event (the page opened late): the preview alone.
+  await publish('late', { state: 'running', updatedAt: now + 1, contentPreview: 'late but known', contentBytes: 14, assignments: [leg] })
+  for (const [id, content, result] of [['old-record', '{"numbers":[4,6]}', '{"mean":5}'], ['summary', 'count the visitors', '{"visitors":7}'], ['late', 'late but known', '—']] as const) {
+    const r = `#task-rows tr[data-task="${id}"]`
+    await waitInPage(detail.page, `document.querySelector('${r}')?.dataset.state === '${id === 'late' ? 'running' : 'completed'}'`, 30_000)
+    assert.equal(await textOf(detail.page, `${r} td:nth-child(8)`), content, `${id}: content kept`)
+    assert.equal(await textOf(detail.page, `${r} td:nth-child(9)`), result, `${id}: result`)
+  }
+  // Central Command lists tasks in its log: with what they are.
+  await waitInPage(command.page, `document.querySelector('#activity')?.textContent.includes('task summary (analyze_data: count the visitors) running → completed')`, 30_000)
+  await detail.page.close()
+  await command.page.close()
+  assert.deepEqual([...detail.errors, ...command.errors], [])
 })
 
 test('contact sends a message from the dashboard to the instance, with the keyboard alone', async () => {
@@ -75,7 +124,7 @@ test('contact sends a message from the dashboard to the instance, with the keybo
   await page.keyboard.type('status report, please')
   await page.keyboard.press('Enter')
   const araya = fleet.instances.get('araya')!
-  await waitFor(() => araya.messages.some((m) => (m as Message).message === 'status report, please'), 5000, 'araya to get the message')
+  await waitFor(() => araya.messages.some((m) => (m as Message).message === 'status report, please'), 30_000, 'araya to get the message')
   const got = araya.messages.find((m) => (m as Message).message === 'status report, please') as Message
   assert.equal(got.from, 'dashboard')
   await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('message sent to araya')`)
@@ -99,37 +148,73 @@ test('cancel and retry a task from the task table', async () => {
   assert.equal((await http<TaskRecord>(fleet.hub.httpUrl, 'GET', `/tasks/${id}`)).body.state, 'cancelled')
 
   await page.getByRole('button', { name: `Retry task ${id}` }).click()
-  await waitFor(() => observatory.received.filter((t) => t.id === id).length >= 2 || observatory.received.length >= before + 2, 5000, 'the retried task to reach observatory again')
+  await waitFor(() => observatory.received.filter((t) => t.id === id).length >= 2 || observatory.received.length >= before + 2, 30_000, 'the retried task to reach observatory again')
   await waitInPage(page, `['queued', 'assigned', 'running'].includes(document.querySelector('${row}')?.dataset.state)`)
   assert.match(await textOf(page, '#notice'), new RegExp(`task ${id}: retry accepted`))
   await page.close()
   assert.deepEqual(errors, [])
 })
 
-test('sync now and restart say clearly why the hub refused', async () => {
+test('sync is off on this hub: the page offers no Sync now and says why', async () => {
+  const html = await (await fetch(`${fleet.hub.httpUrl}/command`)).text()
+  assert.match(html, /<meta name="trinity-sync" content="off">/)
   const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
-  // What this hub answers (the git bridge's POST /sync may or may not be merged): the page must say it.
-  const sync = await http<{ error?: { code: string; message: string } }>(fleet.hub.httpUrl, 'POST', '/sync')
-  // By keyboard: Tab reaches the button, Enter presses it.
-  let tabs = 0
-  while (await page.evaluate('document.activeElement?.id') !== 'sync-now') {
-    assert.ok(++tabs <= 40, 'Tab reaches Sync now')
-    await page.keyboard.press('Tab')
-  }
-  await page.keyboard.press('Enter')
-  await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('sync')`)
-  const said = await textOf(page, '#notice')
-  if (sync.status === 409) assert.match(said, new RegExp(`✖ sync is disabled: ${sync.body.error?.message ?? ''}`))
-  else if (sync.status === 404) assert.match(said, /✖ sync is not available on this hub \(it has no POST \/sync\)/)
-  else assert.match(said, /● sync round requested/, `POST /sync answered ${sync.status}`)
-  assert.equal(await page.getAttribute('#notice', 'data-tone'), sync.status < 300 ? 'ok' : 'bad')
-
-  const restart = await http<{ error?: { message: string } }>(fleet.hub.httpUrl, 'POST', '/instances/builder/restart')
-  await page.getByRole('button', { name: 'Start or restart builder' }).click()
-  await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('builder')`)
-  if (restart.status >= 300) assert.match(await textOf(page, '#notice'), new RegExp(`✖ cannot restart builder: .*${(restart.body.error?.message ?? '').replace(/[/]/g, '\\/')}`))
-  else assert.match(await textOf(page, '#notice'), /restart of builder requested/)
+  // The API would refuse the click: POST /sync is 409 while sync is off.
+  assert.equal((await http(fleet.hub.httpUrl, 'POST', '/sync')).status, 409)
+  assert.equal(await page.locator('#sync-now').isVisible(), false, 'no Sync now button')
+  assert.equal(await page.getByRole('button', { name: /sync now/i }).count(), 0, 'not even for a screen reader')
+  assert.match(await textOf(page, '#sync-off'), /sync between computers is off.*sync\.enabled: false/i)
+  assert.equal(await page.locator('#sync-off').isVisible(), true)
   await page.close()
-  // The refused requests are answers, not page errors; the browser logs a failed fetch as a resource error only.
-  assert.deepEqual(errors.filter((e) => !/Failed to load resource: the server responded with a status of (404|409)/.test(e)), [])
+  assert.deepEqual(errors, [])
+})
+
+test('Start / Restart is offered only for instances a running supervisor runs, and then it works', async () => {
+  const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
+  const card = (id: string): string => `.card.instance[data-instance="${id}"]`
+  await waitInPage(page, `document.querySelector('${card('builder')}')?.dataset.state === 'online'`)
+  // No supervisor on the bus: the API refuses every restart, so the page offers none and says why.
+  assert.equal((await http(fleet.hub.httpUrl, 'POST', '/instances/builder/restart')).status, 409)
+  assert.equal(await page.locator(`${card('builder')} button.restart`).isVisible(), false)
+  assert.equal(await page.locator(`${card('builder')} .unsupervised`).isVisible(), true)
+  assert.match(await textOf(page, `${card('builder')} .unsupervised`), /not supervised/)
+
+  // A supervisor runs builder (and analytics, in a crash loop), not araya.
+  const client = await mqtt.connectAsync(fleet.hub.mqttUrl)
+  const commands: unknown[] = []
+  client.on('message', (_topic, payload) => commands.push(JSON.parse(payload.toString())))
+  await client.subscribeAsync(topics.supervisorCommand, { qos: 1 })
+  cleanups.push(async () => {
+    await client.publishAsync(topics.supervisorStatus, '', { qos: 1, retain: true })
+    await client.endAsync()
+  })
+  const now = Date.now()
+  const child = (instance: string, state: string, reason: string | null): unknown => ({
+    name: instance, kind: 'instance', instance, pid: state === 'running' ? 4300 : null, state, restarts: state === 'running' ? 0 : 5,
+    startedAt: now - 1000, readyAt: now - 900, lastExit: null, nextRestartAt: null, reason,
+  })
+  await client.publishAsync(topics.supervisorStatus, JSON.stringify({
+    state: 'running', pid: 4242, startedAt: now - 60_000, at: now,
+    children: [child('builder', 'running', null), child('analytics', 'error', 'crash loop: 6 exits within 120000 ms')],
+  }), { qos: 1, retain: true })
+  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'visible', timeout: 30_000 })
+  assert.equal(await page.textContent(`${card('builder')} button.restart`), 'Restart')
+  assert.equal(await page.locator(`${card('builder')} .unsupervised`).isVisible(), false)
+  await waitInPage(page, `document.querySelector('${card('analytics')}')?.dataset.state === 'error'`, 30_000)
+  assert.equal(await page.textContent(`${card('analytics')} button.restart`), 'Start', 'a crash-looped instance offers Start')
+  assert.equal(await page.locator(`${card('araya')} button.restart`).isVisible(), false, 'araya is not supervised')
+  // The log says what the card says (the log redraws a moment later than the cards).
+  await waitInPage(page, `document.querySelector('#activity')?.textContent.includes('analytics is error (crash loop: 6 exits')`, 30_000)
+
+  await page.getByRole('button', { name: 'Start or restart builder' }).click()
+  await waitInPage(page, `document.querySelector('#notice')?.textContent.includes('restart of builder requested')`, 30_000)
+  await waitFor(() => commands.some((c) => (c as { target?: string }).target === 'builder'), 30_000, 'the restart command on the bus')
+  assert.equal(await page.getAttribute('#notice', 'data-tone'), 'ok')
+  await page.screenshot({ path: screenshotPath('command-supervised-1280x800.png') })
+
+  // The supervisor goes away: the buttons go with it.
+  await client.publishAsync(topics.supervisorStatus, JSON.stringify({ state: 'stopped', pid: 4242, startedAt: now - 60_000, at: Date.now(), children: [] }), { qos: 1, retain: true })
+  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'hidden', timeout: 30_000 })
+  await page.close()
+  assert.deepEqual(errors.filter((e) => !/Failed to load resource: the server responded with a status of 409/.test(e)), [])
 })

@@ -50,7 +50,7 @@ export async function openPage(browser: Browser, url: string, viewport = DESKTOP
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()) })
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`))
   await page.goto(url)
-  await page.waitForSelector('body[data-bus="connected"]', { timeout: 10_000 })
+  await page.waitForSelector('body[data-bus="connected"]', { timeout: 30_000 })
   return { page, errors }
 }
 
@@ -70,10 +70,19 @@ export interface Fleet {
  */
 export const FLEET_HEALTH = { interval: '500ms', timeout: '5s', degradedAfter: '3s' }
 
-/** A hub whose config lists the six reference instances (MQTT health pings, no health URLs), all connected. */
-export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: { handlers?: Record<string, TaskHandler>; manual?: string[]; config?: ConfigObject } = {}): Promise<Fleet> {
+export interface FleetOptions {
+  handlers?: Record<string, TaskHandler>
+  manual?: string[]
+  config?: ConfigObject
+  /** Instances checked by HTTP GET at this URL instead of MQTT pings; they need not be online at start. */
+  healthUrls?: Record<string, string>
+}
+
+/** A hub whose config lists the six reference instances (MQTT health pings unless `healthUrls` says otherwise), all connected. */
+export async function startFleet(dataDir: string, cleanups: (() => unknown)[], options: FleetOptions = {}): Promise<Fleet> {
+  const healthUrls = options.healthUrls ?? {}
   const hub = await startTestHub(await testConfig(dataDir, {
-    instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities })),
+    instances: FLEET.map((i) => ({ id: i.id, name: i.name, role: i.id, capabilities: i.capabilities, ...(healthUrls[i.id] === undefined ? {} : { healthUrl: healthUrls[i.id] }) })),
     health: FLEET_HEALTH,
     ...options.config,
   }))
@@ -89,7 +98,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
     cleanups.push(() => instance.close())
     instances.set(spec.id, instance)
   }
-  await waitFor(() => hub.coordinator.instances().every((i) => i.state === 'online'), 10_000, 'six instances online')
+  await waitFor(() => hub.coordinator.instances().every((i) => i.id in healthUrls || i.state === 'online'), 30_000, 'the instances online')
   return { hub, instances }
 }
 
@@ -98,7 +107,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
  * every animation frame) is true. A string, because this file is compiled
  * without the DOM types the browser side has.
  */
-export async function waitInPage(page: Page, predicate: string, timeout = 10_000): Promise<void> {
+export async function waitInPage(page: Page, predicate: string, timeout = 30_000): Promise<void> {
   await page.waitForFunction(predicate, undefined, { timeout, polling: 'raf' })
 }
 

@@ -16,8 +16,12 @@ const { dir, cleanups } = testScope()
 let fleet: Fleet
 let browser: Browser
 
+/** A long answer, as real instances give: the task table must still fit 1280 px. */
+const REPORT = 'pattern found: the series grows by the sum of its two previous terms; next values 13, 21, 34, 55; confidence high; no anomalies in the last 500 samples; '.repeat(3)
+
 before(async () => {
-  fleet = await startFleet(dir.path, cleanups)
+  // Araya or C1 (both take pattern_analysis) answer with it.
+  fleet = await startFleet(dir.path, cleanups, { handlers: { araya: () => ({ report: REPORT }), c1: () => ({ report: REPORT }) } })
   browser = await launchChromium(cleanups)
 })
 
@@ -114,6 +118,9 @@ test('screenshots of both pages at 1280×800 and at phone width', async () => {
   for (const type of ['analyze_data', 'pattern_analysis', 'monitor_system']) {
     assert.equal((await http(fleet.hub.httpUrl, 'POST', '/task', { type, content: '1 2 3 5 8', priority: 'high' })).status, 202)
   }
+  // Long content and a long result (the report) in the task table.
+  const long = { series: [1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233], question: 'what comes next, and how sure are you? explain the pattern in full, step by step, with the evidence for each step' }
+  assert.equal((await http(fleet.hub.httpUrl, 'POST', '/task', { type: 'pattern_analysis', content: long })).status, 202)
   assert.equal((await http(fleet.hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'araya', message: 'pattern run done, results in the queue' })).status, 202)
   for (const [name, viewport] of [['1280x800', DESKTOP], ['390-phone', PHONE]] as const) {
     for (const path of ['command', 'dashboard']) {
@@ -122,6 +129,24 @@ test('screenshots of both pages at 1280×800 and at phone width', async () => {
       if (path === 'dashboard') {
         await waitInPage(page, `${count('#task-rows tr[data-state="completed"]')} >= 3 && ${count('#message-rows tr')} >= 1`)
         await waitInPage(page, `${count('#timeline li:first-child .tick')} >= 4`)
+        await waitInPage(page, `document.querySelector('#task-rows')?.textContent.includes('pattern found: the series grows')`)
+        if (viewport === DESKTOP) {
+          // Every task cell inside the viewport, the table inside its box: nothing cut off at the right.
+          const overflow = await page.evaluate(`(() => {
+            const box = document.querySelector('#task-rows').closest('.scroll')
+            const cells = [...document.querySelectorAll('#task-rows td')]
+            const out = cells.filter((td) => td.getBoundingClientRect().right > window.innerWidth).map((td) => td.textContent.slice(0, 40))
+            return { out, scroll: box.scrollWidth, client: box.clientWidth, cells: cells.length }
+          })()`) as { out: string[]; scroll: number; client: number; cells: number }
+          assert.ok(overflow.cells >= 40, `the table has rows (${overflow.cells} cells)`)
+          assert.deepEqual(overflow.out, [], 'no task cell ends beyond the right edge at 1280 px')
+          assert.ok(overflow.scroll <= overflow.client, `the task table fits its box (${overflow.scroll} > ${overflow.client})`)
+          const result = page.locator('#task-rows tr', { hasText: 'pattern found' }).first().locator('td:nth-child(9)')
+          const title = await result.getAttribute('title') ?? ''
+          assert.ok(title.length === 160 && title.endsWith('…') && title.includes('pattern found: the series grows'), `the result's preview is whole in its tooltip: ${title}`)
+          assert.equal(await result.textContent(), title, 'and in the cell, which CSS cuts to fit')
+          await page.locator('#task-rows').screenshot({ path: screenshotPath('dashboard-tasks-1280x800.png') })
+        }
       } else {
         await waitInPage(page, `${count('#activity li')} >= 8`)
       }

@@ -5,32 +5,23 @@
  * parts every page has: the disconnected banner, the activity log and the
  * notice line where actions report.
  */
-import type { HealthState, Message, TaskRecord } from '../../src/contract/payloads.js'
+import type { Message } from '../../src/contract/payloads.js'
 import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import { call } from './api.js'
 import { connectBus } from './bus.js'
 import { byId, clock, el, reconcile, setAttr, setText } from './dom.js'
 import { frameScheduler, SectionThrottle } from './frame.js'
-import { isRecord, num, str } from './platform.js'
+import { isRecord, num } from './platform.js'
 import { MAX_ROWS, Store, type Section } from './store.js'
 import { symbolOf, type Tone } from './tone.js'
 
 export interface App {
   readonly store: Store
   readonly topics: TopicContract
+  /** `sync.enabled` on this hub (the server writes it into the page): Sync now is offered only then. */
+  readonly syncEnabled: boolean
   /** Says what an action did, in the notice line and the activity log. */
   notify(ok: boolean, text: string): void
-}
-
-interface InstanceView {
-  id: string
-  name?: string
-  role?: string
-  state?: string
-  responseMs?: { last?: number | null; avg?: number | null; p95?: number | null }
-  lastCheckAt?: number | null
-  reason?: string | null
-  capabilities?: string[]
 }
 
 /**
@@ -56,6 +47,7 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   app = {
     store,
     topics,
+    syncEnabled: document.querySelector('meta[name="trinity-sync"]')?.getAttribute('content') === 'on',
     notify(ok, text) {
       const notice = byId('notice')
       setText(notice, `${symbolOf(ok ? 'ok' : 'bad')} ${text}`)
@@ -81,29 +73,15 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
 /** The one HTTP read of the tables; everything after comes from the bus. */
 async function fill(store: Store): Promise<void> {
   const [instances, tasks, dead, messages] = await Promise.all([
-    call<{ instances?: InstanceView[] }>('GET', '/instances'),
-    call<{ tasks?: TaskRecord[] }>('GET', `/tasks?limit=${MAX_ROWS}`),
-    call<{ tasks?: TaskRecord[] }>('GET', `/tasks?state=dead&limit=${MAX_ROWS}`),
+    call<{ instances?: unknown[] }>('GET', '/instances'),
+    call<{ tasks?: unknown[] }>('GET', `/tasks?limit=${MAX_ROWS}`),
+    call<{ tasks?: unknown[] }>('GET', `/tasks?state=dead&limit=${MAX_ROWS}`),
     call<{ messages?: Message[] }>('GET', `/messages?limit=${MAX_ROWS}`),
   ])
-  for (const view of instances.body?.instances ?? []) {
-    if (!isRecord(view) || typeof view.id !== 'string') continue
-    const row = store.instance(view.id)
-    row.name = str(view.name) ?? row.name
-    row.role = str(view.role) ?? row.role
-    store.addTaskTypes(view.capabilities)
-    const checkedAt = num(view.lastCheckAt)
-    if (row.lastCheckAt === null || (checkedAt !== null && checkedAt > row.lastCheckAt)) {
-      if (row.health === null && typeof view.state === 'string') row.health = view.state as HealthState
-      row.responseMs = num(view.responseMs?.last)
-      row.avgMs = num(view.responseMs?.avg)
-      row.p95Ms = num(view.responseMs?.p95)
-      row.lastCheckAt = checkedAt
-      row.reason = str(view.reason)
-    }
-  }
+  for (const view of instances.body?.instances ?? []) store.fillInstance(view)
   store.mark('instances')
-  for (const task of [...(dead.body?.tasks ?? []), ...(tasks.body?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
+  const updatedAt = (task: unknown): number => (isRecord(task) ? num(task['updatedAt']) ?? 0 : 0)
+  for (const task of [...(dead.body?.tasks ?? []), ...(tasks.body?.tasks ?? [])].sort((a, b) => updatedAt(a) - updatedAt(b))) {
     store.upsertTask(task, true)
   }
   for (const message of messages.body?.messages ?? []) store.addMessage(message, true)

@@ -14,10 +14,14 @@ export interface BusHandlers {
   connection(connected: boolean): void
 }
 
-/** The topics the dashboard renders; retained ones arrive at once on subscribe. */
+/**
+ * The topics the dashboard renders; retained ones arrive at once on subscribe.
+ * Health before status: the retained verdict is what an instance shows, so it
+ * should be there before an old birth is replayed.
+ */
 export function dashboardFilters(t: TopicContract): string[] {
   return [
-    t.anyInstanceStatus, t.anyHealth, t.anyTaskEvent, t.anyMessage, t.hubStats, t.hubErrors,
+    t.anyHealth, t.anyInstanceStatus, t.anyTaskEvent, t.anyMessage, t.hubStats, t.hubErrors,
     t.supervisorStatus, t.bridgeStatus, t.anyComputerStatus, t.anyComputerMessage,
   ]
 }

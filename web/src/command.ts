@@ -8,7 +8,7 @@ import { boot, type App } from './boot.js'
 import { ago, byId, cell, DASH, el, ms, orDash, reconcile, setAttr, setText } from './dom.js'
 import { bindForms, contactInstance, drawForms } from './forms.js'
 import type { ComputerView } from './platform.js'
-import { displayState, type InstanceRow, type Section } from './store.js'
+import type { InstanceRow, Section } from './store.js'
 import { labelOf, toneOf } from './tone.js'
 
 function when(value: number | string | null): string {
@@ -47,27 +47,32 @@ function drawInstances(app: App): void {
       return el('article', { class: 'card instance', 'data-instance': r.id },
         el('h3', {}, el('span', { class: 'dot', 'aria-hidden': 'true' }), el('span', { class: 'name' })),
         el('p', { class: 'state' }), el('p', { class: 'meta' }), el('p', { class: 'meta' }),
-        el('div', { class: 'actions' }, restart, talk))
+        el('div', { class: 'actions' }, restart, talk, el('span', { class: 'unsupervised' }, 'not supervised: no restart')))
     },
     (node, r: InstanceRow) => {
-      const process = app.store.processOf(r.id)
-      const state = displayState(r, process)
-      const reason = process?.state === 'error' ? process.reason : r.reason
+      const { state, shownReason: reason } = r
       setText(node.querySelector('.name') ?? node, r.name === null || r.name === r.id ? r.id : `${r.name} (${r.id})`)
       setText(cell(node, 1), labelOf(state))
       setText(cell(node, 2), `response ${ms(r.responseMs)} · avg ${ms(r.avgMs)}`)
       setText(cell(node, 3), `checked ${ago(r.lastCheckAt)} · restarts ${orDash(restarts.get(r.id))}${reason === null ? '' : ` · ${reason}`}`)
       setAttr(node, 'data-state', state)
       setAttr(node, 'data-tone', toneOf(state))
-      const restart = node.querySelector('button.restart')
-      if (restart !== null) setText(restart, state === 'offline' || state === 'error' ? 'Start' : 'Restart')
+      // POST /instances/:id/restart is refused (409) unless a running supervisor runs this instance.
+      const supervised = app.store.supervisor?.state === 'running' && app.store.processOf(r.id) !== undefined
+      const restart = node.querySelector<HTMLButtonElement>('button.restart')
+      if (restart !== null) {
+        restart.hidden = !supervised
+        setText(restart, state === 'offline' || state === 'error' ? 'Start' : 'Restart')
+      }
+      const note = node.querySelector<HTMLElement>('.unsupervised')
+      if (note !== null) note.hidden = supervised
     })
 }
 
 function drawStats(app: App): void {
   const stats = app.store.hubStats
   const rows = [...app.store.instances.values()]
-  const online = rows.filter((r) => displayState(r, app.store.processOf(r.id)) === 'online').length
+  const online = rows.filter((r) => r.state === 'online').length
   setText(byId('metric-instances'), `${online}/${rows.length}`)
   setText(byId('metric-checks'), orDash(stats?.healthChecks))
   setText(byId('metric-messages'), orDash(stats?.messages))

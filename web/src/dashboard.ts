@@ -1,14 +1,16 @@
 /**
  * The detail view (`/dashboard`): the instance table with response times, the
- * health-check timeline, the task queue with cancel and retry, dead letters,
- * and the message history with filters. Tables show at most MAX_ROWS rows.
+ * health-check timeline, the task queue (what each task is, shortened) with
+ * cancel and retry, dead letters, and the message history with filters.
+ * Tables show at most MAX_ROWS rows.
  */
-import type { Message, TaskRecord } from '../../src/contract/payloads.js'
+import type { Message } from '../../src/contract/payloads.js'
 import { taskAction } from './api.js'
 import { boot, type App } from './boot.js'
 import { ago, byId, cell, clock, el, ms, orDash, reconcile, setAttr, setText, short } from './dom.js'
 import { bindForms, drawForms } from './forms.js'
-import { displayState, MAX_ROWS, type InstanceRow, type Section } from './store.js'
+import { MAX_ROWS, type InstanceRow, type Section } from './store.js'
+import type { TaskRow } from './tasks.js'
 import { labelOf, symbolOf, toneOf } from './tone.js'
 
 function row(cells: number): HTMLTableRowElement {
@@ -20,8 +22,7 @@ function drawInstances(app: App): void {
   const restarts = app.store.restarts()
   const rows = [...app.store.instances.values()]
   reconcile(byId('instance-rows'), rows, (r) => r.id, () => row(9), (node, r: InstanceRow) => {
-    const process = app.store.processOf(r.id)
-    const state = displayState(r, process)
+    const { state } = r
     // The id alone keeps the state column on a phone's screen; the name is the cell's tooltip.
     setText(cell(node, 0), r.id)
     setAttr(cell(node, 0), 'title', r.name ?? r.id)
@@ -32,39 +33,45 @@ function drawInstances(app: App): void {
     setText(cell(node, 5), String(inFlight.get(r.id) ?? 0))
     setText(cell(node, 6), r.lastCheckAt === null ? '—' : `${clock(r.lastCheckAt)} (${ago(r.lastCheckAt)})`)
     setText(cell(node, 7), orDash(restarts.get(r.id)))
-    setText(cell(node, 8), orDash(process?.state === 'error' ? process.reason : r.reason))
+    setText(cell(node, 8), orDash(r.shownReason))
     setAttr(node, 'data-instance', r.id)
     setAttr(node, 'data-state', state)
     setAttr(cell(node, 1), 'data-tone', toneOf(state))
   })
   reconcile(byId('timeline'), rows, (r) => r.id,
-    (r) => el('li', {}, el('span', { class: 'label' }, r.id), el('span', { class: 'cells', role: 'img' })),
+    (r) => el('li', { 'data-instance': r.id }, el('span', { class: 'label' }, r.id), el('span', { class: 'cells', role: 'img' })),
     (node, r: InstanceRow) => {
       const cells = cell(node, 1)
       setAttr(cells, 'aria-label', `${r.id}: last ${r.timeline.length} checks, newest last: ${r.timeline.map((p) => p.state).join(', ') || 'none yet'}`)
-      reconcile(cells, r.timeline, (p) => String(p.seq),
-        (p) => el('span', { class: 'tick', 'data-tone': toneOf(p.state), title: `${clock(p.at)} ${p.state} ${ms(p.ms)}` }, symbolOf(toneOf(p.state))),
+      reconcile(cells, r.timeline, (p) => String(p.at),
+        (p) => el('span', { class: 'tick', 'data-tone': toneOf(p.state), 'data-at': String(p.at), title: `${clock(p.at)} ${p.state} ${ms(p.ms)}` }, symbolOf(toneOf(p.state))),
         () => undefined)
     })
 }
 
-function taskOwner(task: TaskRecord): string {
+function taskOwner(task: TaskRow): string {
   const owners = task.assignments.map((a) => a.instance ?? `(${a.targets.join('|')})`)
   return owners.length === 0 ? '—' : owners.join(', ')
 }
 
-function attempts(task: TaskRecord): string {
+function attempts(task: TaskRow): string {
   return `${task.assignments.reduce((n, a) => Math.max(n, a.attempts), 0)}/${task.maxAttempts}`
 }
 
-function outcome(task: TaskRecord): string {
-  if (task.error !== undefined) return short(task.error, 60)
-  if (task.state === 'completed') return short(task.result, 60)
+function outcome(task: TaskRow): string {
+  if (task.error !== undefined) return task.error
+  if (task.state === 'completed') return task.resultPreview ?? '—'
   return '—'
 }
 
-function taskRow(app: App, task: TaskRecord): HTMLTableRowElement {
-  const node = row(9)
+function size(bytes: number): string {
+  return bytes < 1024 ? `${bytes} B` : bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}
+
+const TASK_CELLS = 10
+
+function taskRow(app: App, task: TaskRow): HTMLTableRowElement {
+  const node = row(TASK_CELLS)
   const act = (action: 'cancel' | 'retry'): HTMLButtonElement => {
     const button = el('button', { type: 'button', class: action, 'aria-label': `${action === 'cancel' ? 'Cancel' : 'Retry'} task ${task.id}` }, action === 'cancel' ? 'Cancel' : 'Retry')
     button.addEventListener('click', () => {
@@ -73,23 +80,31 @@ function taskRow(app: App, task: TaskRecord): HTMLTableRowElement {
     })
     return button
   }
-  cell(node, 8).append(act('cancel'), act('retry'))
+  cell(node, 9).append(act('cancel'), act('retry'))
   return node
 }
 
-function updateTaskRow(node: HTMLElement, task: TaskRecord): void {
-  setText(cell(node, 0), task.id)
+/** Text that may not fit its column: cut by CSS with an ellipsis, whole in the tooltip. */
+function setLong(node: HTMLElement, text: string, title = text): void {
+  setText(node, text)
+  setAttr(node, 'title', title)
+}
+
+function updateTaskRow(node: HTMLElement, task: TaskRow): void {
+  setLong(cell(node, 0), task.id)
   setText(cell(node, 1), task.type)
   setText(cell(node, 2), labelOf(task.state))
   setText(cell(node, 3), task.priority)
   setText(cell(node, 4), attempts(task))
-  setText(cell(node, 5), taskOwner(task))
+  setLong(cell(node, 5), taskOwner(task))
   setText(cell(node, 6), clock(task.updatedAt))
-  setText(cell(node, 7), outcome(task))
+  const cut = task.contentBytes !== null && task.contentBytes > task.contentPreview.length
+  setLong(cell(node, 7), orDash(task.contentPreview), cut && task.contentBytes !== null ? `${task.contentPreview} (${size(task.contentBytes)} in all)` : task.contentPreview)
+  setLong(cell(node, 8), outcome(task))
   setAttr(node, 'data-task', task.id)
   setAttr(node, 'data-state', task.state)
   setAttr(cell(node, 2), 'data-tone', toneOf(task.state))
-  const [cancel, retry] = Array.from(cell(node, 8).children) as HTMLButtonElement[]
+  const [cancel, retry] = Array.from(cell(node, 9).children) as HTMLButtonElement[]
   const active = task.state === 'queued' || task.state === 'assigned' || task.state === 'running'
   if (cancel !== undefined) cancel.hidden = !active
   if (retry !== undefined) retry.hidden = !(task.state === 'failed' || task.state === 'dead' || task.state === 'cancelled')

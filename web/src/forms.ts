@@ -1,6 +1,6 @@
 /**
  * The action forms both pages can carry (each only if the page has it):
- * submit a task, contact an instance, sync now. Each goes through the HTTP
+ * submit a task, contact an instance, sync now (only where sync is on). Each goes through the HTTP
  * API (api.ts) and reports in the notice line; what then happens arrives
  * over the bus like everything else.
  */
@@ -59,6 +59,10 @@ export function bindForms(app: App): void {
   }
 
   const sync = document.getElementById('sync-now') as HTMLButtonElement | null
+  // POST /sync answers 409 while sync is off: say so instead of offering the button.
+  if (sync !== null) sync.hidden = !app.syncEnabled
+  const syncOff = document.getElementById('sync-off')
+  if (syncOff !== null) syncOff.hidden = app.syncEnabled
   sync?.addEventListener('click', () => {
     void busy(sync, async () => {
       const result = await syncNow()
@@ -93,7 +97,7 @@ export function drawForms(app: App): void {
   if (outcome !== null && store.submitted !== null) {
     const task = store.tasks.get(store.submitted)
     const result = task === undefined ? 'waiting for its first event'
-      : task.state === 'completed' ? `result: ${short(task.result, 200)}`
+      : task.state === 'completed' ? `result: ${task.resultPreview ?? '—'}`
       : task.error !== undefined ? `error: ${short(task.error, 200)}` : ''
     setText(outcome, `task ${store.submitted}: ${labelOf(task?.state ?? 'queued')}${result === '' ? '' : ` — ${result}`}`)
     outcome.dataset['state'] = task?.state ?? 'pending'

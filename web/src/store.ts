@@ -8,9 +8,11 @@
  * Handlers only change the model and mark what changed; drawing happens at
  * most once a frame (see frame.ts).
  */
-import type { Health, HealthState, HubError, HubStats, InstanceStatus, Message, Priority, TaskRecord } from '../../src/contract/payloads.js'
+import type { Health, HealthState, HubError, HubStats, InstanceStatus, Message, Priority } from '../../src/contract/payloads.js'
 import type { ParsedTopic, TopicKind } from '../../src/contract/topics.js'
 import { isRecord, num, readBridge, readComputer, readSupervisor, str, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
+import { short } from './dom.js'
+import { toTaskRow, type TaskRow } from './tasks.js'
 import { toneOf, type Tone } from './tone.js'
 
 export const MAX_ROWS = 200
@@ -19,31 +21,53 @@ export const TIMELINE_LENGTH = 40
 
 export type Section = 'instances' | 'tasks' | 'messages' | 'computers' | 'platform' | 'stats' | 'activity' | 'connection'
 
-export interface HealthPoint { seq: number; state: HealthState; at: number; ms: number | null }
+export interface HealthPoint { state: HealthState; at: number; ms: number | null }
 
 export interface InstanceRow {
   id: string
   name: string | null
   role: string | null
-  /** From the retained status topic: online / offline (Will) / error / draining. */
+  /** From the retained status topic: online / offline (Will) / error / draining. It says connected, not state. */
   status: string | null
+  /** The coordinator's verdict (`health/{id}`), which already folds births and Wills in. */
   health: HealthState | null
   responseMs: number | null
   avgMs: number | null
   p95Ms: number | null
   lastCheckAt: number | null
   reason: string | null
+  /** Oldest first, at most TIMELINE_LENGTH, one per `checkedAt`. */
   timeline: HealthPoint[]
+  /** What the page shows and logs, set only by Store.settle (see foldState). */
+  state: string
+  /** The reason shown beside `state`. */
+  shownReason: string | null
 }
 
 /**
- * The state to show: a supervisor's crash loop, a Will or an error status win
- * at once; otherwise the coordinator's health verdict.
+ * The one rule for an instance's state on the page, the same as GET
+ * /instances (registry view()): a supervisor's crash loop outranks
+ * everything; otherwise the coordinator's health verdict, which already
+ * folds births (online at once) and Wills (offline at once) in; the status
+ * topic only until the first health record arrives.
  */
-export function displayState(row: InstanceRow, process?: ChildView): string {
-  if (process?.state === 'error') return 'error'
-  if (row.status === 'offline' || row.status === 'error') return row.status
-  return row.health ?? row.status ?? 'unknown'
+export function foldState(row: InstanceRow, process: ChildView | undefined): { state: string; reason: string | null } {
+  if (process?.state === 'error') return { state: 'error', reason: process.reason ?? row.reason }
+  if (row.health !== null) return { state: row.health, reason: row.reason }
+  return { state: row.status ?? 'unknown', reason: row.reason }
+}
+
+/** Folds health points into a timeline: one per check time, oldest first, the newest TIMELINE_LENGTH. */
+export function mergeTimeline(timeline: readonly HealthPoint[], points: readonly HealthPoint[]): HealthPoint[] {
+  const byTime = new Map<number, HealthPoint>()
+  for (const p of [...timeline, ...points]) byTime.set(p.at, p)
+  return [...byTime.values()].sort((a, b) => a.at - b.at).slice(-TIMELINE_LENGTH)
+}
+
+function healthPoint(value: unknown): HealthPoint | null {
+  if (!isRecord(value) || typeof value['state'] !== 'string') return null
+  const at = num(value['checkedAt'])
+  return at === null ? null : { state: value['state'] as HealthState, at, ms: num(value['responseMs']) }
 }
 
 export interface ActivityEntry { seq: number; at: number; tone: Tone; text: string }
@@ -54,7 +78,7 @@ const ACTIVE = new Set(['queued', 'assigned', 'running'])
 export class Store {
   readonly instances = new Map<string, InstanceRow>()
   /** Least recently changed first (a Map keeps insertion order; a change re-inserts). */
-  readonly tasks = new Map<string, TaskRecord>()
+  readonly tasks = new Map<string, TaskRow>()
   /** Newest first. */
   messages: Message[] = []
   readonly computers = new Map<string, ComputerView>()
@@ -104,10 +128,51 @@ export class Store {
   instance(id: string): InstanceRow {
     let row = this.instances.get(id)
     if (row === undefined) {
-      row = { id, name: null, role: null, status: null, health: null, responseMs: null, avgMs: null, p95Ms: null, lastCheckAt: null, reason: null, timeline: [] }
+      row = { id, name: null, role: null, status: null, health: null, responseMs: null, avgMs: null, p95Ms: null, lastCheckAt: null, reason: null, timeline: [], state: 'unknown', shownReason: null }
       this.instances.set(id, row)
     }
     return row
+  }
+
+  /**
+   * Recomputes what an instance shows after any of its inputs changed, and
+   * logs a change in the same words: the activity log and the card read the
+   * same field, so they cannot disagree.
+   */
+  settle(id: string): void {
+    const row = this.instance(id)
+    const { state, reason } = foldState(row, this.processOf(id))
+    row.shownReason = reason
+    if (row.state === state) return
+    row.state = state
+    this.log(toneOf(state), `${id} is ${state}${reason === null ? '' : ` (${reason})`}`)
+  }
+
+  /** The GET /instances fill: the registry's view, newer than what the bus gave only where its checks are newer. */
+  fillInstance(view: unknown): void {
+    if (!isRecord(view) || typeof view['id'] !== 'string') return
+    const row = this.instance(view['id'])
+    row.name = str(view['name']) ?? row.name
+    row.role = str(view['role']) ?? row.role
+    this.addTaskTypes(view['capabilities'])
+    const checkedAt = num(view['lastCheckAt'])
+    const responseMs = isRecord(view['responseMs']) ? view['responseMs'] : {}
+    // view().state says `error` for a crash loop; that comes from the supervisor's own status, not health.
+    const crashLoop = isRecord(view['process']) && view['process']['state'] === 'error'
+    if (row.lastCheckAt === null || (checkedAt !== null && checkedAt > row.lastCheckAt)) {
+      if (!crashLoop && typeof view['state'] === 'string') row.health = view['state'] as HealthState
+      row.responseMs = num(responseMs['last'])
+      row.avgMs = num(responseMs['avg'])
+      row.p95Ms = num(responseMs['p95'])
+      row.lastCheckAt = checkedAt
+      if (!crashLoop) row.reason = str(view['reason'])
+    }
+    // Checks made before the page opened (README: the last 40 checks).
+    if (Array.isArray(view['recentChecks'])) {
+      row.timeline = mergeTimeline(row.timeline, view['recentChecks'].flatMap((c) => healthPoint(c) ?? []))
+    }
+    this.settle(row.id)
+    this.mark('instances')
   }
 
   /** Legs held by each instance in tasks the page knows of. */
@@ -136,8 +201,8 @@ export class Store {
   }
 
   /** Tasks by state (active first), then priority (highest first), then most recently changed. */
-  sortedTasks(filter: (task: TaskRecord) => boolean = () => true): TaskRecord[] {
-    const rank = (t: TaskRecord): number => (ACTIVE.has(t.state) ? 0 : 1)
+  sortedTasks(filter: (task: TaskRow) => boolean = () => true): TaskRow[] {
+    const rank = (t: TaskRow): number => (ACTIVE.has(t.state) ? 0 : 1)
     return [...this.tasks.values()].filter(filter).sort((a, b) =>
       rank(a) - rank(b) || (PRIORITY_RANK[b.priority] ?? 0) - (PRIORITY_RANK[a.priority] ?? 0) || b.updatedAt - a.updatedAt)
   }
@@ -151,10 +216,14 @@ export class Store {
     handler(topic, payload)
   }
 
-  /** A task record; an older one than the page has is ignored. `quiet`: no activity line (the HTTP fill). */
-  upsertTask(task: TaskRecord, quiet = false): void {
-    if (!isRecord(task) || typeof task.id !== 'string') return
-    const previous = this.tasks.get(task.id)
+  /**
+   * A task event or list item (a summary, or an older hub's full record); an
+   * older one than the page has is ignored. `quiet`: no activity line (the HTTP fill).
+   */
+  upsertTask(wire: unknown, quiet = false): void {
+    const previous = isRecord(wire) && typeof wire['id'] === 'string' ? this.tasks.get(wire['id']) : undefined
+    const task = toTaskRow(wire, previous)
+    if (task === null) return
     if (previous !== undefined && previous.updatedAt > task.updatedAt) return
     this.tasks.delete(task.id)
     this.tasks.set(task.id, task)
@@ -166,7 +235,8 @@ export class Store {
     if (!quiet && previous?.state !== task.state) {
       const tone = toneOf(task.state)
       const detail = task.state === 'failed' || task.state === 'dead' ? `: ${task.error ?? ''}` : ''
-      this.log(tone === 'idle' || tone === 'busy' ? 'idle' : tone, `task ${task.id} (${task.type}) ${previous?.state ?? 'new'} → ${task.state}${detail}`)
+      const what = task.contentPreview === '' ? task.type : `${task.type}: ${short(task.contentPreview, 48)}`
+      this.log(tone === 'idle' || tone === 'busy' ? 'idle' : tone, `task ${task.id} (${what}) ${previous?.state ?? 'new'} → ${task.state}${detail}`)
     }
     this.mark('tasks')
     this.mark('instances')
@@ -189,16 +259,17 @@ export class Store {
 
   applyHealth(id: string, health: Health): void {
     const row = this.instance(id)
-    const changed = row.health !== health.state
-    row.health = health.state
-    row.responseMs = health.responseMs
-    if (health.avgMs !== undefined) row.avgMs = health.avgMs
-    if (health.p95Ms !== undefined) row.p95Ms = health.p95Ms
-    row.lastCheckAt = health.checkedAt
-    row.reason = health.reason ?? null
-    row.timeline.push({ seq: ++this.seq, state: health.state, at: health.checkedAt, ms: health.responseMs })
-    if (row.timeline.length > TIMELINE_LENGTH) row.timeline.shift()
-    if (changed) this.log(toneOf(health.state), `${id} health ${health.state}${health.reason === undefined ? '' : ` (${health.reason})`}`)
+    // The HTTP fill may already hold a newer verdict; an older record only joins the timeline.
+    if (row.lastCheckAt === null || health.checkedAt >= row.lastCheckAt) {
+      row.health = health.state
+      row.responseMs = health.responseMs
+      if (health.avgMs !== undefined) row.avgMs = health.avgMs
+      if (health.p95Ms !== undefined) row.p95Ms = health.p95Ms
+      row.lastCheckAt = health.checkedAt
+      row.reason = health.reason ?? null
+    }
+    row.timeline = mergeTimeline(row.timeline, [{ state: health.state, at: health.checkedAt, ms: health.responseMs }])
+    this.settle(id)
     this.mark('instances')
   }
 
@@ -207,19 +278,19 @@ export class Store {
       const status = payload as Partial<InstanceStatus> | null
       if (!isRecord(status)) return
       const row = this.instance(t.instanceId)
-      const state = str(status.state)
-      if (row.status !== state) this.log(toneOf(state), `${t.instanceId} is ${state ?? '—'}${state === 'offline' ? ' (last will)' : ''}`)
-      row.status = state
+      row.status = str(status.state)
       row.name = str(status.name) ?? row.name
       row.role = str(status.role) ?? row.role
       this.addTaskTypes(status.capabilities)
+      // Connected or not; the state follows with the coordinator's health record (it publishes one on every status).
+      this.settle(t.instanceId)
       this.mark('instances')
     },
     health: (t, payload) => {
       if (isRecord(payload) && typeof payload['state'] === 'string' && num(payload['checkedAt']) !== null) this.applyHealth(t.instanceId, payload as unknown as Health)
     },
     taskEvent: (_t, payload) => {
-      if (isRecord(payload)) this.upsertTask(payload as unknown as TaskRecord)
+      if (isRecord(payload)) this.upsertTask(payload)
     },
     message: (_t, payload) => {
       if (isRecord(payload) && typeof payload['message'] === 'string') this.addMessage(payload as unknown as Message)
@@ -242,6 +313,8 @@ export class Store {
         const was = before?.children.find((c) => c.name === child.name)
         if (was !== undefined && was.state !== child.state) this.log(toneOf(child.state, 'process'), `${child.name} ${was.state ?? '—'} → ${child.state ?? '—'}`)
       }
+      // A crash loop starts or ends here.
+      for (const id of this.instances.keys()) this.settle(id)
       this.mark('platform')
       this.mark('instances')
     },
