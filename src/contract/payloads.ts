@@ -80,8 +80,9 @@ export const TaskRecord = Type.Object({
 })
 export type TaskRecord = Static<typeof TaskRecord>
 
-/** Longest preview of a content, result or progress, in characters (the cut ends in `…`). */
-export const PREVIEW_CHARS = 160
+import { PREVIEW_CHARS } from './preview.js'
+
+export { PREVIEW_CHARS }
 
 export const LegSummary = Type.Object({
   ...LegFields,

@@ -5,32 +5,10 @@
  * admission event, and the result once, on the completion event
  * (docs/topics.md, "Task events").
  */
-import { PREVIEW_CHARS, TERMINAL_TASK_STATES, type LegSummary, type TaskEvent, type TaskRecord, type TaskSummary } from './payloads.js'
+import { TERMINAL_TASK_STATES, type LegSummary, type TaskEvent, type TaskRecord, type TaskSummary } from './payloads.js'
+import { jsonBytes, preview } from './preview.js'
 
-/** A string as is, anything else as JSON, cut to PREVIEW_CHARS characters ending in `…` when longer. */
-export function preview(value: unknown, max = PREVIEW_CHARS): string {
-  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
-  if (text.length <= max) return text
-  let end = max - 1
-  // Never split a surrogate pair: half a character is not valid UTF-8.
-  const last = text.charCodeAt(end - 1)
-  if (last >= 0xd800 && last <= 0xdbff) end--
-  return `${text.slice(0, end)}…`
-}
-
-/** UTF-8 bytes of a value as JSON (counted by hand: the dashboard's browser code has no Buffer). */
-export function jsonBytes(value: unknown): number {
-  const json = JSON.stringify(value) ?? ''
-  let bytes = 0
-  for (let i = 0; i < json.length; i++) {
-    const code = json.charCodeAt(i)
-    if (code < 0x80) bytes += 1
-    else if (code < 0x800) bytes += 2
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < json.length) { bytes += 4; i++ }
-    else bytes += 3
-  }
-  return bytes
-}
+export { jsonBytes, preview }
 
 /** What a summary says about the content; it never changes, so callers may cache it per task. */
 export interface ContentFacts {

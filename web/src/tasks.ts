@@ -9,10 +9,8 @@
  * previews also bounds the page's memory: 500 tasks of 2 MB each would not be.
  */
 import type { Assignment, Priority, TaskState } from '../../src/contract/payloads.js'
+import { jsonBytes, preview } from '../../src/contract/preview.js'
 import { isRecord, num, str } from './platform.js'
-
-/** The hub's preview length (the TaskSummary's `contentPreview` and `resultPreview`). */
-export const PREVIEW_CHARS = 160
 
 export type TaskLeg = Omit<Assignment, 'output' | 'progress'>
 
@@ -31,20 +29,6 @@ export interface TaskRow {
   /** The content's size in UTF-8 bytes (of its JSON when it is not a string), when known. */
   contentBytes: number | null
   resultPreview: string | null
-}
-
-function text(value: unknown): string {
-  return typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
-}
-
-/** The hub's preview rule: strings as is, anything else as JSON, cut to PREVIEW_CHARS with `…`. */
-export function preview(value: unknown): string {
-  const whole = text(value)
-  return whole.length > PREVIEW_CHARS ? `${whole.slice(0, PREVIEW_CHARS - 1)}…` : whole
-}
-
-function bytes(value: unknown): number {
-  return new TextEncoder().encode(text(value)).length
 }
 
 function leg(value: unknown): TaskLeg | null {
@@ -76,7 +60,7 @@ export function toTaskRow(wire: unknown, previous: TaskRow | undefined): TaskRow
     assignments: Array.isArray(wire['assignments']) ? wire['assignments'].flatMap((a) => leg(a) ?? []) : previous?.assignments ?? [],
     contentPreview: typeof wire['contentPreview'] === 'string' ? wire['contentPreview']
       : hasContent ? preview(wire['content']) : previous?.contentPreview ?? '',
-    contentBytes: num(wire['contentBytes']) ?? (hasContent ? bytes(wire['content']) : previous?.contentBytes ?? null),
+    contentBytes: num(wire['contentBytes']) ?? (hasContent ? jsonBytes(wire['content']) : previous?.contentBytes ?? null),
     resultPreview: typeof wire['resultPreview'] === 'string' ? wire['resultPreview']
       : hasResult ? preview(wire['result']) : previous?.resultPreview ?? null,
   }
