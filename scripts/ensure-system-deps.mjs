@@ -12,6 +12,7 @@ const needs = [
   { bin: '/usr/bin/mosquitto_pub', pkg: 'mosquitto-clients' },
   { bin: '/usr/bin/git', pkg: 'git' },
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  { bin: '/usr/lib/python3/dist-packages/paho/mqtt/client.py', pkg: 'python3-paho-mqtt' },
 ]
 const missing = [...new Set(needs.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))]
 if (missing.length === 0) process.exit(0)
