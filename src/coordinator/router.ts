@@ -8,8 +8,9 @@
  * it can do, while configured instances are placed by the routes their
  * operator wrote. For `least-loaded` and `round-robin` such an instance is one
  * more candidate; for `all` it gets a leg of its own in tasks submitted while
- * it is online (legs are fixed at submission, so it takes no part in tasks
- * submitted before it joined). A type with no route goes to any online
+ * it is online and not draining (legs are fixed at submission, so it takes no
+ * part in tasks submitted before it joined, and a leg of its own waits for it
+ * like any `all` leg waits for its target). A type with no route goes to any online
  * instance that declares it (targets `[type]`), before `tasks.fallback`.
  *
  * Candidates are available instances (online or degraded, not full); among
@@ -35,7 +36,7 @@ export class Router {
     if (configured !== undefined) {
       if (configured.strategy !== 'all') return configured
       const covered = new Set(this.eligible(configured.targets).map((i) => i.id))
-      const extra = this.joinedCapable(type).filter((i) => !covered.has(i.id) && isUp(i)).map((i) => i.id)
+      const extra = this.joinedCapable(type).filter((i) => !covered.has(i.id) && isUp(i) && !i.draining).map((i) => i.id)
       return extra.length === 0 ? configured : { targets: [...configured.targets, ...extra], strategy: 'all' }
     }
     if (this.registry.all().some((i) => i.capabilities.includes(type) && isUp(i))) return { targets: [type], strategy: 'least-loaded' }
