@@ -13,15 +13,16 @@ import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
-  BROADCAST, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TERMINAL_TASK_STATES, TaskSubmit, decode, type SupervisorCommand,
+  BROADCAST, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
   type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
-import type { Config, Route } from '../config/schema.js'
+import type { Config } from '../config/schema.js'
 import { TrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
+import { unknownRecipient } from './recipients.js'
 import { Registry, type InstanceView } from './registry.js'
 import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
@@ -184,12 +185,7 @@ export class Coordinator {
    * `sync.peers`. A message to anyone else would be logged and reach no one.
    */
   unknownRecipient(to: string): string | null {
-    if (to === BROADCAST || this.registry.get(to) !== undefined || this.isRemoteComputer(to)) return null
-    const all = this.registry.all()
-    const byName = all.find((i) => i.name.toLowerCase() === to.toLowerCase() || i.id.toLowerCase() === to.toLowerCase())
-    const ids = all.map((i) => i.id)
-    const known = ids.length === 0 ? 'no instances yet' : `known: ${ids.slice(0, 20).join(', ')}${ids.length > 20 ? `, … (${ids.length} in all)` : ''}`
-    return `"${to}" is not an instance id (${known}; or "${BROADCAST}")${byName === undefined ? '' : `; did you mean "${byName.id}"?`}`
+    return unknownRecipient(to, this.registry, this.config.sync.peers)
   }
 
   /** True when `to` names a remote computer (one of `sync.peers`): POST /send hands it to the git bridge. */
@@ -233,17 +229,7 @@ export class Coordinator {
    * `trinity submit --wait` on timeout); null when it is finished or running.
    */
   waiting(task: TaskRecord): string | null {
-    if (TERMINAL_TASK_STATES.has(task.state)) return null
-    const now = Date.now()
-    const reasons = task.assignments.flatMap((leg) => {
-      if (leg.state === 'queued' && leg.notBefore > now) {
-        return [`retry ${leg.attempts + 1} of ${task.maxAttempts} in ${Math.ceil((leg.notBefore - now) / 1000)} s${leg.error === undefined ? '' : ` (last: ${leg.error})`}`]
-      }
-      if (leg.state === 'queued') return [this.router.explain(task.type, leg.targets, task.strategy as Route['strategy'])]
-      if (leg.state === 'assigned') return [`assigned to ${leg.instance ?? '?'}, which has not reported started`]
-      return []
-    })
-    return reasons.length === 0 ? null : [...new Set(reasons)].join('; ')
+    return this.router.waiting(task, Date.now())
   }
 
   stats(): HubStats {

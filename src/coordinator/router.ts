@@ -17,6 +17,7 @@
  * them `least-loaded` picks the fewest in flight, then the fastest, and
  * `round-robin` rotates. A retry prefers an instance that has not yet tried.
  */
+import { TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
 import type { InstanceConfig, Route } from '../config/schema.js'
 import { TrinityError } from '../errors.js'
 import type { Instance, Registry } from './registry.js'
@@ -95,6 +96,24 @@ export class Router {
       ...unmatched.map((t) => `${t} matches no instance`),
     ]
     return `no online instance can take ${type} (route: ${targets.join(', ')}; ${parts.join(', ')})`
+  }
+
+  /**
+   * Why an unfinished task is not moving, leg by leg (GET /tasks/:id
+   * `waiting`, `trinity submit --wait` on timeout); null when it is finished
+   * or every leg is running.
+   */
+  waiting(task: TaskRecord, now: number): string | null {
+    if (TERMINAL_TASK_STATES.has(task.state)) return null
+    const reasons = task.assignments.flatMap((leg) => {
+      if (leg.state === 'queued' && leg.notBefore > now) {
+        return [`retry ${leg.attempts + 1} of ${task.maxAttempts} in ${Math.ceil((leg.notBefore - now) / 1000)} s${leg.error === undefined ? '' : ` (last: ${leg.error})`}`]
+      }
+      if (leg.state === 'queued') return [this.explain(task.type, leg.targets, task.strategy as Route['strategy'])]
+      if (leg.state === 'assigned') return [`assigned to ${leg.instance ?? '?'}, which has not reported started`]
+      return []
+    })
+    return reasons.length === 0 ? null : [...new Set(reasons)].join('; ')
   }
 
   private joinedCapable(type: string): Instance[] {
