@@ -155,6 +155,9 @@ test('POST /send to an unknown recipient: 404 naming the known ids (and the id w
     assert.equal((await http(hub.httpUrl, 'POST', '/send', { from: 'ops', to: 'all', message: 'to all' })).status, 202)
     const peer = await http<{ to: string }>(hub.httpUrl, 'POST', '/send', { from: 'ops', to: '2', message: 'to computer 2' })
     assert.deepEqual([peer.status, peer.body.to], [202, '2'])
+    // `ops` is no instance, but it has sent messages: a reply to it is logged.
+    assert.equal((await http(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'ops', message: 'reply' })).status, 202)
+    assert.equal((await http<ErrorBody>(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'ops2', message: 'reply' })).status, 404)
 
     // Over MQTT, a message to an unknown id is rejected on hub/errors and not logged.
     const errors = await watchErrors()

@@ -180,12 +180,11 @@ export class Coordinator {
   }
 
   /**
-   * Why `to` cannot receive a message, or null when it can: an instance the
-   * registry knows (configured or joined, in any state), `all`, or one of
-   * `sync.peers`. A message to anyone else would be logged and reach no one.
+   * Why `to` cannot receive a message, or null when it can (recipients.ts):
+   * a known instance, `all`, one of `sync.peers`, or a sender in the log.
    */
   unknownRecipient(to: string): string | null {
-    return unknownRecipient(to, this.registry, this.config.sync.peers)
+    return unknownRecipient(to, this.registry, this.config.sync.peers, (id) => this.store.recentMessages(1, { from: id }).length > 0)
   }
 
   /** True when `to` names a remote computer (one of `sync.peers`): POST /send hands it to the git bridge. */

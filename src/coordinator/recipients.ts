@@ -1,8 +1,10 @@
 /**
  * Who may receive a message: an instance the registry knows (configured or
- * joined, in any state), `all`, or a remote computer (one of `sync.peers`).
- * Anyone else would get a message that is logged and reaches no one, so
- * POST /send answers 404 and the bus handler rejects it on hub/errors.
+ * joined, in any state), `all`, a remote computer (one of `sync.peers`), or a
+ * sender in the message log (`dashboard`, `ops`: a reply to one reaches it on
+ * the log and the bus). Anyone else would get a message that is logged and
+ * reaches no one, so POST /send answers 404 and the bus handler rejects it on
+ * hub/errors.
  */
 import { BROADCAST } from '../contract/payloads.js'
 import type { Registry } from './registry.js'
@@ -11,8 +13,8 @@ import type { Registry } from './registry.js'
 const LISTED = 20
 
 /** Why `to` cannot receive a message, naming the known ids (and the id whose name matches); null when it can. */
-export function unknownRecipient(to: string, registry: Registry, peers: readonly string[]): string | null {
-  if (to === BROADCAST || registry.get(to) !== undefined || peers.includes(to)) return null
+export function unknownRecipient(to: string, registry: Registry, peers: readonly string[], hasSent: (id: string) => boolean): string | null {
+  if (to === BROADCAST || registry.get(to) !== undefined || peers.includes(to) || hasSent(to)) return null
   const all = registry.all()
   // "Builder" is the name of `builder`: the likeliest slip, so say which id was meant.
   const lower = to.toLowerCase()
