@@ -18,7 +18,7 @@ export const ERRORS = {
   TRINITY_ERR_INSTANCE_CONFIGURED: { status: 409, message: 'instance is listed in the config' },
   TRINITY_ERR_INSTANCE_BUSY: { status: 409, message: 'instance holds tasks' },
   TRINITY_ERR_RECIPIENT_UNKNOWN: { status: 404, message: 'no such recipient' },
-  TRINITY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported content type' },
+  TRINITY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported media type' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
   TRINITY_ERR_SYNC_DISABLED: { status: 409, message: 'sync between computers is disabled' },

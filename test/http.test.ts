@@ -124,7 +124,7 @@ test('a body without a JSON content type gets 415 in our error shape, naming con
     assert.equal(response.status, 415, `${got}: ${JSON.stringify(answer)}`)
     assert.equal(answer.error.code, 'TRINITY_ERR_UNSUPPORTED_MEDIA_TYPE')
     assert.equal(answer.error.field, 'content-type')
-    assert.equal(answer.error.message, `unsupported content type: content-type: expected application/json, got ${got}`)
+    assert.equal(answer.error.message, `unsupported media type: content-type: expected application/json, got ${got}`)
   }
   // Routes without a body still need no content type.
   assert.equal((await fetch(`${hub.httpUrl}/sync`, { method: 'POST' })).status, 409)
