@@ -13,6 +13,16 @@ import { http, spawnHub, startTestHub, tempDir, testConfig, waitFor, writeConfig
 
 type ErrorBody = { error: { code: string; message: string; field?: string } }
 
+function merge(base: ConfigObject, over: ConfigObject): ConfigObject {
+  const out: ConfigObject = { ...base }
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key]
+    const plain = (v: unknown): v is ConfigObject => v !== null && typeof v === 'object' && !Array.isArray(v)
+    out[key] = plain(current) && plain(value) ? merge(current, value) : value
+  }
+  return out
+}
+
 async function setup(t: TestContext, overrides: ConfigObject = {}) {
   const dir = tempDir()
   const cleanups: (() => unknown)[] = []
@@ -20,7 +30,9 @@ async function setup(t: TestContext, overrides: ConfigObject = {}) {
     for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined)
     dir.remove()
   })
-  const hub: Hub = await startTestHub(await testConfig(dir.path, overrides))
+  // No periodic health checks (interval 1h): states come from births and Wills alone, so a
+  // loaded machine's late ping cannot make an instance `timeout` in the middle of an assertion.
+  const hub: Hub = await startTestHub(await testConfig(dir.path, merge({ health: { interval: '1h' } }, overrides)))
   cleanups.push(() => hub.stop())
   const instance = async (options: Omit<TestInstanceOptions, 'url'>): Promise<TestInstance> => {
     const i = await TestInstance.start({ url: hub.mqttUrl, ...options })
