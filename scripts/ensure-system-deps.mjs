@@ -13,6 +13,7 @@ const needs = [
   { bin: '/usr/bin/git', pkg: 'git' },
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
   { bin: '/usr/bin/strace', pkg: 'strace' },
+  { bin: '/usr/lib/python3/dist-packages/paho/mqtt/client.py', pkg: 'python3-paho-mqtt' },
 ]
 // `--bench`: also the peers `npm run bench` measures Trinity against.
 if (process.argv.includes('--bench')) {

@@ -96,18 +96,19 @@ test('submit --wait prints the finished task with its result; without --wait, th
 })
 
 test('send logs a message that GET /messages lists', async () => {
-  const sent = await run(['send', 'c1', 'araya', 'hi', '--url', hub.httpUrl])
+  // To c1, the instance this hub knows (a message to an unknown id is refused with 404).
+  const sent = await run(['send', 'araya', 'c1', 'hi', '--url', hub.httpUrl])
   assert.equal(sent.code, 0, JSON.stringify(sent))
   const message = JSON.parse(sent.stdout) as Message
-  assert.equal(message.from, 'c1')
-  assert.equal(message.to, 'araya')
+  assert.equal(message.from, 'araya')
+  assert.equal(message.to, 'c1')
   assert.equal(message.message, 'hi')
   const log = await http<{ messages: Message[] }>(hub.httpUrl, 'GET', '/messages?limit=50')
   assert.equal(log.status, 200)
   const logged = log.body.messages.find((m) => m.id === message.id)
   assert.ok(logged !== undefined, JSON.stringify(log.body))
-  assert.equal(logged.from, 'c1')
-  assert.equal(logged.to, 'araya')
+  assert.equal(logged.from, 'araya')
+  assert.equal(logged.to, 'c1')
   assert.equal(logged.message, 'hi')
 })
 

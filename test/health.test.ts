@@ -414,3 +414,27 @@ test('MQTT ping: an instance that stops answering goes timeout → offline, and 
   assert.ok(requeued !== undefined, `a queued event after w1 was lost: ${JSON.stringify(events.map((e) => e.state))}`)
   assert.match(requeued.assignments[0]?.error ?? '', /w1: health check: offline/)
 })
+
+test('hub/stats counts an instance in timeout apart, not as offline (the dashboard shows it yellow)', async (t) => {
+  const defer = cleanupsFor(t)
+  const endpoint = await HealthEndpoint.start()
+  defer(() => endpoint.close())
+  const ok = await HealthEndpoint.start()
+  defer(() => ok.close())
+  const h = await startHub(defer, {
+    health: { interval: '200ms', timeout: '150ms', degradedAfter: '1s', missesBeforeOffline: 1000, passesBeforeOnline: 1 },
+    instances: [{ id: 'stalled', healthUrl: endpoint.url }, { id: 'fine', healthUrl: ok.url }, { id: 'absent' }],
+  })
+  await waitFor(() => h.get('stalled').state === 'online' && h.get('fine').state === 'online', 10_000, 'both online')
+  endpoint.behavior = { kind: 'hang' }
+  await waitFor(() => h.get('stalled').state === 'timeout', 10_000, 'stalled in timeout')
+  assert.deepEqual(h.hub.coordinator.stats().instances, { total: 3, online: 1, degraded: 0, timeout: 1, offline: 1 })
+  // The retained record says the same.
+  const client = await mqtt.connectAsync(h.hub.mqttUrl)
+  defer(() => client.endAsync())
+  let retained: { instances?: Record<string, number> } = {}
+  client.on('message', (_topic, payload) => { retained = JSON.parse(payload.toString()) as typeof retained })
+  await client.subscribeAsync(h.topics.hubStats, { qos: 0 })
+  await waitFor(() => retained.instances?.['timeout'] === 1, 10_000, `hub/stats with timeout 1: ${JSON.stringify(retained)}`)
+  assert.equal(retained.instances?.['offline'], 1, JSON.stringify(retained))
+})

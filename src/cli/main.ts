@@ -138,14 +138,15 @@ program
     }
     const deadline = Date.now() + Number(options.timeout) * 1000
     for (;;) {
-      const task = await request<TaskRecord>(url, 'GET', `/tasks/${accepted.id}`)
+      // `waiting`: the hub's reason why an unfinished task is not moving (GET /tasks/:id).
+      const task = await request<TaskRecord & { waiting?: string }>(url, 'GET', `/tasks/${accepted.id}`)
       if (TERMINAL_TASK_STATES.has(task.state)) {
         process.stdout.write(`${JSON.stringify({ id: task.id, state: task.state, result: task.result, error: task.error }, null, 2)}\n`)
         process.exitCode = task.state === 'completed' ? 0 : 1
         return
       }
       if (Date.now() > deadline) {
-        process.stderr.write(`task ${task.id} still ${task.state} after ${options.timeout}s\n`)
+        process.stderr.write(`task ${task.id} still ${task.state} after ${options.timeout}s${task.waiting === undefined ? '' : `: ${task.waiting}`}\n`)
         process.exitCode = 1
         return
       }

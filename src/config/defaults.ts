@@ -29,7 +29,7 @@ export const DEFAULTS = {
     restart: { base: '1s', factor: 2, max: '60s', jitter: 0.2, resetAfter: '60s' },
     crashLoop: { restarts: 5, window: '2m' },
   },
-  health: { interval: '30s', timeout: '5s', degradedAfter: '1s', missesBeforeOffline: 2, passesBeforeOnline: 1 },
+  health: { interval: '30s', timeout: '5s', degradedAfter: '1s', missesBeforeOffline: 2, passesBeforeOnline: 1, forgetAfter: '24h' },
   tasks: {
     lease: '60s',
     maxAttempts: 3,
@@ -120,6 +120,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       degradedAfterMs: parseDuration(health.degradedAfter ?? d.health.degradedAfter),
       missesBeforeOffline: health.missesBeforeOffline ?? d.health.missesBeforeOffline,
       passesBeforeOnline: health.passesBeforeOnline ?? d.health.passesBeforeOnline,
+      forgetAfterMs: health.forgetAfter === null ? null : parseDuration(health.forgetAfter ?? d.health.forgetAfter),
     },
     tasks: {
       leaseMs: parseDuration(tasks.lease ?? d.tasks.lease),
@@ -154,6 +155,8 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       mirror: [...(sync.mirror ?? [topicsFor(hub.topicPrefix ?? d.hub.topicPrefix).anyComputerSend])],
       retention: sync.retention ?? d.sync.retention,
     },
+    // An absent `instances` key means none configured (not the reference fleet, which config/trinity.yaml
+    // lists): instances then join by birth, and the start-up warnings name routes nobody matches yet.
     instances: (raw.instances ?? []).map((i) => ({ ...i })),
     routes,
   }

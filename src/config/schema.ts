@@ -134,6 +134,7 @@ export const ConfigSchema = Type.Object(
           degradedAfter: Type.Optional(Duration),
           missesBeforeOffline: Type.Optional(Type.Integer({ minimum: 1 })),
           passesBeforeOnline: Type.Optional(Type.Integer({ minimum: 1 })),
+          forgetAfter: Type.Optional(Type.Union([Duration, Type.Null()], { description: 'forget a joined instance offline and silent this long (null: never)' })),
         },
         strict,
       ),
@@ -260,6 +261,8 @@ export interface Config {
     readonly degradedAfterMs: number
     readonly missesBeforeOffline: number
     readonly passesBeforeOnline: number
+    /** Joined (not configured) instances offline and silent this long leave the registry; null: never. */
+    readonly forgetAfterMs: number | null
   }
   readonly tasks: {
     readonly leaseMs: number

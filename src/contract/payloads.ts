@@ -301,7 +301,8 @@ export interface HubError {
 
 /** `trinity/hub/stats`, retained. */
 export interface HubStats {
-  instances: { total: number; online: number; degraded: number; offline: number }
+  /** `timeout`: missed a check, not yet offline (counted apart, not as offline). */
+  instances: { total: number; online: number; degraded: number; timeout: number; offline: number }
   healthChecks: number
   messages: number
   tasks: Record<TaskState, number>
@@ -374,7 +375,8 @@ export function describeErrors(schema: TSchema, value: unknown): string {
     if (params?.additionalProperties !== undefined) {
       return `${field}: unknown field ${params.additionalProperties.map((k) => JSON.stringify(k)).join(', ')}`
     }
-    return `${field}: ${error.message}`
+    const allowed = (error.params as { allowedValues?: unknown[] } | undefined)?.allowedValues
+    return `${field}: ${error.message}${allowed === undefined ? '' : ` (${allowed.map(String).join(', ')})`}`
   }
   return 'invalid'
 }

@@ -23,8 +23,9 @@ import { TrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
+import { unknownRecipient } from './recipients.js'
 import { Registry, type InstanceView } from './registry.js'
-import { Router } from './router.js'
+import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
 import { Store } from './store.js'
 
@@ -45,6 +46,7 @@ export class Coordinator {
   readonly registry: Registry
   readonly scheduler: Scheduler
   readonly health: HealthMonitor
+  private readonly router: Router
   private readonly httpAdapter: HttpAdapter
   private client: MqttClient | undefined
   private readonly timers: NodeJS.Timeout[] = []
@@ -66,6 +68,7 @@ export class Coordinator {
     this.registry = new Registry(config.instances, 4)
     const now = Date.now
     const router = new Router(this.registry, config.routes, config.tasks.fallback)
+    this.router = router
     this.scheduler = new Scheduler({
       store: this.store, registry: this.registry, router, tasks: config.tasks, log, now,
       sendToInbox: (id, frame) => this.sendToInbox(id, frame),
@@ -94,6 +97,7 @@ export class Coordinator {
   }
 
   async start(): Promise<void> {
+    this.warnUnmatchedRoutes()
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
     const clientId = `trinity-coordinator-${this.topics.prefix.replaceAll('/', '-')}`
@@ -125,6 +129,8 @@ export class Coordinator {
     this.every(sweepMs, () => this.scheduler.sweepLeases())
     this.every(this.config.hub.statsIntervalMs, () => this.publishStats())
     this.every(60_000, () => this.prune())
+    const forgetAfter = this.config.health.forgetAfterMs
+    if (forgetAfter !== null) this.every(Math.min(60_000, Math.max(250, Math.floor(forgetAfter / 4))), () => this.expireJoined(forgetAfter))
     this.scheduler.dispatch()
     this.publishStats()
   }
@@ -153,6 +159,8 @@ export class Coordinator {
   }
 
   send(from: string, to: string, text: string): Message {
+    const unknown = this.unknownRecipient(to)
+    if (unknown !== null) throw new TrinityError('TRINITY_ERR_RECIPIENT_UNKNOWN', unknown, { field: 'to' })
     const message: Message = { id: randomUUID(), from, to, message: text, ts: Date.now() }
     this.acceptMessage(message)
     this.ownMessages.add(message.id)
@@ -173,6 +181,14 @@ export class Coordinator {
     const command: SupervisorCommand = { action: 'restart', target: id, requestedBy }
     this.publish(this.topics.supervisorCommand, command, { qos: 1 })
     return { id, action: 'restart', process: instance.process }
+  }
+
+  /**
+   * Why `to` cannot receive a message, or null when it can (recipients.ts):
+   * a known instance, `all`, one of `sync.peers`, or a sender in the log.
+   */
+  unknownRecipient(to: string): string | null {
+    return unknownRecipient(to, this.registry, this.config.sync.peers, (id) => this.store.recentMessages(1, { from: id }).length > 0)
   }
 
   /** True when `to` names a remote computer (one of `sync.peers`): POST /send hands it to the git bridge. */
@@ -197,11 +213,35 @@ export class Coordinator {
     return this.registry.all().map((i) => i.view())
   }
 
+  /**
+   * DELETE /instances/:id: a joined instance leaves the registry, and its
+   * retained status and health are cleared so a hub restart does not bring it
+   * back. A live one that publishes a new birth joins again.
+   */
+  forgetInstance(id: string): { id: string; forgotten: true } {
+    const instance = this.registry.get(id)
+    if (instance === undefined) throw new TrinityError('TRINITY_ERR_INSTANCE_NOT_FOUND', id)
+    if (instance.source === 'config') throw new TrinityError('TRINITY_ERR_INSTANCE_CONFIGURED', `${id} is in ${this.config.source}; remove it there`)
+    if (instance.inFlight.size > 0) throw new TrinityError('TRINITY_ERR_INSTANCE_BUSY', `${id} holds ${instance.inFlight.size} task leg(s); cancel them or wait for them to finish`)
+    this.forget(id, 'DELETE /instances/:id')
+    return { id, forgotten: true }
+  }
+
+  /**
+   * Why an unfinished task is not moving, in words (GET /tasks/:id `waiting`,
+   * `trinity submit --wait` on timeout); null when it is finished or running.
+   */
+  waiting(task: TaskRecord): string | null {
+    return this.router.waiting(task, Date.now())
+  }
+
   stats(): HubStats {
     const all = this.registry.all()
     const count = (state: string): number => all.filter((i) => i.state === state).length
+    // `timeout` (a missed check, not yet offline) is counted apart, as the dashboard shows it: yellow, not red.
+    const up = count('online') + count('degraded') + count('timeout')
     return {
-      instances: { total: all.length, online: count('online'), degraded: count('degraded'), offline: all.length - count('online') - count('degraded') },
+      instances: { total: all.length, online: count('online'), degraded: count('degraded'), timeout: count('timeout'), offline: all.length - up },
       healthChecks: this.health.checks,
       messages: this.store.messageCount(),
       tasks: this.scheduler.counts(),
@@ -273,6 +313,8 @@ export class Coordinator {
       if (!decoded.ok) return this.reject(raw, decoded.reason)
       if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
       if (this.ownMessages.delete(decoded.value.id)) return
+      const unknown = this.unknownRecipient(decoded.value.to)
+      if (unknown !== null) return this.reject(raw, `to: ${unknown}`)
       this.acceptMessage(decoded.value)
     },
   }
@@ -326,6 +368,27 @@ export class Coordinator {
     if (key === this.lastStats) return
     this.lastStats = key
     this.publish(this.topics.hubStats, stats, { qos: 0, retain: true })
+  }
+
+  /** Logged once per route at start: tasks of these types wait until someone with that id, role or capability joins. */
+  private warnUnmatchedRoutes(): void {
+    const { routes, tasks, instances, source } = this.config
+    if (instances.length === 0) this.log.warn({ config: source }, 'no instances configured: tasks wait for instances that join by birth')
+    for (const { route, targets } of unmatchedRoutes(routes, tasks.fallback, instances)) {
+      this.log.warn({ route, targets }, `route ${route}: target ${targets.map((t) => `"${t}"`).join(', ')} matches no configured instance (id, role or capability); its tasks wait until one joins`)
+    }
+  }
+
+  private expireJoined(afterMs: number): void {
+    for (const instance of this.registry.expired(Date.now(), afterMs)) this.forget(instance.id, `offline and silent for more than ${afterMs} ms (health.forgetAfter)`)
+  }
+
+  private forget(id: string, reason: string): void {
+    this.registry.forget(id)
+    // Empty retained payloads clear the broker's copies (MQTT-3.3.1-6); the status handler ignores them.
+    this.publishRaw(this.topics.instanceStatus(id), '', { qos: 1, retain: true })
+    this.publishRaw(this.topics.health(id), '', { qos: 0, retain: true })
+    this.log.info({ instance: id, reason }, 'forgot a joined instance')
   }
 
   private prune(): void {

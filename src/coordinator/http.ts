@@ -24,17 +24,24 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
   const metrics = new Metrics(coordinator)
 
-  app.setErrorHandler((error: FastifyError | TrinityError, _request, reply) => {
+  app.setErrorHandler((error: FastifyError | TrinityError, request, reply) => {
     if (error instanceof TrinityError) return reply.status(error.statusCode).send({ error: error.toJSON() })
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.status(413).send({ error: payloadTooLarge(info.maxPayload).toJSON() })
+    // A body that is not JSON (curl -d sends form encoding, fetch a string as text/plain): say what to send.
+    const type = request.headers['content-type']
+    if (error.statusCode === 415 || (error.validationContext === 'body' && !/^application\/json\b/i.test(type ?? ''))) {
+      const unsupported = new TrinityError('TRINITY_ERR_UNSUPPORTED_MEDIA_TYPE', `content-type: expected application/json, got ${type ?? 'none'}`, { field: 'content-type' })
+      return reply.status(415).send({ error: unsupported.toJSON() })
+    }
     if (error.validation !== undefined) {
       const first = error.validation[0]
-      const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string }
+      const params = (first?.params ?? {}) as { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[] }
       const path = (first?.instancePath ?? '').slice(1).replaceAll('/', '.')
       const field = params.missingProperty ?? params.additionalProperty ?? path
       const where = error.validationContext ?? 'body'
+      const allowed = params.allowedValues === undefined ? '' : ` (${params.allowedValues.map(String).join(', ')})`
       return reply.status(400).send({
-        error: { code: 'TRINITY_ERR_BAD_REQUEST', message: `${where}${field === '' ? '' : `.${field}`} ${first?.message ?? 'is invalid'}`, field: field === '' ? where : field },
+        error: { code: 'TRINITY_ERR_BAD_REQUEST', message: `${where}${field === '' ? '' : `.${field}`} ${first?.message ?? 'is invalid'}${allowed}`, field: field === '' ? where : field },
       })
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
@@ -62,6 +69,8 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   })
 
   api.get('/instances', async () => ({ instances: coordinator.instances() }))
+
+  api.delete('/instances/:id', { schema: { params: IdParams } }, async (request) => coordinator.forgetInstance(request.params.id))
 
   api.post('/instances/:id/restart', { schema: { params: IdParams } }, async (request, reply) =>
     reply.status(202).send(coordinator.restartInstance(request.params.id, `http ${request.ip}`)))
@@ -91,7 +100,9 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   api.get('/tasks/:id', { schema: { params: IdParams } }, async (request) => {
     const task = coordinator.scheduler.get(request.params.id)
     if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', request.params.id)
-    return task
+    // `waiting`: why an unfinished task is not moving (not stored: it is the registry's view right now).
+    const waiting = coordinator.waiting(task)
+    return waiting === null ? task : { ...task, waiting }
   })
 
   api.post('/tasks/:id/cancel', { schema: { params: IdParams } }, async (request) => coordinator.scheduler.cancel(request.params.id))

@@ -10,7 +10,8 @@ export class Metrics {
 
   constructor(coordinator: Coordinator) {
     const registers = [this.registry]
-    collectDefaultMetrics({ register: this.registry, prefix: 'trinity_process_' })
+    // prom-client's default names already start with `process_` / `nodejs_`: the prefix is only ours.
+    collectDefaultMetrics({ register: this.registry, prefix: 'trinity_' })
     new Gauge({
       name: 'trinity_instances', help: 'Instances by health state', labelNames: ['state'], registers,
       collect() {

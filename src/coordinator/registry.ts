@@ -153,11 +153,24 @@ export class Registry {
     return [...this.instances.values()]
   }
 
-  /** Instances a route target names: by id, or every instance of that role. */
+  /** Instances a route target names: by id, or else every instance of that role or with that capability. */
   matching(target: string): Instance[] {
     const byId = this.instances.get(target)
     if (byId !== undefined) return [byId]
-    return this.all().filter((i) => i.role === target)
+    return this.all().filter((i) => i.role === target || i.capabilities.includes(target))
+  }
+
+  /** Removes a joined instance (DELETE /instances/:id, or expiry); the caller checks it may. */
+  forget(id: string): boolean {
+    return this.instances.delete(id)
+  }
+
+  /**
+   * Joined instances offline, holding nothing, and not heard from (no birth,
+   * Will, heartbeat) for `afterMs`: what the periodic expiry forgets.
+   */
+  expired(now: number, afterMs: number): Instance[] {
+    return this.all().filter((i) => i.source === 'joined' && i.state === 'offline' && i.inFlight.size === 0 && (i.lastSeenAt ?? 0) <= now - afterMs)
   }
 
   /**

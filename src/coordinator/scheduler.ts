@@ -153,9 +153,10 @@ export class Scheduler {
         const leg = entry.task.assignments[entry.leg]
         if (leg === undefined) continue
         if (leg.notBefore > now) { nextWake = Math.min(nextWake, leg.notBefore); continue }
-        const key = leg.targets.join(',')
+        // Joined instances that declare the type are candidates too (router.ts), so the type is part of the key.
+        const key = `${entry.task.type}:${leg.targets.join(',')}`
         if (full.has(key)) continue
-        const instance = router.pick(leg.targets, entry.task.strategy as Route['strategy'], leg.tried)
+        const instance = router.pick(entry.task.type, leg.targets, entry.task.strategy as Route['strategy'], leg.tried)
         if (instance === undefined) { full.add(key); if (!anyAvailable()) break; continue }
         this.unqueue(entry)
         leg.state = 'assigned'
