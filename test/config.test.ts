@@ -70,3 +70,33 @@ test('trinity start with an invalid file prints file:line:col and exits with cod
     dir.remove()
   }
 })
+
+test('ids written as YAML numbers are accepted and resolved to strings', () => {
+  const config = parseConfig([
+    'sync:\n  computer: 2\n  peers: [1, 3]',
+    'instances:\n  - { id: 7, role: 12 }\n  - { id: c1 }',
+    'routes:\n  general: { targets: [7, c1] }',
+    'tasks:\n  fallback: { targets: [7] }',
+    'broker:\n  auth:\n    users:\n      - { username: 7, password: change-me, role: instance }',
+  ].join('\n') + '\n', 'ids.yaml')
+  assert.equal(config.sync.computer, '2')
+  assert.deepEqual(config.sync.peers, ['1', '3'])
+  assert.deepEqual(config.instances.map((i) => [i.id, i.role]), [['7', '12'], ['c1', undefined]])
+  assert.deepEqual(config.routes['general']?.targets, ['7', 'c1'])
+  assert.deepEqual(config.tasks.fallback?.targets, ['7'])
+  assert.equal(config.broker.auth.users[0]?.username, '7')
+  // The checks that compare ids see `2` and "2" as one id.
+  assert.match(problems('sync:\n  computer: 2\n  peers: ["2"]\n')[0] ?? '', /^x\.yaml:3:11: sync\.peers\[0\]: expected the other computers, "2" is sync\.computer itself$/)
+  assert.deepEqual(problems('instances:\n  - id: 2\n  - id: "2"\n'), ['x.yaml:3:9: instances[1].id: expected a unique id, "2" is already used by instances[0]'])
+})
+
+test('negative and fractional ids are refused, saying what an id is', () => {
+  const id = 'expected an id (letters, digits, `.`, `_`, `-`; at most 64) or a whole number ≥ 0'
+  assert.deepEqual(problems('sync:\n  computer: -1\n  peers: [1, 2.5]\n'), [
+    `x.yaml:2:13: sync.computer: ${id}, got -1`,
+    `x.yaml:3:14: sync.peers[1]: ${id}, got 2.5`,
+  ])
+  assert.deepEqual(problems('instances:\n  - id: 1.5\n'), [`x.yaml:2:9: instances[0].id: ${id}, got 1.5`])
+  assert.deepEqual(problems('routes:\n  general: { targets: [-3] }\n'), [`x.yaml:2:24: routes.general.targets[0]: ${id}, got -3`])
+  assert.deepEqual(problems('sync:\n  computer: "a/b"\n'), [`x.yaml:2:13: sync.computer: ${id}, got "a/b"`])
+})

@@ -185,11 +185,13 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   const problem = (path: (string | number)[], expected: string): void => {
     problems.push({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })
   }
+  // Ids compare as the strings they resolve to: `2` and "2" are one id.
   const seen = new Map<string, number>()
   raw.instances?.forEach((instance, index) => {
-    const first = seen.get(instance.id)
-    if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${instance.id}" is already used by instances[${first}]`)
-    else seen.set(instance.id, index)
+    const id = String(instance.id)
+    const first = seen.get(id)
+    if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${id}" is already used by instances[${first}]`)
+    else seen.set(id, index)
   })
   raw.instances?.forEach((instance, index) => {
     if (instance.adapter === 'http' && instance.url === undefined) problem(['instances', index, 'adapter'], 'expected `url` to be set when adapter is "http"')
@@ -199,14 +201,16 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   }
   const sync = raw.sync
   if (sync?.enabled === true && sync.remote === undefined) problem(['sync', 'enabled'], 'expected sync.remote to be set when sync is enabled')
-  sync?.peers?.forEach((peer, index) => {
-    if (peer === (sync.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
-    if (sync.peers?.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
+  const peers = (sync?.peers ?? []).map(String)
+  peers.forEach((peer, index) => {
+    if (peer === String(sync?.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
+    if (peers.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
   })
   const users = new Set<string>()
   raw.broker?.auth?.users?.forEach((user, index) => {
-    if (users.has(user.username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${user.username}" appears twice`)
-    users.add(user.username)
+    const username = String(user.username)
+    if (users.has(username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${username}" appears twice`)
+    users.add(username)
   })
   return problems
 }
