@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, parseConfig } from '../src/config/load.js'
 import { SEED_ROUTES } from '../src/config/defaults.js'
@@ -99,4 +99,24 @@ test('negative and fractional ids are refused, saying what an id is', () => {
   assert.deepEqual(problems('instances:\n  - id: 1.5\n'), [`x.yaml:2:9: instances[0].id: ${id}, got 1.5`])
   assert.deepEqual(problems('routes:\n  general: { targets: [-3] }\n'), [`x.yaml:2:24: routes.general.targets[0]: ${id}, got -3`])
   assert.deepEqual(problems('sync:\n  computer: "a/b"\n'), [`x.yaml:2:13: sync.computer: ${id}, got "a/b"`])
+})
+
+test('one tab in the shipped config is one clear error line and exit code 2', () => {
+  const dir = tempDir()
+  try {
+    // The broker's port, indented with a tab: the parser alone reports six problems for it.
+    const lines = readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8').split('\n')
+    const broker = lines.indexOf('broker:')
+    const port = lines.findIndex((l, i) => i > broker && /^  port: /.test(l))
+    assert.ok(broker >= 0 && port > broker, 'the shipped config has broker.port')
+    lines[port] = `\t${lines[port]?.trimStart() ?? ''}`
+    const file = join(dir.path, 'tabbed.yaml')
+    writeFileSync(file, lines.join('\n'))
+    const run = spawnSync(process.execPath, [CLI, 'start', '--config', file], { encoding: 'utf8', timeout: 20_000 })
+    assert.equal(run.status, 2, run.stderr)
+    assert.deepEqual(run.stderr.split('\n').filter((l) => l !== ''), [`${file}:${port + 1}:1: (yaml): tabs are not allowed for indentation; indent with spaces`])
+    assert.equal(run.stdout, '')
+  } finally {
+    dir.remove()
+  }
 })

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type YAMLError } from 'yaml'
 import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
 import { resolveConfig } from './defaults.js'
@@ -50,10 +50,11 @@ export function parseConfig(text: string, file = '<config>'): Config {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({ file, ...at(e.pos[0]), field: '(yaml)', expected: e.message.split('\n')[0] ?? e.message })),
-    )
+  // Only the first syntax error: the parser's later ones are its own
+  // confusion after it (one tab gave seven lines), and point at good lines.
+  const syntax = [...doc.errors].sort((a, b) => a.pos[0] - b.pos[0])[0]
+  if (syntax !== undefined) {
+    throw new ConfigError([{ file, ...at(syntax.pos[0]), field: '(yaml)', expected: yamlMessage(syntax) }])
   }
   const raw: unknown = doc.toJS() ?? {}
   const problems: ConfigProblem[] = []
@@ -76,6 +77,12 @@ export function parseConfig(text: string, file = '<config>'): Config {
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)
   return resolveConfig(raw as RawConfig, file)
+}
+
+/** The parser's message, first line only; a few made plainer. */
+function yamlMessage(error: YAMLError): string {
+  if (error.code === 'TAB_AS_INDENT') return 'tabs are not allowed for indentation; indent with spaces'
+  return error.message.split('\n')[0] ?? error.message
 }
 
 type Locate = (offset: number) => { line: number; col: number }
