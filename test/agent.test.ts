@@ -137,3 +137,19 @@ test('an offline status for a live agent\'s session (a restarted broker\'s late 
   await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 5000, 'reborn')
   assert.equal(hub.coordinator.registry.get('phoenix')?.session, session)
 })
+
+test('handlers given to connectAgent are in the very first birth', async () => {
+  const births: { state: string; capabilities?: string[] }[] = []
+  const watcher = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  watcher.on('message', (_t, payload) => births.push(JSON.parse(payload.toString('utf8')) as (typeof births)[number]))
+  await watcher.subscribeAsync(topicsFor().instanceStatus('herald'), { qos: 1 })
+  try {
+    const agent = await connectAgent({ id: 'herald', url: hub.mqttUrl, handleSignals: false, handlers: { general: (content) => ({ heard: content }) } })
+    agents.push(agent)
+    await waitFor(() => births.length > 0, 5000, 'the birth')
+    assert.deepEqual(births[0], { ...births[0], state: 'online', capabilities: ['general'] })
+    await waitFor(() => hub.coordinator.registry.get('herald')?.capabilities.includes('general') === true, 5000, 'herald online')
+  } finally {
+    await watcher.endAsync()
+  }
+})

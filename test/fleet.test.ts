@@ -1,15 +1,41 @@
 /** The demo fleet: each seed task type does small real work; a demo instance process serves /health and takes tasks. */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import type { TaskRecord } from '../src/contract/payloads.js'
+import mqtt from 'mqtt'
+import type { InstanceStatus, TaskRecord } from '../src/contract/payloads.js'
+import { topicsFor } from '../src/contract/topics.js'
+import type { Hub } from '../src/hub.js'
 import { analyzeData, buildProject, patternAnalysis, trackUser, writePlan } from '../src/fleet/work.js'
 import { ROOT, http, startTestHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
 
 const { dir, cleanups } = testScope()
+
+interface FleetProcess {
+  child: ChildProcess
+  output: () => string
+  exited: Promise<number | null>
+}
+
+/** `instance.js <id>` as a child process against `hub`; resolves once it logged `instance ready`. */
+async function spawnInstance(hub: Hub, id: string, file: string, env: NodeJS.ProcessEnv = {}): Promise<FleetProcess> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/fleet/instance.js'), id, '--config', file], {
+    env: { ...process.env, TRINITY_MQTT_URL: hub.mqttUrl, TRINITY_URL: hub.httpUrl, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  cleanups.push(async () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); await exited })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  await waitFor(() => out.includes('instance ready') || child.exitCode !== null, 30_000, `${id} ready`)
+  assert.equal(child.exitCode, null, out)
+  return { child, output: () => out, exited }
+}
+
 
 test('the work functions compute real results', async () => {
   assert.deepEqual(analyzeData('values: 1, 2, 3, 4 and 10'), { count: 5, sum: 20, mean: 4, median: 3, min: 1, max: 10, stddev: Math.sqrt(10) })
@@ -65,4 +91,48 @@ test('a taken port is a clear error naming the port and the instance, not a stac
   const code = await new Promise((resolve) => child.once('exit', resolve))
   assert.equal(code, 1)
   assert.equal(err.trim(), `builder: port ${taken} is already in use (set instances[].port, or stop what holds it)`)
+})
+
+test('every birth of a demo instance carries its capabilities, the first after a restart too', async () => {
+  const hubDir = tempDir()
+  cleanups.push(() => hubDir.remove())
+  const capabilities = ['pattern_analysis', 'build_project', 'bug_fix', 'deployment', 'general']
+  const base = { instances: [{ id: 'c1', role: 'c1', capabilities }] }
+  const hub = await startTestHub(await testConfig(hubDir.path, base))
+  cleanups.push(() => hub.stop())
+  const file = writeConfig(hubDir.path, await testConfig(hubDir.path, { ...base, log: { level: 'info' } }), 'fleet.yaml')
+  // A plain MQTT client sees every status c1 publishes, live, from before its first start.
+  const statuses: InstanceStatus[] = []
+  const watcher = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  cleanups.push(() => watcher.endAsync())
+  watcher.on('message', (_t, payload) => { if (payload.length > 0) statuses.push(JSON.parse(payload.toString('utf8')) as InstanceStatus) })
+  await watcher.subscribeAsync(topicsFor().instanceStatus('c1'), { qos: 1 })
+
+  const first = await spawnInstance(hub, 'c1', file)
+  const firstPid = first.child.pid
+  await waitFor(() => statuses.some((s) => s.pid === firstPid), 10_000, 'the first birth')
+  first.child.kill('SIGKILL')
+  await first.exited
+  await waitFor(() => statuses.some((s) => s.state === 'offline'), 10_000, 'the Will')
+  const second = await spawnInstance(hub, 'c1', file)
+  const secondPid = second.child.pid
+  await waitFor(() => statuses.some((s) => s.pid === secondPid), 10_000, 'the birth after the restart')
+  const session = statuses.find((s) => s.pid === secondPid)?.session
+  await waitFor(() => hub.coordinator.registry.get('c1')?.session === session, 10_000, 'the hub sees the new session')
+
+  const births = statuses.filter((s) => s.state === 'online')
+  for (const pid of [firstPid, secondPid]) {
+    const firstBirth = births.find((s) => s.pid === pid)
+    assert.deepEqual([...(firstBirth?.capabilities ?? [])].sort(), [...capabilities].sort(), `the first birth of pid ${pid}: ${JSON.stringify(firstBirth)}`)
+  }
+  for (const birth of births) assert.deepEqual([...(birth.capabilities ?? [])].sort(), [...capabilities].sort(), JSON.stringify(birth))
+  assert.deepEqual([...(hub.coordinator.registry.get('c1')?.capabilities ?? [])].sort(), [...capabilities].sort())
+  // The retained birth a newcomer gets is the new process's, with everything.
+  const late = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  cleanups.push(() => late.endAsync())
+  const retained = new Promise<InstanceStatus>((resolve) => late.on('message', (_t, payload, packet) => { if (packet.retain) resolve(JSON.parse(payload.toString('utf8')) as InstanceStatus) }))
+  await late.subscribeAsync(topicsFor().instanceStatus('c1'), { qos: 1 })
+  const kept = await retained
+  assert.equal(kept.pid, secondPid)
+  assert.deepEqual([...(kept.capabilities ?? [])].sort(), [...capabilities].sort())
 })

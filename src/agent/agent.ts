@@ -1,8 +1,9 @@
 /**
  * The agent SDK: a worker joins the fleet in a few lines.
  *
- *   const agent = await connectAgent({ id: 'builder', capabilities: ['build_project'] })
- *   agent.handle('build_project', async (content, ctx) => { ctx.progress('scaffolding'); return { files } })
+ *   const agent = await connectAgent({ id: 'builder', handlers: {
+ *     build_project: async (content, ctx) => { ctx.progress('scaffolding'); return { files } },
+ *   } })
  *
  * It speaks only the topic contract, over MQTT (it never imports the
  * coordinator, so it runs on any machine that reaches the broker): a
@@ -23,6 +24,11 @@ export interface AgentOptions {
   /** Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. */
   url?: string
   capabilities?: string[]
+  /**
+   * Handlers registered before the birth, so the very first birth (also the
+   * first after a restart) announces their task types; handle() later adds more.
+   */
+  handlers?: Readonly<Record<string, TaskHandler>>
   role?: string
   name?: string
   /** Tasks run at once (default 1); the hub sends no more than this. */
@@ -81,6 +87,7 @@ class AgentImpl implements Agent {
     private readonly session: number,
   ) {
     this.topics = topicsFor(options.prefix)
+    for (const [type, handler] of Object.entries(options.handlers ?? {})) this.handlers.set(type, handler)
   }
 
   get id(): string {

@@ -70,13 +70,15 @@ if (portSetting !== undefined) {
 }
 
 const url = process.env['TRINITY_MQTT_URL'] ?? (config.broker.mode === 'external' ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`)
-agent = await connectAgent({
-  id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id,
-  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
-})
+// Handlers go in with the connection: the birth announces them all, the first one too.
+const own: Record<string, TaskHandler> = {}
 for (const capability of instance.capabilities ?? []) {
   const handler = handlers[capability]
-  if (handler !== undefined) agent.handle(capability, handler)
+  if (handler !== undefined) own[capability] = handler
   else log.warn({ capability }, 'no demo handler for this capability')
 }
+agent = await connectAgent({
+  id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id, handlers: own,
+  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+})
 log.info({ instance: instance.id, port, capabilities: instance.capabilities ?? [] }, 'instance ready')
