@@ -153,3 +153,20 @@ test('handlers given to connectAgent are in the very first birth', async () => {
     await watcher.endAsync()
   }
 })
+
+test('messages that arrive before onMessage() is called are held for the first listener', async () => {
+  const first = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 5000, 'postbox online')
+  await first.drain()
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'offline', 5000, 'postbox offline')
+  // Queued in postbox's persistent session while it is away: delivered right behind the CONNACK.
+  const sent = await http<{ id: string }>(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'postbox', message: 'while you were out' })
+  assert.equal(sent.status, 202)
+  const agent = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
+  agents.push(agent)
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 5000, 'postbox back')
+  const received: string[] = []
+  agent.onMessage((m) => received.push(m.message))
+  await waitFor(() => received.length > 0, 5000, 'the held message')
+  assert.deepEqual(received, ['while you were out'])
+})

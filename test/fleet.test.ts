@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { InstanceStatus, TaskRecord } from '../src/contract/payloads.js'
+import type { InstanceStatus, Message, TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
 import type { Hub } from '../src/hub.js'
+import { TestInstance } from './helpers/instance.js'
 import { analyzeData, buildProject, patternAnalysis, trackUser, writePlan } from '../src/fleet/work.js'
 import { ROOT, http, startTestHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
 
@@ -36,6 +37,11 @@ async function spawnInstance(hub: Hub, id: string, file: string, env: NodeJS.Pro
   return { child, output: () => out, exited }
 }
 
+
+/** The JSON log lines of a fleet process with this `msg`. */
+function logLines(proc: FleetProcess, msg: string): Record<string, unknown>[] {
+  return proc.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l['msg'] === msg)
+}
 
 test('the work functions compute real results', async () => {
   assert.deepEqual(analyzeData('values: 1, 2, 3, 4 and 10'), { count: 5, sum: 20, mean: 4, median: 3, min: 1, max: 10, stddev: Math.sqrt(10) })
@@ -135,4 +141,57 @@ test('every birth of a demo instance carries its capabilities, the first after a
   const kept = await retained
   assert.equal(kept.pid, secondPid)
   assert.deepEqual([...(kept.capabilities ?? [])].sort(), [...capabilities].sort())
+})
+
+test('demo instances log every message; C1 answers each once, never an answer and never itself', async () => {
+  const hubDir = tempDir()
+  cleanups.push(() => hubDir.remove())
+  const base = {
+    instances: [
+      { id: 'c1', name: 'C1 Mechanic', role: 'c1', capabilities: ['general'] },
+      { id: 'c2', name: 'C2 Mechanic', role: 'c2', capabilities: ['general'] },
+      { id: 'araya', role: 'araya', capabilities: ['pattern_analysis'] },
+      { id: 'scribe', capabilities: [] },
+    ],
+  }
+  const hub = await startTestHub(await testConfig(hubDir.path, base))
+  cleanups.push(() => hub.stop())
+  const file = writeConfig(hubDir.path, await testConfig(hubDir.path, { ...base, log: { level: 'info' } }), 'fleet.yaml')
+  const [c1, c2, araya] = await Promise.all(['c1', 'c2', 'araya'].map((id) => spawnInstance(hub, id, file))) as [FleetProcess, FleetProcess, FleetProcess]
+  const scribe = await TestInstance.start({ url: hub.mqttUrl, id: 'scribe' })
+  cleanups.push(() => scribe.close())
+  await waitFor(() => ['c1', 'c2', 'araya', 'scribe'].every((id) => hub.coordinator.registry.get(id)?.connected === true), 10_000, 'all connected')
+  const send = async (from: string, to: string, message: string): Promise<Message> => {
+    const sent = await http<Message>(hub.httpUrl, 'POST', '/send', { from, to, message })
+    assert.equal(sent.status, 202, JSON.stringify(sent.body))
+    return sent.body
+  }
+  const received = (proc: FleetProcess, id: string): Record<string, unknown> | undefined => logLines(proc, 'message received').find((l) => l['id'] === id)
+  const replies = (to: string): Message[] => (scribe.messages as Message[]).filter((m) => m.to === to)
+
+  // A message to c1 is logged with its sender and text, and answered to the sender.
+  const hello = await send('scribe', 'c1', 'hello c1')
+  await waitFor(() => received(c1, hello.id) !== undefined, 10_000, 'c1 logs the message')
+  assert.deepEqual([received(c1, hello.id)?.['from'], received(c1, hello.id)?.['text']], ['scribe', 'hello c1'])
+  await waitFor(() => replies('scribe').length === 1, 10_000, 'the answer in scribe\'s inbox')
+  const answer = replies('scribe')[0]
+  assert.deepEqual([answer?.from, answer?.replyTo, answer?.message], ['c1', hello.id, 'C1 Mechanic got your message "hello c1"'])
+
+  // Araya logs a message too and does not answer.
+  const toAraya = await send('scribe', 'araya', 'hello araya')
+  await waitFor(() => received(araya, toAraya.id) !== undefined, 10_000, 'araya logs the message')
+  // c1 → c2: c2 answers; c1 logs the answer and does not answer it. A note to self goes unanswered.
+  const between = await send('c1', 'c2', 'hi c2')
+  await waitFor(() => logLines(c1, 'message received').some((l) => l['replyTo'] === between.id && l['from'] === 'c2'), 10_000, 'c2\'s answer reaches c1')
+  const self = await send('c1', 'c1', 'note to self')
+  await waitFor(() => received(c1, self.id) !== undefined, 10_000, 'c1 logs its note to self')
+  // A last message to c1: its answer comes after any answer c1 could have given to the ones above.
+  const last = await send('scribe', 'c1', 'one more')
+  await waitFor(() => replies('scribe').length === 2, 10_000, 'the answer to the last message')
+  assert.equal(replies('scribe')[1]?.replyTo, last.id)
+
+  const log = (await http<{ messages: Message[] }>(hub.httpUrl, 'GET', '/messages?limit=100')).body.messages
+  const answers = log.filter((m) => m.replyTo !== undefined).map((m) => [m.from, m.to, m.replyTo])
+  assert.deepEqual(answers, [['c1', 'scribe', hello.id], ['c2', 'c1', between.id], ['c1', 'scribe', last.id]])
+  assert.equal(c2.child.exitCode, null)
 })

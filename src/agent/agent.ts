@@ -13,7 +13,7 @@
  * concurrency limit, and a drain that finishes running work before leaving.
  */
 import type { Socket } from 'node:net'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import type { InboxFrame, Message, Priority, Report } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
@@ -60,7 +60,8 @@ export type TaskHandler = (content: unknown, context: TaskContext) => unknown
 export interface Agent {
   readonly id: string
   handle(type: string, handler: TaskHandler): Agent
-  send(to: string, message: string): Promise<Message>
+  /** `replyTo`: the id of the message this answers (so no one answers the answer). */
+  send(to: string, message: string, options?: { replyTo?: string }): Promise<Message>
   onMessage(listener: (message: Message) => void): Agent
   /** Tasks running now. */
   readonly running: number
@@ -69,10 +70,14 @@ export interface Agent {
 }
 
 type TaskFrame = Extract<InboxFrame, { kind: 'task' }>
+/** Messages held for a listener not attached yet; the oldest go first beyond this. */
+const EARLY_MESSAGES = 1000
 
 class AgentImpl implements Agent {
   private readonly handlers = new Map<string, TaskHandler>()
   private readonly listeners: ((message: Message) => void)[] = []
+  /** Messages that arrived before the first onMessage() (a persistent session delivers at once): held for it. */
+  private early: Message[] = []
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
   private readonly waiting: TaskFrame[] = []
   private unhandled: TaskFrame[] = []
@@ -85,6 +90,8 @@ class AgentImpl implements Agent {
     private readonly client: MqttClient,
     /** Also in the Last Will: the hub ignores a Will older than the current birth. */
     private readonly session: number,
+    /** Publishes that came with the CONNACK, before start(): see connectHolding. */
+    private readonly held: Held,
   ) {
     this.topics = topicsFor(options.prefix)
     for (const [type, handler] of Object.entries(options.handlers ?? {})) this.handlers.set(type, handler)
@@ -100,7 +107,10 @@ class AgentImpl implements Agent {
 
   async start(): Promise<void> {
     const ownStatus = this.topics.instanceStatus(this.id)
-    this.client.on('message', (topic, payload) => (topic === ownStatus ? this.onOwnStatus(payload) : this.onFrame(payload)))
+    const onPublish = (topic: string, payload: Buffer): void => (topic === ownStatus ? this.onOwnStatus(payload) : this.onFrame(payload))
+    this.client.off('message', this.held.listener)
+    this.client.on('message', onPublish)
+    for (const [topic, payload] of this.held.messages.splice(0)) onPublish(topic, payload)
     this.client.on('connect', () => {
       ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
       void this.publishStatus('online')
@@ -123,11 +133,14 @@ class AgentImpl implements Agent {
 
   onMessage(listener: (message: Message) => void): Agent {
     this.listeners.push(listener)
+    const early = this.early
+    this.early = []
+    for (const message of early) listener(message)
     return this
   }
 
-  async send(to: string, text: string): Promise<Message> {
-    const message: Message = { id: randomUUID(), from: this.id, to, message: text, ts: Date.now() }
+  async send(to: string, text: string, options: { replyTo?: string } = {}): Promise<Message> {
+    const message: Message = { id: randomUUID(), from: this.id, to, message: text, ts: Date.now(), ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }) }
     await this.client.publishAsync(this.topics.message(this.id, to), JSON.stringify(message), { qos: 1 })
     return message
   }
@@ -191,6 +204,10 @@ class AgentImpl implements Agent {
       case 'ping':
         return this.beat(frame.nonce)
       case 'message':
+        if (this.listeners.length === 0) {
+          this.early.push(frame.message)
+          if (this.early.length > EARLY_MESSAGES) this.early.shift()
+        }
         for (const listener of this.listeners) listener(frame.message)
         return
       case 'cancel':
@@ -243,6 +260,32 @@ class AgentImpl implements Agent {
   }
 }
 
+interface Held {
+  readonly messages: [string, Buffer][]
+  readonly listener: (topic: string, payload: Buffer) => void
+}
+
+/**
+ * mqtt.connectAsync, but keeping what arrives with the CONNACK. A persistent
+ * session's queued inbox frames (tasks, messages assigned while the agent was
+ * away) follow the CONNACK in the same read, and MQTT.js emits them (and
+ * acknowledges them) before connectAsync's promise resolves: with no
+ * listener yet they were lost, a task until its lease ran out.
+ */
+function connectHolding(url: string, options: IClientOptions): Promise<{ client: MqttClient; held: Held }> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, options)
+    const messages: [string, Buffer][] = []
+    const listener = (topic: string, payload: Buffer): void => void messages.push([topic, payload])
+    client.on('message', listener)
+    const settle = (): void => { client.off('connect', onConnect); client.off('error', onError) }
+    const onConnect = (): void => { settle(); resolve({ client, held: { messages, listener } }) }
+    const onError = (err: Error): void => { settle(); client.off('message', listener); client.end(); reject(err) }
+    client.on('connect', onConnect)
+    client.on('error', onError)
+  })
+}
+
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
   const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
@@ -257,10 +300,10 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   // A broker that is not listening yet (the hub still starting) is waited for;
   // any other failure (bad credentials, a bad URL) is reported at once.
   const deadline = Date.now() + (options.waitForBusMs ?? 30_000)
-  let client: MqttClient
+  let connected: { client: MqttClient; held: Held }
   for (let attempt = 0; ; attempt++) {
     try {
-      client = await mqtt.connectAsync(url, connectOptions)
+      connected = await connectHolding(url, connectOptions)
       break
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -271,8 +314,9 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
       throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
     }
   }
+  const { client, held } = connected
   ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-  const agent = new AgentImpl(options, client, session)
+  const agent = new AgentImpl(options, client, session, held)
   await agent.start()
   if (options.handleSignals !== false) {
     const stop = (): void => void agent.drain().then(() => process.exit(0))

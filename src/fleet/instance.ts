@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
 import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
 import { createLogger } from '../log.js'
+import { AnsweredIds, acknowledgement, preview } from './messages.js'
 import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, writePlan } from './work.js'
 
 const args = process.argv.slice(2)
@@ -80,5 +81,18 @@ for (const capability of instance.capabilities ?? []) {
 agent = await connectAgent({
   id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id, handlers: own,
   concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+})
+// Every message is logged; the generalist (C1 Mechanic) answers each, once (see ./messages.ts).
+const answers = (instance.capabilities ?? []).includes('general')
+const answered = new AnsweredIds()
+const self = { id: instance.id, name: instance.name ?? instance.id }
+agent.onMessage((message) => {
+  log.info({ from: message.from, to: message.to, id: message.id, ...(message.replyTo === undefined ? {} : { replyTo: message.replyTo }), text: preview(message.message) }, 'message received')
+  const answer = answers ? acknowledgement(message, self) : null
+  if (answer === null || !answered.add(message.id)) return
+  agent?.send(message.from, answer, { replyTo: message.id }).then(
+    (sent) => log.info({ to: sent.to, id: sent.id, replyTo: message.id }, 'message answered'),
+    (err: unknown) => log.warn({ to: message.from, err: (err as Error).message }, 'could not answer a message'),
+  )
 })
 log.info({ instance: instance.id, port, capabilities: instance.capabilities ?? [] }, 'instance ready')
