@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -194,4 +194,55 @@ test('demo instances log every message; C1 answers each once, never an answer an
   const answers = log.filter((m) => m.replyTo !== undefined).map((m) => [m.from, m.to, m.replyTo])
   assert.deepEqual(answers, [['c1', 'scribe', hello.id], ['c2', 'c1', between.id], ['c1', 'scribe', last.id]])
   assert.equal(c2.child.exitCode, null)
+})
+
+test('track_user reads a plain-text form, and content it cannot read fails saying what it expects', () => {
+  assert.deepEqual(trackUser('alice /pricing\nbob /\n\n  alice   /docs  \n'), { events: 3, users: 2, pages: { '/pricing': 1, '/': 1, '/docs': 1 }, perUser: { alice: 2, bob: 1 } })
+  assert.deepEqual(trackUser('[{"user":"u1","page":"/"}]').events, 1, 'JSON in a string still parses')
+  assert.deepEqual(trackUser([]).events, 0, 'an empty list is no events')
+  const expects = 'expected a JSON list of {"user", "page"} events, or plain text with one "<user> <page>" visit per line'
+  assert.throws(() => trackUser('alice /home\nbob visited /docs'), { message: `track_user: line 2 is "bob visited /docs"; ${expects}` })
+  assert.throws(() => trackUser('someone looked around'), { message: `track_user: line 1 is "someone looked around"; ${expects}` })
+  assert.throws(() => trackUser('   \n'), { message: `track_user: the content is empty; ${expects}` })
+  assert.throws(() => trackUser(42), { message: `track_user: content is 42; ${expects}` })
+  assert.throws(() => trackUser([{ user: 'a', page: '/' }, 'b /x']), { message: `track_user: event 1 is "b /x"; ${expects}` })
+})
+
+test('build_project fanned out to builder and c1 writes two folders, each in its instance\'s own workspace', async () => {
+  const hubDir = tempDir()
+  cleanups.push(() => hubDir.remove())
+  const base = {
+    instances: [
+      { id: 'builder', role: 'builder', capabilities: ['build_project'] },
+      { id: 'c1', role: 'c1', capabilities: ['build_project', 'track_user'] },
+    ],
+    routes: { build_project: { targets: ['builder', 'c1'], strategy: 'all' }, track_user: { targets: ['c1'] } },
+  }
+  const hub = await startTestHub(await testConfig(hubDir.path, base))
+  cleanups.push(() => hub.stop())
+  const file = writeConfig(hubDir.path, await testConfig(hubDir.path, { ...base, log: { level: 'info' } }), 'fleet.yaml')
+  const other = join(hubDir.path, 'elsewhere')
+  await Promise.all([spawnInstance(hub, 'builder', file, { TRINITY_WORKSPACE: undefined }), spawnInstance(hub, 'c1', file, { TRINITY_WORKSPACE: other })])
+  await waitFor(() => ['builder', 'c1'].every((id) => hub.coordinator.registry.get(id)?.state === 'online'), 10_000, 'both online')
+
+  const finished = async (id: string): Promise<TaskRecord> => {
+    let task: TaskRecord | undefined
+    await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${id}`)).body; return ['completed', 'failed', 'dead'].includes(task.state) }, 30_000, `task ${id}`)
+    return task as TaskRecord
+  }
+  const built = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'build_project', content: 'Todo App' })
+  const task = await finished(built.body.id)
+  assert.equal(task.state, 'completed', JSON.stringify(task))
+  const paths = Object.fromEntries<string>(task.assignments.map((a) => [a.instance ?? '?', (a.output as { path: string }).path]))
+  // builder: the default, under hub.dataDir; c1: under its TRINITY_WORKSPACE. Each in a folder named for it.
+  assert.equal(paths['builder'], join(hubDir.path, 'workspace', 'builder', `todo-app-${built.body.id.slice(0, 8)}`))
+  assert.equal(paths['c1'], join(other, 'c1', `todo-app-${built.body.id.slice(0, 8)}`))
+  for (const path of Object.values(paths)) assert.equal(readFileSync(join(path, 'README.md'), 'utf8'), '# todo-app\n\nTodo App\n')
+
+  const plain = await finished((await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'track_user', content: 'alice /pricing\nbob /pricing' })).body.id)
+  assert.equal(plain.state, 'completed', JSON.stringify(plain))
+  assert.deepEqual(plain.result, { events: 2, users: 2, pages: { '/pricing': 2 }, perUser: { alice: 1, bob: 1 } })
+  const unreadable = await finished((await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'track_user', content: 'somebody came by' })).body.id)
+  assert.equal(unreadable.state, 'failed')
+  assert.match(unreadable.error ?? '', /^c1: track_user: line 1 is "somebody came by"; expected a JSON list of \{"user", "page"\} events, or plain text with one "<user> <page>" visit per line$/)
 })

@@ -5,11 +5,12 @@
  * capabilities and port from the config, does the small real work of
  * ./work.ts for each capability, and serves GET /health on its port.
  * TRINITY_MQTT_URL overrides the broker, TRINITY_INSTANCE_PORT the port
- * (0: any free one, printed in the ready log line).
+ * (0: any free one, printed in the ready log line), TRINITY_WORKSPACE the
+ * folder build_project writes under (default <hub.dataDir>/workspace; each
+ * instance in its own <id>/ there).
  */
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
 import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
 import { createLogger } from '../log.js'
@@ -29,7 +30,9 @@ if (id === undefined || instance === undefined) {
 }
 
 const hubUrl = process.env['TRINITY_URL'] ?? `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
-const workspace = process.env['TRINITY_WORKSPACE'] ?? join(tmpdir(), 'trinity-workspace')
+// One folder per instance, in this checkout's data: builder and c1 both take
+// build_project (route `all`), and two checkouts on one machine must not meet.
+const workspace = join(resolve(process.env['TRINITY_WORKSPACE'] ?? join(config.hub.dataDir, 'workspace')), instance.id)
 const handlers: Record<string, TaskHandler> = {
   analyze_data: (content) => analyzeData(content),
   pattern_analysis: (content) => patternAnalysis(content),
