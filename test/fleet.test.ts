@@ -70,14 +70,14 @@ test('a demo instance process serves /health, joins the hub and does its work', 
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  await waitFor(() => out.includes('instance ready'), 10_000, 'instance ready')
+  await waitFor(() => out.includes('instance ready'), 30_000, 'instance ready')
   const port = (JSON.parse(out.split('\n').find((l) => l.includes('instance ready')) ?? '{}') as { port: number }).port
   const health = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.json() as Promise<{ status: string; instance: string }>)
   assert.deepEqual([health.status, health.instance], ['ok', 'araya'])
-  await waitFor(() => hub.coordinator.registry.get('araya')?.capabilities.includes('pattern_analysis') === true, 5000, 'araya online')
+  await waitFor(() => hub.coordinator.registry.get('araya')?.capabilities.includes('pattern_analysis') === true, 30_000, 'araya online')
   const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'pattern_analysis', content: 'red fish blue fish red fish' })
   let task: TaskRecord | undefined
-  await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${body.id}`)).body; return task.state === 'completed' }, 5000, 'completed')
+  await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${body.id}`)).body; return task.state === 'completed' }, 30_000, 'completed')
   assert.deepEqual((task?.result as { words: [string, number][] }).words, [['fish', 3], ['red', 2]])
   // SIGTERM drains and exits cleanly.
   child.kill('SIGTERM')
@@ -116,15 +116,15 @@ test('every birth of a demo instance carries its capabilities, the first after a
 
   const first = await spawnInstance(hub, 'c1', file)
   const firstPid = first.child.pid
-  await waitFor(() => statuses.some((s) => s.pid === firstPid), 10_000, 'the first birth')
+  await waitFor(() => statuses.some((s) => s.pid === firstPid), 30_000, 'the first birth')
   first.child.kill('SIGKILL')
   await first.exited
-  await waitFor(() => statuses.some((s) => s.state === 'offline'), 10_000, 'the Will')
+  await waitFor(() => statuses.some((s) => s.state === 'offline'), 30_000, 'the Will')
   const second = await spawnInstance(hub, 'c1', file)
   const secondPid = second.child.pid
-  await waitFor(() => statuses.some((s) => s.pid === secondPid), 10_000, 'the birth after the restart')
+  await waitFor(() => statuses.some((s) => s.pid === secondPid), 30_000, 'the birth after the restart')
   const session = statuses.find((s) => s.pid === secondPid)?.session
-  await waitFor(() => hub.coordinator.registry.get('c1')?.session === session, 10_000, 'the hub sees the new session')
+  await waitFor(() => hub.coordinator.registry.get('c1')?.session === session, 30_000, 'the hub sees the new session')
 
   const births = statuses.filter((s) => s.state === 'online')
   for (const pid of [firstPid, secondPid]) {
@@ -160,7 +160,7 @@ test('demo instances log every message; C1 answers each once, never an answer an
   const [c1, c2, araya] = await Promise.all(['c1', 'c2', 'araya'].map((id) => spawnInstance(hub, id, file))) as [FleetProcess, FleetProcess, FleetProcess]
   const scribe = await TestInstance.start({ url: hub.mqttUrl, id: 'scribe' })
   cleanups.push(() => scribe.close())
-  await waitFor(() => ['c1', 'c2', 'araya', 'scribe'].every((id) => hub.coordinator.registry.get(id)?.connected === true), 10_000, 'all connected')
+  await waitFor(() => ['c1', 'c2', 'araya', 'scribe'].every((id) => hub.coordinator.registry.get(id)?.connected === true), 30_000, 'all connected')
   const send = async (from: string, to: string, message: string): Promise<Message> => {
     const sent = await http<Message>(hub.httpUrl, 'POST', '/send', { from, to, message })
     assert.equal(sent.status, 202, JSON.stringify(sent.body))
@@ -171,23 +171,23 @@ test('demo instances log every message; C1 answers each once, never an answer an
 
   // A message to c1 is logged with its sender and text, and answered to the sender.
   const hello = await send('scribe', 'c1', 'hello c1')
-  await waitFor(() => received(c1, hello.id) !== undefined, 10_000, 'c1 logs the message')
+  await waitFor(() => received(c1, hello.id) !== undefined, 30_000, 'c1 logs the message')
   assert.deepEqual([received(c1, hello.id)?.['from'], received(c1, hello.id)?.['text']], ['scribe', 'hello c1'])
-  await waitFor(() => replies('scribe').length === 1, 10_000, 'the answer in scribe\'s inbox')
+  await waitFor(() => replies('scribe').length === 1, 30_000, 'the answer in scribe\'s inbox')
   const answer = replies('scribe')[0]
   assert.deepEqual([answer?.from, answer?.replyTo, answer?.message], ['c1', hello.id, 'C1 Mechanic got your message "hello c1"'])
 
   // Araya logs a message too and does not answer.
   const toAraya = await send('scribe', 'araya', 'hello araya')
-  await waitFor(() => received(araya, toAraya.id) !== undefined, 10_000, 'araya logs the message')
+  await waitFor(() => received(araya, toAraya.id) !== undefined, 30_000, 'araya logs the message')
   // c1 → c2: c2 answers; c1 logs the answer and does not answer it. A note to self goes unanswered.
   const between = await send('c1', 'c2', 'hi c2')
-  await waitFor(() => logLines(c1, 'message received').some((l) => l['replyTo'] === between.id && l['from'] === 'c2'), 10_000, 'c2\'s answer reaches c1')
+  await waitFor(() => logLines(c1, 'message received').some((l) => l['replyTo'] === between.id && l['from'] === 'c2'), 30_000, 'c2\'s answer reaches c1')
   const self = await send('c1', 'c1', 'note to self')
-  await waitFor(() => received(c1, self.id) !== undefined, 10_000, 'c1 logs its note to self')
+  await waitFor(() => received(c1, self.id) !== undefined, 30_000, 'c1 logs its note to self')
   // A last message to c1: its answer comes after any answer c1 could have given to the ones above.
   const last = await send('scribe', 'c1', 'one more')
-  await waitFor(() => replies('scribe').length === 2, 10_000, 'the answer to the last message')
+  await waitFor(() => replies('scribe').length === 2, 30_000, 'the answer to the last message')
   assert.equal(replies('scribe')[1]?.replyTo, last.id)
 
   const log = (await http<{ messages: Message[] }>(hub.httpUrl, 'GET', '/messages?limit=100')).body.messages
@@ -223,7 +223,7 @@ test('build_project fanned out to builder and c1 writes two folders, each in its
   const file = writeConfig(hubDir.path, await testConfig(hubDir.path, { ...base, log: { level: 'info' } }), 'fleet.yaml')
   const other = join(hubDir.path, 'elsewhere')
   await Promise.all([spawnInstance(hub, 'builder', file, { TRINITY_WORKSPACE: undefined }), spawnInstance(hub, 'c1', file, { TRINITY_WORKSPACE: other })])
-  await waitFor(() => ['builder', 'c1'].every((id) => hub.coordinator.registry.get(id)?.state === 'online'), 10_000, 'both online')
+  await waitFor(() => ['builder', 'c1'].every((id) => hub.coordinator.registry.get(id)?.state === 'online'), 30_000, 'both online')
 
   const finished = async (id: string): Promise<TaskRecord> => {
     let task: TaskRecord | undefined

@@ -84,6 +84,11 @@ class AgentImpl implements Agent {
   private readonly topics: TopicContract
   private heartbeat: NodeJS.Timeout | undefined
   private draining: Promise<void> | undefined
+  /**
+   * Set as the offline status goes out: a ping answered after it reached the
+   * hub behind the offline status, and counted as a pass, showed a gone agent online.
+   */
+  private saidOffline = false
 
   constructor(
     private readonly options: AgentOptions,
@@ -152,6 +157,7 @@ class AgentImpl implements Agent {
       this.unhandled = []
       await Promise.allSettled([...this.active.values()].map((a) => a.done))
       if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
+      this.saidOffline = true
       await this.publishStatus('offline')
       await this.client.endAsync()
     })()
@@ -185,6 +191,7 @@ class AgentImpl implements Agent {
   }
 
   private beat(nonce?: string): void {
+    if (this.saidOffline) return
     const heartbeat = { ts: Date.now(), inFlight: this.active.size, ...(nonce === undefined ? {} : { nonce }) }
     this.client.publish(this.topics.instanceHeartbeat(this.id), JSON.stringify(heartbeat), { qos: 0 })
   }
