@@ -70,14 +70,16 @@ export interface Agent {
 }
 
 type TaskFrame = Extract<InboxFrame, { kind: 'task' }>
-/** Messages held for a listener not attached yet; the oldest go first beyond this. */
-const EARLY_MESSAGES = 1000
+/** Messages held for a listener not attached yet (an agent may never attach one): the oldest go first beyond these. */
+const EARLY_MESSAGES = 100
+const EARLY_CHARACTERS = 1_000_000
 
 class AgentImpl implements Agent {
   private readonly handlers = new Map<string, TaskHandler>()
   private readonly listeners: ((message: Message) => void)[] = []
   /** Messages that arrived before the first onMessage() (a persistent session delivers at once): held for it. */
   private early: Message[] = []
+  private earlyCharacters = 0
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
   private readonly waiting: TaskFrame[] = []
   private unhandled: TaskFrame[] = []
@@ -140,6 +142,7 @@ class AgentImpl implements Agent {
     this.listeners.push(listener)
     const early = this.early
     this.early = []
+    this.earlyCharacters = 0
     for (const message of early) listener(message)
     return this
   }
@@ -213,7 +216,10 @@ class AgentImpl implements Agent {
       case 'message':
         if (this.listeners.length === 0) {
           this.early.push(frame.message)
-          if (this.early.length > EARLY_MESSAGES) this.early.shift()
+          this.earlyCharacters += frame.message.message.length
+          while (this.early.length > 1 && (this.early.length > EARLY_MESSAGES || this.earlyCharacters > EARLY_CHARACTERS)) {
+            this.earlyCharacters -= this.early.shift()?.message.length ?? 0
+          }
         }
         for (const listener of this.listeners) listener(frame.message)
         return

@@ -81,19 +81,20 @@ for (const capability of instance.capabilities ?? []) {
   if (handler !== undefined) own[capability] = handler
   else log.warn({ capability }, 'no demo handler for this capability')
 }
-agent = await connectAgent({
+const joined = await connectAgent({
   id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id, handlers: own,
   concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
 })
+agent = joined
 // Every message is logged; the generalist (C1 Mechanic) answers each, once (see ./messages.ts).
 const answers = (instance.capabilities ?? []).includes('general')
 const answered = new AnsweredIds()
 const self = { id: instance.id, name: instance.name ?? instance.id }
-agent.onMessage((message) => {
+joined.onMessage((message) => {
   log.info({ from: message.from, to: message.to, id: message.id, ...(message.replyTo === undefined ? {} : { replyTo: message.replyTo }), text: preview(message.message) }, 'message received')
   const answer = answers ? acknowledgement(message, self) : null
   if (answer === null || !answered.add(message.id)) return
-  agent?.send(message.from, answer, { replyTo: message.id }).then(
+  joined.send(message.from, answer, { replyTo: message.id }).then(
     (sent) => log.info({ to: sent.to, id: sent.id, replyTo: message.id }, 'message answered'),
     (err: unknown) => log.warn({ to: message.from, err: (err as Error).message }, 'could not answer a message'),
   )
