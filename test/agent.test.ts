@@ -28,7 +28,7 @@ async function finished(id: string): Promise<TaskRecord> {
   await waitFor(async () => {
     task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
     return ['completed', 'failed', 'dead'].includes(task.state)
-  }, 10_000, `task ${id}`)
+  }, 30_000, `task ${id}`)
   return task as TaskRecord
 }
 
@@ -41,7 +41,7 @@ test('a worker joins in a few lines; results, progress and failures reach the hu
     return { echo: content, attempt: ctx.attempt }
   })
   // handle() announces the new capability with a fresh birth.
-  await waitFor(() => hub.coordinator.registry.get('c1')?.capabilities.includes('general') === true, 5000, 'c1 online with its capability')
+  await waitFor(() => hub.coordinator.registry.get('c1')?.capabilities.includes('general') === true, 30_000, 'c1 online with its capability')
   assert.equal(hub.coordinator.registry.get('c1')?.state, 'online')
   const ok = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'hi' })
   const done = await finished(ok.body.id)
@@ -68,25 +68,25 @@ test('the concurrency limit holds, and messages go both ways', async () => {
   })
   const received: string[] = []
   agent.onMessage((m) => received.push(m.message))
-  await waitFor(() => hub.coordinator.registry.get('analytics')?.state === 'online', 5000, 'analytics online')
+  await waitFor(() => hub.coordinator.registry.get('analytics')?.state === 'online', 30_000, 'analytics online')
   const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: i })))
   for (const r of ids) assert.equal((await finished(r.body.id)).state, 'completed')
   assert.equal(peak, 2)
   await http(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'analytics', message: 'hello agent' })
-  await waitFor(() => received.includes('hello agent'), 5000, 'message to the agent')
+  await waitFor(() => received.includes('hello agent'), 30_000, 'message to the agent')
   await agent.send('c1', 'hello hub')
-  await waitFor(async () => (await http<{ messages: { message: string }[] }>(hub.httpUrl, 'GET', '/messages?from=analytics')).body.messages.some((m) => m.message === 'hello hub'), 5000, 'message from the agent')
+  await waitFor(async () => (await http<{ messages: { message: string }[] }>(hub.httpUrl, 'GET', '/messages?from=analytics')).body.messages.some((m) => m.message === 'hello hub'), 30_000, 'message from the agent')
 })
 
 test('drain finishes the running task, then the hub sees the agent offline', async () => {
   const agent = await connectAgent({ id: 'observatory', url: hub.mqttUrl, handleSignals: false })
   let release: (value: string) => void = () => undefined
   agent.handle('monitor_system', () => new Promise<string>((resolve) => { release = resolve }))
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'online', 5000, 'observatory online')
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'online', 30_000, 'observatory online')
   const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: null })
-  await waitFor(() => agent.running === 1, 5000, 'task running')
+  await waitFor(() => agent.running === 1, 30_000, 'task running')
   const drained = agent.drain()
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.draining === true, 5000, 'hub sees draining')
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.draining === true, 30_000, 'hub sees draining')
   // Draining takes no new work: a second task waits in the queue.
   const second = await http<{ id: string; assigned: string[] }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: 'later' })
   assert.deepEqual(second.body.assigned, [])
@@ -94,7 +94,7 @@ test('drain finishes the running task, then the hub sees the agent offline', asy
   await drained
   const done = await finished(body.id)
   assert.equal(done.result, 'finished during drain')
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'offline', 5000, 'offline after drain')
+  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'offline', 30_000, 'offline after drain')
 })
 
 test('work for a declared capability that arrives before its handler is held, not failed', async () => {
@@ -102,7 +102,7 @@ test('work for a declared capability that arrives before its handler is held, no
   const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'early_job', content: 'early' })
   const agent = await connectAgent({ id: 'early-bird', url: hub.mqttUrl, handleSignals: false, capabilities: ['early_job'] })
   agents.push(agent)
-  await waitFor(() => (hub.coordinator.scheduler.get(body.id)?.state ?? '') === 'assigned' || hub.coordinator.scheduler.get(body.id)?.state === 'running', 5000, 'sent to the agent')
+  await waitFor(() => (hub.coordinator.scheduler.get(body.id)?.state ?? '') === 'assigned' || hub.coordinator.scheduler.get(body.id)?.state === 'running', 30_000, 'sent to the agent')
   await new Promise((r) => setTimeout(r, 200))
   agent.handle('early_job', async (content) => ({ deployed: content }))
   const task = await finished(body.id)
@@ -118,7 +118,7 @@ test('a handler that throws at once leaves nothing behind: the retry of the same
     if (ctx.attempt === 1) throw new Error('not yet')
     return { fixed: true, attempt: ctx.attempt }
   })
-  await waitFor(() => hub.coordinator.registry.get('thrower')?.capabilities.includes('flaky_fix') === true, 5000, 'thrower online')
+  await waitFor(() => hub.coordinator.registry.get('thrower')?.capabilities.includes('flaky_fix') === true, 30_000, 'thrower online')
   const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'flaky_fix', content: 'x' })
   const task = await finished(body.id)
   assert.deepEqual([task.state, task.result, calls], ['completed', { fixed: true, attempt: 2 }, 2])
@@ -128,12 +128,45 @@ test('an offline status for a live agent\'s session (a restarted broker\'s late 
   const agent = await connectAgent({ id: 'phoenix', url: hub.mqttUrl, handleSignals: false })
   agents.push(agent)
   agent.handle('general', () => 'ok')
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 5000, 'phoenix online')
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'phoenix online')
   const session = hub.coordinator.registry.get('phoenix')?.session
   const other = await mqtt.connectAsync(hub.mqttUrl)
   await other.publishAsync(topicsFor().instanceStatus('phoenix'), JSON.stringify({ state: 'offline', session }), { qos: 1, retain: true })
   await other.endAsync()
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'offline', 5000, 'the Will seen')
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 5000, 'reborn')
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'offline', 30_000, 'the Will seen')
+  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'reborn')
   assert.equal(hub.coordinator.registry.get('phoenix')?.session, session)
+})
+
+test('handlers given to connectAgent are in the very first birth', async () => {
+  const births: { state: string; capabilities?: string[] }[] = []
+  const watcher = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  watcher.on('message', (_t, payload) => births.push(JSON.parse(payload.toString('utf8')) as (typeof births)[number]))
+  await watcher.subscribeAsync(topicsFor().instanceStatus('herald'), { qos: 1 })
+  try {
+    const agent = await connectAgent({ id: 'herald', url: hub.mqttUrl, handleSignals: false, handlers: { general: (content) => ({ heard: content }) } })
+    agents.push(agent)
+    await waitFor(() => births.length > 0, 30_000, 'the birth')
+    assert.deepEqual(births[0], { ...births[0], state: 'online', capabilities: ['general'] })
+    await waitFor(() => hub.coordinator.registry.get('herald')?.capabilities.includes('general') === true, 30_000, 'herald online')
+  } finally {
+    await watcher.endAsync()
+  }
+})
+
+test('messages that arrive before onMessage() is called are held for the first listener', async () => {
+  const first = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox online')
+  await first.drain()
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'offline', 30_000, 'postbox offline')
+  // Queued in postbox's persistent session while it is away: delivered right behind the CONNACK.
+  const sent = await http<{ id: string }>(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'postbox', message: 'while you were out' })
+  assert.equal(sent.status, 202)
+  const agent = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
+  agents.push(agent)
+  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox back')
+  const received: string[] = []
+  agent.onMessage((m) => received.push(m.message))
+  await waitFor(() => received.length > 0, 30_000, 'the held message')
+  assert.deepEqual(received, ['while you were out'])
 })

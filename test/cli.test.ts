@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import mqtt from 'mqtt'
 import type { Message, TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
 import type { Hub } from '../src/hub.js'
@@ -150,6 +151,43 @@ test('tail prints `topic payload` lines for bus traffic and exits on SIGINT', as
   const { code, signal } = await tail.exited
   assert.equal(signal, null, 'it handles SIGINT')
   assert.equal(code, 0)
+})
+
+test('tail prints every retained topic on every run (its handler is there before the subscribe)', async () => {
+  // A hub of its own whose retained state stays put: health is checked once an hour, so each
+  // instance's health is the one published at its birth, and stats stop changing once all are online.
+  const quietDir = tempDir()
+  const quiet = await startTestHub(await testConfig(quietDir.path, { health: { interval: '1h' } }))
+  const instances: TestInstance[] = []
+  try {
+    for (const id of ['scribe', 'quill', 'ink']) instances.push(await TestInstance.start({ url: quiet.mqttUrl, id, capabilities: ['general'] }))
+    await waitFor(() => instances.every((i) => quiet.coordinator.registry.get(i.id)?.state === 'online'), 10_000, 'three online')
+    const expected = [topics.hubStats, ...instances.flatMap((i) => [topics.instanceStatus(i.id), topics.health(i.id)])]
+    // What the broker holds, seen by a plain MQTT client: retained copies of every expected topic.
+    const retained = new Map<string, string>()
+    const probe = await mqtt.connectAsync(quiet.mqttUrl, { reconnectPeriod: 0 })
+    probe.on('message', (t, payload, packet) => { if (packet.retain) retained.set(t, payload.toString('utf8')) })
+    await probe.subscribeAsync(topics.all, { qos: 0 })
+    await waitFor(() => expected.every((t) => retained.has(t)), 10_000, `retained ${expected.join(', ')} (have ${[...retained.keys()].join(', ')})`)
+    await probe.endAsync()
+
+    for (let run = 1; run <= 5; run++) {
+      const tail = start(['tail', '--mqtt', quiet.mqttUrl])
+      const printed = (): Map<string, string> => new Map(tail.stdout().split('\n').filter((l) => l !== '').map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1)]))
+      await waitFor(() => expected.every((t) => printed().has(t)) || tail.child.exitCode !== null, 30_000,
+        `run ${run}: every retained topic; missing ${expected.filter((t) => !printed().has(t)).join(', ')}`)
+      for (const instance of instances) {
+        const status = topics.instanceStatus(instance.id)
+        assert.equal(printed().get(status), retained.get(status), `run ${run}: ${status} as retained`)
+      }
+      tail.child.kill('SIGINT')
+      assert.deepEqual(await tail.exited, { code: 0, signal: null }, `run ${run}: ${tail.stderr()}`)
+    }
+  } finally {
+    for (const instance of instances) await instance.close()
+    await quiet.stop()
+    quietDir.remove()
+  }
 })
 
 test('client commands against a hub that is not running exit non-zero saying they cannot reach it', async () => {

@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError, parseConfig } from '../src/config/load.js'
 import { SEED_ROUTES } from '../src/config/defaults.js'
@@ -66,6 +66,56 @@ test('trinity start with an invalid file prints file:line:col and exits with cod
     const missing = spawnSync(process.execPath, [CLI, 'start', '--config', join(dir.path, 'nope.yaml')], { encoding: 'utf8', timeout: 20_000 })
     assert.equal(missing.status, 2)
     assert.match(missing.stderr, /not found/)
+  } finally {
+    dir.remove()
+  }
+})
+
+test('ids written as YAML numbers are accepted and resolved to strings', () => {
+  const config = parseConfig([
+    'sync:\n  computer: 2\n  peers: [1, 3]',
+    'instances:\n  - { id: 7, role: 12 }\n  - { id: c1 }',
+    'routes:\n  general: { targets: [7, c1] }',
+    'tasks:\n  fallback: { targets: [7] }',
+    'broker:\n  auth:\n    users:\n      - { username: 7, password: change-me, role: instance }',
+  ].join('\n') + '\n', 'ids.yaml')
+  assert.equal(config.sync.computer, '2')
+  assert.deepEqual(config.sync.peers, ['1', '3'])
+  assert.deepEqual(config.instances.map((i) => [i.id, i.role]), [['7', '12'], ['c1', undefined]])
+  assert.deepEqual(config.routes['general']?.targets, ['7', 'c1'])
+  assert.deepEqual(config.tasks.fallback?.targets, ['7'])
+  assert.equal(config.broker.auth.users[0]?.username, '7')
+  // The checks that compare ids see `2` and "2" as one id.
+  assert.match(problems('sync:\n  computer: 2\n  peers: ["2"]\n')[0] ?? '', /^x\.yaml:3:11: sync\.peers\[0\]: expected the other computers, "2" is sync\.computer itself$/)
+  assert.deepEqual(problems('instances:\n  - id: 2\n  - id: "2"\n'), ['x.yaml:3:9: instances[1].id: expected a unique id, "2" is already used by instances[0]'])
+})
+
+test('negative and fractional ids are refused, saying what an id is', () => {
+  const id = 'expected an id (letters, digits, `.`, `_`, `-`; at most 64) or a whole number ≥ 0'
+  assert.deepEqual(problems('sync:\n  computer: -1\n  peers: [1, 2.5]\n'), [
+    `x.yaml:2:13: sync.computer: ${id}, got -1`,
+    `x.yaml:3:14: sync.peers[1]: ${id}, got 2.5`,
+  ])
+  assert.deepEqual(problems('instances:\n  - id: 1.5\n'), [`x.yaml:2:9: instances[0].id: ${id}, got 1.5`])
+  assert.deepEqual(problems('routes:\n  general: { targets: [-3] }\n'), [`x.yaml:2:24: routes.general.targets[0]: ${id}, got -3`])
+  assert.deepEqual(problems('sync:\n  computer: "a/b"\n'), [`x.yaml:2:13: sync.computer: ${id}, got "a/b"`])
+})
+
+test('one tab in the shipped config is one clear error line and exit code 2', () => {
+  const dir = tempDir()
+  try {
+    // The broker's port, indented with a tab: the parser alone reports six problems for it.
+    const lines = readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8').split('\n')
+    const broker = lines.indexOf('broker:')
+    const port = lines.findIndex((l, i) => i > broker && /^  port: /.test(l))
+    assert.ok(broker >= 0 && port > broker, 'the shipped config has broker.port')
+    lines[port] = `\t${lines[port]?.trimStart() ?? ''}`
+    const file = join(dir.path, 'tabbed.yaml')
+    writeFileSync(file, lines.join('\n'))
+    const run = spawnSync(process.execPath, [CLI, 'start', '--config', file], { encoding: 'utf8', timeout: 20_000 })
+    assert.equal(run.status, 2, run.stderr)
+    assert.deepEqual(run.stderr.split('\n').filter((l) => l !== ''), [`${file}:${port + 1}:1: (yaml): tabs are not allowed for indentation; indent with spaces`])
+    assert.equal(run.stdout, '')
   } finally {
     dir.remove()
   }

@@ -1,8 +1,9 @@
 /**
  * The agent SDK: a worker joins the fleet in a few lines.
  *
- *   const agent = await connectAgent({ id: 'builder', capabilities: ['build_project'] })
- *   agent.handle('build_project', async (content, ctx) => { ctx.progress('scaffolding'); return { files } })
+ *   const agent = await connectAgent({ id: 'builder', handlers: {
+ *     build_project: async (content, ctx) => { ctx.progress('scaffolding'); return { files } },
+ *   } })
  *
  * It speaks only the topic contract, over MQTT (it never imports the
  * coordinator, so it runs on any machine that reaches the broker): a
@@ -12,7 +13,7 @@
  * concurrency limit, and a drain that finishes running work before leaving.
  */
 import type { Socket } from 'node:net'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import type { InboxFrame, Message, Priority, Report } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
@@ -23,6 +24,11 @@ export interface AgentOptions {
   /** Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. */
   url?: string
   capabilities?: string[]
+  /**
+   * Handlers registered before the birth, so the very first birth (also the
+   * first after a restart) announces their task types; handle() later adds more.
+   */
+  handlers?: Readonly<Record<string, TaskHandler>>
   role?: string
   name?: string
   /** Tasks run at once (default 1); the hub sends no more than this. */
@@ -54,7 +60,8 @@ export type TaskHandler = (content: unknown, context: TaskContext) => unknown
 export interface Agent {
   readonly id: string
   handle(type: string, handler: TaskHandler): Agent
-  send(to: string, message: string): Promise<Message>
+  /** `replyTo`: the id of the message this answers (so no one answers the answer). */
+  send(to: string, message: string, options?: { replyTo?: string }): Promise<Message>
   onMessage(listener: (message: Message) => void): Agent
   /** Tasks running now. */
   readonly running: number
@@ -63,24 +70,38 @@ export interface Agent {
 }
 
 type TaskFrame = Extract<InboxFrame, { kind: 'task' }>
+/** Messages held for a listener not attached yet (an agent may never attach one): the oldest go first beyond these. */
+const EARLY_MESSAGES = 100
+const EARLY_CHARACTERS = 1_000_000
 
 class AgentImpl implements Agent {
   private readonly handlers = new Map<string, TaskHandler>()
   private readonly listeners: ((message: Message) => void)[] = []
+  /** Messages that arrived before the first onMessage() (a persistent session delivers at once): held for it. */
+  private early: Message[] = []
+  private earlyCharacters = 0
   private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
   private readonly waiting: TaskFrame[] = []
   private unhandled: TaskFrame[] = []
   private readonly topics: TopicContract
   private heartbeat: NodeJS.Timeout | undefined
   private draining: Promise<void> | undefined
+  /**
+   * Set as the offline status goes out: a ping answered after it reached the
+   * hub behind the offline status, and counted as a pass, showed a gone agent online.
+   */
+  private saidOffline = false
 
   constructor(
     private readonly options: AgentOptions,
     private readonly client: MqttClient,
     /** Also in the Last Will: the hub ignores a Will older than the current birth. */
     private readonly session: number,
+    /** Publishes that came with the CONNACK, before start(): see connectHolding. */
+    private readonly held: Held,
   ) {
     this.topics = topicsFor(options.prefix)
+    for (const [type, handler] of Object.entries(options.handlers ?? {})) this.handlers.set(type, handler)
   }
 
   get id(): string {
@@ -93,7 +114,10 @@ class AgentImpl implements Agent {
 
   async start(): Promise<void> {
     const ownStatus = this.topics.instanceStatus(this.id)
-    this.client.on('message', (topic, payload) => (topic === ownStatus ? this.onOwnStatus(payload) : this.onFrame(payload)))
+    const onPublish = (topic: string, payload: Buffer): void => (topic === ownStatus ? this.onOwnStatus(payload) : this.onFrame(payload))
+    this.client.off('message', this.held.listener)
+    this.client.on('message', onPublish)
+    for (const [topic, payload] of this.held.messages.splice(0)) onPublish(topic, payload)
     this.client.on('connect', () => {
       ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
       void this.publishStatus('online')
@@ -116,11 +140,15 @@ class AgentImpl implements Agent {
 
   onMessage(listener: (message: Message) => void): Agent {
     this.listeners.push(listener)
+    const early = this.early
+    this.early = []
+    this.earlyCharacters = 0
+    for (const message of early) listener(message)
     return this
   }
 
-  async send(to: string, text: string): Promise<Message> {
-    const message: Message = { id: randomUUID(), from: this.id, to, message: text, ts: Date.now() }
+  async send(to: string, text: string, options: { replyTo?: string } = {}): Promise<Message> {
+    const message: Message = { id: randomUUID(), from: this.id, to, message: text, ts: Date.now(), ...(options.replyTo === undefined ? {} : { replyTo: options.replyTo }) }
     await this.client.publishAsync(this.topics.message(this.id, to), JSON.stringify(message), { qos: 1 })
     return message
   }
@@ -132,6 +160,7 @@ class AgentImpl implements Agent {
       this.unhandled = []
       await Promise.allSettled([...this.active.values()].map((a) => a.done))
       if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
+      this.saidOffline = true
       await this.publishStatus('offline')
       await this.client.endAsync()
     })()
@@ -165,6 +194,7 @@ class AgentImpl implements Agent {
   }
 
   private beat(nonce?: string): void {
+    if (this.saidOffline) return
     const heartbeat = { ts: Date.now(), inFlight: this.active.size, ...(nonce === undefined ? {} : { nonce }) }
     this.client.publish(this.topics.instanceHeartbeat(this.id), JSON.stringify(heartbeat), { qos: 0 })
   }
@@ -184,6 +214,13 @@ class AgentImpl implements Agent {
       case 'ping':
         return this.beat(frame.nonce)
       case 'message':
+        if (this.listeners.length === 0) {
+          this.early.push(frame.message)
+          this.earlyCharacters += frame.message.message.length
+          while (this.early.length > 1 && (this.early.length > EARLY_MESSAGES || this.earlyCharacters > EARLY_CHARACTERS)) {
+            this.earlyCharacters -= this.early.shift()?.message.length ?? 0
+          }
+        }
         for (const listener of this.listeners) listener(frame.message)
         return
       case 'cancel':
@@ -236,6 +273,32 @@ class AgentImpl implements Agent {
   }
 }
 
+interface Held {
+  readonly messages: [string, Buffer][]
+  readonly listener: (topic: string, payload: Buffer) => void
+}
+
+/**
+ * mqtt.connectAsync, but keeping what arrives with the CONNACK. A persistent
+ * session's queued inbox frames (tasks, messages assigned while the agent was
+ * away) follow the CONNACK in the same read, and MQTT.js emits them (and
+ * acknowledges them) before connectAsync's promise resolves: with no
+ * listener yet they were lost, a task until its lease ran out.
+ */
+function connectHolding(url: string, options: IClientOptions): Promise<{ client: MqttClient; held: Held }> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(url, options)
+    const messages: [string, Buffer][] = []
+    const listener = (topic: string, payload: Buffer): void => void messages.push([topic, payload])
+    client.on('message', listener)
+    const settle = (): void => { client.off('connect', onConnect); client.off('error', onError) }
+    const onConnect = (): void => { settle(); resolve({ client, held: { messages, listener } }) }
+    const onError = (err: Error): void => { settle(); client.off('message', listener); client.end(); reject(err) }
+    client.on('connect', onConnect)
+    client.on('error', onError)
+  })
+}
+
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
   const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
@@ -250,10 +313,10 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   // A broker that is not listening yet (the hub still starting) is waited for;
   // any other failure (bad credentials, a bad URL) is reported at once.
   const deadline = Date.now() + (options.waitForBusMs ?? 30_000)
-  let client: MqttClient
+  let connected: { client: MqttClient; held: Held }
   for (let attempt = 0; ; attempt++) {
     try {
-      client = await mqtt.connectAsync(url, connectOptions)
+      connected = await connectHolding(url, connectOptions)
       break
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -264,8 +327,9 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
       throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
     }
   }
+  const { client, held } = connected
   ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-  const agent = new AgentImpl(options, client, session)
+  const agent = new AgentImpl(options, client, session, held)
   await agent.start()
   if (options.handleSignals !== false) {
     const stop = (): void => void agent.drain().then(() => process.exit(0))

@@ -216,8 +216,10 @@ program
     } catch (err) {
       throw new Error(`cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
     }
-    await client.subscribeAsync(topic ?? topicsFor(config?.hub.topicPrefix).all, { qos: 0 })
+    // Before the subscribe: the broker sends retained messages right behind
+    // its SUBACK, and MQTT.js emits them before the subscribe promise resolves.
     client.on('message', (t, payload) => process.stdout.write(`${t} ${payload.toString('utf8')}\n`))
+    await client.subscribeAsync(topic ?? topicsFor(config?.hub.topicPrefix).all, { qos: 0 })
     const stop = (): void => void client.endAsync().then(() => process.exit(0))
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)

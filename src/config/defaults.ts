@@ -54,8 +54,11 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-function route(raw: { targets: string[]; strategy?: Route['strategy'] }): Route {
-  return { targets: [...raw.targets], strategy: raw.strategy ?? 'least-loaded' }
+/** YAML reads `2` as a number; every id in the Config is a string. */
+const idString = (id: string | number): string => String(id)
+
+function route(raw: { targets: (string | number)[]; strategy?: Route['strategy'] }): Route {
+  return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
 }
 
 export function resolveConfig(raw: RawConfig, source: string): Config {
@@ -89,7 +92,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       url: broker.url,
       username: broker.username,
       password: broker.password,
-      auth: { enabled: broker.auth?.enabled ?? false, users: broker.auth?.users ?? [] },
+      auth: { enabled: broker.auth?.enabled ?? false, users: (broker.auth?.users ?? []).map((u) => ({ ...u, username: idString(u.username) })) },
     },
     log: {
       level: raw.log?.level ?? d.log.level,
@@ -145,8 +148,8 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       remote: sync.remote,
       branch: sync.branch ?? d.sync.branch,
       workdir: sync.workdir ?? d.sync.workdir,
-      computer: sync.computer ?? d.sync.computer,
-      peers: [...(sync.peers ?? [])],
+      computer: idString(sync.computer ?? d.sync.computer),
+      peers: (sync.peers ?? []).map(idString),
       intervalMs: parseDuration(sync.interval ?? d.sync.interval),
       jitterMs: parseDuration(sync.jitter ?? d.sync.jitter),
       retries: sync.retries ?? d.sync.retries,
@@ -157,7 +160,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
     },
     // An absent `instances` key means none configured (not the reference fleet, which config/trinity.yaml
     // lists): instances then join by birth, and the start-up warnings name routes nobody matches yet.
-    instances: (raw.instances ?? []).map((i) => ({ ...i })),
+    instances: (raw.instances ?? []).map(({ id, role, ...rest }) => ({ ...rest, id: idString(id), ...(role === undefined ? {} : { role: idString(role) }) })),
     routes,
   }
   return deepFreeze(config)

@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml'
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type YAMLError } from 'yaml'
 import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
 import { resolveConfig } from './defaults.js'
@@ -50,10 +50,11 @@ export function parseConfig(text: string, file = '<config>'): Config {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({ file, ...at(e.pos[0]), field: '(yaml)', expected: e.message.split('\n')[0] ?? e.message })),
-    )
+  // Only the first syntax error: the parser's later ones are its own
+  // confusion after it (one tab gave seven lines), and point at good lines.
+  const syntax = [...doc.errors].sort((a, b) => a.pos[0] - b.pos[0])[0]
+  if (syntax !== undefined) {
+    throw new ConfigError([{ file, ...at(syntax.pos[0]), field: '(yaml)', expected: yamlMessage(syntax) }])
   }
   const raw: unknown = doc.toJS() ?? {}
   const problems: ConfigProblem[] = []
@@ -76,6 +77,12 @@ export function parseConfig(text: string, file = '<config>'): Config {
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)
   return resolveConfig(raw as RawConfig, file)
+}
+
+/** The parser's message, first line only; a few made plainer. */
+function yamlMessage(error: YAMLError): string {
+  if (error.code === 'TAB_AS_INDENT') return 'tabs are not allowed for indentation; indent with spaces'
+  return error.message.split('\n')[0] ?? error.message
 }
 
 type Locate = (offset: number) => { line: number; col: number }
@@ -185,11 +192,13 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   const problem = (path: (string | number)[], expected: string): void => {
     problems.push({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })
   }
+  // Ids compare as the strings they resolve to: `2` and "2" are one id.
   const seen = new Map<string, number>()
   raw.instances?.forEach((instance, index) => {
-    const first = seen.get(instance.id)
-    if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${instance.id}" is already used by instances[${first}]`)
-    else seen.set(instance.id, index)
+    const id = String(instance.id)
+    const first = seen.get(id)
+    if (first !== undefined) problem(['instances', index, 'id'], `expected a unique id, "${id}" is already used by instances[${first}]`)
+    else seen.set(id, index)
   })
   raw.instances?.forEach((instance, index) => {
     if (instance.adapter === 'http' && instance.url === undefined) problem(['instances', index, 'adapter'], 'expected `url` to be set when adapter is "http"')
@@ -199,14 +208,16 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   }
   const sync = raw.sync
   if (sync?.enabled === true && sync.remote === undefined) problem(['sync', 'enabled'], 'expected sync.remote to be set when sync is enabled')
-  sync?.peers?.forEach((peer, index) => {
-    if (peer === (sync.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
-    if (sync.peers?.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
+  const peers = (sync?.peers ?? []).map(String)
+  peers.forEach((peer, index) => {
+    if (peer === String(sync?.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
+    if (peers.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
   })
   const users = new Set<string>()
   raw.broker?.auth?.users?.forEach((user, index) => {
-    if (users.has(user.username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${user.username}" appears twice`)
-    users.add(user.username)
+    const username = String(user.username)
+    if (users.has(username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${username}" appears twice`)
+    users.add(username)
   })
   return problems
 }

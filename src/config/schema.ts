@@ -14,13 +14,23 @@ const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 const Host = Type.String({ minLength: 1 })
 const strict = { additionalProperties: false } as const
+/**
+ * An id as written in YAML: a string id, or a whole number (`computer: 2`,
+ * `peers: [1, 3]`, which YAML reads as integers). Resolved to its decimal
+ * string, so the Config and the wire only ever carry string ids.
+ */
+const ConfigId = Type.Union([Id, Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })], {
+  description: 'an id (letters, digits, `.`, `_`, `-`; at most 64) or a whole number ≥ 0',
+})
 
 export const STRATEGIES = ['all', 'least-loaded', 'round-robin'] as const
 export type Strategy = (typeof STRATEGIES)[number]
 
 export const BrokerUser = Type.Object(
   {
-    username: Type.String({ minLength: 1 }),
+    username: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })], {
+      description: 'a non-empty string or a whole number ≥ 0 (an instance user\'s username is its id)',
+    }),
     password: Type.String({ minLength: 1 }),
     role: Type.Union([Type.Literal('admin'), Type.Literal('instance'), Type.Literal('client')], {
       description: 'admin: everything; instance: publishes only under its own instance and message namespaces (its id is the username); client: may also submit tasks',
@@ -31,9 +41,9 @@ export const BrokerUser = Type.Object(
 
 export const InstanceConfig = Type.Object(
   {
-    id: Id,
+    id: ConfigId,
     name: Type.Optional(Type.String()),
-    role: Type.Optional(Id),
+    role: Type.Optional(ConfigId),
     capabilities: Type.Optional(Type.Array(TaskType)),
     port: Type.Optional(Port),
     healthUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
@@ -52,7 +62,7 @@ export const InstanceConfig = Type.Object(
 
 export const RouteConfig = Type.Object(
   {
-    targets: Type.Array(Id, { minItems: 1, description: 'instance ids or roles' }),
+    targets: Type.Array(ConfigId, { minItems: 1, description: 'instance ids or roles' }),
     strategy: Type.Optional(Type.Enum([...STRATEGIES])),
   },
   strict,
@@ -65,8 +75,8 @@ export const SyncConfig = Type.Object(
     remote: Type.Optional(Type.String({ minLength: 1, description: 'git URL or path of the shared repo' })),
     branch: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$' })),
     workdir: Type.Optional(Type.String({ minLength: 1, description: "the bridge's own clone and state; never the project checkout" })),
-    computer: Type.Optional(Id),
-    peers: Type.Optional(Type.Array(Id)),
+    computer: Type.Optional(ConfigId),
+    peers: Type.Optional(Type.Array(ConfigId)),
     interval: Type.Optional(Duration),
     jitter: Type.Optional(Duration),
     retries: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
@@ -212,8 +222,10 @@ export const ConfigSchema = Type.Object(
   strict,
 )
 export type RawConfig = Static<typeof ConfigSchema>
-export type InstanceConfig = Static<typeof InstanceConfig>
-export type BrokerUser = Static<typeof BrokerUser>
+/** One instance as resolved: its id and role are strings, whatever the YAML wrote. */
+export type InstanceConfig = Omit<Static<typeof InstanceConfig>, 'id' | 'role'> & { id: string; role?: string }
+/** One broker user as resolved: the username is a string. */
+export type BrokerUser = Omit<Static<typeof BrokerUser>, 'username'> & { username: string }
 
 export interface Route {
   readonly targets: readonly string[]

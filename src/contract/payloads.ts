@@ -197,6 +197,8 @@ export const Message = Type.Object(
     to: Id,
     message: Type.String({ maxLength: 1_000_000 }),
     ts: Type.Integer(),
+    /** The id of the message this one answers: automatic answers are never answered, so two bots cannot loop. */
+    replyTo: Type.Optional(Id),
   },
   { additionalProperties: false },
 )

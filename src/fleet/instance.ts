@@ -5,14 +5,16 @@
  * capabilities and port from the config, does the small real work of
  * ./work.ts for each capability, and serves GET /health on its port.
  * TRINITY_MQTT_URL overrides the broker, TRINITY_INSTANCE_PORT the port
- * (0: any free one, printed in the ready log line).
+ * (0: any free one, printed in the ready log line), TRINITY_WORKSPACE the
+ * folder build_project writes under (default <hub.dataDir>/workspace; each
+ * instance in its own <id>/ there).
  */
 import { createServer, type Server } from 'node:http'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
 import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
 import { createLogger } from '../log.js'
+import { AnsweredIds, acknowledgement, preview } from './messages.js'
 import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, writePlan } from './work.js'
 
 const args = process.argv.slice(2)
@@ -28,7 +30,9 @@ if (id === undefined || instance === undefined) {
 }
 
 const hubUrl = process.env['TRINITY_URL'] ?? `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
-const workspace = process.env['TRINITY_WORKSPACE'] ?? join(tmpdir(), 'trinity-workspace')
+// One folder per instance, in this checkout's data: builder and c1 both take
+// build_project (route `all`), and two checkouts on one machine must not meet.
+const workspace = join(resolve(process.env['TRINITY_WORKSPACE'] ?? join(config.hub.dataDir, 'workspace')), instance.id)
 const handlers: Record<string, TaskHandler> = {
   analyze_data: (content) => analyzeData(content),
   pattern_analysis: (content) => patternAnalysis(content),
@@ -70,13 +74,29 @@ if (portSetting !== undefined) {
 }
 
 const url = process.env['TRINITY_MQTT_URL'] ?? (config.broker.mode === 'external' ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`)
-agent = await connectAgent({
-  id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id,
-  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
-})
+// Handlers go in with the connection: the birth announces them all, the first one too.
+const own: Record<string, TaskHandler> = {}
 for (const capability of instance.capabilities ?? []) {
   const handler = handlers[capability]
-  if (handler !== undefined) agent.handle(capability, handler)
+  if (handler !== undefined) own[capability] = handler
   else log.warn({ capability }, 'no demo handler for this capability')
 }
+const joined = await connectAgent({
+  id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id, handlers: own,
+  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+})
+agent = joined
+// Every message is logged; the generalist (C1 Mechanic) answers each, once (see ./messages.ts).
+const answers = (instance.capabilities ?? []).includes('general')
+const answered = new AnsweredIds()
+const self = { id: instance.id, name: instance.name ?? instance.id }
+joined.onMessage((message) => {
+  log.info({ from: message.from, to: message.to, id: message.id, ...(message.replyTo === undefined ? {} : { replyTo: message.replyTo }), text: preview(message.message) }, 'message received')
+  const answer = answers ? acknowledgement(message, self) : null
+  if (answer === null || !answered.add(message.id)) return
+  joined.send(message.from, answer, { replyTo: message.id }).then(
+    (sent) => log.info({ to: sent.to, id: sent.id, replyTo: message.id }, 'message answered'),
+    (err: unknown) => log.warn({ to: message.from, err: (err as Error).message }, 'could not answer a message'),
+  )
+})
 log.info({ instance: instance.id, port, capabilities: instance.capabilities ?? [] }, 'instance ready')

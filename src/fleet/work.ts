@@ -35,22 +35,43 @@ export function patternAnalysis(content: unknown, top = 5): { words: [string, nu
   return { words: rank(words), bigrams: rank(words.slice(1).map((w, i) => `${words[i]} ${w}`)) }
 }
 
-/** track_user: visitor events `{user, page}` aggregated per user and page. */
+const TRACK_USER_EXPECTS = 'expected a JSON list of {"user", "page"} events, or plain text with one "<user> <page>" visit per line'
+
+/**
+ * track_user: visitor events aggregated per user and page. Content is JSON
+ * (`[{user, page}]`, one event object, or a string holding either) or plain
+ * text, one visit per line: `alice /pricing`. Anything else fails saying what
+ * is expected, rather than counting nothing.
+ */
 export function trackUser(content: unknown): { events: number; users: number; pages: Record<string, number>; perUser: Record<string, number> } {
   let events: unknown = content
   if (typeof content === 'string') {
-    try { events = JSON.parse(content) } catch { events = [] }
+    try { events = JSON.parse(content) } catch { events = visitLines(content) }
   }
-  const list = (Array.isArray(events) ? events : [events]).filter((e): e is { user?: unknown; page?: unknown } => e !== null && typeof e === 'object')
+  const list = Array.isArray(events) ? events : [events]
+  list.forEach((e, i) => {
+    if (e === null || typeof e !== 'object' || Array.isArray(e)) throw new Error(`track_user: ${Array.isArray(events) ? `event ${i}` : 'content'} is ${JSON.stringify(e)?.slice(0, 60)}; ${TRACK_USER_EXPECTS}`)
+  })
   const pages: Record<string, number> = {}
   const perUser: Record<string, number> = {}
-  for (const e of list) {
+  for (const e of list as { user?: unknown; page?: unknown }[]) {
     const user = String(e.user ?? 'anonymous')
     const page = String(e.page ?? '/')
     pages[page] = (pages[page] ?? 0) + 1
     perUser[user] = (perUser[user] ?? 0) + 1
   }
   return { events: list.length, users: Object.keys(perUser).length, pages, perUser }
+}
+
+/** The plain-text form of track_user: `<user> <page>` per line, blank lines skipped. */
+function visitLines(text: string): { user: string; page: string }[] {
+  const lines = text.split('\n').map((line, i) => ({ n: i + 1, words: line.trim().split(/\s+/).filter((w) => w !== '') })).filter((l) => l.words.length > 0)
+  if (lines.length === 0) throw new Error(`track_user: the content is empty; ${TRACK_USER_EXPECTS}`)
+  return lines.map(({ n, words }) => {
+    const [user, page] = words
+    if (words.length !== 2 || user === undefined || page === undefined) throw new Error(`track_user: line ${n} is ${JSON.stringify(words.join(' ').slice(0, 60))}; ${TRACK_USER_EXPECTS}`)
+    return { user, page }
+  })
 }
 
 /** monitor_system: host metrics, and the hub's own summary when it answers. */
