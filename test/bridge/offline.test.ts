@@ -9,7 +9,8 @@ import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
 import { bareRepo, Recorder, resolve, syncSection } from './helpers.js'
 
 const { dir, cleanups } = testScope()
-const INTERVAL = 200
+// Long enough that a round slowed down by a loaded machine never leaves a live peer's file 3 intervals old.
+const INTERVAL = 1500
 
 test('a peer that stops syncing turns OFFLINE after 3 intervals', async () => {
   const remote = bareRepo(dir.path)
@@ -28,10 +29,10 @@ test('a peer that stops syncing turns OFFLINE after 3 intervals', async () => {
   const one = await start('1', '2')
   const two = await start('2', '1')
   const seen = (): (ComputerStatus & { at: number })[] => watcher.on(topicsFor('o1').computerStatus('2')).map((r) => ({ ...(JSON.parse(r.payload) as ComputerStatus), at: r.at }))
-  await waitFor(() => seen().some((s) => s.state !== 'OFFLINE'), 20_000, 'computer 2 seen alive')
+  await waitFor(() => seen().some((s) => s.state !== 'OFFLINE'), 60_000, 'computer 2 seen alive')
   await two.stop()
   const stoppedAt = Date.now()
-  await waitFor(() => seen().at(-1)?.state === 'OFFLINE', 20_000, 'computer 2 shown OFFLINE')
+  await waitFor(() => seen().at(-1)?.state === 'OFFLINE', 60_000, 'computer 2 shown OFFLINE')
   const offline = seen().filter((s) => s.state === 'OFFLINE' && s.updated !== null)
   assert.ok(offline.length > 0)
   for (const s of offline) {
