@@ -25,6 +25,7 @@ import { resolvedConfigEnv } from '../config/resolved-env.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from '../hub-identity.js'
 import type { Logger } from '../log.js'
+import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
@@ -235,7 +236,8 @@ export class Supervisor {
     if (url === undefined) return
     const run = child.startedAt
     while (child.state === 'starting' && child.startedAt === run) {
-      const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)
+      // node:http, not fetch: fetch refuses ports such as 6000 (src/net/http-request.ts).
+      const ok = await httpRequestTo(url, { timeoutMs: 1000 }).then((r) => r.ok, () => false)
       if (ok && child.startedAt === run) return child.markReady()
       await new Promise((r) => setTimeout(r, HEALTH_POLL_MS))
     }
