@@ -4,7 +4,7 @@
 // clients, git, and Chromium (the dashboard tests drive it with playwright-core,
 // which downloads no browser of its own). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 
 const needs = [
   { bin: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
@@ -26,5 +26,14 @@ const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
 execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
 // The package starts a system mosquitto on :1883; tests start their own on free ports,
-// and `npm start` needs :1883 for the embedded broker.
-spawnSync('sh', ['-c', 'service mosquitto stop || systemctl stop mosquitto || pkill -x mosquitto'], { stdio: 'ignore' })
+// and `npm start` needs :1883 for the embedded broker. Stop that service by its own
+// means (never by process name: that would kill every other mosquitto on the machine,
+// the test suite's included): its init script or unit, else the PID in its pidfile.
+const stopped = ['service mosquitto stop', 'systemctl stop mosquitto'].some((line) => spawnSync('sh', ['-c', line], { stdio: 'ignore' }).status === 0)
+if (!stopped) {
+  const pidfile = '/run/mosquitto/mosquitto.pid'
+  const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : NaN
+  let exe = ''
+  try { exe = readlinkSync(`/proc/${pid}/exe`) } catch { /* not running */ }
+  if (Number.isInteger(pid) && pid > 1 && exe === '/usr/sbin/mosquitto') process.kill(pid, 'SIGTERM')
+}
