@@ -69,8 +69,8 @@ program
       hub: { command: process.execPath, args: [...HUB_NODE_ARGS, cli, 'hub', '--config', file] },
       bridge: config.sync.enabled ? { command: process.execPath, args: [...HUB_NODE_ARGS, BRIDGE_MAIN, '--config', file] } : undefined,
     })
-    // SIGTERM, SIGINT and SIGHUP (a closed terminal, `systemctl reload`-less
-    // service managers) all stop everything gracefully; a second signal exits
+    // SIGTERM, SIGINT and SIGHUP (the terminal closed) all stop everything
+    // gracefully; a second signal exits
     // at once and leaves the rest to the lifeline. Under `npm start`, a Ctrl-C
     // reaches this process twice (from the terminal, then forwarded by npm):
     // the same signal within a moment of the first is that echo, not a second one.

@@ -129,9 +129,9 @@ export class Supervisor {
   /** Why a child is not running: its state's reason, its last exit, and its own last error line. */
   private notReadyReason(child: Child): string {
     const exit = child.lastExit === null ? null : child.lastExit.signal !== null ? `killed by ${child.lastExit.signal}` : `exited with code ${child.lastExit.code}`
-    const base = child.reason ?? exit ?? `not ready within ${this.options.config.supervisor.readyTimeoutMs} ms`
+    const base = child.reason ?? exit ?? `not ready after ${this.options.config.supervisor.readyTimeoutMs} ms, still starting`
     const own = this.lastErrors.get(child.spec.name)
-    const restarting = child.state === 'backoff' || child.state === 'starting' ? `; restarting (${child.restarts} restarts so far)` : ''
+    const restarting = child.restarts > 0 && (child.state === 'backoff' || child.state === 'starting') ? `; restarting (${child.restarts} restarts so far)` : ''
     return `${base}${own === undefined || base.includes(own) ? '' : ` (${own})`}${restarting}`
   }
 

@@ -78,16 +78,18 @@ test('npm start brings the six instances online, a task of each seed type comple
 
 test('SIGKILL of the hub: the supervisor restarts it and all six instances are online again', async () => {
   const sup = await start('hubcrash')
+  let rows: InstanceRow[] = []
   const online = async (): Promise<boolean> => {
-    const rows = await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances').then((r) => r.body.instances, () => [])
+    rows = await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances').then((r) => r.body.instances, () => [])
     return rows.length === 6 && rows.every((r) => r.state === 'online')
   }
+  const states = (): string => rows.map((r) => `${r.id}=${r.state}/${r.process?.state ?? '-'}`).join(' ')
   await waitFor(online, 60_000, 'six online')
   const hub = sup.records.find((r) => r.service === 'hub' && r.msg === 'child starting')?.childPid
   assert.ok(typeof hub === 'number')
   process.kill(hub, 'SIGKILL')
   await waitFor(() => sup.records.some((r) => r.service === 'hub' && r.msg === 'child running' && r.childPid !== hub), 60_000, 'hub restarted')
-  await waitFor(online, 60_000, 'six online again')
+  await waitFor(online, 60_000, 'six online again').catch((err: Error) => assert.fail(`${err.message}: ${states()}`))
   const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'analyze_data', content: '1 2 3' })
   await waitFor(async () => (await http<TaskRecord>(sup.httpUrl, 'GET', `/tasks/${body.id}`)).body.state === 'completed', 60_000, 'a task after the restart')
 })
