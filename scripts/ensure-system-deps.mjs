@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Installs the system packages the test suite needs when they are missing:
 // mosquitto (the external-broker conformance run) and its command-line
-// clients, git, and Chromium (the dashboard tests drive it with playwright-core,
-// which downloads no browser of its own). Uses apt-get as root (Debian); otherwise says what to install.
+// clients, git, Chromium (the dashboard tests drive it with playwright-core,
+// which downloads no browser of its own), and unshare, nsenter, ip and curl
+// (test/user-path runs npm start in a network namespace of its own). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 
@@ -12,6 +13,11 @@ const needs = [
   { bin: '/usr/bin/mosquitto_pub', pkg: 'mosquitto-clients' },
   { bin: '/usr/bin/git', pkg: 'git' },
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
+  // test/user-path: npm start in its own network namespace, reached with curl from inside it
+  { bin: '/usr/bin/unshare', pkg: 'util-linux' },
+  { bin: '/usr/bin/nsenter', pkg: 'util-linux' },
+  { bin: '/usr/sbin/ip', pkg: 'iproute2' },
+  { bin: '/usr/bin/curl', pkg: 'curl' },
 ]
 const missing = [...new Set(needs.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))]
 if (missing.length === 0) process.exit(0)
