@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Installs the system packages the test suite needs when they are missing:
 // mosquitto (the external-broker conformance run) and its command-line
-// clients, git, strace (the fsync-order test), and Chromium (the dashboard tests drive it with playwright-core,
-// which downloads no browser of its own). Uses apt-get as root (Debian); otherwise says what to install.
+// clients, git, strace (the fsync-order test), paho-mqtt for Python (a client nobody
+// here wrote), Chromium (the dashboard tests drive it with playwright-core,
+// which downloads no browser of its own), and unshare, nsenter, ip and curl
+// (test/user-path runs npm start in a network namespace of its own). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 
 const needs = [
   { bin: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
@@ -14,6 +16,11 @@ const needs = [
   { bin: '/usr/bin/chromium', pkg: 'chromium' },
   { bin: '/usr/bin/strace', pkg: 'strace' },
   { bin: '/usr/lib/python3/dist-packages/paho/mqtt/client.py', pkg: 'python3-paho-mqtt' },
+  // test/user-path: npm start in its own network namespace, reached with curl from inside it
+  { bin: '/usr/bin/unshare', pkg: 'util-linux' },
+  { bin: '/usr/bin/nsenter', pkg: 'util-linux' },
+  { bin: '/usr/sbin/ip', pkg: 'iproute2' },
+  { bin: '/usr/bin/curl', pkg: 'curl' },
 ]
 // `--bench`: also the peers `npm run bench` measures Trinity against.
 if (process.argv.includes('--bench')) {
@@ -32,7 +39,16 @@ const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
 execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
 execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env })
 // The package starts a system mosquitto on :1883; tests start their own on free ports,
-// and `npm start` needs :1883 for the embedded broker.
-spawnSync('sh', ['-c', 'service mosquitto stop || systemctl stop mosquitto || pkill -x mosquitto'], { stdio: 'ignore' })
+// and `npm start` needs :1883 for the embedded broker. Stop that service by its own
+// means (never by process name: that would kill every other mosquitto on the machine,
+// the test suite's included): its init script or unit, else the PID in its pidfile.
+const stopped = ['service mosquitto stop', 'systemctl stop mosquitto'].some((line) => spawnSync('sh', ['-c', line], { stdio: 'ignore' }).status === 0)
+if (!stopped) {
+  const pidfile = '/run/mosquitto/mosquitto.pid'
+  const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : NaN
+  let exe = ''
+  try { exe = readlinkSync(`/proc/${pid}/exe`) } catch { /* not running */ }
+  if (Number.isInteger(pid) && pid > 1 && exe === '/usr/sbin/mosquitto') process.kill(pid, 'SIGTERM')
+}
 // Likewise redis-server's own service on :6379: the bench starts its own servers on free ports.
 if (missing.includes('redis-server')) spawnSync('sh', ['-c', 'service redis-server stop || systemctl stop redis-server'], { stdio: 'ignore' })

@@ -1,4 +1,8 @@
-/** A tiny JSON-over-HTTP client for the CLI, with the hub's error body in the message. */
+/**
+ * A tiny JSON-over-HTTP client for the CLI, with the hub's error body in the
+ * message. On node:http (src/net/http-request.ts): fetch refuses some ports.
+ */
+import { httpRequestTo, type HttpResponse } from '../net/http-request.js'
 
 export class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -8,17 +12,16 @@ export class HttpError extends Error {
 }
 
 export async function request<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
-  let response: Response
+  let response: HttpResponse
   try {
-    response = await fetch(`${base}${path}`, {
+    response = await httpRequestTo(`${base}${path}`, {
       method,
       ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     })
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause
-    throw new Error(`cannot reach the hub at ${base} (${cause?.code ?? (err as Error).message}); is it running? (trinity start)`)
+    throw new Error(`cannot reach the hub at ${base} (${(err as Error).message}); is it running? (trinity start)`)
   }
-  const text = await response.text()
+  const text = response.text()
   const parsed = text === '' ? undefined : (JSON.parse(text) as unknown)
   if (!response.ok) {
     const error = (parsed as { error?: { message?: string } } | undefined)?.error

@@ -25,6 +25,12 @@ import { request } from './http-client.js'
 
 /** See the header: the hub's young generation, kept small. */
 const HUB_NODE_ARGS = ['--max-semi-space-size=2']
+/** A repeat of the first stop signal within this long is the same signal delivered twice (see `start`). */
+const SIGNAL_ECHO_MS = 1000
+/** How often `start` checks that its parent is still there. */
+const PARENT_POLL_MS = 1000
+/** `restart` waits this long for the new run to be up before it says so and gives up. */
+const RESTART_WAIT_MS = 60_000
 /** The git bridge's process entry point, run by the supervisor when sync is enabled. */
 const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
 
@@ -63,14 +69,33 @@ program
       hub: { command: process.execPath, args: [...HUB_NODE_ARGS, cli, 'hub', '--config', file] },
       bridge: config.sync.enabled ? { command: process.execPath, args: [...HUB_NODE_ARGS, BRIDGE_MAIN, '--config', file] } : undefined,
     })
+    // SIGTERM, SIGINT and SIGHUP (the terminal closed) all stop everything
+    // gracefully; a second signal exits
+    // at once and leaves the rest to the lifeline. Under `npm start`, a Ctrl-C
+    // reaches this process twice (from the terminal, then forwarded by npm):
+    // the same signal within a moment of the first is that echo, not a second one.
     let signals = 0
+    let first: { signal: string; at: number } | undefined
     const shutdown = (signal: string): void => {
+      if (first !== undefined && first.signal === signal && Date.now() - first.at < SIGNAL_ECHO_MS) return
       if (++signals > 1) { log.warn('second signal: exiting now; the lifeline stops what is left'); process.exit(1) }
+      first = { signal, at: Date.now() }
       log.info({ signal }, 'shutting down')
       void supervisor.stop().then(() => { log.flush(); process.exit(0) })
     }
-    process.on('SIGINT', () => shutdown('SIGINT'))
-    process.on('SIGTERM', () => shutdown('SIGTERM'))
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal))
+    // The parent went away (npm killed by a signal it does not forward, such as
+    // SIGHUP or SIGKILL; a service manager's shell): stop as if told to, rather
+    // than live on as an orphan holding the ports. Linux re-parents an orphan, so
+    // its parent PID changes.
+    const parent = process.ppid
+    const parentWatch = setInterval(() => {
+      if (process.ppid === parent || signals > 0) return
+      clearInterval(parentWatch)
+      log.warn({ parent }, 'parent process exited: stopping')
+      shutdown('parent-exited')
+    }, PARENT_POLL_MS)
+    parentWatch.unref()
     try {
       await supervisor.start()
     } catch (err) {
@@ -107,13 +132,54 @@ program
     process.on('SIGTERM', () => shutdown('SIGTERM'))
   })
 
+interface ProcessRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }
+
+async function instanceRow(url: string, id: string): Promise<ProcessRow> {
+  const { instances } = await request<{ instances: ProcessRow[] }>(url, 'GET', '/instances')
+  const row = instances.find((i) => i.id === id)
+  if (row === undefined) throw new Error(`no instance ${JSON.stringify(id)} (known: ${instances.map((i) => i.id).join(', ') || 'none'})`)
+  return row
+}
+
 program
   .command('restart')
-  .description('restart a supervised instance (also clears a crash loop)')
+  .description('restart a supervised instance (also clears a crash loop); prints the new run\'s PID once it is running')
+  .argument('<id>', 'instance id')
+  .option('--no-wait', 'print the hub\'s answer at once, without waiting for the new run')
+  .action(async (id: string, options: { wait: boolean }) => {
+    const url = hubUrl(program.opts())
+    // The PID before: the hub answers at once, while the old run may still be stopping,
+    // so its answer cannot know the new PID; the supervisor's status will.
+    const before = options.wait ? (await instanceRow(url, id)).process : null
+    const accepted = await request<Record<string, unknown>>(url, 'POST', `/instances/${encodeURIComponent(id)}/restart`)
+    if (!options.wait) return void process.stdout.write(`${JSON.stringify(accepted)}\n`)
+    const previousPid = before?.pid ?? null
+    const previousRestarts = before?.restarts ?? 0
+    const deadline = Date.now() + RESTART_WAIT_MS
+    // `error` before the supervisor took the request up is the crash loop being cleared, not its outcome.
+    let left = before?.state !== 'error'
+    for (;;) {
+      const row = await instanceRow(url, id)
+      const p = row.process
+      // A new run: running, with another PID (or, should the OS reuse the PID, more restarts).
+      if (p !== null && p.state === 'running' && p.pid !== null && (p.pid !== previousPid || p.restarts > previousRestarts)) {
+        return void process.stdout.write(`${JSON.stringify({ id, action: accepted['action'], state: p.state, pid: p.pid, previousPid })}\n`)
+      }
+      if (p !== null && p.state !== 'error') left = true
+      if (p !== null && p.state === 'error' && left) throw new Error(`${id} did not come back: ${p.reason ?? 'error'}`)
+      if (Date.now() > deadline) throw new Error(`${id} not running again after ${RESTART_WAIT_MS / 1000} s (supervisor: ${p?.state ?? 'none'}${p?.reason == null ? '' : `, ${p.reason}`})`)
+      await new Promise((r) => setTimeout(r, 200))
+    }
+  })
+
+program
+  .command('pid')
+  .description('print the PID of a supervised instance (or hub, bridge) of this hub, e.g. kill -9 $(trinity pid analytics)')
   .argument('<id>', 'instance id')
   .action(async (id: string) => {
-    const accepted = await request(hubUrl(program.opts()), 'POST', `/instances/${encodeURIComponent(id)}/restart`)
-    process.stdout.write(`${JSON.stringify(accepted)}\n`)
+    const row = await instanceRow(hubUrl(program.opts()), id)
+    if (row.process?.pid == null) throw new Error(`${id} has no running process under this hub's supervisor (${row.process === null ? 'not supervised' : row.process.state})`)
+    process.stdout.write(`${row.process.pid}\n`)
   })
 
 program

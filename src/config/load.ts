@@ -10,6 +10,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
 import { resolveConfig } from './defaults.js'
+import { ENV_OVERRIDES, layOverrides } from './env-overrides.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
@@ -36,17 +37,19 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.file}:${p.line}:${p.col}: ${p.field}: ${p.expected}`
 }
 
-export function loadConfigFile(path: string): Config {
+/** The file, with TRINITY_SET's overrides from `env` laid over it (env-overrides.ts). */
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
   const file = resolve(path)
   if (!existsSync(file)) {
     throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
   }
-  return parseConfig(readFileSync(file, 'utf8'), path)
+  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV_OVERRIDES])
 }
 
 const checker = Compile(ConfigSchema)
 
-export function parseConfig(text: string, file = '<config>'): Config {
+/** `overrides`: a TRINITY_SET value, validated with the file. */
+export function parseConfig(text: string, file = '<config>', overrides?: string): Config {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
@@ -56,8 +59,9 @@ export function parseConfig(text: string, file = '<config>'): Config {
   if (syntax !== undefined) {
     throw new ConfigError([{ file, ...at(syntax.pos[0]), field: '(yaml)', expected: yamlMessage(syntax) }])
   }
+  const env = layOverrides(doc, overrides)
   const raw: unknown = doc.toJS() ?? {}
-  const problems: ConfigProblem[] = []
+  const problems: ConfigProblem[] = [...env.problems]
   if (!checker.Check(raw)) {
     const errors = [...checker.Errors(raw)] as SchemaError[]
     // A union reports each failed branch and then itself: keep the union's line only.
@@ -69,10 +73,10 @@ export function parseConfig(text: string, file = '<config>'): Config {
       const key = `${problem.field}|${problem.expected}`
       if (seen.has(key)) continue
       seen.add(key)
-      problems.push(problem)
+      problems.push(env.relocate(problem))
     }
   } else {
-    problems.push(...semanticProblems(raw, doc, file, at))
+    problems.push(...semanticProblems(raw, doc, file, at).map(env.relocate))
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)

@@ -6,9 +6,21 @@
  * Hysteresis: `missesBeforeOffline` misses in a row before offline (timeout
  * until then) and `passesBeforeOnline` passes before a lost instance counts
  * as online again, so a flapping instance does not flood the bus.
+ *
+ * Warm-up answers: the first answer after an instance (re)starts (the first
+ * check of it, the first after a miss, or the first of a new bus session)
+ * pays for connection setup and the instance's cold code paths (JIT, lazy
+ * imports), often 10-50 times a warm answer. It is published and judged
+ * (slow means degraded) like any other, but in the rolling window it only
+ * stands until the next answer replaces it: one cold start must not pin the
+ * p95 of the last 50 checks for 50 intervals.
+ *
+ * HTTP probes use node:http (src/net/http-request.ts), not fetch, which
+ * refuses ports such as 6000; a miss's reason is the real cause.
  */
 import { randomUUID } from 'node:crypto'
 import type { Health, HealthState } from '../contract/payloads.js'
+import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
 import type { Instance, Registry } from './registry.js'
@@ -25,10 +37,15 @@ export interface HealthDeps {
 
 type Probe = { kind: 'pass'; ms: number; slow: boolean } | { kind: 'erroring'; ms: number; reason: string } | { kind: 'miss'; reason: string }
 
+/** Published times: 2 decimals, like the registry's rolling figures. */
+const round2 = (ms: number): number => Math.round(ms * 100) / 100
+
 export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined
   private readonly pending = new Map<string, (ms: number) => void>()
   private readonly checking = new Set<string>()
+  /** The bus session of each instance's last answered check: a new one means a restart (a warm-up answer). */
+  private readonly passSession = new Map<string, number | null>()
   /** Aborts HTTP checks in flight when the monitor stops. */
   private readonly aborter = new AbortController()
   checks = 0
@@ -89,8 +106,10 @@ export class HealthMonitor {
       instance.reason = probe.reason
       if (from !== 'offline') instance.state = instance.misses >= health.missesBeforeOffline ? 'offline' : 'timeout'
     } else {
-      responseMs = probe.ms
-      instance.recordResponse(probe.ms)
+      responseMs = round2(probe.ms)
+      const warmUp = instance.passes === 0 || this.passSession.get(instance.id) !== instance.session
+      this.passSession.set(instance.id, instance.session)
+      instance.recordResponse(probe.ms, warmUp)
       instance.misses = 0
       instance.passes++
       const recovering = from === 'offline' || from === 'timeout'
@@ -116,15 +135,13 @@ export class HealthMonitor {
     const { timeoutMs, degradedAfterMs } = this.deps.health
     const started = performance.now()
     try {
-      const response = await fetch(url, { signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), this.aborter.signal]) })
-      await response.arrayBuffer()
+      const response = await httpRequestTo(url, { timeoutMs, signal: this.aborter.signal })
       const ms = performance.now() - started
       if (!response.ok) return { kind: 'erroring', ms, reason: `HTTP ${response.status}` }
       return { kind: 'pass', ms, slow: ms > degradedAfterMs }
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string } }
-      if (e.name === 'TimeoutError') return { kind: 'miss', reason: `no answer within ${timeoutMs} ms` }
-      return { kind: 'miss', reason: e.cause?.code ?? e.message }
+      // The cause as Node says it: `connect ECONNREFUSED 127.0.0.1:6000`, `no answer within 5000 ms`.
+      return { kind: 'miss', reason: err instanceof HttpRequestError ? err.message : String(err) }
     }
   }
 

@@ -5,9 +5,11 @@
  * JSON answer completes it (its `output` field, or the whole body), anything
  * else fails it with the reason. Health comes from GET `{url}/health` (see
  * health.ts). Reports go through the same path as MQTT reports, so leases,
- * retries and stale-report protection apply unchanged.
+ * retries and stale-report protection apply unchanged. Requests go by
+ * node:http (src/net/http-request.ts): fetch refuses ports such as 6000.
  */
 import type { InboxFrame, Report } from '../contract/payloads.js'
+import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Logger } from '../log.js'
 
 export interface HttpAdapterDeps {
@@ -49,13 +51,14 @@ export class HttpAdapter {
     this.deps.report(instanceId, { ...base, state: 'started' })
     let report: Report
     try {
-      const response = await fetch(`${url}/task`, {
+      const response = await httpRequestTo(`${url}/task`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ ...frame.task, attempt: frame.attempt, leaseToken: frame.leaseToken }),
-        signal: AbortSignal.any([controller.signal, AbortSignal.timeout(this.deps.timeoutMs)]),
+        signal: controller.signal,
+        timeoutMs: this.deps.timeoutMs,
       })
-      const text = await response.text()
+      const text = response.text()
       if (!response.ok) {
         report = { ...base, state: 'failed', error: `HTTP ${response.status} from ${url}/task: ${text.slice(0, 500)}` }
       } else {
@@ -66,8 +69,8 @@ export class HttpAdapter {
       }
     } catch (err) {
       if (controller.signal.aborted) return // cancelled: the hub already knows
-      const cause = (err as { cause?: { code?: string } }).cause?.code
-      report = { ...base, state: 'failed', error: `${url}/task: ${cause ?? (err as Error).message}` }
+      const cause = err instanceof HttpRequestError ? err.message : String(err)
+      report = { ...base, state: 'failed', error: `${url}/task: ${cause}` }
     } finally {
       this.inFlight.delete(frame.leaseToken)
     }

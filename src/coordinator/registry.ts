@@ -69,6 +69,7 @@ export class Instance {
   process: InstanceProcess | null = null
   private readonly responses: number[] = []
   private readonly checkRecords: Health[] = []
+  private provisional = false
 
   constructor(config: InstanceConfig, source: 'config' | 'joined', defaultConcurrency: number) {
     this.id = config.id
@@ -87,7 +88,10 @@ export class Instance {
     return (this.state === 'online' || this.state === 'degraded') && !this.draining && this.inFlight.size < this.concurrency
   }
 
-  recordResponse(ms: number): void {
+  /** A warm-up time (see health.ts) is replaced by the next one instead of staying in the window. */
+  recordResponse(ms: number, warmUp = false): void {
+    if (this.provisional) this.responses.pop()
+    this.provisional = warmUp
     this.responses.push(ms)
     if (this.responses.length > RESPONSE_WINDOW) this.responses.shift()
   }

@@ -25,6 +25,7 @@ import { resolvedConfigEnv } from '../config/resolved-env.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from '../hub-identity.js'
 import type { Logger } from '../log.js'
+import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
@@ -63,6 +64,8 @@ export class Supervisor {
   private readonly children: Child[] = []
   private readonly byName = new Map<string, Child>()
   private readonly unhealthySince = new Map<string, number>()
+  /** Each child's last error-level log line, to say why it did not start. */
+  private readonly lastErrors = new Map<string, string>()
   private state: SupervisorStatus['state'] = 'starting'
   private readonly startedAt = Date.now()
   private urls: Urls | undefined
@@ -96,16 +99,40 @@ export class Supervisor {
       const bridge = this.add({ name: 'bridge', kind: 'bridge', command: this.options.bridge.command, args: this.options.bridge.args })
       await bridge.start().catch((err: Error) => log.error({ err: err.message }, 'git bridge did not start'))
     }
-    const started = await (early ?? launch())
-    for (const [n, outcome] of started.entries()) {
-      if (outcome.status === 'rejected') log.error({ instance: instances[n]?.id, err: (outcome.reason as Error).message }, 'instance did not start')
+    // Ready with what is ready: an instance that cannot start (its port is
+    // taken, it crashes) keeps being restarted by its policy, but does not hold
+    // back the others past one readyTimeout after the hub was ready.
+    const launched = early ?? launch()
+    let deadline: NodeJS.Timeout | undefined
+    await Promise.race([launched, new Promise<void>((resolve) => { deadline = setTimeout(resolve, config.supervisor.readyTimeoutMs) })])
+    clearTimeout(deadline)
+    if (this.stopping !== undefined) throw new Error('stopped while starting')
+    const failed: string[] = []
+    for (const instance of instances) {
+      const child = this.byName.get(instance.id)
+      if (child === undefined || child.state === 'running') continue
+      const why = this.notReadyReason(child)
+      failed.push(`${instance.id}: ${why}`)
+      log.error({ instance: instance.id, state: child.state, restarts: child.restarts, err: why }, 'instance did not start')
     }
     this.healthTimer = setInterval(() => this.recycleUnhealthy(), 1000)
     this.state = 'running'
     this.publishStatus()
-    const online = this.children.filter((c) => c.spec.kind === 'instance' && c.state === 'running').length
-    log.info({ http: urls.http, mqtt: urls.mqtt, instances: `${online}/${instances.length}`, ms: Date.now() - this.startedAt, lifeline: this.lifeline.pid }, 'trinity started')
+    const online = instances.length - failed.length
+    log.info({
+      http: urls.http, mqtt: urls.mqtt, instances: `${online}/${instances.length}`, ...(failed.length === 0 ? {} : { failed }),
+      ms: Date.now() - this.startedAt, lifeline: this.lifeline.pid,
+    }, 'trinity started')
     return urls
+  }
+
+  /** Why a child is not running: its state's reason, its last exit, and its own last error line. */
+  private notReadyReason(child: Child): string {
+    const exit = child.lastExit === null ? null : child.lastExit.signal !== null ? `killed by ${child.lastExit.signal}` : `exited with code ${child.lastExit.code}`
+    const base = child.reason ?? exit ?? `not ready after ${this.options.config.supervisor.readyTimeoutMs} ms, still starting`
+    const own = this.lastErrors.get(child.spec.name)
+    const restarting = child.restarts > 0 && (child.state === 'backoff' || child.state === 'starting') ? `; restarting (${child.restarts} restarts so far)` : ''
+    return `${base}${own === undefined || base.includes(own) ? '' : ` (${own})`}${restarting}`
   }
 
   /** Reverse start order: instances (they drain), the bridge, then the hub. */
@@ -157,10 +184,15 @@ export class Supervisor {
     const childLog = log.child(spec.kind === 'instance' ? { service: spec.name, instance: spec.name } : { service: spec.name })
     child.on('line', (stream, line) => {
       relayLine(childLog, stream, line, spec.kind === 'instance' ? spec.name : undefined)
+      this.noteError(spec.name, stream, line)
       if (child.state === 'starting') this.readinessFromLine(child, line)
     })
     child.on('state', (state, reason) => {
-      const fields = { service: spec.name, state, childPid: child.pid, restarts: child.restarts, ...(reason === null ? {} : { reason }) }
+      const fields = {
+        service: spec.name, state, childPid: child.pid, restarts: child.restarts, ...(reason === null ? {} : { reason }),
+        // How a stop ended: exit code 0 on SIGTERM, or `SIGKILL` when the grace period ran out.
+        ...(state === 'stopped' && child.lastExit !== null ? { exitCode: child.lastExit.code, exitSignal: child.lastExit.signal } : {}),
+      }
       if (state === 'error') log.error(fields, 'crash loop: not restarting until asked')
       else if (state === 'backoff') log.warn({ ...fields, restartInMs: (child.nextRestartAt ?? Date.now()) - Date.now() }, 'exited; restarting after backoff')
       else log.info(fields, `child ${state}`)
@@ -210,6 +242,21 @@ export class Supervisor {
     return env
   }
 
+  /** Remembers a child's last error: a pino record at error level or above, or a plain stderr line. */
+  private noteError(name: string, stream: 'stdout' | 'stderr', line: string): void {
+    if (line.trim() === '') return
+    if (line.startsWith('{')) {
+      try {
+        const record = JSON.parse(line) as { level?: unknown; msg?: unknown }
+        if (typeof record.level === 'number') {
+          if (record.level >= 50 && typeof record.msg === 'string') this.lastErrors.set(name, record.msg)
+          return
+        }
+      } catch { /* not a log record: a plain line */ }
+    }
+    if (stream === 'stderr') this.lastErrors.set(name, line.slice(0, 500))
+  }
+
   /** The hub is ready when it logs its URLs; the bridge when it logs `bridge ready`. */
   private readinessFromLine(child: Child, line: string): void {
     if (child.spec.kind === 'instance' || !line.startsWith('{')) return
@@ -235,7 +282,8 @@ export class Supervisor {
     if (url === undefined) return
     const run = child.startedAt
     while (child.state === 'starting' && child.startedAt === run) {
-      const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)
+      // node:http, not fetch: fetch refuses ports such as 6000 (src/net/http-request.ts).
+      const ok = await httpRequestTo(url, { timeoutMs: 1000 }).then((r) => r.ok, () => false)
       if (ok && child.startedAt === run) return child.markReady()
       await new Promise((r) => setTimeout(r, HEALTH_POLL_MS))
     }

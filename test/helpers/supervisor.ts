@@ -63,12 +63,12 @@ export async function spawnSupervisor(configFile: string, options: { cwd?: strin
     },
   }
   try {
-    await waitFor(() => records.some((r) => r.msg === 'trinity started') || child.exitCode !== null, options.readyTimeoutMs ?? 30_000, 'trinity started')
+    await waitFor(() => records.some((r) => r.msg === 'trinity started') || child.exitCode !== null, options.readyTimeoutMs ?? 60_000, 'trinity started')
   } catch (err) {
     await proc.stop('SIGKILL')
     throw new Error(`${(err as Error).message}\n${records.map((r) => JSON.stringify(r)).join('\n')}\n${plain.join('\n')}`)
   }
-  if (child.exitCode !== null) throw new Error(`supervisor exited with ${child.exitCode}:\n${plain.join('\n')}`)
+  if (child.exitCode !== null) throw new Error(`supervisor exited with ${child.exitCode}:\n${records.map((r) => JSON.stringify(r)).join("\n")}\n${plain.join("\n")}`)
   const started = records.find((r) => r.msg === 'trinity started')
   proc.httpUrl = String(started?.['http'])
   proc.lifeline = Number(started?.['lifeline'])

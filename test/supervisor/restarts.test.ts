@@ -37,7 +37,7 @@ async function finished(id: string): Promise<TaskRecord> {
   await waitFor(async () => {
     task = (await http<TaskRecord>(sup.httpUrl, 'GET', `/tasks/${id}`)).body
     return ['completed', 'failed', 'dead'].includes(task.state)
-  }, 20_000, `task ${id} to finish`)
+  }, 60_000, `task ${id} to finish`)
   return task as TaskRecord
 }
 
@@ -86,9 +86,9 @@ before(async () => {
 })
 
 test('SIGKILL of an instance: restarted after its backoff, its in-flight task retried and completed once', async () => {
-  await waitFor(async () => (await instance('worker')).state === 'online', 10_000, 'worker online')
+  await waitFor(async () => (await instance('worker')).state === 'online', 60_000, 'worker online')
   const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'slow_job', content: 'x' })
-  await waitFor(() => sup.records.some((r) => r.msg === 'slow job started' && r['taskId'] === body.id), 10_000, 'task started')
+  await waitFor(() => sup.records.some((r) => r.msg === 'slow job started' && r['taskId'] === body.id), 60_000, 'task started')
   const killed = (await instance('worker')).process?.pid
   assert.ok(typeof killed === 'number')
   process.kill(killed, 'SIGKILL')
@@ -112,7 +112,7 @@ test('SIGKILL of an instance: restarted after its backoff, its in-flight task re
 })
 
 test('a command that exits at once: crash loop, state error, supervisor idle; a manual restart works', async () => {
-  await waitFor(async () => (await instance('flaky')).process?.state === 'error', 15_000, 'flaky in a crash loop')
+  await waitFor(async () => (await instance('flaky')).process?.state === 'error', 60_000, 'flaky in a crash loop')
   const row = await instance('flaky')
   assert.equal(row.state, 'error')
   assert.match(row.reason ?? '', /crash loop: 4 exits within 60000 ms \(last: exited with code 3\)/)
@@ -139,8 +139,28 @@ test('a command that exits at once: crash loop, state error, supervisor idle; a 
 
   writeFileSync(FLAG, '')
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'restart', 'flaky', '--url', sup.httpUrl])
-  assert.equal((JSON.parse(stdout) as { action: string }).action, 'restart')
-  await waitFor(async () => { const r = await instance('flaky'); return r.state === 'online' && r.process?.state === 'running' }, 10_000, 'flaky online after a manual restart')
+  const answer = JSON.parse(stdout) as { action: string; pid: number; previousPid: number | null; state: string }
+  assert.equal(answer.action, 'restart')
+  assert.deepEqual([answer.state, answer.previousPid], ['running', null], 'a crash-looped instance had no process')
+  await waitFor(async () => { const r = await instance('flaky'); return r.state === 'online' && r.process?.state === 'running' }, 60_000, 'flaky online after a manual restart')
+  assert.equal((await instance('flaky')).process?.pid, answer.pid, 'the PID printed is the new run\'s')
+})
+
+test('trinity restart prints the new run\'s PID, not the old one; trinity pid prints the current one', async () => {
+  await waitFor(async () => (await instance('worker')).process?.state === 'running', 60_000, 'worker running')
+  const run = promisify(execFile)
+  const old = Number((await run(process.execPath, [CLI, 'pid', 'worker', '--url', sup.httpUrl])).stdout.trim())
+  assert.equal(old, (await instance('worker')).process?.pid)
+  const { stdout } = await run(process.execPath, [CLI, 'restart', 'worker', '--url', sup.httpUrl])
+  const answer = JSON.parse(stdout) as { pid: number; previousPid: number; state: string }
+  assert.equal(answer.previousPid, old)
+  assert.notEqual(answer.pid, old)
+  assert.equal(answer.state, 'running')
+  assert.equal((await instance('worker')).process?.pid, answer.pid)
+  assert.equal(Number((await run(process.execPath, [CLI, 'pid', 'worker', '--url', sup.httpUrl])).stdout.trim()), answer.pid)
+  const missing = await run(process.execPath, [CLI, 'pid', 'nobody', '--url', sup.httpUrl]).then(() => null, (err: { code: number; stderr: string }) => err)
+  assert.equal(missing?.code, 1)
+  assert.match(missing?.stderr ?? '', /no instance "nobody" \(known: .*worker/)
 })
 
 test('restart requests the supervisor cannot honour are refused with a reason', async () => {
@@ -152,9 +172,9 @@ test('restart requests the supervisor cannot honour are refused with a reason', 
 })
 
 test('SIGTERM during a task: the instance finishes it before exiting, and is started again', async () => {
-  await waitFor(async () => (await instance('drainer')).state === 'online', 10_000, 'drainer online')
+  await waitFor(async () => (await instance('drainer')).state === 'online', 60_000, 'drainer online')
   const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'drain_job', content: 'x' })
-  await waitFor(() => sup.records.some((r) => r.msg === 'slow job started' && r['taskId'] === body.id), 10_000, 'task started')
+  await waitFor(() => sup.records.some((r) => r.msg === 'slow job started' && r['taskId'] === body.id), 60_000, 'task started')
   const pid = (await instance('drainer')).process?.pid
   assert.ok(typeof pid === 'number')
   process.kill(pid, 'SIGTERM')
@@ -163,20 +183,20 @@ test('SIGTERM during a task: the instance finishes it before exiting, and is sta
   assert.equal((task.assignments[0]?.output as { pid: number }).pid, pid, 'finished by the process that got SIGTERM')
   assert.equal(task.assignments[0]?.attempts, 1)
   assert.equal(doneLines('drainer').filter((l) => l.startsWith(body.id)).length, 1)
-  await waitFor(async () => { const r = await instance('drainer'); return r.state === 'online' && r.process?.pid !== pid }, 10_000, 'drainer back')
+  await waitFor(async () => { const r = await instance('drainer'); return r.state === 'online' && r.process?.pid !== pid }, 60_000, 'drainer back')
   const exit = sup.records.find((r) => r.service === 'drainer' && r.msg === 'exited; restarting after backoff')
   assert.equal(exit?.['reason'], 'exited with code 0')
 })
 
 test('an instance whose health stays bad past restartUnhealthyAfter is restarted', async () => {
-  await waitFor(() => sup.records.some((r) => r.service === 'sick' && r.msg === 'unhealthy too long: restarting'), 15_000, 'sick restarted')
-  await waitFor(async () => ((await instance('sick')).process?.restarts ?? 0) >= 1, 10_000, 'restart counted')
+  await waitFor(() => sup.records.some((r) => r.service === 'sick' && r.msg === 'unhealthy too long: restarting'), 60_000, 'sick restarted')
+  await waitFor(async () => ((await instance('sick')).process?.restarts ?? 0) >= 1, 60_000, 'restart counted')
   const record = sup.records.find((r) => r.service === 'sick' && r.msg === 'unhealthy too long: restarting')
   assert.ok(Number(record?.['unhealthyMs']) >= 1000)
 })
 
 test('an HTTP-adapter instance is launched by its command, health-checked and given tasks', async () => {
-  await waitFor(async () => { const r = await instance('pyworker'); return r.state === 'online' && r.checks > 0 }, 10_000, 'pyworker online and checked')
+  await waitFor(async () => { const r = await instance('pyworker'); return r.state === 'online' && r.checks > 0 }, 60_000, 'pyworker online and checked')
   assert.equal((await instance('pyworker')).process?.state, 'running')
   const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'word_count', content: 'one two three' })
   const task = await finished(body.id)
