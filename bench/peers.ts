@@ -170,19 +170,18 @@ async function bullmq(aof: 'everysec' | 'always' | 'off'): Promise<TaskSystem> {
 }
 
 async function jetstream(): Promise<TaskSystem> {
-  const { connect } = await import('@nats-io/transport-node')
-  const { jetstream: js, jetstreamManager, AckPolicy, RetentionPolicy, StorageType } = await import('@nats-io/jetstream')
+  const { connect, AckPolicy, RetentionPolicy, StorageType } = await import('nats')
   const dir = tempDir('trinity-bench-nats-')
   const port = await freePort()
   const server = await startServer('nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir.path],
     (l) => l.includes('Server is ready'), 'nats-server')
   const nc = await connect({ servers: `127.0.0.1:${port}` })
   const workerConn = await connect({ servers: `127.0.0.1:${port}` })
-  const jsm = await jetstreamManager(nc)
+  const jsm = await nc.jetstreamManager()
   await jsm.streams.add({ name: 'TASKS', subjects: ['tasks.>'], retention: RetentionPolicy.Workqueue, storage: StorageType.File })
   await jsm.consumers.add('TASKS', { durable_name: 'noop', ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 })
-  const producer = js(nc)
-  const consumer = await js(workerConn).consumers.get('TASKS', 'noop')
+  const producer = nc.jetstream()
+  const consumer = await workerConn.jetstream().consumers.get('TASKS', 'noop')
   const messages = await consumer.consume({ max_messages: 1000 })
   void (async () => {
     for await (const m of messages) {
