@@ -84,9 +84,14 @@ export class HealthMonitor {
     if (this.checking.has(instance.id)) return
     if (instance.healthUrl === null && !instance.connected) return
     this.checking.add(instance.id)
+    // A ping answer speaks for the connection it was sent on. If a Will, an offline
+    // status or a new birth came while it was out, that is newer evidence: drop the answer.
+    const session = instance.session
     try {
       const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : await this.probeMqtt(instance.id)
-      if (!this.aborter.signal.aborted) this.apply(instance, probe)
+      if (this.aborter.signal.aborted || this.deps.registry.get(instance.id) !== instance) return
+      if (instance.healthUrl === null && (!instance.connected || instance.session !== session)) return
+      this.apply(instance, probe)
     } finally {
       this.checking.delete(instance.id)
     }
