@@ -1,0 +1,122 @@
+/**
+ * What can happen to a task leg, in one place: named transitions as pure
+ * functions over a leg and `now`, checked against one table of allowed
+ * moves. The scheduler decides *when* (ordering, I/O, timers); this module
+ * decides *what* a leg becomes. Nothing here reads a clock, draws a random
+ * number or touches the store: the caller passes `now` and the lease token.
+ *
+ *   queued ──assign──▶ assigned ──start──▶ running ──renew──▶ running
+ *     ▲                  │  │                 │  │
+ *     └──retry (backoff)─┘  └──complete / fail / lose / cancel──┘
+ *   failed | dead | cancelled ──replay──▶ queued (attempts from zero)
+ *
+ * `fail` and `lose` put the leg back in the queue while attempts remain
+ * (after the backoff, preferring an instance that has not tried it); a
+ * failure the worker marks non-retryable ends the leg at once, as Temporal's
+ * `nonRetryableErrorTypes` do. When attempts run out a failed report ends in
+ * `failed`, a lost lease or instance in `dead` (a dead letter).
+ */
+import type { Assignment, TaskState } from '../contract/payloads.js'
+
+export type LegState = TaskState
+
+/** Every transition's name. */
+export const LEG_TRANSITIONS = ['assign', 'start', 'renew', 'complete', 'fail', 'lose', 'cancel', 'replay'] as const
+export type LegTransition = (typeof LEG_TRANSITIONS)[number]
+
+/** From which states each transition may be taken, and the states it can lead to. */
+export const LEG_TABLE: Readonly<Record<LegTransition, { readonly from: readonly LegState[]; readonly to: readonly LegState[]; readonly why: string }>> = {
+  assign: { from: ['queued'], to: ['assigned'], why: 'the router picked an available instance; a new lease token, attempts + 1' },
+  start: { from: ['assigned', 'running'], to: ['running'], why: 'the instance reported `started`; the lease is renewed' },
+  renew: { from: ['assigned', 'running'], to: ['running'], why: 'a `progress` report; the lease is renewed, the progress kept' },
+  complete: { from: ['assigned', 'running'], to: ['completed'], why: 'a `completed` report with the current lease token' },
+  fail: { from: ['assigned', 'running'], to: ['queued', 'failed'], why: 'a `failed` report: retried after backoff while attempts remain and it is retryable, else failed' },
+  lose: { from: ['assigned', 'running'], to: ['queued', 'dead'], why: 'the lease expired, or the instance went offline or restarted: retried while attempts remain, else dead' },
+  cancel: { from: ['queued', 'assigned', 'running'], to: ['cancelled'], why: 'POST /tasks/:id/cancel' },
+  replay: { from: ['failed', 'dead', 'cancelled'], to: ['queued'], why: 'POST /tasks/:id/retry: attempts start over' },
+}
+
+export class LegTransitionError extends Error {
+  constructor(readonly transition: LegTransition, readonly from: LegState) {
+    super(`a leg in state ${from} cannot ${transition} (allowed from: ${LEG_TABLE[transition].from.join(', ')})`)
+    this.name = 'LegTransitionError'
+  }
+}
+
+/** The retry policy a leg is judged by: the task's and the config's. */
+export interface RetryPolicy {
+  readonly maxAttempts: number
+  readonly backoff: { readonly baseMs: number; readonly factor: number; readonly maxMs: number }
+}
+
+export function backoffMs(attempt: number, policy: RetryPolicy['backoff']): number {
+  return Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt - 1))
+}
+
+export function newLeg(targets: readonly string[], now: number): Assignment {
+  return { targets: [...targets], state: 'queued', instance: null, attempts: 0, leaseToken: null, leaseExpiresAt: null, notBefore: now, tried: [] }
+}
+
+export function isLegActive(leg: Assignment): boolean {
+  return leg.state === 'assigned' || leg.state === 'running'
+}
+
+export function isLegFinished(leg: Assignment): boolean {
+  return leg.state === 'completed' || leg.state === 'failed' || leg.state === 'dead' || leg.state === 'cancelled'
+}
+
+function check(transition: LegTransition, leg: Assignment): void {
+  if (!LEG_TABLE[transition].from.includes(leg.state)) throw new LegTransitionError(transition, leg.state)
+}
+
+export function assign(leg: Assignment, to: { instance: string; leaseToken: string; leaseMs: number }, now: number): Assignment {
+  check('assign', leg)
+  const { error: _error, ...rest } = leg
+  return { ...rest, state: 'assigned', instance: to.instance, attempts: leg.attempts + 1, leaseToken: to.leaseToken, leaseExpiresAt: now + to.leaseMs }
+}
+
+export function start(leg: Assignment, leaseMs: number, now: number): Assignment {
+  check('start', leg)
+  return { ...leg, state: 'running', leaseExpiresAt: now + leaseMs }
+}
+
+export function renew(leg: Assignment, progress: unknown, leaseMs: number, now: number): Assignment {
+  check('renew', leg)
+  return { ...leg, state: 'running', leaseExpiresAt: now + leaseMs, ...(progress === undefined ? {} : { progress }) }
+}
+
+/** The lease token stays on the record: it names the attempt whose output this is. */
+export function complete(leg: Assignment, output: unknown): Assignment {
+  check('complete', leg)
+  const { progress: _progress, ...rest } = leg
+  return { ...rest, state: 'completed', output }
+}
+
+/** Back in the queue after the backoff, or ended in `final`; the holder joins `tried` (the router prefers others). */
+function retryOrEnd(leg: Assignment, error: string, final: 'failed' | 'dead', retryable: boolean, policy: RetryPolicy, now: number): Assignment {
+  const tried = leg.instance === null ? leg.tried : [...leg.tried.filter((i) => i !== leg.instance), leg.instance]
+  const released = { ...leg, tried, error, leaseToken: null, leaseExpiresAt: null }
+  if (!retryable || leg.attempts >= policy.maxAttempts) return { ...released, state: final }
+  return { ...released, state: 'queued', instance: null, notBefore: now + backoffMs(leg.attempts, policy.backoff) }
+}
+
+export function fail(leg: Assignment, failure: { error: string; retryable: boolean }, policy: RetryPolicy, now: number): Assignment {
+  check('fail', leg)
+  return retryOrEnd(leg, failure.error, 'failed', failure.retryable, policy, now)
+}
+
+export function lose(leg: Assignment, reason: string, policy: RetryPolicy, now: number): Assignment {
+  check('lose', leg)
+  return retryOrEnd(leg, reason, 'dead', true, policy, now)
+}
+
+export function cancel(leg: Assignment): Assignment {
+  check('cancel', leg)
+  return { ...leg, state: 'cancelled', leaseToken: null, leaseExpiresAt: null }
+}
+
+/** A finished leg starts over (attempts from zero); who tried it before is remembered. */
+export function replay(leg: Assignment, now: number): Assignment {
+  check('replay', leg)
+  return { ...newLeg(leg.targets, now), tried: leg.tried }
+}

@@ -1,0 +1,115 @@
+/**
+ * The task-leg lifecycle as pure functions, with a fixed clock: every
+ * transition from every state (allowed ones land in the table's targets,
+ * the rest are refused), the retry and give-up rules, and the table as
+ * docs/topics.md prints it.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { TASK_STATES, type Assignment } from '../../src/contract/payloads.js'
+import {
+  LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, assign, cancel, complete, fail, lose, newLeg, renew, replay, start,
+  type LegState, type LegTransition, type RetryPolicy,
+} from '../../src/coordinator/leg-lifecycle.js'
+import { ROOT } from '../helpers/hub.js'
+
+const NOW = 1_000_000
+const policy: RetryPolicy = { maxAttempts: 3, backoff: { baseMs: 100, factor: 2, maxMs: 1000 } }
+const lease = { instance: 'c1', leaseToken: 'token-1', leaseMs: 5000 }
+
+/** A leg in `state`, as the scheduler would have left it there. */
+function legIn(state: LegState, attempts = 1): Assignment {
+  const base = newLeg(['c1', 'c2'], NOW)
+  if (state === 'queued') return base
+  return { ...base, state, instance: 'c1', attempts, leaseToken: 'token-1', leaseExpiresAt: NOW + 5000 }
+}
+
+const apply: Record<LegTransition, (leg: Assignment) => Assignment> = {
+  assign: (leg) => assign(leg, lease, NOW),
+  start: (leg) => start(leg, 5000, NOW),
+  renew: (leg) => renew(leg, { step: 1 }, 5000, NOW),
+  complete: (leg) => complete(leg, 'done'),
+  fail: (leg) => fail(leg, { error: 'boom', retryable: true }, policy, NOW),
+  lose: (leg) => lose(leg, 'lease expired', policy, NOW),
+  cancel: (leg) => cancel(leg),
+  replay: (leg) => replay(leg, NOW),
+}
+
+for (const transition of LEG_TRANSITIONS) {
+  for (const state of TASK_STATES) {
+    const allowed = LEG_TABLE[transition].from.includes(state)
+    test(`${transition} from ${state}: ${allowed ? `lands in ${LEG_TABLE[transition].to.join(' or ')}` : 'refused'}`, () => {
+      const leg = legIn(state)
+      const before = structuredClone(leg)
+      if (!allowed) {
+        assert.throws(() => apply[transition](leg), (err: unknown) => err instanceof LegTransitionError && err.from === state && err.transition === transition)
+      } else {
+        const next = apply[transition](leg)
+        assert.ok(LEG_TABLE[transition].to.includes(next.state), `${next.state} is one of ${LEG_TABLE[transition].to.join(', ')}`)
+      }
+      assert.deepEqual(leg, before, 'the input leg is never changed')
+    })
+  }
+}
+
+test('assign: a fresh lease from now, attempts + 1, a previous error cleared', () => {
+  const next = assign({ ...legIn('queued'), attempts: 1, error: 'c2: lease expired' }, lease, NOW)
+  assert.deepEqual([next.state, next.instance, next.attempts, next.leaseToken, next.leaseExpiresAt, next.error], ['assigned', 'c1', 2, 'token-1', NOW + 5000, undefined])
+})
+
+test('start and renew extend the lease from now; renew keeps the progress', () => {
+  const started = start(legIn('assigned'), 7000, NOW + 10)
+  assert.deepEqual([started.state, started.leaseExpiresAt], ['running', NOW + 7010])
+  const renewed = renew(started, { pct: 50 }, 7000, NOW + 20)
+  assert.deepEqual([renewed.leaseExpiresAt, renewed.progress], [NOW + 7020, { pct: 50 }])
+  assert.equal(renew(renewed, undefined, 7000, NOW + 30).progress, renewed.progress, 'a renew without progress keeps the last one')
+})
+
+test('complete keeps the output and drops the progress', () => {
+  const next = complete({ ...legIn('running'), progress: 'half' }, { answer: 42 })
+  assert.deepEqual([next.state, next.output, next.progress], ['completed', { answer: 42 }, undefined])
+})
+
+test('a retryable failure goes back to the queue after the backoff, and the router is told who tried', () => {
+  const first = fail(legIn('running', 1), { error: 'boom', retryable: true }, policy, NOW)
+  assert.deepEqual([first.state, first.instance, first.notBefore, first.tried, first.error, first.leaseToken], ['queued', null, NOW + 100, ['c1'], 'boom', null])
+  const second = fail({ ...assign(first, { ...lease, instance: 'c2' }, NOW) }, { error: 'again', retryable: true }, policy, NOW)
+  assert.deepEqual([second.state, second.notBefore, second.tried], ['queued', NOW + 200, ['c1', 'c2']])
+})
+
+test('backoff is capped', () => {
+  const leg = lose(legIn('running', 2), 'lease expired', { maxAttempts: 10, backoff: { baseMs: 800, factor: 2, maxMs: 1000 } }, NOW)
+  assert.equal(leg.notBefore, NOW + 1000)
+})
+
+test('out of attempts: a failed report ends in failed, a lost lease in dead; the holder is kept', () => {
+  const failed = fail(legIn('running', 3), { error: 'boom', retryable: true }, policy, NOW)
+  assert.deepEqual([failed.state, failed.instance, failed.error, failed.leaseExpiresAt], ['failed', 'c1', 'boom', null])
+  const dead = lose(legIn('assigned', 3), 'c1: went offline', policy, NOW)
+  assert.deepEqual([dead.state, dead.instance, dead.error], ['dead', 'c1', 'c1: went offline'])
+})
+
+test('a non-retryable failure ends the leg at once, attempts left or not', () => {
+  const next = fail(legIn('running', 1), { error: 'bad input', retryable: false }, policy, NOW)
+  assert.deepEqual([next.state, next.attempts], ['failed', 1])
+})
+
+test('cancel releases the lease; replay starts over from zero attempts, remembering who tried', () => {
+  const cancelled = cancel(legIn('running'))
+  assert.deepEqual([cancelled.state, cancelled.leaseToken, cancelled.leaseExpiresAt], ['cancelled', null, null])
+  const replayed = replay({ ...legIn('dead', 3), tried: ['c1', 'c2'] }, NOW + 50)
+  assert.deepEqual(replayed, { ...newLeg(['c1', 'c2'], NOW + 50), tried: ['c1', 'c2'] })
+})
+
+/** The table as docs/topics.md shows it. */
+function tableMarkdown(): string {
+  const rows = LEG_TRANSITIONS.map((t) => `| \`${t}\` | ${LEG_TABLE[t].from.join(', ')} | ${LEG_TABLE[t].to.join(', ')} | ${LEG_TABLE[t].why} |`)
+  return ['| transition | from | to | when |', '|---|---|---|---|', ...rows].join('\n')
+}
+
+test('docs/topics.md prints the leg transition table as the code has it', () => {
+  const docs = readFileSync(join(ROOT, 'docs/topics.md'), 'utf8')
+  assert.ok(docs.includes(tableMarkdown()), `docs/topics.md must contain, verbatim:\n\n${tableMarkdown()}\n`)
+})
