@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import type { Hub } from '../src/hub.js'
-import { connectAgent, type Agent } from '../src/agent/index.js'
+import { NonRetryableError, connectAgent, type Agent } from '../src/agent/index.js'
 import { SEED_ROUTES } from '../src/config/defaults.js'
 import { topicsFor } from '../src/contract/topics.js'
 import mqtt from 'mqtt'
@@ -14,7 +14,7 @@ let hub: Hub
 const agents: Agent[] = []
 before(async () => {
   hub = await startTestHub(await testConfig(dir.path, {
-    routes: { ...SEED_ROUTES, early_job: { targets: ['early-bird'] }, flaky_fix: { targets: ['thrower'] } },
+    routes: { ...SEED_ROUTES, early_job: { targets: ['early-bird'] }, flaky_fix: { targets: ['thrower'] }, strict_job: { targets: ['strict'] } },
   }))
 })
 after(async () => {
@@ -52,6 +52,17 @@ test('a worker joins in a few lines; results, progress and failures reach the hu
   assert.equal(failed.state, 'failed')
   assert.match(failed.error ?? '', /boom/)
   assert.equal(failed.assignments[0]?.attempts, 3)
+})
+
+test('a handler that throws NonRetryableError fails its task at once: one attempt, no retry', async () => {
+  const agent = await connectAgent({ id: 'strict', url: hub.mqttUrl, handleSignals: false, handlers: { strict_job: async () => { throw new NonRetryableError('content is not a number') } } })
+  agents.push(agent)
+  await waitFor(() => hub.coordinator.registry.get('strict')?.state === 'online', 30_000, 'strict online')
+  const submitted = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'strict_job', content: 'x' })
+  const failed = await finished(submitted.body.id)
+  assert.equal(failed.state, 'failed')
+  assert.equal(failed.assignments[0]?.attempts, 1)
+  assert.match(failed.error ?? '', /content is not a number/)
 })
 
 test('the concurrency limit holds, and messages go both ways', async () => {

@@ -19,6 +19,11 @@ import type { InboxFrame, Message, Priority, Report } from '../contract/payloads
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { TrinityError } from '../errors.js'
 
+/** Thrown by a handler when trying again cannot help (bad input, say): the hub fails the task at once instead of retrying it. */
+export class NonRetryableError extends Error {
+  override readonly name = 'NonRetryableError'
+}
+
 export interface AgentOptions {
   id: string
   /** Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. */
@@ -263,7 +268,9 @@ class AgentImpl implements Agent {
         const output: unknown = await handler(task.content, context)
         if (!controller.signal.aborted) this.report({ ...base, state: 'completed', output: output ?? null })
       } catch (err) {
-        if (!controller.signal.aborted) this.report({ ...base, state: 'failed', error: err instanceof Error ? err.message : String(err) })
+        if (!controller.signal.aborted) {
+          this.report({ ...base, state: 'failed', error: err instanceof Error ? err.message : String(err), ...(err instanceof NonRetryableError ? { retryable: false } : {}) })
+        }
       } finally {
         this.active.delete(task.id)
         const next = this.waiting.shift()

@@ -2,7 +2,7 @@
  * The agent SDK's public entry point. Everything a worker needs; nothing
  * else under src/agent is meant to be imported from outside.
  */
-export { connectAgent } from './agent.js'
+export { NonRetryableError, connectAgent } from './agent.js'
 export type { Agent, AgentOptions, TaskContext, TaskHandler } from './agent.js'
 export type { Message, Priority } from '../contract/payloads.js'
 export { TrinityError } from '../errors.js'

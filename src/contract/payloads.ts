@@ -144,6 +144,8 @@ export const Report = Type.Object(
     state: Type.Enum([...REPORT_STATES]),
     output: Type.Optional(Type.Unknown()),
     error: Type.Optional(Type.String({ maxLength: 10_000 })),
+    /** `failed` only: false when trying again cannot help (bad input); the leg fails at once. Default true. */
+    retryable: Type.Optional(Type.Boolean()),
     leaseToken: Type.Optional(Type.String()),
   },
   { additionalProperties: false },

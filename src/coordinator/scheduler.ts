@@ -17,7 +17,8 @@ import type { Logger } from '../log.js'
 import type { Registry } from './registry.js'
 import type { Router } from './router.js'
 import type { Store } from './store.js'
-import { backoffMs, deriveState, isLegActive, legKey, newLeg, newTaskRecord, sameSubmission } from './task-record.js'
+import { assign, cancel, complete, fail, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
+import { deriveState, legKey, newTaskRecord, sameSubmission } from './task-record.js'
 
 export interface SchedulerDeps {
   store: Store
@@ -159,18 +160,15 @@ export class Scheduler {
         const instance = router.pick(entry.task.type, leg.targets, entry.task.strategy as Route['strategy'], leg.tried)
         if (instance === undefined) { full.add(key); if (!anyAvailable()) break; continue }
         this.unqueue(entry)
-        leg.state = 'assigned'
-        leg.instance = instance.id
-        leg.attempts += 1
-        leg.leaseToken = randomUUID()
-        leg.leaseExpiresAt = now + this.deps.tasks.leaseMs
-        delete leg.error
+        const leaseMs = this.deps.tasks.leaseMs
+        const assigned = assign(leg, { instance: instance.id, leaseToken: randomUUID(), leaseMs }, now)
+        entry.task.assignments[entry.leg] = assigned
         instance.inFlight.add(legKey(entry.task.id, entry.leg))
         entry.task.updatedAt = now
         deriveState(entry.task)
         changed.set(entry.task.id, entry.task)
         const { id, type, content, priority } = entry.task
-        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: leg.leaseToken, leaseMs: this.deps.tasks.leaseMs, attempt: leg.attempts }])
+        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }])
       }
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
@@ -190,22 +188,21 @@ export class Scheduler {
     const leg = task.assignments[index]
     if (leg === undefined) return 'stale'
     const now = this.deps.now()
+    const { leaseMs } = this.deps.tasks
     switch (report.state) {
       case 'started':
+        task.assignments[index] = start(leg, leaseMs, now)
+        break
       case 'progress':
-        leg.state = 'running'
-        leg.leaseExpiresAt = now + this.deps.tasks.leaseMs
-        if (report.output !== undefined) leg.progress = report.output
+        task.assignments[index] = renew(leg, report.output, leaseMs, now)
         break
       case 'completed':
         this.release(task, index)
-        leg.state = 'completed'
-        leg.output = report.output
-        delete leg.progress
+        task.assignments[index] = complete(leg, report.output)
         break
       case 'failed':
         this.release(task, index)
-        this.retryOrGiveUp(task, index, report.error ?? 'failed', 'failed', now)
+        this.settle(task, index, fail(leg, { error: report.error ?? 'failed', retryable: report.retryable !== false }, this.retryPolicy(task), now))
         break
     }
     task.updatedAt = now
@@ -223,9 +220,7 @@ export class Scheduler {
       const leg = task?.assignments[legIndex]
       if (task === undefined || leg === undefined) continue
       if (which === 'running' && leg.state !== 'running') continue
-      this.release(task, legIndex)
-      this.retryOrGiveUp(task, legIndex, `${instanceId}: ${reason}`, 'dead', now)
-      task.updatedAt = now
+      this.loseLeg(task, legIndex, `${instanceId}: ${reason}`, now)
       changed.push(task)
     }
     this.finishChange(changed)
@@ -239,10 +234,7 @@ export class Scheduler {
     for (const task of this.live.values()) {
       task.assignments.forEach((leg, index) => {
         if (!isLegActive(leg) || leg.leaseExpiresAt === null || leg.leaseExpiresAt > now) return
-        const holder = leg.instance ?? '?'
-        this.release(task, index)
-        this.retryOrGiveUp(task, index, `${holder}: lease expired`, 'dead', now)
-        task.updatedAt = now
+        this.loseLeg(task, index, `${leg.instance ?? '?'}: lease expired`, now)
         changed.push(task)
       })
     }
@@ -258,15 +250,14 @@ export class Scheduler {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${stored.state}`)
     }
     task.assignments.forEach((leg, index) => {
-      if (leg.state === 'completed' || leg.state === 'failed' || leg.state === 'dead') return
+      if (isLegFinished(leg)) return
       if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) {
         this.deps.sendToInbox(leg.instance, { kind: 'cancel', taskId: id, leaseToken: leg.leaseToken })
       }
       this.release(task, index)
       const entry = this.queued.get(legKey(id, index))
       if (entry !== undefined) this.unqueue(entry)
-      leg.state = 'cancelled'
-      leg.leaseToken = null
+      task.assignments[index] = cancel(leg)
     })
     task.state = 'cancelled'
     task.updatedAt = this.deps.now()
@@ -282,7 +273,7 @@ export class Scheduler {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `only dead, failed or cancelled tasks can be retried; ${id} is ${task.state}`)
     }
     const now = this.deps.now()
-    task.assignments = task.assignments.map((leg) => (leg.state === 'completed' ? leg : { ...newLeg(leg.targets, now), tried: leg.tried }))
+    task.assignments = task.assignments.map((leg) => (leg.state === 'completed' ? leg : replay(leg, now)))
     task.state = 'queued'
     delete task.error
     delete task.result
@@ -300,21 +291,22 @@ export class Scheduler {
 
   // -------------------------------------------------------------------------
 
-  private retryOrGiveUp(task: TaskRecord, index: number, error: string, finalState: 'failed' | 'dead', now: number): void {
-    const leg = task.assignments[index] as Assignment
-    if (leg.instance !== null) leg.tried = [...leg.tried.filter((i) => i !== leg.instance), leg.instance]
-    leg.error = error
-    leg.leaseToken = null
-    leg.leaseExpiresAt = null
-    if (leg.attempts >= task.maxAttempts) {
-      leg.state = finalState
-      this.deps.log.warn({ taskId: task.id, leg: index, attempts: leg.attempts, error }, `task leg ${finalState}`)
-      return
-    }
-    leg.state = 'queued'
-    leg.instance = null
-    leg.notBefore = now + backoffMs(leg.attempts, this.deps.tasks.retryBackoff)
-    this.enqueue(task, index)
+  private retryPolicy(task: TaskRecord): RetryPolicy {
+    return { maxAttempts: task.maxAttempts, backoff: this.deps.tasks.retryBackoff }
+  }
+
+  /** The leg's holder lost it (lease expired, instance offline or restarted): retried, or a dead letter. */
+  private loseLeg(task: TaskRecord, index: number, reason: string, now: number): void {
+    this.release(task, index)
+    this.settle(task, index, lose(task.assignments[index] as Assignment, reason, this.retryPolicy(task), now))
+    task.updatedAt = now
+  }
+
+  /** Stores a leg that came back from fail or lose: queued again, or finished for good (said in the log). */
+  private settle(task: TaskRecord, index: number, leg: Assignment): void {
+    task.assignments[index] = leg
+    if (leg.state === 'queued') return this.enqueue(task, index)
+    this.deps.log.warn({ taskId: task.id, leg: index, attempts: leg.attempts, error: leg.error }, `task leg ${leg.state}`)
   }
 
   private release(task: TaskRecord, index: number): void {

@@ -3,12 +3,13 @@
  * submission, and deriving the task's state and result from its legs.
  *
  * A task has one leg per target for the `all` strategy (fan-out) and one leg
- * otherwise. Each leg walks queued → assigned → running → completed | failed,
- * or dead when its attempts run out on lost leases; the task's state follows.
+ * otherwise. What can happen to a leg is in leg-lifecycle.ts; the task's
+ * state follows from its legs.
  */
 import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import type { Assignment, Priority, TaskRecord, TaskState, TaskSubmit } from '../contract/payloads.js'
+import type { Priority, TaskRecord, TaskState, TaskSubmit } from '../contract/payloads.js'
+import { isLegFinished, newLeg } from './leg-lifecycle.js'
 import type { Route } from '../config/schema.js'
 
 export function newTaskRecord(submit: TaskSubmit, route: Route, defaults: { priority: Priority; maxAttempts: number }, now: number): TaskRecord {
@@ -27,21 +28,9 @@ export function newTaskRecord(submit: TaskSubmit, route: Route, defaults: { prio
   }
 }
 
-export function newLeg(targets: string[], now: number): Assignment {
-  return { targets, state: 'queued', instance: null, attempts: 0, leaseToken: null, leaseExpiresAt: null, notBefore: now, tried: [] }
-}
-
 /** Same submission again (an idempotent retry by the client)? */
 export function sameSubmission(task: TaskRecord, submit: TaskSubmit): boolean {
   return task.type === submit.type && isDeepStrictEqual(task.content, submit.content)
-}
-
-export function isLegActive(leg: Assignment): boolean {
-  return leg.state === 'assigned' || leg.state === 'running'
-}
-
-export function isLegFinished(leg: Assignment): boolean {
-  return leg.state === 'completed' || leg.state === 'failed' || leg.state === 'dead' || leg.state === 'cancelled'
 }
 
 /** The task's state and result, derived from its legs. */
@@ -69,10 +58,6 @@ export function deriveState(task: TaskRecord): void {
       .map((l) => `${l.instance ?? l.targets.join('|')}: ${l.error}`)
       .join('; ')
   }
-}
-
-export function backoffMs(attempt: number, policy: { baseMs: number; factor: number; maxMs: number }): number {
-  return Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt - 1))
 }
 
 export function legKey(taskId: string, leg: number): string {
