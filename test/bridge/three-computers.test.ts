@@ -25,7 +25,7 @@ test('three computers: every direction, exactly once, right topics and inboxes, 
   const bridges = new Map<string, Bridge>()
   const recorders = new Map<string, Recorder>()
   for (const n of COMPUTERS) {
-    const o = { computer: n, peers: COMPUTERS.filter((p) => p !== n), remote, workdir: join(dir.path, `sync-${n}`), interval: '400ms' }
+    const o = { computer: n, peers: COMPUTERS.filter((p) => p !== n), remote, workdir: join(dir.path, `sync-${n}`), interval: '2s' }
     const raw = await hubWithSync(join(dir.path, `hub-${n}`), o)
     const hub = await startTestHub(raw)
     cleanups.push(() => hub.stop())
@@ -76,7 +76,8 @@ test('three computers: every direction, exactly once, right topics and inboxes, 
     }
   }
 
-  // Peers' statuses are retained: a client arriving now gets them at once.
+  // Peers' statuses are retained: a client arriving now gets them at once. (2 s intervals: a loaded
+  // machine's slow rounds must not leave a live peer's file 3 intervals old, which is OFFLINE by rule.)
   const late = await Recorder.start(hubs.get('1')?.mqttUrl ?? '', [t.anyComputerStatus])
   cleanups.push(() => late.stop())
   await waitFor(() => late.on(t.computerStatus('2')).length > 0 && late.on(t.computerStatus('3')).length > 0, 10_000, 'retained peer statuses')
