@@ -3,9 +3,11 @@
  * delays the others). HTTP GET for instances with a health URL; for the rest
  * an MQTT ping in the inbox, answered by a heartbeat echoing its nonce.
  *
- * Hysteresis: `missesBeforeOffline` misses in a row before offline (timeout
- * until then) and `passesBeforeOnline` passes before a lost instance counts
- * as online again, so a flapping instance does not flood the bus.
+ * What a probe result does to an instance's health (hysteresis:
+ * `missesBeforeOffline` misses in a row before offline, `passesBeforeOnline`
+ * passes before a lost instance counts as online again, so a flapping
+ * instance does not flood the bus) is nextHealth in health-lifecycle.ts; this
+ * module probes, keeps the figures, publishes and logs.
  *
  * Warm-up answers: the first answer after an instance (re)starts (the first
  * check of it, the first after a miss, or the first of a new bus session)
@@ -13,7 +15,8 @@
  * imports), often 10-50 times a warm answer. It is published and judged
  * (slow means degraded) like any other, but in the rolling window it only
  * stands until the next answer replaces it: one cold start must not pin the
- * p95 of the last 50 checks for 50 intervals.
+ * p95 of the last 50 checks for 50 intervals. (nextHealth says which answer
+ * is a warm-up one.)
  *
  * HTTP probes use node:http (src/net/http-request.ts), not fetch, which
  * refuses ports such as 6000; a miss's reason is the real cause.
@@ -23,6 +26,7 @@ import type { Health, HealthState } from '../contract/payloads.js'
 import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'
+import { nextHealth, type ProbeEvent } from './health-lifecycle.js'
 import type { Instance, Registry } from './registry.js'
 
 export interface HealthDeps {
@@ -35,8 +39,6 @@ export interface HealthDeps {
   onStateChange: (instance: Instance, from: HealthState, to: HealthState) => void
 }
 
-type Probe = { kind: 'pass'; ms: number; slow: boolean } | { kind: 'erroring'; ms: number; reason: string } | { kind: 'miss'; reason: string }
-
 /** Published times: 2 decimals, like the registry's rolling figures. */
 const round2 = (ms: number): number => Math.round(ms * 100) / 100
 
@@ -44,8 +46,6 @@ export class HealthMonitor {
   private timer: NodeJS.Timeout | undefined
   private readonly pending = new Map<string, (ms: number) => void>()
   private readonly checking = new Set<string>()
-  /** The bus session of each instance's last answered check: a new one means a restart (a warm-up answer). */
-  private readonly passSession = new Map<string, number | null>()
   /** Aborts HTTP checks in flight when the monitor stops. */
   private readonly aborter = new AbortController()
   checks = 0
@@ -84,45 +84,31 @@ export class HealthMonitor {
     if (this.checking.has(instance.id)) return
     if (instance.healthUrl === null && !instance.connected) return
     this.checking.add(instance.id)
-    // A ping answer speaks for the connection it was sent on. If a Will, an offline
-    // status or a new birth came while it was out, that is newer evidence: drop the answer.
+    // A ping answer speaks for the connection it was sent on (nextHealth drops it
+    // when a Will, an offline status or a new birth came while it was out).
     const session = instance.session
     try {
-      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : await this.probeMqtt(instance.id)
+      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : { ...(await this.probeMqtt(instance.id)), pingSession: session }
       if (this.aborter.signal.aborted || this.deps.registry.get(instance.id) !== instance) return
-      if (instance.healthUrl === null && (!instance.connected || instance.session !== session)) return
       this.apply(instance, probe)
     } finally {
       this.checking.delete(instance.id)
     }
   }
 
-  /** Folds one probe into the instance's state, with hysteresis. */
-  apply(instance: Instance, probe: Probe): void {
-    const { health, now } = this.deps
-    const from = instance.state
+  /** Folds one probe into the instance's health (nextHealth), then records, publishes and logs it. */
+  apply(instance: Instance, probe: ProbeEvent): void {
+    const step = nextHealth(instance.health, probe, this.deps.health)
+    if (step.stale) return
+    const from = step.from
     this.checks++
     instance.checks++
-    instance.lastCheckAt = now()
+    instance.lastCheckAt = this.deps.now()
+    instance.health = step.next
     let responseMs: number | null = null
-    if (probe.kind === 'miss') {
-      instance.passes = 0
-      instance.misses++
-      instance.reason = probe.reason
-      if (from !== 'offline') instance.state = instance.misses >= health.missesBeforeOffline ? 'offline' : 'timeout'
-    } else {
+    if (probe.kind !== 'probe-miss') {
       responseMs = round2(probe.ms)
-      const warmUp = instance.passes === 0 || this.passSession.get(instance.id) !== instance.session
-      this.passSession.set(instance.id, instance.session)
-      instance.recordResponse(probe.ms, warmUp)
-      instance.misses = 0
-      instance.passes++
-      const recovering = from === 'offline' || from === 'timeout'
-      if (from !== 'error' && (!recovering || instance.passes >= health.passesBeforeOnline)) {
-        const degraded = probe.kind === 'erroring' || probe.slow
-        instance.state = degraded ? 'degraded' : 'online'
-        instance.reason = probe.kind === 'erroring' ? probe.reason : probe.slow ? `slow: ${Math.round(probe.ms)} ms` : null
-      }
+      instance.recordResponse(probe.ms, step.warmUp)
     }
     // The rolling figures ride along so a bus-only client (the dashboard) needs no polling for them.
     const { avg, p95 } = instance.responseStats()
@@ -130,43 +116,48 @@ export class HealthMonitor {
     if (instance.reason !== null) record.reason = instance.reason
     instance.recordCheck(record)
     this.deps.publishHealth(instance.id, record)
-    if (from !== instance.state) {
+    if (step.changed) {
       this.deps.log.info({ instance: instance.id, from, to: instance.state, reason: instance.reason }, 'instance health changed')
       this.deps.onStateChange(instance, from, instance.state)
     }
   }
 
-  private async probeHttp(url: string): Promise<Probe> {
+  private async probeHttp(url: string): Promise<ProbeEvent> {
     const { timeoutMs, degradedAfterMs } = this.deps.health
     const started = performance.now()
     try {
       const response = await httpRequestTo(url, { timeoutMs, signal: this.aborter.signal })
       const ms = performance.now() - started
-      if (!response.ok) return { kind: 'erroring', ms, reason: `HTTP ${response.status}` }
-      return { kind: 'pass', ms, slow: ms > degradedAfterMs }
+      if (!response.ok) return { kind: 'probe-erroring', ms, reason: `HTTP ${response.status}` }
+      return answered(ms, degradedAfterMs)
     } catch (err) {
       // The cause as Node says it: `connect ECONNREFUSED 127.0.0.1:6000`, `no answer within 5000 ms`.
-      return { kind: 'miss', reason: err instanceof HttpRequestError ? err.message : String(err) }
+      return { kind: 'probe-miss', reason: err instanceof HttpRequestError ? err.message : String(err) }
     }
   }
 
-  private probeMqtt(instanceId: string): Promise<Probe> {
+  private probeMqtt(instanceId: string): Promise<ProbeEvent> {
     const { timeoutMs, degradedAfterMs } = this.deps.health
     const nonce = randomUUID()
     const key = `${instanceId}:${nonce}`
     const started = performance.now()
-    return new Promise<Probe>((resolve) => {
+    return new Promise<ProbeEvent>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(key)
-        resolve({ kind: 'miss', reason: `no heartbeat within ${timeoutMs} ms` })
+        resolve({ kind: 'probe-miss', reason: `no heartbeat within ${timeoutMs} ms` })
       }, timeoutMs)
       this.pending.set(key, (code) => {
         clearTimeout(timer)
         this.pending.delete(key)
         const ms = performance.now() - started
-        resolve(code < 0 ? { kind: 'miss', reason: 'stopped' } : { kind: 'pass', ms, slow: ms > degradedAfterMs })
+        resolve(code < 0 ? { kind: 'probe-miss', reason: 'stopped' } : answered(ms, degradedAfterMs))
       })
       this.deps.ping(instanceId, nonce)
     })
   }
+}
+
+/** An answer in time, or slower than `health.degradedAfter`. */
+function answered(ms: number, degradedAfterMs: number): ProbeEvent {
+  return ms > degradedAfterMs ? { kind: 'probe-slow', ms } : { kind: 'probe-pass', ms }
 }

@@ -1,10 +1,15 @@
 /**
  * The instance registry: instances from config plus those that join by
- * publishing a birth status. Tracks connection (birth / Last Will, guarded by
- * a session number), health with hysteresis, response times and load.
+ * publishing a birth status. Holds each instance's health record (how it
+ * changes is health-lifecycle.ts: birth / Last Will guarded by a session
+ * number, probes with hysteresis, the supervisor's process state), response
+ * times and load.
  */
-import type { Health, HealthState, InstanceStatus, SupervisedChild } from '../contract/payloads.js'
+import type { Health, HealthState, InstanceStatus } from '../contract/payloads.js'
 import type { InstanceConfig } from '../config/schema.js'
+import { INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
+
+export type { InstanceProcess } from './health-lifecycle.js'
 
 const RESPONSE_WINDOW = 50
 /** Health checks kept per instance: the dashboard's timeline shows the last 40, from before the page opened too. */
@@ -34,13 +39,6 @@ export interface InstanceView {
   recentChecks: Health[]
 }
 
-export interface InstanceProcess {
-  state: SupervisedChild['state']
-  pid: number | null
-  restarts: number
-  reason: string | null
-}
-
 export class Instance {
   readonly id: string
   name: string
@@ -51,22 +49,14 @@ export class Instance {
   /** Set for `adapter: http` instances: tasks go by POST {url}/task instead of the inbox. */
   readonly httpUrl: string | null
   readonly source: 'config' | 'joined'
-  /** Birth seen and no Will since. */
-  connected = false
-  /** Finishing its work, taking no more. */
-  draining = false
-  session: number | null = null
-  state: HealthState = 'offline'
+  /** Replaced, never edited, by each step of nextHealth (health-lifecycle.ts). */
+  health: HealthRecord = INITIAL_HEALTH
   concurrency: number
   /** leg keys (`taskId#leg`) this instance holds. */
   readonly inFlight = new Set<string>()
-  misses = 0
-  passes = 0
   checks = 0
   lastCheckAt: number | null = null
   lastSeenAt: number | null = null
-  reason: string | null = null
-  process: InstanceProcess | null = null
   private readonly responses: number[] = []
   private readonly checkRecords: Health[] = []
   private provisional = false
@@ -82,6 +72,21 @@ export class Instance {
     this.source = source
     this.concurrency = config.concurrency ?? defaultConcurrency
   }
+
+  // The health record's fields, read where the router and the scheduler always read them.
+  // Staging a state or draining by hand is for router tests; the hub moves health only through nextHealth.
+  get state(): HealthState { return this.health.state }
+  set state(state: HealthState) { this.health = { ...this.health, state } }
+  get draining(): boolean { return this.health.draining }
+  set draining(draining: boolean) { this.health = { ...this.health, draining } }
+  get connected(): boolean { return this.health.connected }
+  get session(): number | null { return this.health.session }
+  get misses(): number { return this.health.misses }
+  get passes(): number { return this.health.passes }
+  get reason(): string | null { return this.health.reason }
+  get process(): InstanceProcess | null { return this.health.process }
+  /** The supervisor's status names this instance's process: a `process` event. */
+  set process(process: InstanceProcess | null) { this.health = nextHealth(this.health, { kind: 'process', process }).next }
 
   /** May receive new work: online (or degraded) and not full. */
   get available(): boolean {
@@ -115,6 +120,7 @@ export class Instance {
   }
 
   view(): InstanceView {
+    const shown = shownHealth(this.health)
     return {
       id: this.id,
       name: this.name,
@@ -125,15 +131,14 @@ export class Instance {
       source: this.source,
       connected: this.connected,
       session: this.session,
-      // A crash loop outranks what health checks of a dead process say.
-      state: this.process?.state === 'error' ? 'error' : this.state,
+      state: shown.state,
       concurrency: this.concurrency,
       inFlight: this.inFlight.size,
       responseMs: this.responseStats(),
       checks: this.checks,
       lastCheckAt: this.lastCheckAt,
       lastSeenAt: this.lastSeenAt,
-      reason: this.process?.state === 'error' ? this.process.reason : this.reason,
+      reason: shown.reason,
       process: this.process,
       recentChecks: [...this.checkRecords],
     }
@@ -178,9 +183,10 @@ export class Registry {
   }
 
   /**
-   * Applies a birth or Will. A Will (offline) whose session is older than the
-   * current one is stale: it belongs to a connection that a new birth already
-   * replaced (the Sparkplug bdSeq pitfall), and is ignored.
+   * Applies a birth, Will, error or draining status (health-lifecycle.ts: one
+   * whose session is older than the current one is stale and ignored, the
+   * Sparkplug bdSeq pitfall). A birth or draining status also carries the
+   * instance's profile.
    */
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
@@ -191,39 +197,36 @@ export class Registry {
       this.instances.set(id, instance)
       joined = true
     }
-    if (instance.session !== null && status.session < instance.session) return 'stale'
+    const step = nextHealth(instance.health, statusEvent(status))
+    if (step.stale) return 'stale'
     instance.lastSeenAt = now
+    instance.health = step.next
     switch (status.state) {
       case 'online':
-      case 'draining': {
-        const wasUsable = instance.connected && instance.state !== 'offline'
-        instance.session = status.session
-        instance.connected = true
+      case 'draining':
         if (status.capabilities !== undefined) instance.capabilities = [...status.capabilities]
         if (status.role !== undefined) instance.role = status.role
         if (status.name !== undefined) instance.name = status.name
         if (status.concurrency !== undefined) instance.concurrency = status.concurrency
         if (status.port !== undefined) instance.port = status.port
-        // A birth is proof of life: online at once, without waiting for passes.
-        instance.state = 'online'
-        instance.draining = status.state === 'draining'
-        instance.misses = 0
-        instance.reason = status.state === 'draining' ? 'draining' : null
-        return joined ? 'joined' : wasUsable ? 'unchanged' : 'online'
-      }
+        return joined ? 'joined' : step.cameUp ? 'online' : 'unchanged'
       case 'offline':
-        instance.session = status.session
-        instance.connected = false
-        instance.draining = false
-        instance.state = 'offline'
-        instance.reason = 'last will or offline status'
         return 'offline'
       case 'error':
-        instance.session = status.session
-        instance.connected = true
-        instance.state = 'error'
-        instance.reason = status.error ?? 'instance reported an error'
         return 'error'
     }
+  }
+}
+
+function statusEvent(status: InstanceStatus): StatusEvent {
+  switch (status.state) {
+    case 'online':
+      return { kind: 'birth', session: status.session }
+    case 'draining':
+      return { kind: 'draining', session: status.session }
+    case 'offline':
+      return { kind: 'will', session: status.session }
+    case 'error':
+      return { kind: 'error', session: status.session, error: status.error }
   }
 }
