@@ -153,6 +153,23 @@ test('tail prints `topic payload` lines for bus traffic and exits on SIGINT', as
   assert.equal(code, 0)
 })
 
+test('tail piped into head stops quietly once head has its line (no EPIPE crash)', async () => {
+  // `head -1` exits after the first line; tail's next writes hit a closed pipe.
+  const shell = spawn('sh', ['-c', `node ${CLI} tail --mqtt ${hub.mqttUrl} | head -1`], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  children.add(shell)
+  let stderr = ''
+  shell.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  // Bus traffic for tail to write after head has gone.
+  const busy = setInterval(() => void http(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'for the pipe' }), 100)
+  try {
+    const code = await new Promise<number | null>((resolve) => shell.once('exit', resolve))
+    assert.equal(code, 0)
+  } finally {
+    clearInterval(busy)
+  }
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/, stderr)
+})
+
 test('tail prints every retained topic on every run (its handler is there before the subscribe)', async () => {
   // A hub of its own whose retained state stays put: health is checked once an hour, so each
   // instance's health is the one published at its birth, and stats stop changing once all are online.

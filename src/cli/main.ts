@@ -46,6 +46,12 @@ function hubUrl(options: { url?: string; config?: string }): string {
   }
 }
 
+// `trinity tail | head`: once the reader has gone, stop quietly instead of dying on EPIPE.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0)
+  throw err
+})
+
 const program = new Command()
 program.name('trinity').description('Coordination hub for a fleet of agents').version(VERSION)
 program.option('-c, --config <file>', 'config file (default: $TRINITY_CONFIG or config/trinity.yaml)')
