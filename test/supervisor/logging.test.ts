@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
@@ -41,15 +41,18 @@ test('a child pino line keeps its level, message and fields under the child\'s s
 test('log.file rotates at maxSize and keeps maxFiles rotated files', async () => {
   const file = join(dir.path, 'logs', 'trinity.log')
   const log = await createLoggerWithFile({ level: 'info', pretty: false }, { file, maxSize: '1k', maxFiles: 2 })
-  // As a real log arrives: in bursts. pino-roll checks the size after each write to disk.
+  // As a real log arrives: in bursts. pino-roll checks the size after each write to disk, so each
+  // burst waits until the last one is on disk (a fixed pause let a loaded machine merge bursts).
+  const logs = join(dir.path, 'logs')
+  const onDisk = (n: number): boolean => readdirSync(logs).some((f) => readFileSync(join(logs, f), 'utf8').includes(`"n":${n},`))
   for (let n = 0; n < 200; n++) {
     log.info({ n, pad: 'x'.repeat(40) }, 'line')
-    if (n % 20 === 19) await new Promise((r) => setTimeout(r, 20))
+    if (n % 20 === 19) await waitFor(() => onDisk(n), 60_000, `line ${n} on disk`)
   }
   await waitFor(() => readdirSync(join(dir.path, 'logs')).length >= 3, 5000, 'rotation')
-  await new Promise((r) => setTimeout(r, 200))
-  const files = readdirSync(join(dir.path, 'logs'))
-  assert.ok(files.length <= 3, `kept ${files.join(', ')}`)
+  // Old files go by an unlink after the rotation: kept files settle at maxFiles + the live one.
+  await waitFor(() => readdirSync(logs).length <= 3, 60_000, `at most 3 files kept (${readdirSync(logs).join(', ')})`)
+  const files = readdirSync(logs)
   // Bounded: the size limit plus at most one burst written before the check.
   for (const f of files) assert.ok(statSync(join(dir.path, 'logs', f)).size < 4 * 1024, `${f} is bounded`)
 })
