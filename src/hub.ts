@@ -10,6 +10,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { registerMqttWebSocket } from '../broker/websocket.js'
 import { topicsFor } from './contract/topics.js'
 import type { Config } from './config/schema.js'
+import { busUrl, hubHttpUrl } from './config/urls.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
 import { PAGES, registerDashboard } from '../web/server.js'
@@ -32,10 +33,6 @@ export interface Hub {
   stop(): Promise<void>
 }
 
-function loopback(host: string): string {
-  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-}
-
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: BusCredentials
@@ -55,7 +52,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       internalUsers: [internal],
       logger: log.child({ service: 'broker' }),
     })
-    bus = { url: `mqtt://${loopback(config.broker.host)}:${broker.port}`, ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
+    bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
   } else {
     bus = { url: config.broker.url ?? '', username: config.broker.username, password: config.broker.password }
   }
@@ -91,7 +88,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.hub.port
-  const httpUrl = `http://${loopback(config.hub.host)}:${port}`
+  const httpUrl = hubHttpUrl(config, port)
   log.info({
     http: httpUrl, mqtt: bus.url,
     websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null,

@@ -17,6 +17,7 @@ import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
 import { ComputerSend, decode, type BridgeState, type BridgeStatus, type ComputerStatus } from '../../src/contract/payloads.js'
 import { topicMatches, topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import type { Config } from '../../src/config/schema.js'
+import { busUrl } from '../../src/config/urls.js'
 import { silentLogger, type Logger } from '../../src/log.js'
 import { BusView } from './computer-state.js'
 import { Outbox, type OutgoingMessage } from './outbox.js'
@@ -51,9 +52,7 @@ export interface Bridge {
 /** The bus URL the bridge uses: TRINITY_MQTT_URL, else the config's external URL or embedded broker. */
 export function busUrlFor(config: Config, env: NodeJS.ProcessEnv = process.env): string {
   if (env['TRINITY_MQTT_URL'] !== undefined && env['TRINITY_MQTT_URL'] !== '') return env['TRINITY_MQTT_URL']
-  if (config.broker.mode === 'external' && config.broker.url !== undefined) return config.broker.url
-  const host = config.broker.host === '0.0.0.0' || config.broker.host === '::' ? '127.0.0.1' : config.broker.host
-  return `mqtt://${host}:${config.broker.port}`
+  return busUrl(config)
 }
 
 export async function startBridge(config: Config, options: BridgeOptions = {}): Promise<Bridge> {

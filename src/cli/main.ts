@@ -18,6 +18,7 @@ import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/p
 import { topicsFor } from '../contract/topics.js'
 import { EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
 import type { Config } from '../config/schema.js'
+import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { VERSION } from '../version.js'
@@ -40,7 +41,7 @@ function hubUrl(options: { url?: string; config?: string }): string {
   if (process.env['TRINITY_URL'] !== undefined) return process.env['TRINITY_URL'].replace(/\/$/, '')
   try {
     const config = loadConfigFile(configPath(options.config))
-    return `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
+    return hubHttpUrl(config)
   } catch {
     return 'http://127.0.0.1:8900'
   }
@@ -278,10 +279,7 @@ program
     } catch {
       config = undefined
     }
-    const fromConfig = config === undefined ? undefined
-      : config.broker.mode === 'external' && config.broker.url !== undefined ? config.broker.url
-      : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`
-    const url = options.mqtt ?? fromConfig ?? 'mqtt://127.0.0.1:1883'
+    const url = options.mqtt ?? (config === undefined ? 'mqtt://127.0.0.1:1883' : busUrl(config))
     let client
     try {
       client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
