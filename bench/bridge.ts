@@ -36,7 +36,7 @@ function body(i: number): string {
 }
 
 function messages(from: string, to: string, k: number, offset = 0): FileMessage[] {
-  return Array.from({ length: k }, (_, i) => ({ id: `${from}-${to}-${offset + i + 1}`, seq: offset + i + 1, from, to, ts: 1_764_093_600_000 + i, body: body(i) }))
+  return Array.from({ length: k }, (_, i) => ({ id: `${from}-${to}-${offset + i + 1}`, seq: offset + i + 1, from, to, ts: 1_764_093_600_000 + i, message: body(i) }))
 }
 
 function du(path: string): number {
@@ -100,7 +100,7 @@ async function roundOnce(k: number): Promise<{ bridgeMs: number; gitMs: number; 
       const gitMs = performance.now() - started
 
       const growthLoose = du(remote) - sizeBefore
-      return { bridgeMs, gitMs, growthLoose, bodyBytes: Buffer.byteLength(messages('1', '2', k).map((m) => m.body).join('')) }
+      return { bridgeMs, gitMs, growthLoose, bodyBytes: Buffer.byteLength(messages('1', '2', k).map((m) => m.message).join('')) }
     } finally {
       await bridge.stop()
     }

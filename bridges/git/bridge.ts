@@ -220,13 +220,13 @@ class GitBridge implements Bridge {
       }
       const s = decoded.value
       return [{
-        id: s.id ?? randomUUID(), to: parsed.computer, body: s.message, ts: Date.now(),
+        id: s.id ?? randomUUID(), to: parsed.computer, message: s.message, ts: Date.now(),
         ...(s.from === undefined ? {} : { fromInstance: s.from }), ...(s.instance === undefined ? {} : { instance: s.instance }),
       }]
     }
-    const body = payload.toString('utf8')
+    const message = payload.toString('utf8')
     const id = randomUUID()
-    return this.config.sync.peers.map((to) => ({ id: `${id}-${to}`.slice(0, 64), to, body, topic, ts: Date.now() }))
+    return this.config.sync.peers.map((to) => ({ id: `${id}-${to}`.slice(0, 64), to, message, topic, ts: Date.now() }))
   }
 
   status(): BridgeStatus {

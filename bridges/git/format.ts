@@ -12,7 +12,7 @@
  * UTF-16LE code units instead, which round-trips any JavaScript string.
  */
 import { stringify as yamlStringify, parse as yamlParse } from 'yaml'
-import { COMPUTER_STATES, type ComputerState, type ComputerStatus } from '../../src/contract/payloads.js'
+import { COMPUTER_STATES, type ComputerMessage, type ComputerState, type ComputerStatus } from '../../src/contract/payloads.js'
 import { isTopicId } from '../../src/contract/topics.js'
 
 export const COORDINATION_DIR = 'coordination'
@@ -52,24 +52,15 @@ function pad(n: number): string {
 // Messages
 
 /** One message as it is stored in a file. */
-export interface FileMessage {
-  id: string
-  /** 1, 2, 3… in the order the sender appended them to `{from}_TO_{to}`. */
-  seq: number
-  from: string
-  to: string
-  /** The sending instance, when one sent it. */
-  fromInstance?: string
-  /** The recipient instance on computer `to`, when one is named. */
-  instance?: string
-  /** The bus topic it was mirrored from, when it was not a `computer/{n}/send`. */
-  topic?: string
-  ts: number
-  body: string
-}
+/**
+ * A message as its file holds it: the bus's ComputerMessage, field for field
+ * (what the bridge publishes on `computer/{from}/message` is the parsed file
+ * message itself, with no copy in between).
+ */
+export type FileMessage = ComputerMessage
 
 /** A message's header line: its fields but the body, and how the body that follows is stored. */
-type Header = Omit<FileMessage, 'body'> & {
+type Header = Omit<FileMessage, 'message'> & {
   encoding: 'text' | 'base64'
   lines: number
 }
@@ -113,7 +104,7 @@ function safeJson(value: unknown): string {
 }
 
 export function serializeMessage(m: FileMessage): string {
-  const { encoding, lines } = encodeBody(m.body)
+  const { encoding, lines } = encodeBody(m.message)
   const header: Header = {
     id: m.id, seq: m.seq, from: m.from, to: m.to,
     ...(m.fromInstance === undefined ? {} : { fromInstance: m.fromInstance }),
@@ -204,7 +195,7 @@ function parseBlock(lines: string[], start: number): { message: FileMessage; nex
     ...(header.instance === undefined ? {} : { instance: header.instance }),
     ...(header.topic === undefined ? {} : { topic: header.topic }),
     ts: header.ts,
-    body: decodeBody(header.encoding, lines.slice(bodyStart, bodyEnd)),
+    message: decodeBody(header.encoding, lines.slice(bodyStart, bodyEnd)),
   }
   return { message, next: bodyEnd + 2 }
 }

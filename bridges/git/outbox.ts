@@ -10,17 +10,11 @@
  * it again.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs'
+import type { ComputerMessage } from '../../src/contract/payloads.js'
 import { writeFileAtomic } from './atomic.js'
 
-export interface OutgoingMessage {
-  id: string
-  to: string
-  fromInstance?: string
-  instance?: string
-  topic?: string
-  body: string
-  ts: number
-}
+/** A message on its way out: a ComputerMessage before it has a sender's file and a place in it. */
+export type OutgoingMessage = Omit<ComputerMessage, 'from' | 'seq'>
 
 export interface OutgoingEntry extends OutgoingMessage {
   /** Set once the message is in the pushed file: its position there. */
@@ -60,7 +54,7 @@ export class Outbox {
       let parsed: LogLine
       try { parsed = JSON.parse(line) as LogLine } catch { continue } // a torn last line
       switch (parsed.op) {
-        case 'add': if (!this.entries.has(parsed.entry.id)) this.entries.set(parsed.entry.id, parsed.entry); break
+        case 'add': if (!this.entries.has(parsed.entry.id)) this.entries.set(parsed.entry.id, fromLegacy(parsed.entry)); break
         case 'pushed': this.applyPushed(parsed.ids); break
         case 'delivered': for (const id of parsed.ids) this.entries.delete(id); break
       }
@@ -187,4 +181,11 @@ export class Outbox {
     writeSync(this.fd, `${JSON.stringify(line)}\n`)
     this.logLines++
   }
+}
+
+/** An entry logged before the one message shape, when the text was in `body`: read as `message`. */
+function fromLegacy(entry: OutgoingEntry & { body?: string }): OutgoingEntry {
+  if (entry.message !== undefined || entry.body === undefined) return entry
+  const { body, ...rest } = entry
+  return { ...rest, message: body }
 }

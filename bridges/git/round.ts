@@ -23,7 +23,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ComputerMessage, ComputerStatus, InboxFrame } from '../../src/contract/payloads.js'
+import type { ComputerStatus, InboxFrame } from '../../src/contract/payloads.js'
 import { isTopicId, type TopicContract } from '../../src/contract/topics.js'
 import type { Logger } from '../../src/log.js'
 import { BusView, peerView } from './computer-state.js'
@@ -245,16 +245,10 @@ export class RoundRunner {
 
   private async deliver(m: FileMessage): Promise<void> {
     const { topics } = this.deps
-    const payload: ComputerMessage = {
-      id: m.id, seq: m.seq, from: m.from, to: m.to,
-      ...(m.fromInstance === undefined ? {} : { fromInstance: m.fromInstance }),
-      ...(m.instance === undefined ? {} : { instance: m.instance }),
-      ...(m.topic === undefined ? {} : { topic: m.topic }),
-      message: m.body, ts: m.ts,
-    }
-    const publishes = [this.deps.publish(topics.computerMessage(m.from), payload, false)]
+    // A file message is a ComputerMessage: published as parsed.
+    const publishes = [this.deps.publish(topics.computerMessage(m.from), m, false)]
     if (m.instance !== undefined) {
-      const frame: InboxFrame = { kind: 'message', message: { id: m.id, from: m.fromInstance ?? m.from, to: m.instance, message: m.body, ts: m.ts } }
+      const frame: InboxFrame = { kind: 'message', message: { id: m.id, from: m.fromInstance ?? m.from, to: m.instance, message: m.message, ts: m.ts } }
       publishes.push(this.deps.publish(topics.instanceInbox(m.instance), frame, false))
     }
     await Promise.all(publishes)
@@ -371,13 +365,8 @@ export class RoundRunner {
 }
 
 function toFileMessage(e: OutgoingEntry, from: string, seq: number): FileMessage {
-  return {
-    id: e.id, seq, from, to: e.to,
-    ...(e.fromInstance === undefined ? {} : { fromInstance: e.fromInstance }),
-    ...(e.instance === undefined ? {} : { instance: e.instance }),
-    ...(e.topic === undefined ? {} : { topic: e.topic }),
-    ts: e.ts, body: e.body,
-  }
+  const { state: _state, seq: _seq, ...message } = e
+  return { ...message, from, seq }
 }
 
 function commitMessage(computer: string, appended: { to: string }[], status: ComputerStatus): string {

@@ -19,7 +19,7 @@ const message = fc.record({
   id, seq: fc.integer({ min: 1, max: 1_000_000 }), from: id, to: id,
   fromInstance: fc.option(id, { nil: undefined }), instance: fc.option(id, { nil: undefined }),
   topic: fc.option(fc.string(), { nil: undefined }),
-  ts: fc.integer({ min: 0, max: 4_102_444_800_000 }), body: hostile,
+  ts: fc.integer({ min: 0, max: 4_102_444_800_000 }), message: hostile,
 }).map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined)) as unknown as FileMessage)
 
 test('any body round-trips exactly, alone and among others (fast-check)', () => {
@@ -32,27 +32,27 @@ test('any body round-trips exactly, alone and among others (fast-check)', () => 
 })
 
 test('plain text stays readable in the file; only bodies a text file cannot carry are base64', () => {
-  const plain = serializeMessage({ id: 'm1', seq: 1, from: '1', to: '2', ts: 0, body: 'hello\n## not a heading\n```js\nx\n```' })
+  const plain = serializeMessage({ id: 'm1', seq: 1, from: '1', to: '2', ts: 0, message: 'hello\n## not a heading\n```js\nx\n```' })
   assert.match(plain, /\n## not a heading\n/)
   assert.match(plain, /^````text$/m, 'a fence longer than any backtick run in the body')
-  const binary = serializeMessage({ id: 'm2', seq: 2, from: '1', to: '2', ts: 0, body: 'a\r\nb\u0000' })
+  const binary = serializeMessage({ id: 'm2', seq: 2, from: '1', to: '2', ts: 0, message: 'a\r\nb\u0000' })
   assert.match(binary, /"encoding":"base64"/)
-  assert.deepEqual(parseMessages(binary).messages[0]?.body, 'a\r\nb\u0000')
+  assert.deepEqual(parseMessages(binary).messages[0]?.message, 'a\r\nb\u0000')
 })
 
 test('a file converted to CRLF line endings (a Windows checkout) parses to the same messages', () => {
   const messages: FileMessage[] = [
-    { id: 'w1', seq: 1, from: '1', to: '2', ts: 1, body: 'two\nlines' },
-    { id: 'w2', seq: 2, from: '1', to: '2', ts: 2, body: 'a\r\nb' },
+    { id: 'w1', seq: 1, from: '1', to: '2', ts: 1, message: 'two\nlines' },
+    { id: 'w2', seq: 2, from: '1', to: '2', ts: 2, message: 'a\r\nb' },
   ]
   const text = serializeMessageFile('1', '2', messages)
   assert.deepEqual(parseMessages(text.replaceAll('\n', '\r\n')).messages, messages)
 })
 
 test('a damaged block is reported with its line and the others still parse', () => {
-  const a: FileMessage = { id: 'a1', seq: 1, from: '1', to: '2', ts: 1, body: 'one' }
-  const b: FileMessage = { id: 'a2', seq: 2, from: '1', to: '2', ts: 2, body: 'two\nlines' }
-  const c: FileMessage = { id: 'a3', seq: 3, from: '1', to: '2', ts: 3, body: 'three' }
+  const a: FileMessage = { id: 'a1', seq: 1, from: '1', to: '2', ts: 1, message: 'one' }
+  const b: FileMessage = { id: 'a2', seq: 2, from: '1', to: '2', ts: 2, message: 'two\nlines' }
+  const c: FileMessage = { id: 'a3', seq: 3, from: '1', to: '2', ts: 3, message: 'three' }
   const text = serializeMessageFile('1', '2', [a, b, c]).replace('two\nlines\n', 'two\n') // a hand edit dropped a line
   const parsed = parseMessages(text)
   assert.deepEqual(parsed.messages.map((m) => m.id), ['a1', 'a3'])
