@@ -21,6 +21,7 @@ import type { Config } from '../config/schema.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { VERSION } from '../version.js'
+import { announceReady } from '../ready.js'
 import { request } from './http-client.js'
 
 /** See the header: the hub's young generation, kept small. */
@@ -122,6 +123,8 @@ program
       process.exitCode = 1
       return
     }
+    // To a supervisor (or test) that started this process with a channel; the log line above is for people.
+    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: hub.mqttUrl })
     let signals = 0
     const shutdown = (signal: string): void => {
       if (++signals > 1) { log.warn('second signal: exiting now'); process.exit(1) }
