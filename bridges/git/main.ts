@@ -32,7 +32,6 @@ try {
   log.fatal({ err: (err as Error).message }, 'bridge failed to start')
   process.exit(1)
 }
-announceReady({ service: 'bridge' })
 let signals = 0
 const shutdown = (signal: string): void => {
   if (++signals > 1) { log.warn('second signal: exiting now'); process.exit(1) }
@@ -41,3 +40,5 @@ const shutdown = (signal: string): void => {
 }
 process.on('SIGINT', () => shutdown('SIGINT'))
 process.on('SIGTERM', () => shutdown('SIGTERM'))
+// Only now: a parent may signal the moment it hears, and without a listener SIGTERM kills at once.
+announceReady({ service: 'bridge' })

@@ -123,8 +123,6 @@ program
       process.exitCode = 1
       return
     }
-    // To a supervisor (or test) that started this process with a channel; the log line above is for people.
-    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: hub.mqttUrl })
     let signals = 0
     const shutdown = (signal: string): void => {
       if (++signals > 1) { log.warn('second signal: exiting now'); process.exit(1) }
@@ -133,6 +131,9 @@ program
     }
     process.on('SIGINT', () => shutdown('SIGINT'))
     process.on('SIGTERM', () => shutdown('SIGTERM'))
+    // To a supervisor (or test) that started this process with a channel; the log line is for people.
+    // After the listeners: a parent may signal the moment it hears, and without one SIGTERM kills at once.
+    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: hub.mqttUrl })
   })
 
 interface ProcessRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }
