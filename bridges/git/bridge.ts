@@ -10,7 +10,7 @@
  * schedule, then the interval again).
  */
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Socket } from 'node:net'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
@@ -21,6 +21,7 @@ import { busUrl } from '../../src/config/urls.js'
 import { silentLogger, type Logger } from '../../src/log.js'
 import { BusView } from './computer-state.js'
 import { Outbox, type OutgoingMessage } from './outbox.js'
+import { takePidLock } from './pid-lock.js'
 import { GitRepo } from './repo.js'
 import { RoundRunner, type RoundReport } from './round.js'
 import { SeenState } from './state.js'
@@ -81,7 +82,7 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
       clean: false, reconnectPeriod: 500, connectTimeout: 10_000,
       ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }),
     })
-    const bridge = new GitBridge(config, topics, repo, outbox, seen, view, client, log, workdir)
+    const bridge = new GitBridge(config, topics, repo, outbox, seen, view, client, log, workdir, releaseLock)
     await bridge.start()
     return bridge
   } catch (err) {
@@ -90,21 +91,6 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     releaseLock()
     throw err
   }
-}
-
-/** One bridge per workdir: a second one would race the first on the clone. A lock left by a killed process is taken over. */
-function takePidLock(file: string): () => void {
-  if (existsSync(file)) {
-    const pid = Number(readFileSync(file, 'utf8'))
-    if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) throw new Error(`another bridge (pid ${pid}) uses this workdir (${file})`)
-  }
-  const token = `${process.pid}`
-  writeFileSync(file, token)
-  return () => { try { if (readFileSync(file, 'utf8') === token) rmSync(file) } catch { /* already gone */ } }
-}
-
-function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
 }
 
 class GitBridge implements Bridge {
@@ -122,7 +108,6 @@ class GitBridge implements Bridge {
   private again: Promise<RoundReport> | undefined
   private failures = 0
   private stopped = false
-  private readonly releaseLock: () => void
 
   constructor(
     private readonly config: Config,
@@ -134,9 +119,9 @@ class GitBridge implements Bridge {
     private readonly client: MqttClient,
     private readonly log: Logger,
     readonly workdir: string,
+    private readonly releaseLock: () => void,
   ) {
     this.computer = config.sync.computer
-    this.releaseLock = () => { try { rmSync(join(workdir, 'state', 'bridge.pid')) } catch { /* gone */ } }
     const s = config.sync
     this.runner = new RoundRunner({
       settings: { computer: s.computer, peers: s.peers, intervalMs: s.intervalMs, retries: s.retries, backoffMs: s.backoffMs, retention: s.retention },

@@ -6,12 +6,14 @@
  * loader: an invalid file prints file:line:col problems and exits 2). Bus:
  * TRINITY_MQTT_URL, else the config's broker; TRINITY_MQTT_USERNAME and
  * TRINITY_MQTT_PASSWORD when the broker wants them. Logs JSON lines with
- * `service: "bridge"`; `bridge ready` once on the bus with the clone ready.
+ * `service: "bridge"`; `bridge ready` once on the bus with the clone ready, and
+ * then the ready signal (src/ready.ts) to a parent that gave it a channel.
  * SIGTERM / SIGINT: finish the current round (at most 30 s), exit 0.
  */
 import { parseArgs } from 'node:util'
 import { EXIT_CONFIG, loadConfigOrExit } from '../../src/config/load.js'
 import { createLogger } from '../../src/log.js'
+import { announceReady } from '../../src/ready.js'
 import { startBridge } from './bridge.js'
 
 const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, strict: true })
@@ -38,3 +40,5 @@ const shutdown = (signal: string): void => {
 }
 process.on('SIGINT', () => shutdown('SIGINT'))
 process.on('SIGTERM', () => shutdown('SIGTERM'))
+// Only now: a parent may signal the moment it hears, and without a listener SIGTERM kills at once.
+announceReady({ service: 'bridge' })

@@ -15,9 +15,10 @@
 import type { Socket } from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
-import type { InboxFrame, Message, Priority, Report } from '../contract/payloads.js'
+import { DEFAULT_CONCURRENCY, decodeInboxFrame, type InboxFrame, type Message, type Priority, type Report } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { TrinityError } from '../errors.js'
+import { drainOnSignals, forgetOnSignals } from './signals.js'
 
 /** Thrown by a handler when trying again cannot help (bad input, say): the hub fails the task at once instead of retrying it. */
 export class NonRetryableError extends Error {
@@ -36,15 +37,27 @@ export interface AgentOptions {
   handlers?: Readonly<Record<string, TaskHandler>>
   role?: string
   name?: string
-  /** Tasks run at once (default 1); the hub sends no more than this. */
+  /** Tasks run at once (default DEFAULT_CONCURRENCY, 4, as the hub assumes); the hub sends no more than this. */
   concurrency?: number
   prefix?: string
   username?: string
   password?: string
   /** Heartbeat period in ms (default 10,000); pings are answered at once regardless. */
   heartbeatMs?: number
-  /** Drain and exit on SIGTERM / SIGINT (default true). */
+  /**
+   * Drain on SIGTERM / SIGINT (default true). The SDK never exits the process
+   * itself: after the drain, a host that listens to the signal too decides;
+   * otherwise the signal is raised again and ends the process as it would have
+   * without the SDK (killed by that signal). false: the host calls drain().
+   */
   handleSignals?: boolean
+  /**
+   * What the agent dropped rather than acted on, with the reason: an inbox
+   * frame that is not JSON or not an InboxFrame (code TRINITY_ERR_BAD_REQUEST).
+   * The agent keeps running. Default: process.emitWarning (stderr, unless the
+   * host handles 'warning'); the SDK never writes to stdout.
+   */
+  onError?: (error: TrinityError) => void
   /** How long to keep trying while the broker refuses connections, e.g. while the hub starts (default 30,000 ms). */
   waitForBusMs?: number
 }
@@ -160,6 +173,7 @@ class AgentImpl implements Agent {
 
   drain(): Promise<void> {
     this.draining ??= (async () => {
+      forgetOnSignals(this)
       await this.publishStatus('draining')
       this.waiting.length = 0 // never started: the hub's lease re-queues them
       this.unhandled = []
@@ -172,6 +186,10 @@ class AgentImpl implements Agent {
     return this.draining
   }
 
+  private get concurrency(): number {
+    return this.options.concurrency ?? DEFAULT_CONCURRENCY
+  }
+
   private capabilities(): string[] {
     return [...new Set([...(this.options.capabilities ?? []), ...this.handlers.keys()])]
   }
@@ -179,7 +197,7 @@ class AgentImpl implements Agent {
   private publishStatus(state: 'online' | 'draining' | 'offline'): Promise<unknown> {
     const status = {
       state, session: this.session, capabilities: this.capabilities(), role: this.options.role ?? this.id,
-      name: this.options.name ?? this.id, concurrency: this.options.concurrency ?? 1, pid: process.pid,
+      name: this.options.name ?? this.id, concurrency: this.concurrency, pid: process.pid,
     }
     return this.client.publishAsync(this.topics.instanceStatus(this.id), JSON.stringify(status), { qos: 1, retain: true })
   }
@@ -208,13 +226,20 @@ class AgentImpl implements Agent {
     this.client.publish(this.topics.instanceReport(this.id), JSON.stringify(report), { qos: 1 })
   }
 
+  /**
+   * Anyone allowed to publish on the inbox can send anything: a frame that is
+   * not an InboxFrame is dropped with its reason (never half-acted on, and
+   * never a TypeError that ends the host process).
+   */
   private onFrame(payload: Buffer): void {
-    let frame: InboxFrame
-    try {
-      frame = JSON.parse(payload.toString('utf8')) as InboxFrame
-    } catch {
-      return // not from the hub; nothing to answer
+    const decoded = decodeInboxFrame(payload)
+    if (!decoded.ok) {
+      const error = new TrinityError('TRINITY_ERR_BAD_REQUEST', `${this.id}: dropped an inbox frame: ${decoded.reason}`)
+      if (this.options.onError !== undefined) this.options.onError(error)
+      else process.emitWarning(error.message, { code: error.code })
+      return
     }
+    const frame = decoded.value
     switch (frame.kind) {
       case 'ping':
         return this.beat(frame.nonce)
@@ -245,7 +270,7 @@ class AgentImpl implements Agent {
 
   private accept(frame: TaskFrame): void {
     if (this.draining !== undefined || this.active.has(frame.task.id)) return
-    if (this.active.size >= (this.options.concurrency ?? 1)) this.waiting.push(frame)
+    if (this.active.size >= this.concurrency) this.waiting.push(frame)
     else this.run(frame)
   }
 
@@ -338,10 +363,6 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   ;(client.stream as Partial<Socket>).setNoDelay?.(true)
   const agent = new AgentImpl(options, client, session, held)
   await agent.start()
-  if (options.handleSignals !== false) {
-    const stop = (): void => void agent.drain().then(() => process.exit(0))
-    process.once('SIGTERM', stop)
-    process.once('SIGINT', stop)
-  }
+  if (options.handleSignals !== false) drainOnSignals(agent)
   return agent
 }

@@ -22,6 +22,7 @@ import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { VERSION } from '../version.js'
+import { announceReady } from '../ready.js'
 import { request } from './http-client.js'
 
 /** See the header: the hub's young generation, kept small. */
@@ -137,6 +138,9 @@ program
     }
     process.on('SIGINT', () => shutdown('SIGINT'))
     process.on('SIGTERM', () => shutdown('SIGTERM'))
+    // To a supervisor (or test) that started this process with a channel; the log line is for people.
+    // After the listeners: a parent may signal the moment it hears, and without one SIGTERM kills at once.
+    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: hub.mqttUrl })
   })
 
 interface ProcessRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }

@@ -128,11 +128,6 @@ export const InboxTask = Type.Object({
 })
 export const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
 export const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
-export type InboxFrame =
-  | Static<typeof InboxTask>
-  | { kind: 'message'; message: Message }
-  | Static<typeof InboxPing>
-  | Static<typeof InboxCancel>
 
 export const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
 export type ReportState = (typeof REPORT_STATES)[number]
@@ -151,6 +146,13 @@ export const Report = Type.Object(
   { additionalProperties: false },
 )
 export type Report = Static<typeof Report>
+
+/**
+ * Tasks an instance runs at once when nobody says: the hub assumes it for an
+ * instance whose config and birth give none, the agent SDK announces it when
+ * `concurrency` is not set, and so does the demo fleet.
+ */
+export const DEFAULT_CONCURRENCY = 4
 
 export const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
 /** `trinity/instance/{id}/status`, retained: the birth (online) and the Last Will (offline). */
@@ -206,6 +208,11 @@ export const Message = Type.Object(
 )
 export type Message = Static<typeof Message>
 export const BROADCAST = 'all'
+
+export const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
+/** Every frame an instance inbox carries, keyed on `kind`: what the agent SDK decodes before it acts. */
+export const InboxFrame = Type.Union([InboxTask, InboxMessage, InboxPing, InboxCancel])
+export type InboxFrame = Static<typeof InboxFrame>
 
 /** POST /send. `instance`: when `to` is a remote computer (one of `sync.peers`), the instance there to deliver to. */
 export const SendRequest = Type.Object(
@@ -398,4 +405,19 @@ export function decode<T extends TSchema>(schema: T, payload: Buffer | string): 
     return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` }
   }
   return validate(schema, value)
+}
+
+const INBOX_FRAMES = { task: InboxTask, message: InboxMessage, ping: InboxPing, cancel: InboxCancel } as const
+const InboxKind = Type.Object({ kind: Type.Enum(Object.keys(INBOX_FRAMES) as (keyof typeof INBOX_FRAMES)[]) })
+
+/**
+ * An inbox frame, checked against the schema its `kind` names: against the
+ * union, a bad ping would be told it lacks a task's fields.
+ */
+export function decodeInboxFrame(payload: Buffer | string): Decoded<InboxFrame> {
+  const head = decode(InboxKind, payload)
+  if (!head.ok) return head
+  const schema: TSchema = INBOX_FRAMES[head.value.kind]
+  const checked = validate(schema, head.value)
+  return checked.ok ? { ok: true, value: checked.value as InboxFrame } : checked
 }

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Socket } from 'node:net'
 import mqtt, { type MqttClient } from 'mqtt'
 import {
-  BROADCAST, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
+  BROADCAST, DEFAULT_CONCURRENCY, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
   type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
 } from '../contract/payloads.js'
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
@@ -65,7 +65,7 @@ export class Coordinator {
   ) {
     this.topics = topicsFor(config.hub.topicPrefix)
     this.store = new Store({ file: join(config.hub.dataDir, 'trinity.db'), sync: config.store.sync })
-    this.registry = new Registry(config.instances, 4)
+    this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY)
     const now = Date.now
     const router = new Router(this.registry, config.routes, config.tasks.fallback)
     this.router = router

@@ -83,9 +83,17 @@ for (const capability of instance.capabilities ?? []) {
 }
 const joined = await connectAgent({
   id: instance.id, role: instance.role ?? instance.id, name: instance.name ?? instance.id, handlers: own,
-  concurrency: instance.concurrency ?? 2, prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+  ...(instance.concurrency === undefined ? {} : { concurrency: instance.concurrency }),
+  prefix: config.hub.topicPrefix, ...(url === undefined ? {} : { url }),
+  onError: (err) => log.warn({ code: err.code, err: err.message }, 'dropped an inbox frame'),
+  // This program, not the SDK, decides that it exits: below.
+  handleSignals: false,
 })
 agent = joined
+// SIGTERM / SIGINT: finish the running tasks, say offline, exit 0 (the health server would keep the process up).
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => void joined.drain().then(() => process.exit(0)))
+}
 // Every message is logged; the generalist (C1 Mechanic) answers each, once (see ./messages.ts).
 const answers = (instance.capabilities ?? []).includes('general')
 const answered = new AnsweredIds()

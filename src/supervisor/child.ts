@@ -2,12 +2,15 @@
  * One supervised process: spawn it in its own process group, split its
  * output into lines, wait for it to report ready, restart it by the restart
  * policy when it exits on its own, and stop it with SIGTERM, then SIGKILL
- * after the stop timeout. Readiness is decided outside (a log line, a birth
- * on the bus, a health URL): the owner calls markReady().
+ * after the stop timeout. Readiness is decided outside (the ready signal of
+ * src/ready.ts, a birth on the bus, a health URL): the owner calls markReady().
+ * The hub and the bridge get an IPC channel for that signal ('message' events);
+ * instances do not (any program can be one; they are ready by their birth).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { createInterface } from 'node:readline'
+import { READY_STDIO } from '../ready.js'
 import type { Lifeline } from './lifeline.js'
 import { RestartTracker, type CrashLoopPolicy, type RestartPolicy } from './restart-policy.js'
 
@@ -46,6 +49,8 @@ export type ChildView = SupervisedChild
 export interface ChildEvents {
   line: [stream: 'stdout' | 'stderr', line: string]
   state: [state: ChildState, reason: string | null]
+  /** A message on the child's IPC channel (hub and bridge only). */
+  message: [message: unknown]
 }
 
 /**
@@ -153,10 +158,12 @@ export class Child extends EventEmitter<ChildEvents> {
   private spawnOnce(): void {
     const { spec, options } = this
     const env = { ...process.env, ...options.env(), ...spec.env }
-    const proc = spec.args === undefined
-      ? spawn(shellLine(spec.command), { shell: true, cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    const stdio: StdioOptions = spec.kind === 'instance' ? ['ignore', 'pipe', 'pipe'] : READY_STDIO
+    const proc: ChildProcess = spec.args === undefined
+      ? spawn(shellLine(spec.command), { shell: true, cwd: spec.cwd, env, detached: true, stdio })
+      : spawn(spec.command, [...spec.args], { cwd: spec.cwd, env, detached: true, stdio })
     this.proc = proc
+    proc.on('message', (message) => { if (this.proc === proc) this.emit('message', message) })
     this.startedAt = Date.now()
     this.readyAt = null
     this.reason = null

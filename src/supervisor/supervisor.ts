@@ -3,7 +3,7 @@
  * sync is enabled) and every instance that has a `command`, each as a child
  * process in its own process group, and keeps them running.
  *
- * - Start order: hub (ready when it logs its URLs), then bridge, then the
+ * - Start order: hub (ready on its ready signal, src/ready.ts, with its URLs), then bridge, then the
  *   instances together (ready on their birth status on the bus, or when their
  *   health URL answers). Stop order is the reverse.
  * - Crashes restart with backoff; a crash loop stops restarts and shows the
@@ -29,6 +29,7 @@ import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
+import { readySignalFrom } from '../ready.js'
 
 const UNHEALTHY: ReadonlySet<HealthState> = new Set(['timeout', 'offline', 'error'])
 const HEALTH_POLL_MS = 200
@@ -185,8 +186,8 @@ export class Supervisor {
     child.on('line', (stream, line) => {
       relayLine(childLog, stream, line, spec.kind === 'instance' ? spec.name : undefined)
       this.noteError(spec.name, stream, line)
-      if (child.state === 'starting') this.readinessFromLine(child, line)
     })
+    child.on('message', (message) => { if (child.state === 'starting') this.readinessFromSignal(child, message) })
     child.on('state', (state, reason) => {
       const fields = {
         service: spec.name, state, childPid: child.pid, restarts: child.restarts, ...(reason === null ? {} : { reason }),
@@ -257,17 +258,13 @@ export class Supervisor {
     if (stream === 'stderr') this.lastErrors.set(name, line.slice(0, 500))
   }
 
-  /** The hub is ready when it logs its URLs; the bridge when it logs `bridge ready`. */
-  private readinessFromLine(child: Child, line: string): void {
-    if (child.spec.kind === 'instance' || !line.startsWith('{')) return
-    let record: { msg?: unknown; http?: unknown; mqtt?: unknown }
-    try { record = JSON.parse(line) as typeof record } catch { return }
-    if (child.spec.kind === 'hub' && record.msg === 'trinity hub started' && typeof record.http === 'string' && typeof record.mqtt === 'string') {
-      this.urls = { http: record.http, mqtt: record.mqtt }
-      child.markReady()
-    } else if (child.spec.kind === 'bridge' && record.msg === 'bridge ready') {
-      child.markReady()
-    }
+  /** The hub and the bridge are ready when they say so on their channel (src/ready.ts); the hub's signal carries its URLs. */
+  private readinessFromSignal(child: Child, message: unknown): void {
+    if (child.spec.kind === 'instance') return
+    const signal = readySignalFrom(message, child.spec.kind)
+    if (signal === undefined) return
+    if (signal.service === 'hub') this.urls = { http: signal.http, mqtt: signal.mqtt }
+    child.markReady()
   }
 
   /**

@@ -13,22 +13,25 @@ import { join } from 'node:path'
 import type { ComputerMessage } from '../../src/contract/payloads.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startBridge } from '../../bridges/git/bridge.js'
+import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { ROOT, startTestHub, testConfig, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { bareRepo, git, Recorder, resolve, syncSection } from './helpers.js'
 
 const { dir, cleanups } = testScope()
 const MAIN = join(ROOT, 'dist/bridges/git/main.js')
 
-interface Child { child: ChildProcess; output: () => string; exited: Promise<number | null> }
+interface Child { child: ChildProcess; output: () => string; exited: Promise<number | null>; ready: Promise<unknown> }
 
 function spawnBridge(configFile: string, mqttUrl: string): Child {
-  const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRINITY_MQTT_URL: mqttUrl } })
+  const child = spawn(process.execPath, [MAIN, '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, TRINITY_MQTT_URL: mqttUrl } })
+  const ready = waitForReady(child, 'bridge', 60_000)
+  ready.catch(() => undefined) // awaited by the test; a bridge that exits first is reported there
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   cleanups.push(async () => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); await exited })
-  return { child, output: () => output, exited }
+  return { child, output: () => output, exited, ready }
 }
 
 const lines = (out: string): Record<string, unknown>[] => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
@@ -56,7 +59,9 @@ test('SIGKILL mid-round, leftovers in the clone, messages sent while down: resta
   const send = async (k: number): Promise<void> => { await sender.client.publishAsync(t.computerSend('2'), JSON.stringify({ id: `m-${k}`, message: `message ${k}` }), { qos: 1 }) }
 
   let first = spawnBridge(configFile, hub.mqttUrl)
-  await waitFor(() => first.output().includes('"msg":"bridge ready"') || first.child.exitCode !== null, 20_000, 'bridge ready')
+  await first.ready.catch((err: Error) => assert.fail(`bridge ready: ${err.message}\n${first.output()}`))
+  // The signal and the human line travel on different pipes: the line may be read a moment later.
+  await waitFor(() => lines(first.output()).some((l) => l['msg'] === 'bridge ready'), 20_000, 'the bridge ready line')
   const ready = lines(first.output()).find((l) => l['msg'] === 'bridge ready')
   assert.equal(ready?.['service'], 'bridge', first.output())
   for (let k = 1; k <= 10; k++) await send(k)
@@ -78,7 +83,7 @@ test('SIGKILL mid-round, leftovers in the clone, messages sent while down: resta
   for (let k = 11; k <= 15; k++) await send(k)
 
   first = spawnBridge(configFile, hub.mqttUrl)
-  await waitFor(() => first.output().includes('"msg":"bridge ready"') || first.child.exitCode !== null, 20_000, `restart ready:\n${first.output()}`)
+  await first.ready.catch((err: Error) => assert.fail(`restart ready: ${err.message}\n${first.output()}`))
   await waitFor(() => lines(first.output()).some((l) => l['msg'] === 'sync round done' && l['ok'] === true), 20_000, 'a good round after the restart')
   await receiver.waitFor(topicsFor('k2').computerMessage('1'), 15)
   await two.syncNow('test: again')

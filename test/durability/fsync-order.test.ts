@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import type { TaskRecord } from '../../src/contract/payloads.js'
+import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { CLI, freePort, http, testConfig, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 
 const { dir, cleanups } = testScope()
@@ -72,10 +73,12 @@ async function observe(sync: 'normal' | 'full'): Promise<{ brokerSynced: boolean
   }), `${sync}.yaml`)
   const traceFile = join(dir.path, `${sync}.strace`)
   const child = spawn('strace', ['-f', '-yy', '-xx', '-s', '256', '-o', traceFile, '-e', 'trace=fsync,fdatasync,read,write,writev',
-    process.execPath, CLI, 'hub', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
+    process.execPath, CLI, 'hub', '--config', file], { stdio: READY_STDIO, env: { ...process.env, CI: 'true' } })
+  // The channel's fd passes through strace to the hub, which signals on it (src/ready.ts).
+  const ready = waitForReady(child, 'hub', 60_000)
   let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   cleanups.push(async () => {
     if (child.exitCode !== null) return
@@ -84,10 +87,9 @@ async function observe(sync: 'normal' | 'full'): Promise<{ brokerSynced: boolean
     child.kill('SIGKILL')
     await exited
   })
-  await waitFor(() => output.includes('"msg":"trinity hub started"') || child.exitCode !== null, 60_000, `hub (${sync}) under strace`)
+  const started = await ready.catch((err: Error) => assert.fail(`hub (${sync}) under strace: ${err.message}\n${output}`))
   assert.equal(child.exitCode, null, output)
-  // strace passes a signal on to nobody: the hub itself (its pid is in every log line) is stopped.
-  const started = JSON.parse(output.split('\n').find((l) => l.includes('"msg":"trinity hub started"')) ?? '{}') as { http: string; pid: number }
+  // strace passes a signal on to nobody: the hub itself (its pid is in its ready signal) is stopped.
   const httpUrl = started.http
 
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `fsync-${sync}`, reconnectPeriod: 0 })

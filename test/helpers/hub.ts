@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { parseConfig } from '../../src/config/load.js'
 import { startHub, type Hub } from '../../src/hub.js'
+import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { silentLogger } from '../../src/log.js'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
@@ -100,12 +101,13 @@ export interface HubProcess {
 }
 
 /**
- * `trinity start --config file` as a child process; resolves once its HTTP API
- * answers, with the URLs it logged (the config's log level must be info or lower).
+ * `trinity hub --config file` as a child process; resolves once its HTTP API
+ * answers, with the URLs of its ready signal (src/ready.ts).
  */
 export async function spawnHub(configFile: string): Promise<HubProcess> {
   const nodeArgs = ['--max-semi-space-size=2', ...(process.env['TRINITY_HUB_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')]
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true' } })
+  const ready = waitForReady(child, 'hub', 60_000)
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
   child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
@@ -121,10 +123,9 @@ export async function spawnHub(configFile: string): Promise<HubProcess> {
     },
   }
   try {
-    await waitFor(() => /"msg":"trinity hub started"/.test(output) || child.exitCode !== null, 20_000, 'hub to start')
-    const started = JSON.parse(output.split('\n').find((l) => l.includes('"msg":"trinity hub started"')) ?? '{}') as { http?: string; mqtt?: string }
-    proc.httpUrl = started.http ?? ''
-    proc.mqttUrl = started.mqtt ?? ''
+    const started = await ready
+    proc.httpUrl = started.http
+    proc.mqttUrl = started.mqtt
     await waitFor(async () => (await fetch(`${proc.httpUrl}/health`).then((r) => r.ok).catch(() => false)) || child.exitCode !== null, 20_000, 'hub to answer')
   } catch (err) {
     await proc.kill()

@@ -1,0 +1,78 @@
+/**
+ * The ready signal: how the hub and the git bridge tell the process that
+ * started them that they are up, built and read only here.
+ *
+ * An IPC message, not a log line: log lines are for people, and a reworded
+ * message (or a log level above info) must not make a supervisor wait for a
+ * readiness that already came. The parent spawns the child with an 'ipc' stdio
+ * slot (`READY_STDIO`); the child, once ready, sends one `ReadySignal` and
+ * disconnects (an open channel would keep both event loops alive). A child
+ * started without a channel (by hand, by systemd) sends nothing and only logs
+ * its human line, `trinity hub started` / `bridge ready`, as before.
+ *
+ * Versioned: a parent ignores a message whose `version` it does not know, so a
+ * newer child under an older supervisor is not taken for ready with fields it
+ * cannot read.
+ */
+import type { ChildProcess, StdioOptions } from 'node:child_process'
+import Type, { type Static } from 'typebox'
+import { validate } from './contract/payloads.js'
+
+export const READY_VERSION = 1
+
+// The channel must not keep a child alive that fails before it is ready (the
+// hub leaves with process.exitCode = 1 and an empty event loop): unref'd from
+// the start. A send still completes, as a pending write keeps the loop running.
+process.channel?.unref()
+
+const base = {
+  type: Type.Literal('trinity.ready'),
+  version: Type.Literal(READY_VERSION),
+  /** The ready process's own pid: not the parent's child when a wrapper (a shell, strace) sits between. */
+  pid: Type.Integer(),
+}
+export const ReadySignal = Type.Union([
+  Type.Object({ ...base, service: Type.Literal('hub'), http: Type.String(), mqtt: Type.String() }),
+  Type.Object({ ...base, service: Type.Literal('bridge') }),
+])
+export type ReadySignal = Static<typeof ReadySignal>
+export type ReadyService = ReadySignal['service']
+
+type Announcement = { service: 'hub'; http: string; mqtt: string } | { service: 'bridge' }
+
+/** stdin ignored, stdout and stderr piped (the log relay), and the channel the signal comes on. */
+export const READY_STDIO: StdioOptions = ['ignore', 'pipe', 'pipe', 'ipc']
+
+/** In the child, once ready: sends the signal if a parent listens on a channel, then closes the channel. */
+export function announceReady(announcement: Announcement): void {
+  if (process.send === undefined || !process.connected) return
+  const signal: ReadySignal = { type: 'trinity.ready', version: READY_VERSION, pid: process.pid, ...announcement }
+  try {
+    process.send(signal, undefined, {}, () => { if (process.connected) process.disconnect() })
+  } catch { /* the parent is gone: nobody to tell */ }
+}
+
+/** A message from a child's channel, as a ready signal of `service`, or undefined for anything else. */
+export function readySignalFrom<S extends ReadyService>(message: unknown, service: S): Extract<ReadySignal, { service: S }> | undefined {
+  const checked = validate(ReadySignal, message)
+  return checked.ok && checked.value.service === service ? (checked.value as Extract<ReadySignal, { service: S }>) : undefined
+}
+
+/** In the parent: resolves with the child's ready signal, rejects if it exits (or `timeoutMs` passes) first. */
+export function waitForReady<S extends ReadyService>(child: ChildProcess, service: S, timeoutMs: number): Promise<Extract<ReadySignal, { service: S }>> {
+  return new Promise((resolve, reject) => {
+    if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`${service} exited before it was ready (${child.signalCode ?? `code ${child.exitCode}`})`))
+    const settle = (): void => { clearTimeout(timer); child.off('message', onMessage); child.off('exit', onExit) }
+    const onMessage = (message: unknown): void => {
+      const signal = readySignalFrom(message, service)
+      if (signal !== undefined) { settle(); resolve(signal) }
+    }
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      settle()
+      reject(new Error(`${service} exited before it was ready (${signal ?? `code ${code}`})`))
+    }
+    const timer = setTimeout(() => { settle(); reject(new Error(`${service} not ready within ${timeoutMs} ms`)) }, timeoutMs)
+    child.on('message', onMessage)
+    child.once('exit', onExit)
+  })
+}
