@@ -13,6 +13,7 @@ import { createServer, type Server } from 'node:http'
 import { join, resolve } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
 import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
+import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { createLogger } from '../log.js'
 import { AnsweredIds, acknowledgement, preview } from './messages.js'
 import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, writePlan } from './work.js'
@@ -29,7 +30,7 @@ if (id === undefined || instance === undefined) {
   process.exit(2)
 }
 
-const hubUrl = process.env['TRINITY_URL'] ?? `http://${config.hub.host === '0.0.0.0' ? '127.0.0.1' : config.hub.host}:${config.hub.port}`
+const hubUrl = process.env['TRINITY_URL'] ?? hubHttpUrl(config)
 // One folder per instance, in this checkout's data: builder and c1 both take
 // build_project (route `all`), and two checkouts on one machine must not meet.
 const workspace = join(resolve(process.env['TRINITY_WORKSPACE'] ?? join(config.hub.dataDir, 'workspace')), instance.id)
@@ -73,7 +74,7 @@ if (portSetting !== undefined) {
   }
 }
 
-const url = process.env['TRINITY_MQTT_URL'] ?? (config.broker.mode === 'external' ? config.broker.url : `mqtt://${config.broker.host === '0.0.0.0' ? '127.0.0.1' : config.broker.host}:${config.broker.port}`)
+const url = process.env['TRINITY_MQTT_URL'] ?? busUrl(config)
 // Handlers go in with the connection: the birth announces them all, the first one too.
 const own: Record<string, TaskHandler> = {}
 for (const capability of instance.capabilities ?? []) {

@@ -23,6 +23,7 @@ import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
 import { resolvedConfigEnv } from '../config/resolved-env.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
+import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from '../hub-identity.js'
 import type { Logger } from '../log.js'
 import { httpRequestTo } from '../net/http-request.js'
@@ -47,16 +48,12 @@ export interface SupervisorOptions {
 
 interface Urls { http: string; mqtt: string }
 
-function loopback(host: string): string {
-  return host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
-}
-
 /** The hub's URLs as the config fixes them, or undefined when a port is 0 (known only once the hub logs it). */
 function configuredUrls(config: Config): Urls | undefined {
   if (config.hub.port === 0) return undefined
-  const http = `http://${loopback(config.hub.host)}:${config.hub.port}`
+  const http = hubHttpUrl(config)
   if (config.broker.mode === 'external') return config.broker.url === undefined ? undefined : { http, mqtt: config.broker.url }
-  return config.broker.port === 0 ? undefined : { http, mqtt: `mqtt://${loopback(config.broker.host)}:${config.broker.port}` }
+  return config.broker.port === 0 ? undefined : { http, mqtt: busUrl(config) }
 }
 
 export class Supervisor {
