@@ -47,3 +47,31 @@ test('a heartbeat that arrives after the offline status does not turn the instan
   assert.equal(after?.connected, false)
   assert.equal(after?.state, 'offline', `state after the late heartbeat: ${after?.state} (${after?.reason})`)
 })
+
+test('a late Will for a live connection does not outrank it: the instance still heartbeats, answers the hub\'s ping and is online again', async () => {
+  const hub = await startTestHub(await testConfig(`${dir.path}/late-will`, { health: { interval: '30s', timeout: '5s', passesBeforeOnline: 1 } }))
+  cleanups.push(() => hub.stop())
+  const client = await mqtt.connectAsync(hub.mqttUrl, { clientId: 'survivor', clean: false })
+  cleanups.push(() => client.endAsync())
+  const session = Date.now()
+  client.on('message', (_t, payload) => {
+    const frame = JSON.parse(payload.toString()) as InboxFrame
+    if (frame.kind === 'ping') client.publish(topics.instanceHeartbeat('survivor'), JSON.stringify({ ts: Date.now(), nonce: frame.nonce }))
+  })
+  await client.subscribeAsync(topics.instanceInbox('survivor'), { qos: 1 })
+  await client.publishAsync(topics.instanceStatus('survivor'), JSON.stringify({ state: 'online', session, capabilities: ['general'] }), { qos: 1, retain: true })
+  const view = async (): Promise<InstanceView | undefined> => (await http<{ instances: InstanceView[] }>(hub.httpUrl, 'GET', '/instances')).body.instances.find((i) => i.id === 'survivor')
+  await waitFor(async () => (await view())?.state === 'online', 60_000, 'survivor online')
+  // The Will of a connection that died in a hub crash, published after the live one's birth, same session.
+  const other = await mqtt.connectAsync(hub.mqttUrl, { clientId: 'late-will' })
+  cleanups.push(() => other.endAsync())
+  await other.publishAsync(topics.instanceStatus('survivor'), JSON.stringify({ state: 'offline', session }), { qos: 1, retain: true })
+  await waitFor(async () => (await view())?.connected === false, 60_000, 'the late Will applied')
+  // Its periodic heartbeat (no nonce) makes the hub ask; the answer proves the connection.
+  const beat = setInterval(() => client.publish(topics.instanceHeartbeat('survivor'), JSON.stringify({ ts: Date.now() })), 200)
+  try {
+    await waitFor(async () => { const v = await view(); return v?.connected === true && v.state === 'online' }, 60_000, 'survivor online again')
+  } finally {
+    clearInterval(beat)
+  }
+})

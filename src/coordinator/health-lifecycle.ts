@@ -18,7 +18,10 @@
  *   still take it to timeout and offline.
  * - A ping answer (or its timeout) speaks for the session it was sent on: if
  *   the instance disconnected or came back on a new session meanwhile, that
- *   is newer evidence and the answer is dropped.
+ *   is newer evidence and the answer is dropped. A ping sent *after* a Will
+ *   (the hub sends one when a disconnected instance still heartbeats) and
+ *   answered is newer evidence still: the instance is connected again. A Will
+ *   never outranks a later answer.
  * - The first answer after a (re)start (the first of all, the first after a
  *   miss, the first on a new session) is a warm-up answer: the caller keeps
  *   its time in the rolling window only until the next one (see health.ts).
@@ -69,6 +72,8 @@ export interface HealthPolicy {
 /** For a ping over the bus: the session it was sent on. HTTP probes leave it out. */
 interface ProbeOrigin {
   readonly pingSession?: number | null
+  /** Whether the instance counted as connected when the ping went out (default true). */
+  readonly pingConnected?: boolean
 }
 
 export type StatusEvent =
@@ -110,7 +115,7 @@ export const HEALTH_TABLE: Readonly<Record<HealthEventKind, Row>> = {
   draining: { to: every('online'), why: 'a `draining` status: online but taking no more work (reason `draining`)' },
   will: { to: every('offline'), why: 'the Last Will or an `offline` status: disconnected' },
   error: { to: every('error'), why: 'an `error` status: the instance says it is broken (reason: its `error`)' },
-  'probe-pass': { to: answered('online'), why: 'an answer in time; from timeout or offline only after `passesBeforeOnline` in a row' },
+  'probe-pass': { to: answered('online'), why: 'an answer in time; from timeout or offline only after `passesBeforeOnline` in a row; an answer to a ping sent after a Will reconnects the instance' },
   'probe-slow': { to: answered('degraded'), why: 'an answer slower than `degradedAfter` (reason `slow: N ms`); as probe-pass' },
   'probe-erroring': { to: answered('degraded'), why: 'an HTTP answer other than 2xx (reason `HTTP 503`); as probe-pass' },
   'probe-miss': {
@@ -205,9 +210,12 @@ export function nextHealth(state: HealthRecord, event: HealthEvent, policy?: Hea
     case 'probe-erroring':
     case 'probe-miss': {
       if (policy === undefined) throw new TypeError(`nextHealth: a ${event.kind} needs the health policy`)
-      if (event.pingSession !== undefined && (!state.connected || state.session !== event.pingSession)) return step(state, state, { stale: true })
+      if (event.pingSession !== undefined && (state.session !== event.pingSession || state.connected !== (event.pingConnected ?? true))) return step(state, state, { stale: true })
       const { next, warmUp } = applyProbe(state, event, policy)
-      return step(state, next, { warmUp })
+      // A ping sent after the Will and answered: the instance is on the bus now, whatever the
+      // Will said (a dead connection's Will published late, after the live one's birth).
+      const revived = event.pingConnected === false && event.kind !== 'probe-miss'
+      return step(state, revived ? { ...next, connected: true } : next, { warmUp })
     }
   }
 }

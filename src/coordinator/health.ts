@@ -71,7 +71,12 @@ export class HealthMonitor {
   heartbeat(instanceId: string, nonce: string | undefined): void {
     const instance = this.deps.registry.get(instanceId)
     if (instance !== undefined) instance.lastSeenAt = this.deps.now()
-    if (nonce === undefined) return
+    // A disconnected instance that still heartbeats may be alive under a late Will:
+    // a ping sent now, and answered, proves it (nextHealth reconnects it).
+    if (nonce === undefined) {
+      if (instance !== undefined && !instance.connected && instance.healthUrl === null) void this.check(instance, true)
+      return
+    }
     const resolve = this.pending.get(`${instanceId}:${nonce}`)
     if (resolve !== undefined) resolve(0)
   }
@@ -80,15 +85,17 @@ export class HealthMonitor {
     await Promise.allSettled(this.deps.registry.all().map((i) => this.check(i)))
   }
 
-  async check(instance: Instance): Promise<void> {
+  /** `revive`: ping an instance that is not connected (it heartbeats; see heartbeat()). */
+  async check(instance: Instance, revive = false): Promise<void> {
     if (this.checking.has(instance.id)) return
-    if (instance.healthUrl === null && !instance.connected) return
+    if (instance.healthUrl === null && !instance.connected && !revive) return
     this.checking.add(instance.id)
     // A ping answer speaks for the connection it was sent on (nextHealth drops it
     // when a Will, an offline status or a new birth came while it was out).
     const session = instance.session
+    const connected = instance.connected
     try {
-      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : { ...(await this.probeMqtt(instance.id)), pingSession: session }
+      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : { ...(await this.probeMqtt(instance.id)), pingSession: session, pingConnected: connected }
       if (this.aborter.signal.aborted || this.deps.registry.get(instance.id) !== instance) return
       this.apply(instance, probe)
     } finally {

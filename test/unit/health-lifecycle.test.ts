@@ -176,6 +176,18 @@ test('a ping answer counts only for the session it was sent on, while connected;
   assert.equal(nextHealth(gone, { kind: 'probe-pass', ms: 1 }, policy).next.passes, 1, 'an HTTP instance need not be on the bus')
 })
 
+test('a ping sent after a Will and answered reconnects the instance; one sent before it does not', () => {
+  const gone = record('offline', { connected: false, session: 3 })
+  const revived = nextHealth(gone, { kind: 'probe-pass', ms: 1, pingSession: 3, pingConnected: false }, { ...policy, passesBeforeOnline: 1 })
+  assert.deepEqual([revived.stale, revived.next.connected, revived.next.state], [false, true, 'online'])
+  const early = nextHealth(gone, { kind: 'probe-pass', ms: 1, pingSession: 3, pingConnected: true }, policy)
+  assert.deepEqual([early.stale, early.next], [true, gone], 'sent while it was connected: the Will is newer')
+  const unanswered = nextHealth(gone, { kind: 'probe-miss', reason: 'no heartbeat within 5000 ms', pingSession: 3, pingConnected: false }, policy)
+  assert.deepEqual([unanswered.next.connected, unanswered.next.state], [false, 'offline'])
+  const strict = nextHealth(gone, { kind: 'probe-pass', ms: 1, pingSession: 3, pingConnected: false }, policy)
+  assert.deepEqual([strict.next.connected, strict.next.state], [true, 'offline'], 'connected again, online after enough passes')
+})
+
 test('the supervisor\'s crash loop is shown as error with its reason; the stored state and reason stay for when it runs again', () => {
   const checked = record('offline', { reason: 'connect ECONNREFUSED 127.0.0.1:5000' })
   const looping = nextHealth(checked, { kind: 'process', process: crashLoop })
