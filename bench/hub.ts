@@ -14,6 +14,7 @@ import { topicsFor } from '../src/contract/topics.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
+import type { TaskList } from '../src/contract/http.js'
 
 export type { Row } from './proc.js'
 
@@ -124,7 +125,7 @@ export async function benchHub(options: { latencyN: number; throughputN: number 
     for (let i = 0; i < n; i++) submitter.publish(topics.taskSubmit, JSON.stringify({ id: `tp-${i}`, type: 'general', content: 'x' }), { qos: 1 })
     await waitFor(() => received - before >= n, 300_000, 'all tasks assigned')
     await waitFor(async () => {
-      const r = await fetch(`${hub.httpUrl}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<{ counts: { completed: number } }>)
+      const r = await fetch(`${hub.httpUrl}/tasks?state=completed&limit=1`).then((x) => x.json() as Promise<TaskList>)
       return r.counts.completed >= n + options.latencyN + warm
     }, 300_000, 'all tasks completed')
     const elapsed = (performance.now() - t0) / 1000

@@ -23,6 +23,7 @@ import { topicsFor } from '../src/contract/topics.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { freePort, spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, percentile, rssMb } from './proc.js'
+import type { InstanceList } from '../src/contract/http.js'
 
 /** One system under test, as the harness drives it. */
 interface TaskSystem {
@@ -102,7 +103,7 @@ async function trinity(sync: 'normal' | 'full'): Promise<TaskSystem> {
     if (event.state === 'completed') system.onCompleted(event.id)
   })
   await producer.subscribeAsync(topics.anyTaskEvent, { qos: 0 })
-  await waitFor(async () => (await fetch(`${hub.httpUrl}/instances`).then((r) => r.json() as Promise<{ instances: { id: string; state: string }[] }>))
+  await waitFor(async () => (await fetch(`${hub.httpUrl}/instances`).then((r) => r.json() as Promise<InstanceList>))
     .instances.some((i) => i.id === 'noop' && i.state === 'online'), 30_000, 'the no-op instance online')
   return system
 }

@@ -15,11 +15,11 @@ import { bareRepo, syncSection } from '../test/bridge/helpers.js'
 import { ROOT, http, tempDir } from '../test/helpers/hub.js'
 import { fleetConfigFile, spawnSupervisor, type SupervisorProcess } from '../test/helpers/supervisor.js'
 import { bareNodeStartMs, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
+import type { InstanceList, InstanceView } from '../src/contract/http.js'
 
-interface InstanceRow { id: string; state: string; process: { pid: number | null } | null }
 
-async function instances(sup: SupervisorProcess): Promise<InstanceRow[]> {
-  return (await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances')).body.instances
+async function instances(sup: SupervisorProcess): Promise<InstanceView[]> {
+  return (await http<InstanceList>(sup.httpUrl, 'GET', '/instances')).body.instances
 }
 
 async function until(check: () => Promise<boolean>): Promise<void> {

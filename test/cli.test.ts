@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
+import type { HubSummary, InstanceView } from '../src/contract/http.js'
 import type { Message, TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
 import type { Hub } from '../src/hub.js'
@@ -124,7 +125,7 @@ test('status prints the instance table; --json prints parseable JSON', async () 
 
   const json = await run(['status', '--json', '--url', hub.httpUrl])
   assert.equal(json.code, 0, JSON.stringify(json))
-  const parsed = JSON.parse(json.stdout) as { hub: { broker: { connected: boolean }; tasks: Record<string, number>; instances: { total: number; online: number } }; instances: { id: string; state: string }[] }
+  const parsed = JSON.parse(json.stdout) as { hub: HubSummary; instances: InstanceView[] }
   assert.equal(parsed.hub.broker.connected, true)
   assert.equal(typeof parsed.hub.tasks['completed'], 'number')
   assert.deepEqual([parsed.hub.instances.total, parsed.hub.instances.online], [1, 1], 'the hub summary keeps its instance counts')

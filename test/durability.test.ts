@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import type { TaskRecord } from '../src/contract/payloads.js'
 import { TestInstance } from './helpers/instance.js'
 import { http, spawnHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
+import type { InstanceList, TaskList } from '../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
 
@@ -22,7 +23,7 @@ test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, th
   // A slow worker: the backlog is still mostly queued when the hub dies.
   const slow = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, handler: () => new Promise((r) => setTimeout(() => r('slow'), 50)) })
   cleanups.push(() => slow.close())
-  await waitFor(async () => (await http<{ instances: { id: string; state: string }[] }>(url, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
+  await waitFor(async () => (await http<InstanceList>(url, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
 
   const accepted: string[] = []
   const batch = 50
@@ -39,14 +40,14 @@ test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, th
 
   hub = await spawnHub(file)
   url = hub.httpUrl
-  const counts = (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts
+  const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
   const total = Object.values(counts).reduce((a, b) => a + b, 0)
   assert.equal(total, 1000, `all 1,000 present after restart: ${JSON.stringify(counts)}`)
   assert.ok(counts['queued']! + counts['assigned']! + counts['running']! > 0, `some work was still pending at the kill: ${JSON.stringify(counts)}`)
 
   const fast = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', concurrency: 1, clientId: 'c1-fast', session: Date.now() + 1 })
   cleanups.push(() => fast.close())
-  await waitFor(async () => (await http<{ counts: Record<string, number> }>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 60_000, 'all 1,000 completed')
+  await waitFor(async () => (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 60_000, 'all 1,000 completed')
   for (const id of [accepted[0]!, accepted[499]!, accepted[999]!]) {
     const task = (await http<TaskRecord>(url, 'GET', `/tasks/${id}`)).body
     assert.equal(task.state, 'completed')
@@ -62,7 +63,7 @@ test('a persistent-session instance away during assignment gets the task after a
   cleanups.push(() => hub.kill())
   const c1 = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', clean: false, clientId: 'c1-persistent' })
   cleanups.push(() => c1.close())
-  await waitFor(async () => (await http<{ instances: { id: string; state: string }[] }>(hub.httpUrl, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
+  await waitFor(async () => (await http<InstanceList>(hub.httpUrl, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
   // c1 goes away without a Will (a clean DISCONNECT): the hub still counts it as online.
   await c1.disconnectQuietly()
   const accepted = await http<{ id: string; assigned: string[] }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'queued for you' })

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
-import type { InstanceView } from '../src/coordinator/registry.js'
+import type { InstanceList, InstanceView } from '../src/contract/http.js'
 import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
 
 const { dir, cleanups } = testScope()
@@ -39,7 +39,7 @@ test('a heartbeat that arrives after the offline status does not turn the instan
   })
   await client.subscribeAsync(topics.instanceInbox('leaver'), { qos: 1 })
   await client.publishAsync(status, JSON.stringify({ state: 'online', session, capabilities: ['general'] }), { qos: 1, retain: true })
-  const view = async (): Promise<InstanceView | undefined> => (await http<{ instances: InstanceView[] }>(hub.httpUrl, 'GET', '/instances')).body.instances.find((i) => i.id === 'leaver')
+  const view = async (): Promise<InstanceView | undefined> => (await http<InstanceList>(hub.httpUrl, 'GET', '/instances')).body.instances.find((i) => i.id === 'leaver')
   await waitFor(async () => ((await view())?.checks ?? 0) >= 2, 60_000, 'leaver online and checked twice')
   leaving = true
   await waitFor(async () => (await http(hub.httpUrl, 'GET', '/tasks/marker')).status === 200, 60_000, 'the hub past the late heartbeat')

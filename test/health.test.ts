@@ -16,7 +16,7 @@ import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
 import type { Health, TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor, type TopicContract } from '../src/contract/topics.js'
-import type { InstanceView } from '../src/coordinator/registry.js'
+import type { InstanceList, InstanceView } from '../src/contract/http.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance, type TestInstanceOptions } from './helpers/instance.js'
 import { http, startTestHub, tempDir, testConfig, waitFor, type ConfigObject } from './helpers/hub.js'
@@ -146,7 +146,7 @@ async function startHub(defer: (fn: Cleanup) => void, overrides: ConfigObject) {
     return instance
   }
   const view = async (id: string): Promise<InstanceView> => {
-    const response = await http<{ instances: InstanceView[] }>(hub.httpUrl, 'GET', '/instances')
+    const response = await http<InstanceList>(hub.httpUrl, 'GET', '/instances')
     assert.equal(response.status, 200)
     const found = response.body.instances.find((i) => i.id === id)
     assert.ok(found !== undefined, `${id} in GET /instances: ${JSON.stringify(response.body)}`)

@@ -2,7 +2,8 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import type { HubError, Message } from '../src/contract/payloads.js'
+import type { ErrorBody, InstanceList } from '../src/contract/http.js'
+import { HubError, validate, type Message } from '../src/contract/payloads.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance } from './helpers/instance.js'
 import { spawn } from 'node:child_process'
@@ -23,7 +24,6 @@ after(async () => {
   dir.remove()
 })
 
-type ErrorBody = { error: { code: string; message: string; field?: string } }
 
 test('malformed JSON and wrong fields get 400 naming the field', async () => {
   const cases: [string | undefined, unknown, string][] = [
@@ -87,7 +87,7 @@ test('GET /, /instances, /metrics and /messages answer with what the hub knows',
   const root = await http<{ name: string; broker: { connected: boolean }; instances: { total: number } }>(hub.httpUrl, 'GET', '/')
   assert.equal(root.body.name, 'trinity')
   assert.equal(root.body.broker.connected, true)
-  const instances = await http<{ instances: { id: string; state: string }[] }>(hub.httpUrl, 'GET', '/instances')
+  const instances = await http<InstanceList>(hub.httpUrl, 'GET', '/instances')
   assert.deepEqual(instances.body.instances.map((i) => [i.id, i.state]), [['c1', 'online']])
   const metrics = await fetch(`${hub.httpUrl}/metrics`).then((r) => r.text())
   assert.match(metrics, /trinity_instances\{state="online"\} 1/)
@@ -106,6 +106,10 @@ test('the priority error lists the allowed values, over HTTP and over MQTT', asy
     await waitFor(() => errors.received.some((e) => e.topic === hub.coordinator.topics.taskSubmit), 10_000, 'the rejection on hub/errors')
     const reason = errors.received.find((e) => e.topic === hub.coordinator.topics.taskSubmit)?.reason ?? ''
     assert.match(reason, /^priority: .*\(low, normal, high, critical\)$/, reason)
+    // The rejection is a HubError by the contract's schema, with the registry's code for a bad payload.
+    const rejection = errors.received.find((e) => e.topic === hub.coordinator.topics.taskSubmit)
+    assert.ok(validate(HubError, rejection).ok, JSON.stringify(rejection))
+    assert.equal(rejection?.code, 'TRINITY_ERR_BAD_PAYLOAD')
   } finally {
     await errors.client.endAsync()
   }
@@ -166,6 +170,7 @@ test('POST /send to an unknown recipient: 404 naming the known ids (and the id w
       await errors.client.publishAsync(topic, JSON.stringify({ id: 'to-nobody', from: 'c1', to: 'nobody-here', message: 'lost?', ts: Date.now() }), { qos: 1 })
       await waitFor(() => errors.received.some((e) => e.topic === topic), 10_000, 'the rejection')
       assert.match(errors.received.find((e) => e.topic === topic)?.reason ?? '', /^to: "nobody-here" is not an instance id/)
+      assert.equal(errors.received.find((e) => e.topic === topic)?.code, 'TRINITY_ERR_RECIPIENT_UNKNOWN')
       const after = await http<{ messages: Message[] }>(hub.httpUrl, 'GET', '/messages?limit=1000')
       assert.ok(!after.body.messages.some((m) => m.id === 'to-nobody'))
     } finally {

@@ -71,6 +71,7 @@ test('the default limit is 1 MiB for HTTP and MQTT alike, and its error names it
   await waitFor(() => errors.some((e) => e.topic === topics.taskSubmit), 30_000, 'the refusal on hub/errors')
   const refusal = errors.find((e) => e.topic === topics.taskSubmit)
   assert.match(refusal?.reason ?? '', new RegExp(`${tenMb.length} bytes, over limits\\.maxPayload, 1 MiB \\(1048576 bytes\\)`))
+  assert.equal(refusal?.code, 'TRINITY_ERR_PAYLOAD_TOO_LARGE')
   assert.equal((await http(hub.httpUrl, 'GET', '/tasks/too-big')).status, 404)
   assert.equal(c1.received.filter((t) => t.id === 'too-big').length, 0)
 
@@ -113,6 +114,7 @@ test('a configured limit applies to HTTP bodies, submissions and reports', async
   await c1.report({ taskId: task.id, leaseToken: task.leaseToken, state: 'completed', output: 'r'.repeat(70_000) })
   await waitFor(() => errors.some((e) => e.topic === topics.instanceReport('c1')), 30_000, 'the report refusal')
   assert.match(errors.find((e) => e.topic === topics.instanceReport('c1'))?.reason ?? '', /over limits\.maxPayload, 64 KiB/)
+  assert.equal(errors.find((e) => e.topic === topics.instanceReport('c1'))?.code, 'TRINITY_ERR_PAYLOAD_TOO_LARGE')
   assert.equal((await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${body.id}`)).body.state, 'assigned')
   await c1.report({ taskId: task.id, leaseToken: task.leaseToken, state: 'completed', output: 'ok' })
   await waitFor(async () => (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${body.id}`)).body.state === 'completed', 30_000, 'completed by the small report')

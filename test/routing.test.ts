@@ -10,6 +10,7 @@ import type { TaskRecord } from '../src/contract/payloads.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance, type TestInstanceOptions } from './helpers/instance.js'
 import { http, spawnHub, startTestHub, tempDir, testConfig, waitFor, writeConfig, type ConfigObject } from './helpers/hub.js'
+import type { InstanceList, TaskDetail } from '../src/contract/http.js'
 
 type ErrorBody = { error: { code: string; message: string; field?: string } }
 
@@ -45,7 +46,7 @@ async function setup(t: TestContext, overrides: ConfigObject = {}) {
     assert.equal(response.status, 202, JSON.stringify(response.body))
     return response.body.id
   }
-  const task = async (id: string): Promise<TaskRecord & { waiting?: string }> => (await http<TaskRecord & { waiting?: string }>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
+  const task = async (id: string): Promise<TaskDetail> => (await http<TaskDetail>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
   const finished = async (id: string): Promise<TaskRecord> => {
     let record: TaskRecord | undefined
     await waitFor(async () => { record = await task(id); return ['completed', 'failed', 'dead', 'cancelled'].includes(record.state) }, 30_000, `task ${id} to finish`)
@@ -181,7 +182,7 @@ test('DELETE /instances/:id forgets a joined instance and clears its retained st
   await waitFor(() => h.hub.coordinator.registry.get('worker')?.state === 'offline', 10_000, 'worker offline')
   const forgotten = await http<{ id: string; forgotten: boolean }>(h.hub.httpUrl, 'DELETE', '/instances/worker')
   assert.deepEqual([forgotten.status, forgotten.body], [200, { id: 'worker', forgotten: true }])
-  const listed = await http<{ instances: { id: string }[] }>(h.hub.httpUrl, 'GET', '/instances')
+  const listed = await http<InstanceList>(h.hub.httpUrl, 'GET', '/instances')
   assert.deepEqual(listed.body.instances.map((i) => i.id), ['listed'])
 
   // The retained birth is gone from the broker: a retained copy would arrive before the marker does.

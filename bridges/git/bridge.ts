@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Socket } from 'node:net'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
-import { ComputerSend, decode, type BridgeState, type BridgeStatus, type ComputerStatus } from '../../src/contract/payloads.js'
+import { ComputerSend, decode, type BridgeState, type BridgeStatus, type ComputerStatus, type HubError } from '../../src/contract/payloads.js'
 import { topicMatches, topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import type { Config } from '../../src/config/schema.js'
 import { busUrl } from '../../src/config/urls.js'
@@ -200,7 +200,7 @@ class GitBridge implements Bridge {
       const decoded = decode(ComputerSend, payload)
       if (!decoded.ok) {
         this.log.warn({ topic, reason: decoded.reason }, 'rejected an outgoing message')
-        this.client.publish(this.topics.hubErrors, JSON.stringify({ topic, reason: decoded.reason, at: Date.now() }), { qos: 0 })
+        this.client.publish(this.topics.hubErrors, JSON.stringify({ topic, code: 'TRINITY_ERR_BAD_PAYLOAD', reason: decoded.reason, at: Date.now() } satisfies HubError), { qos: 0 })
         return []
       }
       const s = decoded.value

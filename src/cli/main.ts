@@ -14,6 +14,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import mqtt from 'mqtt'
+import type { HubSummary, InstanceList } from '../contract/http.js'
 import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
 import { topicsFor } from '../contract/topics.js'
 import { EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
@@ -254,8 +255,8 @@ program
   .option('--json', 'print JSON')
   .action(async (options: { json?: boolean }) => {
     const url = hubUrl(program.opts())
-    const summary = await request<{ broker: { mode: string; connected: boolean }; tasks: Record<string, number>; messages: number }>(url, 'GET', '/')
-    const { instances } = await request<{ instances: { id: string; role: string; state: string; inFlight: number; responseMs: { avg: number | null }; process: { pid: number | null; restarts: number } | null }[] }>(url, 'GET', '/instances')
+    const summary = await request<HubSummary>(url, 'GET', '/')
+    const { instances } = await request<InstanceList>(url, 'GET', '/instances')
     if (options.json === true) {
       process.stdout.write(`${JSON.stringify({ hub: summary, instances }, null, 2)}\n`)
       return

@@ -4,6 +4,7 @@
  * seed's routing table. load.ts validates, applies defaults and freezes.
  */
 import Type, { type Static } from 'typebox'
+import { STRATEGIES, type Strategy } from '../contract/constants.js'
 import { Id, Priority, TaskType } from '../contract/payloads.js'
 import { DURATION_PATTERN } from './duration.js'
 import { SIZE_PATTERN } from './size.js'
@@ -23,8 +24,7 @@ const ConfigId = Type.Union([Id, Type.Integer({ minimum: 0, maximum: Number.MAX_
   description: 'an id (letters, digits, `.`, `_`, `-`; at most 64) or a whole number ≥ 0',
 })
 
-export const STRATEGIES = ['all', 'least-loaded', 'round-robin'] as const
-export type Strategy = (typeof STRATEGIES)[number]
+export { STRATEGIES, type Strategy }
 
 export const BrokerUser = Type.Object(
   {

@@ -7,17 +7,22 @@
  */
 import Type, { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
-import { ID_PATTERN } from './topics.js'
+import {
+  HEALTH_STATES, ID_PATTERN, PRIORITIES, TASK_STATES, TASK_TYPE_PATTERN,
+  type HealthState, type Priority as PriorityName, type TaskState,
+} from './constants.js'
+import { ERRORS, type ErrorCode } from '../errors.js'
+
+// The dependency-free constants, for the browser (constants.ts), re-exported so servers import one module.
+export * from './constants.js'
+export type { HealthState, TaskState }
+export type Priority = PriorityName
 
 export const Id = Type.String({ pattern: ID_PATTERN, description: 'letters, digits, `.`, `_`, `-`; at most 64' })
 
-export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const
-export type Priority = (typeof PRIORITIES)[number]
 export const Priority = Type.Enum([...PRIORITIES])
-/** Higher runs first. */
-export const PRIORITY_RANK: Readonly<Record<Priority, number>> = { low: 0, normal: 1, high: 2, critical: 3 }
 
-export const TaskType = Type.String({ pattern: '^[a-z][a-z0-9_]{0,63}$', description: 'snake_case task type' })
+export const TaskType = Type.String({ pattern: TASK_TYPE_PATTERN, description: 'snake_case task type' })
 
 /** `trinity/task/submit` and POST /task. A client-given id is an idempotency key. */
 export const TaskSubmit = Type.Object(
@@ -31,10 +36,7 @@ export const TaskSubmit = Type.Object(
 )
 export type TaskSubmit = Static<typeof TaskSubmit>
 
-export const TASK_STATES = ['queued', 'assigned', 'running', 'completed', 'failed', 'dead', 'cancelled'] as const
-export type TaskState = (typeof TASK_STATES)[number]
 export const TaskStateSchema = Type.Enum([...TASK_STATES])
-export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['completed', 'failed', 'dead', 'cancelled'])
 
 /** A leg's fields that every view carries (its `output` and `progress` only the full record). */
 const LegFields = {
@@ -179,11 +181,10 @@ export const Heartbeat = Type.Object(
 )
 export type Heartbeat = Static<typeof Heartbeat>
 
-export const HEALTH_STATES = ['online', 'offline', 'degraded', 'timeout', 'error'] as const
-export type HealthState = (typeof HEALTH_STATES)[number]
+export const HealthStateSchema = Type.Enum([...HEALTH_STATES])
 /** `trinity/health/{id}`, retained. */
 export const Health = Type.Object({
-  state: Type.Enum([...HEALTH_STATES]),
+  state: HealthStateSchema,
   responseMs: Type.Union([Type.Number(), Type.Null()]),
   /** Rolling average and 95th percentile over the instance's last 50 answers (null before the first). */
   avgMs: Type.Optional(Type.Union([Type.Number(), Type.Null()])),
@@ -302,24 +303,32 @@ export const BridgeStatus = Type.Object({
 })
 export type BridgeStatus = Static<typeof BridgeStatus>
 
-/** `trinity/hub/errors`: why an input was rejected. */
-export interface HubError {
-  topic: string
-  reason: string
-  at: number
-  clientId?: string
-}
+/** `trinity/hub/errors`: why an input was rejected, as a stable code (src/errors.ts, docs/errors.md) and in words. */
+export const HubError = Type.Object({
+  topic: Type.String(),
+  code: Type.Enum(Object.keys(ERRORS) as ErrorCode[], { description: 'a code of the error registry (docs/errors.md)' }),
+  reason: Type.String(),
+  at: Type.Integer(),
+  clientId: Type.Optional(Type.String()),
+})
+export type HubError = Static<typeof HubError>
 
-/** `trinity/hub/stats`, retained. */
-export interface HubStats {
+const Count = Type.Integer({ minimum: 0 })
+/** Tasks per state: every state, zero included. */
+export const TaskCounts = Type.Object(Object.fromEntries(TASK_STATES.map((state) => [state, Count])) as Record<TaskState, typeof Count>)
+export type TaskCounts = Record<TaskState, number>
+
+/** `trinity/hub/stats`, retained (and the body of GET /, with the hub's name and version). */
+export const HubStats = Type.Object({
   /** `timeout`: missed a check, not yet offline (counted apart, not as offline). */
-  instances: { total: number; online: number; degraded: number; timeout: number; offline: number }
-  healthChecks: number
-  messages: number
-  tasks: Record<TaskState, number>
-  rejected: number
-  at: number
-}
+  instances: Type.Object({ total: Count, online: Count, degraded: Count, timeout: Count, offline: Count }),
+  healthChecks: Count,
+  messages: Count,
+  tasks: TaskCounts,
+  rejected: Count,
+  at: Type.Integer(),
+})
+export type HubStats = Static<typeof HubStats>
 
 export const CHILD_STATES = ['starting', 'running', 'backoff', 'error', 'stopping', 'stopped'] as const
 export type ChildState = (typeof CHILD_STATES)[number]

@@ -7,8 +7,9 @@
  * default) is configurable so that two hubs can share one external broker.
  */
 
-/** An id that is safe as one MQTT topic level: no `/`, no wildcards, no `$`. */
-export const ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+import { ID_PATTERN } from './constants.js'
+
+export { ID_PATTERN }
 const idRegex = new RegExp(ID_PATTERN)
 
 export function isTopicId(value: string): boolean {

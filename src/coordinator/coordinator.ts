@@ -19,7 +19,7 @@ import {
 import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
 import { formatSize } from '../config/size.js'
-import { TrinityError } from '../errors.js'
+import { isTrinityError, TrinityError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
@@ -259,24 +259,24 @@ export class Coordinator {
   private readonly handlers: Handlers = {
     taskSubmit: (_t, payload, raw) => {
       const decoded = decode(TaskSubmit, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
       try {
         this.submit(decoded.value)
       } catch (err) {
-        this.reject(raw, err instanceof Error ? err.message : String(err))
+        this.reject(raw, isTrinityError(err) ? err.code : 'TRINITY_ERR_INTERNAL', err instanceof Error ? err.message : String(err))
       }
     },
     instanceReport: (t, payload, raw) => {
       const decoded = decode(Report, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
       const outcome = this.scheduler.report(t.instanceId, decoded.value)
-      if (outcome === 'unknown-task') this.reject(raw, `taskId: no task ${decoded.value.taskId}`)
+      if (outcome === 'unknown-task') this.reject(raw, 'TRINITY_ERR_TASK_NOT_FOUND', `taskId: no task ${decoded.value.taskId}`)
       else if (outcome === 'stale') this.log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
     },
     instanceStatus: (t, payload, raw) => {
       if (payload.length === 0) return // a cleared retained status
       const decoded = decode(InstanceStatus, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
       const instance = this.registry.get(t.instanceId)
       const previousSession = instance?.session ?? null
       const outcome = this.registry.applyStatus(t.instanceId, decoded.value, Date.now())
@@ -294,13 +294,13 @@ export class Coordinator {
     },
     instanceHeartbeat: (t, payload, raw) => {
       const decoded = decode(Heartbeat, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
       this.health.heartbeat(t.instanceId, decoded.value.nonce)
     },
     supervisorStatus: (_t, payload, raw) => {
       if (payload.length === 0) return
       const decoded = decode(SupervisorStatus, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
       this.supervisor = decoded.value
       for (const child of decoded.value.children) {
         if (child.kind !== 'instance' || child.instance === undefined) continue
@@ -310,11 +310,11 @@ export class Coordinator {
     },
     message: (t, payload, raw) => {
       const decoded = decode(Message, payload)
-      if (!decoded.ok) return this.reject(raw, decoded.reason)
-      if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
+      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
       if (this.ownMessages.delete(decoded.value.id)) return
       const unknown = this.unknownRecipient(decoded.value.to)
-      if (unknown !== null) return this.reject(raw, `to: ${unknown}`)
+      if (unknown !== null) return this.reject(raw, 'TRINITY_ERR_RECIPIENT_UNKNOWN', `to: ${unknown}`)
       this.acceptMessage(decoded.value)
     },
   }
@@ -325,21 +325,22 @@ export class Coordinator {
     const handler = this.handlers[parsed.kind] as ((t: ParsedTopic, p: Buffer, raw: string) => void) | undefined
     if (handler === undefined) return
     if (payload.length > this.config.limits.maxPayload && SIZE_CHECKED.has(parsed.kind)) {
-      return this.reject(topic, `payload too large: ${payload.length} bytes, over limits.maxPayload, ${formatSize(this.config.limits.maxPayload)}`)
+      return this.reject(topic, 'TRINITY_ERR_PAYLOAD_TOO_LARGE', `payload too large: ${payload.length} bytes, over limits.maxPayload, ${formatSize(this.config.limits.maxPayload)}`)
     }
     try {
       handler(parsed, payload, topic)
     } catch (err) {
       // A bug must not take the hub down with it; say what happened and go on.
       this.log.error({ err, topic }, 'handler failed')
-      this.reject(topic, `internal error: ${(err as Error).message}`)
+      this.reject(topic, 'TRINITY_ERR_INTERNAL', `internal error: ${(err as Error).message}`)
     }
   }
 
-  private reject(topic: string, reason: string): void {
+  /** `code` is what a program matches on; `reason` says it in words (and keeps its old text). */
+  private reject(topic: string, code: ErrorCode, reason: string): void {
     this.rejected++
-    this.log.warn({ topic, reason }, 'rejected a payload')
-    const error: HubError = { topic, reason, at: Date.now() }
+    this.log.warn({ topic, code, reason }, 'rejected a payload')
+    const error: HubError = { topic, code, reason, at: Date.now() }
     this.publish(this.topics.hubErrors, error, { qos: 0 })
   }
 

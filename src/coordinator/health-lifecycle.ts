@@ -30,15 +30,11 @@
  *   knows why it stopped restarting it. The stored state is left alone, so
  *   when the process runs again the checks speak again.
  */
-import type { HealthState, SupervisedChild } from '../contract/payloads.js'
+import type { InstanceProcess } from '../contract/http.js'
+import type { HealthState } from '../contract/payloads.js'
 
-/** The supervisor's view of an instance's process, when a supervisor runs it. */
-export interface InstanceProcess {
-  state: SupervisedChild['state']
-  pid: number | null
-  restarts: number
-  reason: string | null
-}
+/** The supervisor's view of an instance's process, as GET /instances serves it (the contract's type). */
+export type { InstanceProcess }
 
 export interface HealthRecord {
   readonly state: HealthState

@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Id, SendRequest, TaskStateSchema, TaskSubmit } from '../contract/payloads.js'
+import { ERROR_RESPONSES, HubSummary, InstanceList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
 import { summarizeTask } from '../contract/task-summary.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
@@ -55,8 +56,9 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     void reply.status(404).send({ error: new TrinityError('TRINITY_ERR_NOT_FOUND', `${request.method} ${request.url}`).toJSON() })
   })
 
-  api.get('/', async () => ({
-    name: 'trinity',
+  // Response schemas (src/contract/http.ts) serialize the answers: what a schema does not name is dropped.
+  api.get('/', { schema: { response: { 200: HubSummary, ...ERROR_RESPONSES } } }, async () => ({
+    name: 'trinity' as const,
     version: info.version,
     uptimeSeconds: Math.round((Date.now() - coordinator.startedAt) / 1000),
     broker: { mode: info.brokerMode, connected: coordinator.connected },
@@ -68,14 +70,14 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', bus: ok ? 'connected' : 'disconnected' })
   })
 
-  api.get('/instances', async () => ({ instances: coordinator.instances() }))
+  api.get('/instances', { schema: { response: { 200: InstanceList, ...ERROR_RESPONSES } } }, async () => ({ instances: coordinator.instances() }))
 
   api.delete('/instances/:id', { schema: { params: IdParams } }, async (request) => coordinator.forgetInstance(request.params.id))
 
   api.post('/instances/:id/restart', { schema: { params: IdParams } }, async (request, reply) =>
     reply.status(202).send(coordinator.restartInstance(request.params.id, `http ${request.ip}`)))
 
-  api.post('/task', { schema: { body: TaskSubmit } }, async (request, reply) => {
+  api.post('/task', { schema: { body: TaskSubmit, response: { 200: TaskAdmitted, 202: TaskAdmitted, ...ERROR_RESPONSES } } }, async (request, reply) => {
     const { task, created } = coordinator.submit(request.body)
     const assigned = task.assignments.flatMap((a) => (a.instance === null ? [] : [a.instance]))
     return reply.status(created ? 202 : 200).send({ id: task.id, state: task.state, assigned, task })
@@ -88,6 +90,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
         full: Type.Optional(Type.Boolean({ description: 'true: whole records (content, result, outputs) instead of summaries' })),
       }, { additionalProperties: false }),
+      response: { 200: TaskList, ...ERROR_RESPONSES },
     },
   }, async (request) => {
     const limit = request.query.limit ?? 100
@@ -97,7 +100,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     return { counts: coordinator.taskCounts(), tasks: request.query.full === true ? records : records.map((task) => summarizeTask(task)) }
   })
 
-  api.get('/tasks/:id', { schema: { params: IdParams } }, async (request) => {
+  api.get('/tasks/:id', { schema: { params: IdParams, response: { 200: TaskDetail, ...ERROR_RESPONSES } } }, async (request) => {
     const task = coordinator.scheduler.get(request.params.id)
     if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', request.params.id)
     // `waiting`: why an unfinished task is not moving (not stored: it is the registry's view right now).

@@ -5,39 +5,17 @@
  * number, probes with hysteresis, the supervisor's process state), response
  * times and load.
  */
+import type { InstanceView } from '../contract/http.js'
 import type { Health, HealthState, InstanceStatus } from '../contract/payloads.js'
 import type { InstanceConfig } from '../config/schema.js'
 import { INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
 
 export type { InstanceProcess } from './health-lifecycle.js'
+export type { InstanceView }
 
 const RESPONSE_WINDOW = 50
 /** Health checks kept per instance: the dashboard's timeline shows the last 40, from before the page opened too. */
 export const RECENT_CHECKS = 40
-
-export interface InstanceView {
-  id: string
-  name: string
-  role: string
-  capabilities: string[]
-  port: number | null
-  healthUrl: string | null
-  source: 'config' | 'joined'
-  connected: boolean
-  session: number | null
-  state: HealthState
-  concurrency: number
-  inFlight: number
-  responseMs: { last: number | null; avg: number | null; p95: number | null }
-  checks: number
-  lastCheckAt: number | null
-  lastSeenAt: number | null
-  reason: string | null
-  /** The supervisor's view of its process, when a supervisor runs it. */
-  process: InstanceProcess | null
-  /** The last RECENT_CHECKS health records, oldest first, as published on `health/{id}`. */
-  recentChecks: Health[]
-}
 
 export class Instance {
   readonly id: string

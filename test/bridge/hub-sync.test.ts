@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { join } from 'node:path'
-import type { ComputerMessage, InboxFrame, SyncRequest } from '../../src/contract/payloads.js'
+import { HubError, validate, type ComputerMessage, type InboxFrame, type SyncRequest } from '../../src/contract/payloads.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startBridge, type Bridge } from '../../bridges/git/bridge.js'
 import { CLI, http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
@@ -83,4 +83,23 @@ test('POST /sync and `trinity sync` run a round; POST /send to a remote computer
   assert.deepEqual([message?.id, message?.from, message?.to, message?.fromInstance, message?.instance, message?.message], [sent.body.id, '1', '2', 'ops', 'c1', 'over git'])
   const frame = peerBus.json<InboxFrame>(t.instanceInbox('c1'))[0]
   assert.ok(frame?.kind === 'message' && frame.message.id === sent.body.id && frame.message.from === 'ops')
+})
+
+test('the bridge refuses a malformed computer send on hub/errors with the registry code beside its reason', async () => {
+  const remote = bareRepo(dir.path)
+  const raw = await hubWithSync(join(dir.path, 'refuse-1'), { computer: '1', peers: ['2'], remote, workdir: join(dir.path, 'refuse-sync-1'), interval: '1h' })
+  const hub = await startTestHub(raw)
+  cleanups.push(() => hub.stop())
+  const bridge = await startBridge(resolve(raw), { mqttUrl: hub.mqttUrl })
+  cleanups.push(() => bridge.stop())
+  await waitFor(() => bridge.rounds.at(-1)?.ok === true, 20_000, 'the start-up round')
+  const errors = await Recorder.start(hub.mqttUrl, [t.hubErrors])
+  cleanups.push(() => errors.stop())
+  const topic = t.computerSend('2')
+  await errors.client.publishAsync(topic, JSON.stringify({ message: 42 }), { qos: 1 })
+  await waitFor(() => errors.json<HubError>(t.hubErrors).some((e) => e.topic === topic), 30_000, 'the refusal on hub/errors')
+  const refusal = errors.json<HubError>(t.hubErrors).find((e) => e.topic === topic)
+  assert.ok(validate(HubError, refusal).ok, JSON.stringify(refusal))
+  assert.equal(refusal?.code, 'TRINITY_ERR_BAD_PAYLOAD')
+  assert.match(refusal?.reason ?? '', /^message: /)
 })

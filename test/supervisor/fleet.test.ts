@@ -9,11 +9,11 @@ import assert from 'node:assert/strict'
 import type { TaskRecord } from '../../src/contract/payloads.js'
 import { ROOT, http, testScope, waitFor } from '../helpers/hub.js'
 import { alive, fleetConfigFile, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
+import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
 const STOP_TIMEOUT_MS = 30_000
 
-interface InstanceRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number } | null }
 
 async function start(name: string): Promise<SupervisorProcess> {
   const sup = await spawnSupervisor(await fleetConfigFile(dir.path, name, { supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` } }), { cwd: ROOT })
@@ -23,9 +23,9 @@ async function start(name: string): Promise<SupervisorProcess> {
 
 test('npm start brings the six instances online, a task of each seed type completes, Ctrl-C leaves nothing behind', async () => {
   const sup = await start('fleet')
-  let rows: InstanceRow[] = []
+  let rows: InstanceView[] = []
   await waitFor(async () => {
-    rows = (await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances')).body.instances
+    rows = (await http<InstanceList>(sup.httpUrl, 'GET', '/instances')).body.instances
     return rows.length === 6 && rows.every((r) => r.state === 'online')
   }, 60_000, 'six instances online')
   // How fast (the issue's 5 s budget) is `npm run bench`'s business (bench/supervisor.ts), not a test's.
@@ -78,9 +78,9 @@ test('npm start brings the six instances online, a task of each seed type comple
 
 test('SIGKILL of the hub: the supervisor restarts it and all six instances are online again', async () => {
   const sup = await start('hubcrash')
-  let rows: InstanceRow[] = []
+  let rows: InstanceView[] = []
   const online = async (): Promise<boolean> => {
-    rows = await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances').then((r) => r.body.instances, () => [])
+    rows = await http<InstanceList>(sup.httpUrl, 'GET', '/instances').then((r) => r.body.instances, () => [])
     return rows.length === 6 && rows.every((r) => r.state === 'online')
   }
   const states = (): string => rows.map((r) => `${r.id}=${r.state}/${r.process?.state ?? '-'}`).join(' ')

@@ -16,6 +16,7 @@ import type { SupervisorStatus, TaskRecord } from '../../src/contract/payloads.j
 import { topicsFor } from '../../src/contract/topics.js'
 import { CLI, ROOT, freePort, http, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { cpuTicks, spawnSupervisor, type SupervisorProcess } from '../helpers/supervisor.js'
+import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
 const AGENT = join(ROOT, 'dist/test/fixtures/slow-agent.js')
@@ -23,10 +24,9 @@ const FLAG = join(dir.path, 'flaky-may-start')
 const BACKOFF_MS = 300
 let sup: SupervisorProcess
 
-interface InstanceRow { id: string; state: string; checks: number; reason: string | null; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }
 
-async function instance(id: string): Promise<InstanceRow> {
-  const { body } = await http<{ instances: InstanceRow[] }>(sup.httpUrl, 'GET', '/instances')
+async function instance(id: string): Promise<InstanceView> {
+  const { body } = await http<InstanceList>(sup.httpUrl, 'GET', '/instances')
   const row = body.instances.find((i) => i.id === id)
   assert.ok(row, id)
   return row

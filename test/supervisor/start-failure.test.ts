@@ -12,6 +12,7 @@ import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { CLI, ROOT, freePort, http, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { spawnSupervisor, waitGone } from '../helpers/supervisor.js'
+import type { InstanceList } from '../../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
 
@@ -73,7 +74,7 @@ test('an instance that cannot start (its port is taken) does not hold back `trin
   const failed = started[0]?.['failed'] as string[] | undefined
   assert.equal(failed?.length, 1, JSON.stringify(started[0]))
   assert.match(failed?.[0] ?? '', new RegExp(`^analytics: exited with code 1 \\(analytics: port ${taken} is already in use.*\\); restarting`))
-  const rows = (await http<{ instances: { id: string; state: string }[] }>(sup.httpUrl, 'GET', '/instances')).body.instances
+  const rows = (await http<InstanceList>(sup.httpUrl, 'GET', '/instances')).body.instances
   assert.equal(rows.find((r) => r.id === 'c1')?.state, 'online', 'the one that could start works')
 
   const exit = await sup.stop('SIGTERM')

@@ -28,13 +28,13 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { TaskRecord } from '../../src/contract/payloads.js'
 import { ROOT, testScope, waitFor } from '../helpers/hub.js'
+import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
 const HUB = 'http://127.0.0.1:8900'
 const SEED_IDS = ['analytics', 'araya', 'builder', 'c1', 'observatory', 'visitor-intelligence']
 const HEALTH_INTERVAL_S = 2
 
-interface InstanceRow { id: string; state: string; checks: number; reason: string | null; process: { state: string; pid: number | null } | null }
 interface LogRecord { msg?: string; [key: string]: unknown }
 
 /** Why this machine cannot run the test, or undefined when it can. */
@@ -158,15 +158,15 @@ test('npm start on the shipped config, seed ports, own network namespace: six on
   const s = await startInNamespace('npm start', 'npm')
   const { get, post, fail } = s
   // All six online, then still online at every look while each is checked three more times.
-  let rows: InstanceRow[] = []
+  let rows: InstanceView[] = []
   await waitFor(async () => {
-    rows = (await get<{ instances: InstanceRow[] }>('/instances')).instances
+    rows = (await get<InstanceList>('/instances')).instances
     return rows.length === 6 && rows.every((r) => r.state === 'online')
   }, 120_000, 'six instances online').catch(() => fail(`not all online: ${JSON.stringify(rows)}`))
   assert.deepEqual(rows.map((r) => r.id).sort(), SEED_IDS)
   const checksAtStart = new Map(rows.map((r) => [r.id, r.checks]))
   await waitFor(async () => {
-    rows = (await get<{ instances: InstanceRow[] }>('/instances')).instances
+    rows = (await get<InstanceList>('/instances')).instances
     const notOnline = rows.filter((r) => r.state !== 'online')
     if (notOnline.length > 0) fail(`went ${notOnline.map((r) => `${r.id}=${r.state} (${r.reason})`).join(', ')} within three health intervals`)
     return rows.every((r) => r.checks >= (checksAtStart.get(r.id) ?? 0) + 3)

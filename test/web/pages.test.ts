@@ -8,6 +8,7 @@ import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
 import type { Browser } from 'playwright-core'
+import { DEFAULT_PRIORITY, PRIORITIES, TASK_STATES, TASK_TYPE_PATTERN } from '../../src/contract/constants.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { http, testScope } from '../helpers/hub.js'
 import { count, DESKTOP, FLEET, launchChromium, openPage, PHONE, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
@@ -43,6 +44,29 @@ test('the hub serves both pages, their scripts and MQTT.js from itself', async (
   assert.match(vendor.headers.get('content-type') ?? '', /javascript/)
   const other = await http(fleet.hub.httpUrl, 'GET', '/dashboard-assets/vendor/mqtt.js')
   assert.equal(other.status, 404, 'only the ESM browser build is served from node_modules')
+})
+
+test('both pages carry the one task form, its choices from the contract\'s constants, not written in the HTML', async () => {
+  const forms: string[] = []
+  for (const path of ['/command', '/dashboard']) {
+    const html = await (await fetch(`${fleet.hub.httpUrl}${path}`)).text()
+    assert.doesNotMatch(html, /<option>normal<\/option>|id="task-form"/, `${path} writes no task form of its own`)
+    const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}${path}`)
+    await waitInPage(page, `document.querySelector('#task-form #task-priority') !== null`)
+    const priorities = await page.locator('#task-priority option').evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value))
+    assert.deepEqual(priorities, [...PRIORITIES], path)
+    assert.equal(await page.locator('#task-priority').inputValue(), DEFAULT_PRIORITY, path)
+    assert.equal(`^${await page.locator('#task-type').getAttribute('pattern') ?? ''}$`, TASK_TYPE_PATTERN, path)
+    assert.equal(await page.locator('#task-outcome').count(), 1, path)
+    if (path === '/dashboard') {
+      const filter = await page.locator('#task-filter option').evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value))
+      assert.deepEqual(filter, ['all', 'active', ...TASK_STATES])
+    }
+    forms.push(await page.locator('#task-form').evaluate((form) => form.outerHTML))
+    assert.deepEqual(errors, [], `${path}: no console errors`)
+    await page.context().close()
+  }
+  assert.equal(forms[0], forms[1], 'the same form on both pages')
 })
 
 for (const path of ['/command', '/dashboard']) {

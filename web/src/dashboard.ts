@@ -9,6 +9,7 @@ import { taskAction } from './api.js'
 import { boot, type App } from './boot.js'
 import { ago, byId, cell, clock, el, ms, orDash, reconcile, setAttr, setText, short } from './dom.js'
 import { bindForms, drawForms } from './forms.js'
+import { addTaskStateOptions } from './task-form.js'
 import { MAX_ROWS, type InstanceRow, type Section } from './store.js'
 import type { TaskRow } from './tasks.js'
 import { labelOf, symbolOf, toneOf } from './tone.js'
@@ -148,5 +149,6 @@ const app = boot((dirty, app) => {
   for (const section of dirty) draws[section]?.(app)
 })
 bindForms(app)
+addTaskStateOptions(byId<HTMLSelectElement>('task-filter'))
 byId('task-filter').addEventListener('change', () => app.store.mark('tasks'))
 for (const id of ['msg-from', 'msg-to', 'msg-text']) byId(id).addEventListener('input', () => app.store.mark('messages'))

@@ -7,6 +7,7 @@
 import type { App } from './boot.js'
 import { contact, submitTask, syncNow } from './api.js'
 import { el, reconcile, setText, short } from './dom.js'
+import { buildTaskForm } from './task-form.js'
 import { labelOf } from './tone.js'
 
 function field<T extends HTMLElement>(form: HTMLFormElement, name: string): T {
@@ -26,6 +27,7 @@ async function busy(button: HTMLButtonElement | HTMLFieldSetElement, run: () => 
 }
 
 export function bindForms(app: App): void {
+  buildTaskForm()
   const taskForm = document.getElementById('task-form') as HTMLFormElement | null
   if (taskForm !== null) {
     const fields = field<HTMLFieldSetElement>(taskForm, 'task-fields')

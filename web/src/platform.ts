@@ -6,7 +6,17 @@
  * shown as "—". Nothing here throws on a payload.
  */
 
+import type { BridgeStatus, ComputerStatus, SupervisedChild, SupervisorStatus } from '../../src/contract/payloads.js'
+
 export type Json = Record<string, unknown>
+
+/**
+ * A payload read field by field: the field names are the contract's static
+ * types (a renamed field is a compile error in the reader), the values stay
+ * `unknown` until a guard has checked them. The page cannot load TypeBox, so
+ * this, not the compiled schema, is how it re-validates.
+ */
+export type Loose<T> = { readonly [K in keyof T]?: unknown }
 
 export function isRecord(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -60,45 +70,51 @@ export interface ComputerView {
   queueDepth: number | null
 }
 
-function lastExit(value: unknown): string | null {
-  if (!isRecord(value)) return null
-  const how = str(value['signal']) ?? (num(value['code']) === null ? null : `code ${String(value['code'])}`)
+function lastExit(exit: unknown): string | null {
+  if (!isRecord(exit)) return null
+  const value = exit as Loose<NonNullable<SupervisedChild['lastExit']>>
+  const how = str(value.signal) ?? (num(value.code) === null ? null : `code ${String(value.code)}`)
   return how
 }
 
-export function readSupervisor(value: unknown): SupervisorView | null {
-  if (!isRecord(value)) return null
-  const children = Array.isArray(value['children']) ? value['children'] : []
+export function readSupervisor(payload: unknown): SupervisorView | null {
+  if (!isRecord(payload)) return null
+  const value = payload as Loose<SupervisorStatus>
+  const children: unknown[] = Array.isArray(value.children) ? value.children : []
   return {
-    state: str(value['state']),
-    pid: num(value['pid']),
-    startedAt: num(value['startedAt']),
-    at: num(value['at']),
-    children: children.filter(isRecord).map((c, i) => ({
-      name: str(c['name']) ?? `#${i + 1}`,
-      kind: str(c['kind']),
-      instance: str(c['instance']),
-      pid: num(c['pid']),
-      state: str(c['state']),
-      restarts: num(c['restarts']),
-      lastExit: lastExit(c['lastExit']),
-      nextRestartAt: num(c['nextRestartAt']),
-      reason: str(c['reason']),
-    })),
+    state: str(value.state),
+    pid: num(value.pid),
+    startedAt: num(value.startedAt),
+    at: num(value.at),
+    children: children.filter(isRecord).map((child, i) => {
+      const c = child as Loose<SupervisedChild>
+      return {
+        name: str(c.name) ?? `#${i + 1}`,
+        kind: str(c.kind),
+        instance: str(c.instance),
+        pid: num(c.pid),
+        state: str(c.state),
+        restarts: num(c.restarts),
+        lastExit: lastExit(c.lastExit),
+        nextRestartAt: num(c.nextRestartAt),
+        reason: str(c.reason),
+      }
+    }),
   }
 }
 
-export function readBridge(value: unknown): BridgeView | null {
-  if (!isRecord(value)) return null
+export function readBridge(payload: unknown): BridgeView | null {
+  if (!isRecord(payload)) return null
+  const value = payload as Loose<BridgeStatus>
   return {
-    computer: str(value['computer']),
-    state: str(value['state']),
-    lastRoundAt: num(value['lastRoundAt']),
-    lastSuccessAt: num(value['lastSuccessAt']),
-    lastError: str(value['lastError']) ?? (isRecord(value['lastError']) ? str(value['lastError']['message']) : null),
-    queued: num(value['queued']),
-    nextRoundAt: num(value['nextRoundAt']),
-    at: num(value['at']),
+    computer: str(value.computer),
+    state: str(value.state),
+    lastRoundAt: num(value.lastRoundAt),
+    lastSuccessAt: num(value.lastSuccessAt),
+    lastError: str(value.lastError) ?? (isRecord(value.lastError) ? str(value.lastError['message']) : null),
+    queued: num(value.queued),
+    nextRoundAt: num(value.nextRoundAt),
+    at: num(value.at),
   }
 }
 
@@ -107,18 +123,20 @@ function when(value: unknown): number | string | null {
   return num(value) ?? str(value)
 }
 
-export function readComputer(computer: string, value: unknown): ComputerView | null {
-  if (!isRecord(value)) return null
-  const instances = Array.isArray(value['instances']) ? value['instances'] : []
+export function readComputer(computer: string, payload: unknown): ComputerView | null {
+  if (!isRecord(payload)) return null
+  const value = payload as Loose<ComputerStatus>
+  const instances: unknown[] = Array.isArray(value.instances) ? value.instances : []
   return {
-    computer: str(value['computer']) ?? computer,
-    state: str(value['state']),
-    updated: when(value['updated']),
-    lastSync: when(value['lastSync']),
-    instances: instances.filter(isRecord).flatMap((i) => {
-      const id = str(i['id'])
-      return id === null ? [] : [{ id, health: str(i['health']) }]
+    computer: str(value.computer) ?? computer,
+    state: str(value.state),
+    updated: when(value.updated),
+    lastSync: when(value.lastSync),
+    instances: instances.filter(isRecord).flatMap((entry) => {
+      const i = entry as Loose<ComputerStatus['instances'][number]>
+      const id = str(i.id)
+      return id === null ? [] : [{ id, health: str(i.health) }]
     }),
-    queueDepth: num(value['queueDepth']),
+    queueDepth: num(value.queueDepth),
   }
 }

@@ -8,9 +8,12 @@
  * Handlers only change the model and mark what changed; drawing happens at
  * most once a frame (see frame.ts).
  */
-import type { Health, HealthState, HubError, HubStats, InstanceStatus, Message, Priority } from '../../src/contract/payloads.js'
+import { ACTIVE_TASK_STATES, HEALTH_STATES, PRIORITY_RANK } from '../../src/contract/constants.js'
+import type { InstanceView } from '../../src/contract/http.js'
+import type { InstanceProcess } from '../../src/contract/http.js'
+import type { ComputerMessage, Health, HealthState, HubError, HubStats, InstanceStatus, Message } from '../../src/contract/payloads.js'
 import type { ParsedTopic, TopicKind } from '../../src/contract/topics.js'
-import { isRecord, num, readBridge, readComputer, readSupervisor, str, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
+import { isRecord, num, readBridge, readComputer, readSupervisor, str, type Loose, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
 import { short } from './dom.js'
 import { toTaskRow, type TaskRow } from './tasks.js'
 import { toneOf, type Tone } from './tone.js'
@@ -64,16 +67,40 @@ export function mergeTimeline(timeline: readonly HealthPoint[], points: readonly
   return [...byTime.values()].sort((a, b) => a.at - b.at).slice(-TIMELINE_LENGTH)
 }
 
+function isHealthState(value: string): value is HealthState {
+  return (HEALTH_STATES as readonly string[]).includes(value)
+}
+
+/** A `health/{id}` record, or null when it lacks a known state or its time. */
+function readHealth(value: unknown): Health | null {
+  if (!isRecord(value)) return null
+  const health = value as Loose<Health>
+  const state = str(health.state)
+  const checkedAt = num(health.checkedAt)
+  if (state === null || !isHealthState(state) || checkedAt === null) return null
+  const avgMs = num(health.avgMs)
+  const p95Ms = num(health.p95Ms)
+  const reason = str(health.reason)
+  return {
+    state, checkedAt, responseMs: num(health.responseMs),
+    ...('avgMs' in health ? { avgMs } : {}), ...('p95Ms' in health ? { p95Ms } : {}), ...(reason === null ? {} : { reason }),
+  }
+}
+
+/** A message with the fields the page needs (id, text); the rest is shown as it came. */
+function readMessage(value: unknown): Message | null {
+  if (!isRecord(value)) return null
+  const message = value as Loose<Message>
+  return typeof message.id === 'string' && typeof message.message === 'string' ? (value as unknown as Message) : null
+}
+
 function healthPoint(value: unknown): HealthPoint | null {
-  if (!isRecord(value) || typeof value['state'] !== 'string') return null
-  const at = num(value['checkedAt'])
-  return at === null ? null : { state: value['state'] as HealthState, at, ms: num(value['responseMs']) }
+  const health = readHealth(value)
+  return health === null ? null : { state: health.state, at: health.checkedAt, ms: health.responseMs }
 }
 
 export interface ActivityEntry { seq: number; at: number; tone: Tone; text: string }
 
-const PRIORITY_RANK: Readonly<Record<Priority, number>> = { low: 0, normal: 1, high: 2, critical: 3 }
-const ACTIVE = new Set(['queued', 'assigned', 'running'])
 
 export class Store {
   readonly instances = new Map<string, InstanceRow>()
@@ -148,28 +175,35 @@ export class Store {
     this.log(toneOf(state), `${id} is ${state}${reason === null ? '' : ` (${reason})`}`)
   }
 
-  /** The GET /instances fill: the registry's view, newer than what the bus gave only where its checks are newer. */
-  fillInstance(view: unknown): void {
-    if (!isRecord(view) || typeof view['id'] !== 'string') return
-    const row = this.instance(view['id'])
-    row.name = str(view['name']) ?? row.name
-    row.role = str(view['role']) ?? row.role
-    this.addTaskTypes(view['capabilities'])
-    const checkedAt = num(view['lastCheckAt'])
-    const responseMs = isRecord(view['responseMs']) ? view['responseMs'] : {}
+  /**
+   * The GET /instances fill: the registry's view (the contract's InstanceView,
+   * read field by field as `Loose`: the names are checked against the
+   * contract at compile time, the values at run time), newer than what the
+   * bus gave only where its checks are newer.
+   */
+  fillInstance(item: unknown): void {
+    if (!isRecord(item) || typeof item['id'] !== 'string') return
+    const view = item as Loose<InstanceView>
+    const row = this.instance(item['id'])
+    row.name = str(view.name) ?? row.name
+    row.role = str(view.role) ?? row.role
+    this.addTaskTypes(view.capabilities)
+    const checkedAt = num(view.lastCheckAt)
+    const responseMs: Loose<InstanceView['responseMs']> = isRecord(view.responseMs) ? view.responseMs : {}
     // view().state says `error` for a crash loop; that comes from the supervisor's own status, not health.
-    const crashLoop = isRecord(view['process']) && view['process']['state'] === 'error'
+    const crashLoop = isRecord(view.process) && (view.process as Loose<InstanceProcess>).state === 'error'
     if (row.lastCheckAt === null || (checkedAt !== null && checkedAt > row.lastCheckAt)) {
-      if (!crashLoop && typeof view['state'] === 'string') row.health = view['state'] as HealthState
-      row.responseMs = num(responseMs['last'])
-      row.avgMs = num(responseMs['avg'])
-      row.p95Ms = num(responseMs['p95'])
+      const state = str(view.state)
+      if (!crashLoop && state !== null && isHealthState(state)) row.health = state
+      row.responseMs = num(responseMs.last)
+      row.avgMs = num(responseMs.avg)
+      row.p95Ms = num(responseMs.p95)
       row.lastCheckAt = checkedAt
-      if (!crashLoop) row.reason = str(view['reason'])
+      if (!crashLoop) row.reason = str(view.reason)
     }
     // Checks made before the page opened (README: the last 40 checks).
-    if (Array.isArray(view['recentChecks'])) {
-      row.timeline = mergeTimeline(row.timeline, view['recentChecks'].flatMap((c) => healthPoint(c) ?? []))
+    if (Array.isArray(view.recentChecks)) {
+      row.timeline = mergeTimeline(row.timeline, view.recentChecks.flatMap((c: unknown) => healthPoint(c) ?? []))
     }
     this.settle(row.id)
     this.mark('instances')
@@ -202,7 +236,7 @@ export class Store {
 
   /** Tasks by state (active first), then priority (highest first), then most recently changed. */
   sortedTasks(filter: (task: TaskRow) => boolean = () => true): TaskRow[] {
-    const rank = (t: TaskRow): number => (ACTIVE.has(t.state) ? 0 : 1)
+    const rank = (t: TaskRow): number => (ACTIVE_TASK_STATES.has(t.state) ? 0 : 1)
     return [...this.tasks.values()].filter(filter).sort((a, b) =>
       rank(a) - rank(b) || (PRIORITY_RANK[b.priority] ?? 0) - (PRIORITY_RANK[a.priority] ?? 0) || b.updatedAt - a.updatedAt)
   }
@@ -275,8 +309,8 @@ export class Store {
 
   private readonly handlers: { [K in TopicKind]: (topic: Extract<ParsedTopic, { kind: K }>, payload: unknown) => void } = {
     instanceStatus: (t, payload) => {
-      const status = payload as Partial<InstanceStatus> | null
-      if (!isRecord(status)) return
+      if (!isRecord(payload)) return
+      const status = payload as Loose<InstanceStatus>
       const row = this.instance(t.instanceId)
       row.status = str(status.state)
       row.name = str(status.name) ?? row.name
@@ -287,24 +321,28 @@ export class Store {
       this.mark('instances')
     },
     health: (t, payload) => {
-      if (isRecord(payload) && typeof payload['state'] === 'string' && num(payload['checkedAt']) !== null) this.applyHealth(t.instanceId, payload as unknown as Health)
+      const health = readHealth(payload)
+      if (health !== null) this.applyHealth(t.instanceId, health)
     },
     taskEvent: (_t, payload) => {
       if (isRecord(payload)) this.upsertTask(payload)
     },
     message: (_t, payload) => {
-      if (isRecord(payload) && typeof payload['message'] === 'string') this.addMessage(payload as unknown as Message)
+      const message = readMessage(payload)
+      if (message !== null) this.addMessage(message)
     },
     hubStats: (_t, payload) => {
-      if (!isRecord(payload)) return
+      // What the page draws of it: the instance and task counts.
+      if (!isRecord(payload) || !isRecord((payload as Loose<HubStats>).instances) || !isRecord((payload as Loose<HubStats>).tasks)) return
       this.hubStats = payload as unknown as HubStats
       this.mark('stats')
       this.mark('platform')
     },
     hubErrors: (_t, payload) => {
       if (!isRecord(payload)) return
-      const error = payload as Partial<HubError>
-      this.log('bad', `hub rejected ${str(error.topic) ?? '—'}: ${str(error.reason) ?? '—'}`)
+      const error = payload as Loose<HubError>
+      const code = str(error.code)
+      this.log('bad', `hub rejected ${str(error.topic) ?? '—'}: ${str(error.reason) ?? '—'}${code === null ? '' : ` (${code})`}`)
     },
     supervisorStatus: (_t, payload) => {
       const before = this.supervisor
@@ -333,7 +371,7 @@ export class Store {
       this.mark('computers')
     },
     computerMessage: (t, payload) => {
-      const text = isRecord(payload) ? str(payload['message']) ?? str(payload['body']) : str(payload)
+      const text = isRecord(payload) ? str((payload as Loose<ComputerMessage>).message) ?? str(payload['body']) : str(payload)
       this.log('idle', `from computer ${t.computer}: ${(text ?? JSON.stringify(payload)).slice(0, 120)}`)
     },
     // Not subscribed to: requests and traffic between the coordinator and instances.

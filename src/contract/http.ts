@@ -1,0 +1,93 @@
+/**
+ * The HTTP API's answers, as TypeBox schemas and their types: the hub uses
+ * them as Fastify `response` schemas (src/coordinator/http.ts), and the CLI,
+ * the dashboard and the tests import the types instead of keeping copies.
+ *
+ * Fastify serializes a response with its schema and drops every property the
+ * schema does not name, so each schema here lists everything the route
+ * returns; a field added to an answer must be added here first.
+ */
+import Type, { type Static } from 'typebox'
+import { CHILD_STATES, Health, HealthStateSchema, HubStats, Id, TaskCounts, TaskRecord, TaskStateSchema, TaskSummary } from './payloads.js'
+import { ERRORS, type ErrorCode } from '../errors.js'
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** The supervisor's view of an instance's process (from `trinity/supervisor/status`). */
+export const InstanceProcess = Type.Object({
+  state: Type.Enum([...CHILD_STATES]),
+  pid: Nullable(Type.Integer()),
+  restarts: Type.Integer({ minimum: 0 }),
+  reason: Nullable(Type.String()),
+})
+export type InstanceProcess = Static<typeof InstanceProcess>
+
+/** One instance as the registry sees it: an item of GET /instances. */
+export const InstanceView = Type.Object({
+  id: Id,
+  name: Type.String(),
+  role: Type.String(),
+  capabilities: Type.Array(Type.String()),
+  port: Nullable(Type.Integer()),
+  healthUrl: Nullable(Type.String()),
+  source: Type.Enum(['config', 'joined']),
+  connected: Type.Boolean(),
+  session: Nullable(Type.Integer()),
+  /** The shown state: the health verdict, or `error` while the supervisor reports a crash loop. */
+  state: HealthStateSchema,
+  concurrency: Type.Integer(),
+  inFlight: Type.Integer({ minimum: 0 }),
+  /** Last, average and 95th percentile of the last 50 answers, in ms (2 decimals). */
+  responseMs: Type.Object({ last: Nullable(Type.Number()), avg: Nullable(Type.Number()), p95: Nullable(Type.Number()) }),
+  checks: Type.Integer({ minimum: 0 }),
+  lastCheckAt: Nullable(Type.Integer()),
+  lastSeenAt: Nullable(Type.Integer()),
+  reason: Nullable(Type.String()),
+  /** The supervisor's view of its process, when a supervisor runs it. */
+  process: Nullable(InstanceProcess),
+  /** The last 40 health records, oldest first, as published on `health/{id}`. */
+  recentChecks: Type.Array(Health),
+})
+export type InstanceView = Static<typeof InstanceView>
+
+/** GET /instances. */
+export const InstanceList = Type.Object({ instances: Type.Array(InstanceView) })
+export type InstanceList = Static<typeof InstanceList>
+
+/** GET / : the hub's name, version and bus, with its stats (`trinity/hub/stats`). */
+export const HubSummary = Type.Object({
+  name: Type.Literal('trinity'),
+  version: Type.String(),
+  uptimeSeconds: Type.Integer({ minimum: 0 }),
+  broker: Type.Object({ mode: Type.String(), connected: Type.Boolean() }),
+  ...HubStats.properties,
+})
+export type HubSummary = Static<typeof HubSummary>
+
+/** GET /tasks: counts by state, and summaries (or whole records with `?full=true`). */
+export const TaskList = Type.Object({
+  counts: TaskCounts,
+  tasks: Type.Union([Type.Array(TaskSummary), Type.Array(TaskRecord)]),
+})
+export type TaskList = Static<typeof TaskList>
+
+/** GET /tasks/:id: the record, and while it is not moving, why (`waiting`; not stored). */
+export const TaskDetail = Type.Object({ ...TaskRecord.properties, waiting: Type.Optional(Type.String()) })
+export type TaskDetail = Static<typeof TaskDetail>
+
+/** POST /task: the admitted (or, for a repeated id, the existing) task. */
+export const TaskAdmitted = Type.Object({ id: Id, state: TaskStateSchema, assigned: Type.Array(Id), task: TaskRecord })
+export type TaskAdmitted = Static<typeof TaskAdmitted>
+
+/** Every 4xx and 5xx answer: a registry code, the message, and the offending field when one is to blame. */
+export const ErrorBody = Type.Object({
+  error: Type.Object({
+    code: Type.Enum(Object.keys(ERRORS) as ErrorCode[]),
+    message: Type.String(),
+    field: Type.Optional(Type.String()),
+  }),
+})
+export type ErrorBody = Static<typeof ErrorBody>
+
+/** The error answers a route can give, for its `response` schema. */
+export const ERROR_RESPONSES = { '4xx': ErrorBody, '5xx': ErrorBody } as const
