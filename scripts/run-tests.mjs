@@ -18,6 +18,6 @@ function sources(dir) {
 
 const given = process.argv.slice(2)
 const tests = given.length > 0 ? given : sources(join(ROOT, 'test')).map((f) => join('dist', relative(ROOT, f)).replace(/\.ts$/, '.js')).sort()
-const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=120000', ...tests], { cwd: ROOT, stdio: 'inherit' })
+const child = spawn(process.execPath, ['--test', '--test-concurrency=2', '--test-timeout=300000', ...tests], { cwd: ROOT, stdio: 'inherit' })
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal))
 child.once('exit', (code, signal) => process.exit(code ?? (signal === null ? 1 : 128)))

@@ -21,7 +21,7 @@ test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, th
   let url = hub.httpUrl
   const mqttUrl = hub.mqttUrl
   // A slow worker: the backlog is still mostly queued when the hub dies.
-  const slow = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, handler: () => new Promise((r) => setTimeout(() => r('slow'), 50)) })
+  const slow = await TestInstance.start({ url: mqttUrl, id: 'c1', concurrency: 1, handler: () => new Promise((r) => setTimeout(() => r('slow'), 10)) })
   cleanups.push(() => slow.close())
   await waitFor(async () => (await http<InstanceList>(url, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 5000, 'c1 online')
 
@@ -47,7 +47,7 @@ test('the hub SIGKILLed with 1,000 accepted tasks: all present after restart, th
 
   const fast = await TestInstance.start({ url: hub.mqttUrl, id: 'c1', concurrency: 1, clientId: 'c1-fast', session: Date.now() + 1 })
   cleanups.push(() => fast.close())
-  await waitFor(async () => (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 60_000, 'all 1,000 completed')
+  await waitFor(async () => (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts['completed'] === 1000, 240_000, 'all 1,000 completed')
   for (const id of [accepted[0]!, accepted[499]!, accepted[999]!]) {
     const task = (await http<TaskRecord>(url, 'GET', `/tasks/${id}`)).body
     assert.equal(task.state, 'completed')
