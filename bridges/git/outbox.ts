@@ -99,10 +99,6 @@ export class Outbox {
     return [...new Set([...this.entries.values()].map((e) => e.to))]
   }
 
-  get(id: string): OutgoingEntry | undefined {
-    return this.entries.get(id)
-  }
-
   /** They are in the remote's file now, at these positions. */
   markPushed(ids: [string, number][]): void {
     const known = ids.filter(([id]) => this.entries.get(id)?.state === 'queued')

@@ -143,12 +143,4 @@ export class GitRepo {
       return { ok: false, retryable: RETRYABLE.test(error), error }
     }
   }
-
-  async head(): Promise<string | null> {
-    try {
-      return (await this.git.raw(['rev-parse', '--verify', 'HEAD'])).trim()
-    } catch {
-      return null
-    }
-  }
 }

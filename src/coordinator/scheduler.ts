@@ -134,10 +134,6 @@ export class Scheduler {
     return counts
   }
 
-  get liveCount(): number {
-    return this.live.size
-  }
-
   /** Assigns whatever can be assigned now. Returns the number of legs assigned. */
   dispatch(): number {
     const { registry, router, now: clock } = this.deps
