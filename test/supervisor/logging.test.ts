@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readFileSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
@@ -44,7 +44,7 @@ test('log.file rotates at maxSize and keeps maxFiles rotated files', async () =>
   // As a real log arrives: in bursts. pino-roll checks the size after each write to disk, so each
   // burst waits until the last one is on disk (a fixed pause let a loaded machine merge bursts).
   const logs = join(dir.path, 'logs')
-  const onDisk = (n: number): boolean => readdirSync(logs).some((f) => readFileSync(join(logs, f), 'utf8').includes(`"n":${n},`))
+  const onDisk = (n: number): boolean => existsSync(logs) && readdirSync(logs).some((f) => readFileSync(join(logs, f), 'utf8').includes(`"n":${n},`))
   for (let n = 0; n < 200; n++) {
     log.info({ n, pad: 'x'.repeat(40) }, 'line')
     if (n % 20 === 19) await waitFor(() => onDisk(n), 60_000, `line ${n} on disk`)
