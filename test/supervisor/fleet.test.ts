@@ -15,10 +15,21 @@ const { dir, cleanups } = testScope()
 const STOP_TIMEOUT_MS = 30_000
 
 
+/**
+ * The fleet on fixed free ports (instances launch while the hub starts, so the ports are chosen
+ * up front). Another test may take one of them between the choice and the bind: then the
+ * supervisor stops with TRINITY_ERR_PORT_IN_USE, and the fleet starts again on new ports.
+ */
 async function start(name: string): Promise<SupervisorProcess> {
-  const sup = await spawnSupervisor(await fleetConfigFile(dir.path, name, { supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` } }), { cwd: ROOT })
-  cleanups.push(async () => { await sup.stop('SIGKILL'); await waitGone(sup.childPids(), 5000).catch(() => undefined) })
-  return sup
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const sup = await spawnSupervisor(await fleetConfigFile(dir.path, `${name}-${attempt}`, { supervisor: { stopTimeout: `${STOP_TIMEOUT_MS}ms` } }), { cwd: ROOT })
+      cleanups.push(async () => { await sup.stop('SIGKILL'); await waitGone(sup.childPids(), 5000).catch(() => undefined) })
+      return sup
+    } catch (err) {
+      if (attempt >= 3 || !/TRINITY_ERR_PORT_IN_USE/.test((err as Error).message)) throw err
+    }
+  }
 }
 
 test('npm start brings the six instances online, a task of each seed type completes, Ctrl-C leaves nothing behind', async () => {
