@@ -6,50 +6,29 @@
 import { spawn } from 'node:child_process'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import { connectAgent, type Agent, type TrinityError } from '../src/agent/index.js'
-import { SEED_ROUTES } from '../src/config/defaults.js'
+import { connectAgent, type TrinityError } from '../src/agent/index.js'
 import { DEFAULT_CONCURRENCY, type TaskRecord } from '../src/contract/payloads.js'
 import { topicsFor } from '../src/contract/topics.js'
-import type { Hub } from '../src/hub.js'
-import { ROOT, http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { ROOT, http, waitFor } from './helpers/hub.js'
+import { agentHub } from './helpers/agent-hub.js'
 
 const HOST = join(ROOT, 'dist/test/fixtures/sdk-host.js')
-const dir = tempDir()
-let hub: Hub
-const agents: Agent[] = []
-before(async () => {
-  hub = await startTestHub(await testConfig(dir.path, {
-    routes: { ...SEED_ROUTES, sturdy_job: { targets: ['sturdy'] }, host_job_a: { targets: ['host-a'] }, host_job_b: { targets: ['host-b'] } },
-  }))
-})
-after(async () => {
-  for (const agent of agents) await agent.drain().catch(() => undefined)
-  await hub.stop()
-  dir.remove()
-})
-
-async function finished(id: string): Promise<TaskRecord> {
-  let task: TaskRecord | undefined
-  await waitFor(async () => {
-    task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
-    return ['completed', 'failed', 'dead'].includes(task.state)
-  }, 30_000, `task ${id}`)
-  return task as TaskRecord
-}
+const fixture = agentHub({ sturdy_job: { targets: ['sturdy'] }, host_job_a: { targets: ['host-a'] }, host_job_b: { targets: ['host-b'] } })
+const { agents, dir, finished } = fixture
 
 test('malformed inbox frames are dropped with their reason; the agent stays up and completes the next task', async () => {
   const errors: TrinityError[] = []
   const agent = await connectAgent({
-    id: 'sturdy', url: hub.mqttUrl, handleSignals: false, onError: (err) => errors.push(err),
+    id: 'sturdy', url: fixture.hub.mqttUrl, handleSignals: false, onError: (err) => errors.push(err),
     handlers: { sturdy_job: (content) => ({ echoed: content }) },
   })
   agents.push(agent)
-  await waitFor(() => hub.coordinator.registry.get('sturdy')?.state === 'online', 30_000, 'sturdy online')
-  assert.equal(hub.coordinator.registry.get('sturdy')?.concurrency, DEFAULT_CONCURRENCY, 'the birth announces the one default')
-  const raw = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  await waitFor(() => fixture.hub.coordinator.registry.get('sturdy')?.state === 'online', 30_000, 'sturdy online')
+  assert.equal(fixture.hub.coordinator.registry.get('sturdy')?.concurrency, DEFAULT_CONCURRENCY, 'the birth announces the one default')
+  const raw = await mqtt.connectAsync(fixture.hub.mqttUrl, { reconnectPeriod: 0 })
   const bad = [
     '{"kind":"task"}',
     'not json',
@@ -73,7 +52,7 @@ test('malformed inbox frames are dropped with their reason; the agent stays up a
   assert.match(reasons[4] ?? '', /leaseToken/)
   assert.match(reasons[5] ?? '', /^task\.priority: /)
   // Still up, still working: a real task through the hub completes.
-  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'sturdy_job', content: 'after the noise' })
+  const { body } = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'sturdy_job', content: 'after the noise' })
   const task = await finished(body.id)
   assert.deepEqual([task.state, task.result], ['completed', { echoed: 'after the noise' }])
   assert.equal(agent.running, 0)
@@ -82,17 +61,17 @@ test('malformed inbox frames are dropped with their reason; the agent stays up a
 /** Runs the host fixture, gives it a task, SIGTERMs it mid-task, releases the task once the hub sees it draining. */
 async function sigtermMidTask(id: string, type: string, env: Record<string, string>): Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; task: TaskRecord; pid: number }> {
   const release = join(dir.path, `${id}.release`)
-  const child = spawn(process.execPath, [HOST, id, type, release], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRINITY_MQTT_URL: hub.mqttUrl, ...env } })
+  const child = spawn(process.execPath, [HOST, id, type, release], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TRINITY_MQTT_URL: fixture.hub.mqttUrl, ...env } })
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
   child.stderr.on('data', (d: Buffer) => { out += d.toString() })
   try {
-    await waitFor(() => out.includes('host ready') && hub.coordinator.registry.get(id)?.state === 'online', 30_000, `${id} online:\n${out}`)
-    const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type, content: null })
+    await waitFor(() => out.includes('host ready') && fixture.hub.coordinator.registry.get(id)?.state === 'online', 30_000, `${id} online:\n${out}`)
+    const { body } = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type, content: null })
     await waitFor(() => out.includes('job started'), 30_000, `${id} job started`)
     child.kill('SIGTERM')
-    await waitFor(() => hub.coordinator.registry.get(id)?.draining === true, 30_000, `${id} draining`)
+    await waitFor(() => fixture.hub.coordinator.registry.get(id)?.draining === true, 30_000, `${id} draining`)
     writeFileSync(release, '')
     const exit = await exited
     const task = await finished(body.id)

@@ -1,39 +1,17 @@
 /** The agent SDK against a real hub: handlers, progress, concurrency, messages, drain. */
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { TaskRecord } from '../src/contract/payloads.js'
-import type { Hub } from '../src/hub.js'
-import { NonRetryableError, connectAgent, type Agent } from '../src/agent/index.js'
-import { SEED_ROUTES } from '../src/config/defaults.js'
+import { NonRetryableError, connectAgent } from '../src/agent/index.js'
 import { topicsFor } from '../src/contract/topics.js'
 import mqtt from 'mqtt'
-import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { http, waitFor } from './helpers/hub.js'
+import { agentHub } from './helpers/agent-hub.js'
 
-const dir = tempDir()
-let hub: Hub
-const agents: Agent[] = []
-before(async () => {
-  hub = await startTestHub(await testConfig(dir.path, {
-    routes: { ...SEED_ROUTES, early_job: { targets: ['early-bird'] }, flaky_fix: { targets: ['thrower'] }, strict_job: { targets: ['strict'] } },
-  }))
-})
-after(async () => {
-  for (const agent of agents) await agent.drain().catch(() => undefined)
-  await hub.stop()
-  dir.remove()
-})
-
-async function finished(id: string): Promise<TaskRecord> {
-  let task: TaskRecord | undefined
-  await waitFor(async () => {
-    task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
-    return ['completed', 'failed', 'dead'].includes(task.state)
-  }, 30_000, `task ${id}`)
-  return task as TaskRecord
-}
+const fixture = agentHub({ early_job: { targets: ['early-bird'] }, flaky_fix: { targets: ['thrower'] }, strict_job: { targets: ['strict'] } })
+const { agents, finished } = fixture
 
 test('a worker joins in a few lines; results, progress and failures reach the hub', async () => {
-  const agent = await connectAgent({ id: 'c1', url: hub.mqttUrl, handleSignals: false, concurrency: 2 })
+  const agent = await connectAgent({ id: 'c1', url: fixture.hub.mqttUrl, handleSignals: false, concurrency: 2 })
   agents.push(agent)
   agent.handle('general', async (content, ctx) => {
     ctx.progress({ step: 'thinking' })
@@ -41,13 +19,13 @@ test('a worker joins in a few lines; results, progress and failures reach the hu
     return { echo: content, attempt: ctx.attempt }
   })
   // handle() announces the new capability with a fresh birth.
-  await waitFor(() => hub.coordinator.registry.get('c1')?.capabilities.includes('general') === true, 30_000, 'c1 online with its capability')
-  assert.equal(hub.coordinator.registry.get('c1')?.state, 'online')
-  const ok = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'hi' })
+  await waitFor(() => fixture.hub.coordinator.registry.get('c1')?.capabilities.includes('general') === true, 30_000, 'c1 online with its capability')
+  assert.equal(fixture.hub.coordinator.registry.get('c1')?.state, 'online')
+  const ok = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'general', content: 'hi' })
   const done = await finished(ok.body.id)
   assert.equal(done.state, 'completed')
   assert.deepEqual(done.result, { echo: 'hi', attempt: 1 })
-  const bad = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'explode' })
+  const bad = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'general', content: 'explode' })
   const failed = await finished(bad.body.id)
   assert.equal(failed.state, 'failed')
   assert.match(failed.error ?? '', /boom/)
@@ -55,10 +33,10 @@ test('a worker joins in a few lines; results, progress and failures reach the hu
 })
 
 test('a handler that throws NonRetryableError fails its task at once: one attempt, no retry', async () => {
-  const agent = await connectAgent({ id: 'strict', url: hub.mqttUrl, handleSignals: false, handlers: { strict_job: async () => { throw new NonRetryableError('content is not a number') } } })
+  const agent = await connectAgent({ id: 'strict', url: fixture.hub.mqttUrl, handleSignals: false, handlers: { strict_job: async () => { throw new NonRetryableError('content is not a number') } } })
   agents.push(agent)
-  await waitFor(() => hub.coordinator.registry.get('strict')?.state === 'online', 30_000, 'strict online')
-  const submitted = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'strict_job', content: 'x' })
+  await waitFor(() => fixture.hub.coordinator.registry.get('strict')?.state === 'online', 30_000, 'strict online')
+  const submitted = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'strict_job', content: 'x' })
   const failed = await finished(submitted.body.id)
   assert.equal(failed.state, 'failed')
   assert.equal(failed.assignments[0]?.attempts, 1)
@@ -68,7 +46,7 @@ test('a handler that throws NonRetryableError fails its task at once: one attemp
 test('the concurrency limit holds, and messages go both ways', async () => {
   let running = 0
   let peak = 0
-  const agent = await connectAgent({ id: 'analytics', url: hub.mqttUrl, handleSignals: false, concurrency: 2 })
+  const agent = await connectAgent({ id: 'analytics', url: fixture.hub.mqttUrl, handleSignals: false, concurrency: 2 })
   agents.push(agent)
   agent.handle('analyze_data', async (content) => {
     running++
@@ -79,41 +57,41 @@ test('the concurrency limit holds, and messages go both ways', async () => {
   })
   const received: string[] = []
   agent.onMessage((m) => received.push(m.message))
-  await waitFor(() => hub.coordinator.registry.get('analytics')?.state === 'online', 30_000, 'analytics online')
-  const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: i })))
+  await waitFor(() => fixture.hub.coordinator.registry.get('analytics')?.state === 'online', 30_000, 'analytics online')
+  const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: i })))
   for (const r of ids) assert.equal((await finished(r.body.id)).state, 'completed')
   assert.equal(peak, 2)
-  await http(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'analytics', message: 'hello agent' })
+  await http(fixture.hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'analytics', message: 'hello agent' })
   await waitFor(() => received.includes('hello agent'), 30_000, 'message to the agent')
   await agent.send('c1', 'hello hub')
-  await waitFor(async () => (await http<{ messages: { message: string }[] }>(hub.httpUrl, 'GET', '/messages?from=analytics')).body.messages.some((m) => m.message === 'hello hub'), 30_000, 'message from the agent')
+  await waitFor(async () => (await http<{ messages: { message: string }[] }>(fixture.hub.httpUrl, 'GET', '/messages?from=analytics')).body.messages.some((m) => m.message === 'hello hub'), 30_000, 'message from the agent')
 })
 
 test('drain finishes the running task, then the hub sees the agent offline', async () => {
-  const agent = await connectAgent({ id: 'observatory', url: hub.mqttUrl, handleSignals: false })
+  const agent = await connectAgent({ id: 'observatory', url: fixture.hub.mqttUrl, handleSignals: false })
   let release: (value: string) => void = () => undefined
   agent.handle('monitor_system', () => new Promise<string>((resolve) => { release = resolve }))
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'online', 30_000, 'observatory online')
-  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: null })
+  await waitFor(() => fixture.hub.coordinator.registry.get('observatory')?.state === 'online', 30_000, 'observatory online')
+  const { body } = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: null })
   await waitFor(() => agent.running === 1, 30_000, 'task running')
   const drained = agent.drain()
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.draining === true, 30_000, 'hub sees draining')
+  await waitFor(() => fixture.hub.coordinator.registry.get('observatory')?.draining === true, 30_000, 'hub sees draining')
   // Draining takes no new work: a second task waits in the queue.
-  const second = await http<{ id: string; assigned: string[] }>(hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: 'later' })
+  const second = await http<{ id: string; assigned: string[] }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'monitor_system', content: 'later' })
   assert.deepEqual(second.body.assigned, [])
   release('finished during drain')
   await drained
   const done = await finished(body.id)
   assert.equal(done.result, 'finished during drain')
-  await waitFor(() => hub.coordinator.registry.get('observatory')?.state === 'offline', 30_000, 'offline after drain')
+  await waitFor(() => fixture.hub.coordinator.registry.get('observatory')?.state === 'offline', 30_000, 'offline after drain')
 })
 
 test('work for a declared capability that arrives before its handler is held, not failed', async () => {
   // Queued first, so the hub sends it the moment the birth arrives, before handle() below.
-  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'early_job', content: 'early' })
-  const agent = await connectAgent({ id: 'early-bird', url: hub.mqttUrl, handleSignals: false, capabilities: ['early_job'] })
+  const { body } = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'early_job', content: 'early' })
+  const agent = await connectAgent({ id: 'early-bird', url: fixture.hub.mqttUrl, handleSignals: false, capabilities: ['early_job'] })
   agents.push(agent)
-  await waitFor(() => (hub.coordinator.scheduler.get(body.id)?.state ?? '') === 'assigned' || hub.coordinator.scheduler.get(body.id)?.state === 'running', 30_000, 'sent to the agent')
+  await waitFor(() => (fixture.hub.coordinator.scheduler.get(body.id)?.state ?? '') === 'assigned' || fixture.hub.coordinator.scheduler.get(body.id)?.state === 'running', 30_000, 'sent to the agent')
   await new Promise((r) => setTimeout(r, 200))
   agent.handle('early_job', async (content) => ({ deployed: content }))
   const task = await finished(body.id)
@@ -121,7 +99,7 @@ test('work for a declared capability that arrives before its handler is held, no
 })
 
 test('a handler that throws at once leaves nothing behind: the retry of the same task runs', async () => {
-  const agent = await connectAgent({ id: 'thrower', url: hub.mqttUrl, handleSignals: false })
+  const agent = await connectAgent({ id: 'thrower', url: fixture.hub.mqttUrl, handleSignals: false })
   agents.push(agent)
   let calls = 0
   agent.handle('flaky_fix', (_content, ctx) => {
@@ -129,53 +107,53 @@ test('a handler that throws at once leaves nothing behind: the retry of the same
     if (ctx.attempt === 1) throw new Error('not yet')
     return { fixed: true, attempt: ctx.attempt }
   })
-  await waitFor(() => hub.coordinator.registry.get('thrower')?.capabilities.includes('flaky_fix') === true, 30_000, 'thrower online')
-  const { body } = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'flaky_fix', content: 'x' })
+  await waitFor(() => fixture.hub.coordinator.registry.get('thrower')?.capabilities.includes('flaky_fix') === true, 30_000, 'thrower online')
+  const { body } = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/task', { type: 'flaky_fix', content: 'x' })
   const task = await finished(body.id)
   assert.deepEqual([task.state, task.result, calls], ['completed', { fixed: true, attempt: 2 }, 2])
 })
 
 test('an offline status for a live agent\'s session (a restarted broker\'s late Will) is answered with a fresh birth', async () => {
-  const agent = await connectAgent({ id: 'phoenix', url: hub.mqttUrl, handleSignals: false })
+  const agent = await connectAgent({ id: 'phoenix', url: fixture.hub.mqttUrl, handleSignals: false })
   agents.push(agent)
   agent.handle('general', () => 'ok')
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'phoenix online')
-  const session = hub.coordinator.registry.get('phoenix')?.session
-  const other = await mqtt.connectAsync(hub.mqttUrl)
+  await waitFor(() => fixture.hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'phoenix online')
+  const session = fixture.hub.coordinator.registry.get('phoenix')?.session
+  const other = await mqtt.connectAsync(fixture.hub.mqttUrl)
   await other.publishAsync(topicsFor().instanceStatus('phoenix'), JSON.stringify({ state: 'offline', session }), { qos: 1, retain: true })
   await other.endAsync()
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'offline', 30_000, 'the Will seen')
-  await waitFor(() => hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'reborn')
-  assert.equal(hub.coordinator.registry.get('phoenix')?.session, session)
+  await waitFor(() => fixture.hub.coordinator.registry.get('phoenix')?.state === 'offline', 30_000, 'the Will seen')
+  await waitFor(() => fixture.hub.coordinator.registry.get('phoenix')?.state === 'online', 30_000, 'reborn')
+  assert.equal(fixture.hub.coordinator.registry.get('phoenix')?.session, session)
 })
 
 test('handlers given to connectAgent are in the very first birth', async () => {
   const births: { state: string; capabilities?: string[] }[] = []
-  const watcher = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  const watcher = await mqtt.connectAsync(fixture.hub.mqttUrl, { reconnectPeriod: 0 })
   watcher.on('message', (_t, payload) => births.push(JSON.parse(payload.toString('utf8')) as (typeof births)[number]))
   await watcher.subscribeAsync(topicsFor().instanceStatus('herald'), { qos: 1 })
   try {
-    const agent = await connectAgent({ id: 'herald', url: hub.mqttUrl, handleSignals: false, handlers: { general: (content) => ({ heard: content }) } })
+    const agent = await connectAgent({ id: 'herald', url: fixture.hub.mqttUrl, handleSignals: false, handlers: { general: (content) => ({ heard: content }) } })
     agents.push(agent)
     await waitFor(() => births.length > 0, 30_000, 'the birth')
     assert.deepEqual(births[0], { ...births[0], state: 'online', capabilities: ['general'] })
-    await waitFor(() => hub.coordinator.registry.get('herald')?.capabilities.includes('general') === true, 30_000, 'herald online')
+    await waitFor(() => fixture.hub.coordinator.registry.get('herald')?.capabilities.includes('general') === true, 30_000, 'herald online')
   } finally {
     await watcher.endAsync()
   }
 })
 
 test('messages that arrive before onMessage() is called are held for the first listener', async () => {
-  const first = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
-  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox online')
+  const first = await connectAgent({ id: 'postbox', url: fixture.hub.mqttUrl, handleSignals: false })
+  await waitFor(() => fixture.hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox online')
   await first.drain()
-  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'offline', 30_000, 'postbox offline')
+  await waitFor(() => fixture.hub.coordinator.registry.get('postbox')?.state === 'offline', 30_000, 'postbox offline')
   // Queued in postbox's persistent session while it is away: delivered right behind the CONNACK.
-  const sent = await http<{ id: string }>(hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'postbox', message: 'while you were out' })
+  const sent = await http<{ id: string }>(fixture.hub.httpUrl, 'POST', '/send', { from: 'c1', to: 'postbox', message: 'while you were out' })
   assert.equal(sent.status, 202)
-  const agent = await connectAgent({ id: 'postbox', url: hub.mqttUrl, handleSignals: false })
+  const agent = await connectAgent({ id: 'postbox', url: fixture.hub.mqttUrl, handleSignals: false })
   agents.push(agent)
-  await waitFor(() => hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox back')
+  await waitFor(() => fixture.hub.coordinator.registry.get('postbox')?.state === 'online', 30_000, 'postbox back')
   const received: string[] = []
   agent.onMessage((m) => received.push(m.message))
   await waitFor(() => received.length > 0, 30_000, 'the held message')
