@@ -58,9 +58,9 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   connectBus(topics, {
     message: (topic, payload) => store.apply(topic, payload),
     garbage: (topic, reason) => store.log('warn', `${topic}: ${reason}`),
-    connection: (connected) => {
+    connection: (connected, reason) => {
       const was = store.connected
-      store.setConnected(connected)
+      store.setConnected(connected, reason)
       if (connected && !was) void fill(store)
     },
   })

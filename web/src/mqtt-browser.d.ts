@@ -18,6 +18,9 @@ declare module 'mqtt-browser' {
     on(event: 'connect' | 'close' | 'offline' | 'reconnect', listener: () => void): this
     on(event: 'error', listener: (error: Error) => void): this
     on(event: 'message', listener: (topic: string, payload: Uint8Array) => void): this
+    on(event: 'packetsend' | 'packetreceive', listener: (packet: { cmd: string }) => void): this
+    /** Restarts the keepalive timer; `force` even when `reschedulePings` is off. */
+    reschedulePing(force?: boolean): void
     subscribe(filters: string[], options: { qos: 0 | 1 }, callback?: (error: Error | null) => void): this
     end(force?: boolean): this
   }

@@ -144,10 +144,10 @@ export class Store {
     this.mark('activity')
   }
 
-  setConnected(connected: boolean): void {
+  setConnected(connected: boolean, reason?: string): void {
     if (this.connected === connected) return
     this.connected = connected
-    this.log(connected ? 'ok' : 'bad', connected ? 'bus connected' : 'bus disconnected; reconnecting')
+    this.log(connected ? 'ok' : 'bad', connected ? 'bus connected' : `bus disconnected${reason === undefined ? '' : ` (${reason})`}; reconnecting`)
     this.mark('connection')
     this.mark('platform')
   }
