@@ -196,8 +196,8 @@ test('an instance whose health stays bad past restartUnhealthyAfter is restarted
 })
 
 test('an HTTP-adapter instance is launched by its command, health-checked and given tasks', async () => {
-  await waitFor(async () => { const r = await instance('pyworker'); return r.state === 'online' && r.checks > 0 }, 60_000, 'pyworker online and checked')
-  assert.equal((await instance('pyworker')).process?.state, 'running')
+  // The coordinator's probe and the supervisor's readiness probe are separate: either may answer first.
+  await waitFor(async () => { const r = await instance('pyworker'); return r.state === 'online' && r.checks > 0 && r.process?.state === 'running' }, 60_000, 'pyworker online, checked and running')
   const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type: 'word_count', content: 'one two three' })
   const task = await finished(body.id)
   assert.equal(task.state, 'completed')

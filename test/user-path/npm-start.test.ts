@@ -161,8 +161,9 @@ test('npm start on the shipped config, seed ports, own network namespace: six on
   let rows: InstanceView[] = []
   await waitFor(async () => {
     rows = (await get<InstanceList>('/instances')).instances
-    return rows.length === 6 && rows.every((r) => r.state === 'online')
-  }, 120_000, 'six instances online').catch(() => fail(`not all online: ${JSON.stringify(rows)}`))
+    // The supervisor's "running" follows the birth the coordinator hears first: wait for both.
+    return rows.length === 6 && rows.every((r) => r.state === 'online' && r.process?.state === 'running')
+  }, 120_000, 'six instances online, each process running').catch(() => fail(`not all online: ${JSON.stringify(rows)}`))
   assert.deepEqual(rows.map((r) => r.id).sort(), SEED_IDS)
   const checksAtStart = new Map(rows.map((r) => [r.id, r.checks]))
   await waitFor(async () => {
