@@ -16,6 +16,7 @@ import type { Socket } from 'node:net'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
 import { ComputerSend, decode, type BridgeState, type BridgeStatus, type ComputerStatus, type HubError } from '../../src/contract/payloads.js'
 import { topicMatches, topicsFor, type TopicContract } from '../../src/contract/topics.js'
+import { ENV } from '../../src/config/env.js'
 import type { Config } from '../../src/config/schema.js'
 import { busUrl } from '../../src/config/urls.js'
 import { silentLogger, type Logger } from '../../src/log.js'
@@ -52,8 +53,8 @@ export interface Bridge {
 
 /** The bus URL the bridge uses: TRINITY_MQTT_URL, else the config's external URL or embedded broker. */
 export function busUrlFor(config: Config, env: NodeJS.ProcessEnv = process.env): string {
-  if (env['TRINITY_MQTT_URL'] !== undefined && env['TRINITY_MQTT_URL'] !== '') return env['TRINITY_MQTT_URL']
-  return busUrl(config)
+  const fromEnv = env[ENV.mqttUrl]
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : busUrl(config)
 }
 
 export async function startBridge(config: Config, options: BridgeOptions = {}): Promise<Bridge> {
@@ -75,8 +76,8 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     const seen = new SeenState(join(stateDir, 'seen.json'))
     const view = new BusView()
     const url = options.mqttUrl ?? busUrlFor(config)
-    const username = options.username ?? process.env['TRINITY_MQTT_USERNAME']
-    const password = options.password ?? process.env['TRINITY_MQTT_PASSWORD']
+    const username = options.username ?? process.env[ENV.mqttUsername]
+    const password = options.password ?? process.env[ENV.mqttPassword]
     client = mqtt.connect(url, {
       clientId: `trinity-bridge-${topics.prefix.replaceAll('/', '-')}-${sync.computer}`,
       clean: false, reconnectPeriod: 500, connectTimeout: 10_000,

@@ -17,6 +17,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import { DEFAULT_CONCURRENCY, decodeInboxFrame, type InboxFrame, type Message, type Priority, type Report } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
+import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'
 import { drainOnSignals, forgetOnSignals } from './signals.js'
 
@@ -333,7 +334,7 @@ function connectHolding(url: string, options: IClientOptions): Promise<{ client:
 
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
-  const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+  const url = options.url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
   const session = Date.now()
   const connectOptions = {
     clientId: `trinity-agent-${topics.prefix.replaceAll('/', '-')}-${options.id}`,
