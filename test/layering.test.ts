@@ -32,6 +32,9 @@ const FORBIDDEN: [string, RegExp, string][] = [
   ['bridges', /coordinator\/|\/hub\.js$|\/broker\//, 'the git bridge'],
   ['web', /coordinator\/|\/hub\.js$|\/broker\//, 'the dashboard'],
   ['broker', /coordinator\/|\/hub\.js$|\/agent\//, 'the broker'],
+  // src/net (the bus client, the HTTP client) is plumbing every role above may
+  // import, the SDK and the bridge included: so it imports none of the roles.
+  ['src/net', /coordinator\/|\/hub\.js$|\/broker\/|\/agent\/|\/supervisor\/|\/fleet\/|bridges\//, 'the shared plumbing'],
 ]
 
 for (const [dir, pattern, what] of FORBIDDEN) {

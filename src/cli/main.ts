@@ -13,7 +13,6 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
-import mqtt from 'mqtt'
 import type { HubSummary, InstanceList } from '../contract/http.js'
 import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
 import { topicsFor } from '../contract/topics.js'
@@ -23,6 +22,7 @@ import type { Config } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
+import { connectBus } from '../net/bus-client.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
 import { request } from './http-client.js'
@@ -289,7 +289,7 @@ program
     const url = options.mqtt ?? (config === undefined ? 'mqtt://127.0.0.1:1883' : busUrl(config))
     let client
     try {
-      client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
+      client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000 }, 'first-error')
     } catch (err) {
       throw new Error(`cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
     }

@@ -16,13 +16,14 @@
  * The supervisor is a bus client like any other; it imports nothing of the
  * coordinator, and knows the hub only as a child process and a URL.
  */
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { Health, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import type { Logger } from '../log.js'
+import { busClient, clientIds } from '../net/bus-client.js'
 import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
 import { ChildEnvironment } from './child-env.js'
@@ -248,12 +249,7 @@ export class Supervisor {
 
   private connectBus(url: string): void {
     const { log } = this.options
-    const bus = mqtt.connect(url, {
-      clientId: `trinity-supervisor-${process.pid}`,
-      clean: true,
-      reconnectPeriod: 500,
-      ...this.childEnv.busLogin(),
-    })
+    const bus = busClient({ url, clientId: clientIds.supervisor(), clean: true, reconnectPeriod: 500, ...this.childEnv.busLogin() })
     this.bus = bus
     bus.on('connect', () => {
       bus.subscribe([this.topics.anyInstanceStatus, this.topics.anyHealth, this.topics.supervisorCommand], { qos: 1 })
