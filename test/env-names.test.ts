@@ -6,10 +6,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { ENV, TEST_ENV } from '../src/config/env.js'
 import { ROOT } from './helpers/hub.js'
+import { sourceFiles } from './helpers/source-files.js'
 
 const MODULE = join('src', 'config', 'env.ts')
 const KNOWN: ReadonlySet<string> = new Set([...Object.values(ENV), ...Object.values(TEST_ENV)])
@@ -20,16 +21,6 @@ function envNamesIn(code: string): string[] {
   const known = [...text.matchAll(/\bTRINITY_[A-Z0-9_]+\b/g)].map((m) => m[0]).filter((name) => KNOWN.has(name))
   const quoted = [...text.matchAll(/['"`]\$?\{?(TRINITY_(?!ERR_)[A-Z0-9_]+)/g)].map((m) => m[1] ?? '')
   return [...new Set([...known, ...quoted])]
-}
-
-function files(dir: string): string[] {
-  const out: string[] = []
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name)
-    if (statSync(path).isDirectory()) out.push(...files(path))
-    else if (/\.(ts|mjs|js|sh)$/.test(name) && !name.endsWith('.d.ts')) out.push(path)
-  }
-  return out
 }
 
 test('every env name is a TRINITY_ name, spelled once', () => {
@@ -48,7 +39,7 @@ test('the scanner sees env names in code and not in comments or error codes', ()
 test('no module outside src/config/env.ts spells an env name (test files may: they play the user)', () => {
   const offenders: string[] = []
   for (const top of ['src', 'broker', 'bridges', 'bench', 'scripts', 'web', 'test']) {
-    for (const path of files(join(ROOT, top))) {
+    for (const path of sourceFiles(join(ROOT, top), /\.(ts|mjs|js|sh)$/)) {
       if (path.endsWith(MODULE) || path.endsWith('.test.ts')) continue
       const found = envNamesIn(readFileSync(path, 'utf8'))
       if (found.length > 0) offenders.push(`${relative(ROOT, path)}: ${found.join(', ')}`)
