@@ -20,7 +20,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
+import { connectBus, setNoDelay } from '../src/net/bus-client.js'
 
 export type Shape = 'one-connection' | 'agent' | 'one-hop'
 
@@ -49,7 +50,8 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
   const base = `bench/${process.pid}-${Math.random().toString(36).slice(2, 8)}`
   const clients: MqttClient[] = []
   const connect = async (): Promise<MqttClient> => {
-    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0 })
+    // Nagle left on: whether a requester turns it off is what this measures.
+    const client = await connectBus({ url, reconnectPeriod: 0, noDelay: false }, 'first-error')
     clients.push(client)
     return client
   }
@@ -74,12 +76,7 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
         // Round trip = publisher's PUBACK and subscriber's delivery, both awaited.
         responder.on('message', () => received?.())
       }
-      if (options.requesterNoDelay === true) {
-        const socket: unknown = requester.stream
-        if (socket !== null && typeof socket === 'object' && 'setNoDelay' in socket && typeof socket.setNoDelay === 'function') {
-          socket.setNoDelay(true)
-        }
-      }
+      if (options.requesterNoDelay === true) setNoDelay(requester)
     }
     if (shape !== 'one-hop') {
       await requester.subscribeAsync(replyTopic, { qos })

@@ -8,9 +8,9 @@
  * - idle RSS of the hub process, beside an idle `node -e` process.
  * The hub runs as its own process, as in production, with durability on.
  */
-import type { Socket } from 'node:net'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { topicsFor } from '../src/contract/topics.js'
+import { connectBus } from '../src/net/bus-client.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
@@ -20,10 +20,8 @@ export type { Row } from './proc.js'
 
 const topics = topicsFor()
 
-async function connect(url: string, clientId?: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(url, { ...(clientId === undefined ? {} : { clientId }), clean: true })
-  ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-  return client
+function connect(url: string, clientId?: string): Promise<MqttClient> {
+  return connectBus({ url, ...(clientId === undefined ? {} : { clientId }), clean: true }, 'first-error')
 }
 
 /** A no-op instance: completes every task at once. */

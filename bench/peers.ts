@@ -17,9 +17,9 @@
  * Debian's (`node scripts/ensure-system-deps.mjs --bench` installs them).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import type { Socket } from 'node:net'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { topicsFor } from '../src/contract/topics.js'
+import { connectBus } from '../src/net/bus-client.js'
 import type { InboxFrame } from '../src/contract/payloads.js'
 import { freePort, spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, percentile, rssMb } from './proc.js'
@@ -55,10 +55,8 @@ export interface PeerResult {
 
 const topics = topicsFor()
 
-async function mqttClient(url: string, clientId: string): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(url, { clientId, clean: true, reconnectPeriod: 0 })
-  ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-  return client
+function mqttClient(url: string, clientId: string): Promise<MqttClient> {
+  return connectBus({ url, clientId, clean: true, reconnectPeriod: 0 }, 'first-error')
 }
 
 async function trinity(sync: 'normal' | 'full'): Promise<TaskSystem> {

@@ -1,7 +1,7 @@
 /**
  * The hub's own bus identity. With broker auth on, the hub and the processes
  * the supervisor runs for it (the git bridge) log in as this admin user with
- * a secret made per start; the secret travels only in the child's environment.
+ * a secret made per start; the secret travels only in the child's environment
+ * (ENV.hubSecret, config/env.ts).
  */
 export const HUB_USERNAME = 'trinity-hub'
-export const HUB_SECRET_ENV = 'TRINITY_HUB_SECRET'

@@ -16,7 +16,8 @@ import { registerRoutes } from './coordinator/http.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
-import { HUB_SECRET_ENV, HUB_USERNAME } from './hub-identity.js'
+import { ENV } from './config/env.js'
+import { HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
 
 export { VERSION }
@@ -39,7 +40,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   if (config.broker.mode === 'embedded') {
     // The hub's own clients use a random admin credential that never leaves this process.
     // Under `trinity start` the supervisor chose the secret and shares it with the bridge.
-    const internal = { username: HUB_USERNAME, password: process.env[HUB_SECRET_ENV] ?? randomBytes(24).toString('base64url'), role: 'admin' as const }
+    const internal = { username: HUB_USERNAME, password: process.env[ENV.hubSecret] ?? randomBytes(24).toString('base64url'), role: 'admin' as const }
     broker = await startEmbeddedBroker({
       host: config.broker.host,
       port: config.broker.port,

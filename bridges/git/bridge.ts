@@ -12,13 +12,14 @@
 import { randomUUID } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { Socket } from 'node:net'
-import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
+import type { IPublishPacket, MqttClient } from 'mqtt'
 import { ComputerSend, decode, type BridgeState, type BridgeStatus, type ComputerStatus, type HubError } from '../../src/contract/payloads.js'
 import { topicMatches, topicsFor, type TopicContract } from '../../src/contract/topics.js'
+import { ENV } from '../../src/config/env.js'
 import type { Config } from '../../src/config/schema.js'
 import { busUrl } from '../../src/config/urls.js'
 import { silentLogger, type Logger } from '../../src/log.js'
+import { busClient, clientIds, firstConnect } from '../../src/net/bus-client.js'
 import { BusView } from './computer-state.js'
 import { Outbox, type OutgoingMessage } from './outbox.js'
 import { takePidLock } from './pid-lock.js'
@@ -52,8 +53,8 @@ export interface Bridge {
 
 /** The bus URL the bridge uses: TRINITY_MQTT_URL, else the config's external URL or embedded broker. */
 export function busUrlFor(config: Config, env: NodeJS.ProcessEnv = process.env): string {
-  if (env['TRINITY_MQTT_URL'] !== undefined && env['TRINITY_MQTT_URL'] !== '') return env['TRINITY_MQTT_URL']
-  return busUrl(config)
+  const fromEnv = env[ENV.mqttUrl]
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : busUrl(config)
 }
 
 export async function startBridge(config: Config, options: BridgeOptions = {}): Promise<Bridge> {
@@ -75,12 +76,10 @@ export async function startBridge(config: Config, options: BridgeOptions = {}): 
     const seen = new SeenState(join(stateDir, 'seen.json'))
     const view = new BusView()
     const url = options.mqttUrl ?? busUrlFor(config)
-    const username = options.username ?? process.env['TRINITY_MQTT_USERNAME']
-    const password = options.password ?? process.env['TRINITY_MQTT_PASSWORD']
-    client = mqtt.connect(url, {
-      clientId: `trinity-bridge-${topics.prefix.replaceAll('/', '-')}-${sync.computer}`,
-      clean: false, reconnectPeriod: 500, connectTimeout: 10_000,
-      ...(username === undefined ? {} : { username }), ...(password === undefined ? {} : { password }),
+    const username = options.username ?? process.env[ENV.mqttUsername]
+    const password = options.password ?? process.env[ENV.mqttPassword]
+    client = busClient({
+      url, clientId: clientIds.bridge(topics.prefix, sync.computer), clean: false, reconnectPeriod: 500, connectTimeoutMs: 10_000, username, password,
     })
     const bridge = new GitBridge(config, topics, repo, outbox, seen, view, client, log, workdir, releaseLock)
     await bridge.start()
@@ -148,12 +147,9 @@ class GitBridge implements Bridge {
         callback(err as Error)
       }
     }
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`could not reach the bus at ${(client.options.protocol ?? 'mqtt')}://${client.options.host}:${client.options.port}`)), 15_000)
-      client.once('connect', () => { clearTimeout(timer); resolve() })
+    await firstConnect(client, {
+      retryForMs: 15_000, error: () => new Error(`could not reach the bus at ${(client.options.protocol ?? 'mqtt')}://${client.options.host}:${client.options.port}`),
     })
-    ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-    client.on('connect', () => (client.stream as Partial<Socket>).setNoDelay?.(true))
     const t = this.topics
     const subscriptions: Record<string, { qos: 0 | 1 }> = {
       [t.bridgeSync]: { qos: 1 }, [t.anyInstanceStatus]: { qos: 0 }, [t.anyHealth]: { qos: 0 }, [t.hubStats]: { qos: 0 },

@@ -12,12 +12,13 @@
  * progress / completed / failed reports echoing the lease token, a
  * concurrency limit, and a drain that finishes running work before leaving.
  */
-import type { Socket } from 'node:net'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import { DEFAULT_CONCURRENCY, decodeInboxFrame, type InboxFrame, type Message, type Priority, type Report } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
+import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'
+import { clientIds, connectBus, type BusClientOptions } from '../net/bus-client.js'
 import { drainOnSignals, forgetOnSignals } from './signals.js'
 
 /** Thrown by a handler when trying again cannot help (bad input, say): the hub fails the task at once instead of retrying it. */
@@ -136,10 +137,7 @@ class AgentImpl implements Agent {
     this.client.off('message', this.held.listener)
     this.client.on('message', onPublish)
     for (const [topic, payload] of this.held.messages.splice(0)) onPublish(topic, payload)
-    this.client.on('connect', () => {
-      ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
-      void this.publishStatus('online')
-    })
+    this.client.on('connect', () => void this.publishStatus('online'))
     await this.client.subscribeAsync({ [this.topics.instanceInbox(this.id)]: { qos: 1 }, [ownStatus]: { qos: 1 } })
     await this.publishStatus('online')
     this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatMs ?? 10_000)
@@ -311,36 +309,30 @@ interface Held {
 }
 
 /**
- * mqtt.connectAsync, but keeping what arrives with the CONNACK. A persistent
+ * A connection that keeps what arrives with the CONNACK. A persistent
  * session's queued inbox frames (tasks, messages assigned while the agent was
  * away) follow the CONNACK in the same read, and MQTT.js emits them (and
- * acknowledges them) before connectAsync's promise resolves: with no
- * listener yet they were lost, a task until its lease ran out.
+ * acknowledges them) before the connect resolves: with no listener yet they
+ * were lost, a task until its lease ran out.
  */
-function connectHolding(url: string, options: IClientOptions): Promise<{ client: MqttClient; held: Held }> {
-  return new Promise((resolve, reject) => {
-    const client = mqtt.connect(url, options)
-    const messages: [string, Buffer][] = []
-    const listener = (topic: string, payload: Buffer): void => void messages.push([topic, payload])
-    client.on('message', listener)
-    const settle = (): void => { client.off('connect', onConnect); client.off('error', onError) }
-    const onConnect = (): void => { settle(); resolve({ client, held: { messages, listener } }) }
-    const onError = (err: Error): void => { settle(); client.off('message', listener); client.end(); reject(err) }
-    client.on('connect', onConnect)
-    client.on('error', onError)
-  })
+async function connectHolding(options: BusClientOptions): Promise<{ client: MqttClient; held: Held }> {
+  const messages: [string, Buffer][] = []
+  const listener = (topic: string, payload: Buffer): void => void messages.push([topic, payload])
+  const client = await connectBus(options, 'first-error', (c) => c.on('message', listener))
+  return { client, held: { messages, listener } }
 }
 
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
-  const url = options.url ?? process.env['TRINITY_MQTT_URL'] ?? 'mqtt://127.0.0.1:1883'
+  const url = options.url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
   const session = Date.now()
-  const connectOptions = {
-    clientId: `trinity-agent-${topics.prefix.replaceAll('/', '-')}-${options.id}`,
+  const connectOptions: BusClientOptions = {
+    url,
+    clientId: clientIds.agent(topics.prefix, options.id),
     clean: false,
     reconnectPeriod: 1000,
     ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
-    will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1 as const, retain: true },
+    will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
   }
   // A broker that is not listening yet (the hub still starting) is waited for;
   // any other failure (bad credentials, a bad URL) is reported at once.
@@ -348,7 +340,7 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
   let connected: { client: MqttClient; held: Held }
   for (let attempt = 0; ; attempt++) {
     try {
-      connected = await connectHolding(url, connectOptions)
+      connected = await connectHolding(connectOptions)
       break
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code
@@ -360,7 +352,6 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
     }
   }
   const { client, held } = connected
-  ;(client.stream as Partial<Socket>).setNoDelay?.(true)
   const agent = new AgentImpl(options, client, session, held)
   await agent.start()
   if (options.handleSignals !== false) drainOnSignals(agent)

@@ -13,15 +13,16 @@
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
-import mqtt from 'mqtt'
 import type { HubSummary, InstanceList } from '../contract/http.js'
 import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
 import { topicsFor } from '../contract/topics.js'
-import { EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
+import { DEFAULT_CONFIG_PATH, EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
+import { ENV } from '../config/env.js'
 import type { Config } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
+import { connectBus } from '../net/bus-client.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
 import { request } from './http-client.js'
@@ -40,7 +41,8 @@ const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.me
 /** Where the hub is: --url, else TRINITY_URL, else from the config file if there is one, else the default. */
 function hubUrl(options: { url?: string; config?: string }): string {
   if (options.url !== undefined) return options.url.replace(/\/$/, '')
-  if (process.env['TRINITY_URL'] !== undefined) return process.env['TRINITY_URL'].replace(/\/$/, '')
+  const fromEnv = process.env[ENV.url]
+  if (fromEnv !== undefined) return fromEnv.replace(/\/$/, '')
   try {
     const config = loadConfigFile(configPath(options.config))
     return hubHttpUrl(config)
@@ -57,8 +59,8 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 const program = new Command()
 program.name('trinity').description('Coordination hub for a fleet of agents').version(VERSION)
-program.option('-c, --config <file>', 'config file (default: $TRINITY_CONFIG or config/trinity.yaml)')
-program.option('-u, --url <url>', 'hub HTTP URL for client commands (default: $TRINITY_URL or from the config)')
+program.option('-c, --config <file>', `config file (default: $${ENV.config} or ${DEFAULT_CONFIG_PATH})`)
+program.option('-u, --url <url>', `hub HTTP URL for client commands (default: $${ENV.url} or from the config)`)
 
 program
   .command('start')
@@ -287,7 +289,7 @@ program
     const url = options.mqtt ?? (config === undefined ? 'mqtt://127.0.0.1:1883' : busUrl(config))
     let client
     try {
-      client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5000 })
+      client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000 }, 'first-error')
     } catch (err) {
       throw new Error(`cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
     }

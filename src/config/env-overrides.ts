@@ -18,9 +18,8 @@
  * port), without copying the file.
  */
 import { isSeq, parse, type Document } from 'yaml'
+import { ENV } from './env.js'
 import type { ConfigProblem } from './load.js'
-
-export const ENV_OVERRIDES = 'TRINITY_SET'
 
 export interface Override {
   readonly path: readonly (string | number)[]
@@ -103,7 +102,7 @@ export function overrideField(path: readonly (string | number)[]): string {
  * overridden field to the variable.
  */
 export function layOverrides(doc: Document, text: string | undefined): { problems: ConfigProblem[]; relocate: (problem: ConfigProblem) => ConfigProblem } {
-  const here = (col: number, field: string, expected: string): ConfigProblem => ({ file: ENV_OVERRIDES, line: 1, col, field, expected })
+  const here = (col: number, field: string, expected: string): ConfigProblem => ({ file: ENV.set, line: 1, col, field, expected })
   if (text === undefined || text.trim() === '') return { problems: [], relocate: (p) => p }
   const { overrides, problems: syntax } = parseOverrides(text)
   const problems = syntax.map((p) => here(p.col, p.field, p.expected))

@@ -10,7 +10,8 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
 import { resolveConfig } from './defaults.js'
-import { ENV_OVERRIDES, layOverrides } from './env-overrides.js'
+import { ENV } from './env.js'
+import { layOverrides } from './env-overrides.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
@@ -43,7 +44,7 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   if (!existsSync(file)) {
     throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
   }
-  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV_OVERRIDES])
+  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set])
 }
 
 const checker = Compile(ConfigSchema)

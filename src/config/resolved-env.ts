@@ -5,17 +5,16 @@
  * about 0.3 s of CPU per process at start (BENCHMARKS.md, cold start).
  * A child started by hand has no such variable and loads the file itself.
  */
+import { ENV } from './env.js'
 import type { Config } from './schema.js'
 
 export { configPath } from './path.js'
 
-export const RESOLVED_CONFIG_ENV = 'TRINITY_RESOLVED_CONFIG'
-
 export function resolvedConfigEnv(config: Config): Record<string, string> {
-  return { [RESOLVED_CONFIG_ENV]: JSON.stringify(config) }
+  return { [ENV.resolvedConfig]: JSON.stringify(config) }
 }
 
 export function resolvedConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Config | undefined {
-  const json = env[RESOLVED_CONFIG_ENV]
+  const json = env[ENV.resolvedConfig]
   return json === undefined ? undefined : (JSON.parse(json) as Config)
 }

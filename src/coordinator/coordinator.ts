@@ -10,8 +10,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
-import type { Socket } from 'node:net'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import {
   BROADCAST, DEFAULT_CONCURRENCY, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
   type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
@@ -21,6 +20,7 @@ import type { Config } from '../config/schema.js'
 import { formatSize } from '../config/size.js'
 import { isTrinityError, TrinityError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
+import { busClient, clientIds, firstConnect } from '../net/bus-client.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
 import { unknownRecipient } from './recipients.js'
@@ -100,25 +100,16 @@ export class Coordinator {
     this.warnUnmatchedRoutes()
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
-    const clientId = `trinity-coordinator-${this.topics.prefix.replaceAll('/', '-')}`
-    const client = mqtt.connect(this.bus.url, {
-      clientId, clean: false, reconnectPeriod: 500, connectTimeout: 10_000,
-      ...(this.bus.username === undefined ? {} : { username: this.bus.username }),
-      ...(this.bus.password === undefined ? {} : { password: this.bus.password }),
+    const client = busClient({
+      url: this.bus.url, clientId: clientIds.coordinator(this.topics.prefix), clean: false, reconnectPeriod: 500, connectTimeoutMs: 10_000,
+      username: this.bus.username, password: this.bus.password,
     })
     this.client = client
-    client.on('connect', () => {
-      // Our own round trips must not wait for Nagle + delayed ACK (BENCHMARKING.md).
-      ;(client.stream as Partial<Socket>).setNoDelay?.(true)
-      this.log.info({ url: this.bus.url }, 'coordinator connected to the bus')
-    })
+    client.on('connect', () => this.log.info({ url: this.bus.url }, 'coordinator connected to the bus'))
     client.on('error', (err) => this.log.warn({ err: err.message }, 'bus client error'))
     client.on('offline', () => this.log.warn('coordinator lost the bus; reconnecting'))
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`)), 15_000)
-      client.once('connect', () => { clearTimeout(timer); resolve() })
-    })
+    await firstConnect(client, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`) })
     const t = this.topics
     await client.subscribeAsync({
       [t.taskSubmit]: { qos: 1 }, [t.anyInstanceReport]: { qos: 1 }, [t.anyInstanceStatus]: { qos: 1 },

@@ -13,6 +13,7 @@ import { createServer, type Server } from 'node:http'
 import { join, resolve } from 'node:path'
 import { connectAgent, type Agent, type TaskHandler } from '../agent/index.js'
 import { configPath, resolvedConfigFromEnv } from '../config/resolved-env.js'
+import { ENV } from '../config/env.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { createLogger } from '../log.js'
 import { AnsweredIds, acknowledgement, preview } from './messages.js'
@@ -21,7 +22,7 @@ import { analyzeData, buildProject, monitorSystem, patternAnalysis, trackUser, w
 const args = process.argv.slice(2)
 const id = args.find((a) => !a.startsWith('--'))
 const configFlag = args.indexOf('--config')
-// Under the supervisor the config arrives already validated (see RESOLVED_CONFIG_ENV).
+// Under the supervisor the config arrives already validated (see ENV.resolvedConfig).
 const config = resolvedConfigFromEnv() ?? (await import('../config/load.js')).loadConfigFile(configPath(configFlag >= 0 ? args[configFlag + 1] : undefined))
 const log = createLogger({ level: config.log.level, pretty: config.log.pretty, name: id ?? 'instance' })
 const instance = config.instances.find((i) => i.id === id)
@@ -30,10 +31,10 @@ if (id === undefined || instance === undefined) {
   process.exit(2)
 }
 
-const hubUrl = process.env['TRINITY_URL'] ?? hubHttpUrl(config)
+const hubUrl = process.env[ENV.url] ?? hubHttpUrl(config)
 // One folder per instance, in this checkout's data: builder and c1 both take
 // build_project (route `all`), and two checkouts on one machine must not meet.
-const workspace = join(resolve(process.env['TRINITY_WORKSPACE'] ?? join(config.hub.dataDir, 'workspace')), instance.id)
+const workspace = join(resolve(process.env[ENV.workspace] ?? join(config.hub.dataDir, 'workspace')), instance.id)
 const handlers: Record<string, TaskHandler> = {
   analyze_data: (content) => analyzeData(content),
   pattern_analysis: (content) => patternAnalysis(content),
@@ -57,7 +58,7 @@ function listen(server: Server, port: number): Promise<number> {
   })
 }
 
-const portSetting = process.env['TRINITY_INSTANCE_PORT'] ?? (instance.port === undefined ? undefined : String(instance.port))
+const portSetting = process.env[ENV.instancePort] ?? (instance.port === undefined ? undefined : String(instance.port))
 let agent: Agent | undefined
 let port: number | null = null
 if (portSetting !== undefined) {
@@ -74,7 +75,7 @@ if (portSetting !== undefined) {
   }
 }
 
-const url = process.env['TRINITY_MQTT_URL'] ?? busUrl(config)
+const url = process.env[ENV.mqttUrl] ?? busUrl(config)
 // Handlers go in with the connection: the birth announces them all, the first one too.
 const own: Record<string, TaskHandler> = {}
 for (const capability of instance.capabilities ?? []) {

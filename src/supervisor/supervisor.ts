@@ -16,18 +16,17 @@
  * The supervisor is a bus client like any other; it imports nothing of the
  * coordinator, and knows the hub only as a child process and a URL.
  */
-import { randomBytes } from 'node:crypto'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import { Health, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
-import { resolvedConfigEnv } from '../config/resolved-env.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
-import { HUB_SECRET_ENV, HUB_USERNAME } from '../hub-identity.js'
 import type { Logger } from '../log.js'
+import { busClient, clientIds } from '../net/bus-client.js'
 import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
+import { ChildEnvironment } from './child-env.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
 import { readySignalFrom } from '../ready.js'
@@ -71,12 +70,12 @@ export class Supervisor {
   private publishQueued = false
   private healthTimer: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
-  private readonly secret = randomBytes(24).toString('base64url')
-  private readonly resolvedEnv: Record<string, string>
+  /** What each child finds in its environment, and the bus login shared with the bridge. */
+  private readonly childEnv: ChildEnvironment
 
   constructor(private readonly options: SupervisorOptions) {
     this.topics = topicsFor(options.config.hub.topicPrefix)
-    this.resolvedEnv = resolvedConfigEnv(options.config)
+    this.childEnv = new ChildEnvironment(options.config, options.configFile)
   }
 
   async start(): Promise<Urls> {
@@ -177,7 +176,7 @@ export class Supervisor {
       readyTimeoutMs: s.readyTimeoutMs,
       stopTimeoutMs: s.stopTimeoutMs,
       lifeline: this.lifeline,
-      env: () => this.childEnv(spec),
+      env: () => this.childEnv.for(spec, this.urls),
     })
     const childLog = log.child(spec.kind === 'instance' ? { service: spec.name, instance: spec.name } : { service: spec.name })
     child.on('line', (stream, line) => {
@@ -203,41 +202,6 @@ export class Supervisor {
     this.children.push(child)
     this.byName.set(spec.name, child)
     return child
-  }
-
-  /**
-   * With broker auth on, the hub's own admin credential is a secret this
-   * supervisor makes and hands to the hub and the bridge only (instances use
-   * their configured users); on an external broker, the configured login.
-   */
-  private busCredentials(): { username?: string; password?: string } {
-    const { broker } = this.options.config
-    if (broker.mode === 'embedded') return broker.auth.enabled ? { username: HUB_USERNAME, password: this.secret } : {}
-    return {
-      ...(broker.username === undefined ? {} : { username: broker.username }),
-      ...(broker.password === undefined ? {} : { password: broker.password }),
-    }
-  }
-
-  private childEnv(spec: ChildSpec): Record<string, string> {
-    const env: Record<string, string> = { TRINITY_CONFIG: this.options.configFile, TRINITY_SUPERVISED: '1', ...this.resolvedEnv }
-    if (spec.kind === 'hub') env[HUB_SECRET_ENV] = this.secret
-    if (spec.kind !== 'hub' && this.urls !== undefined) {
-      env['TRINITY_MQTT_URL'] = this.urls.mqtt
-      env['TRINITY_URL'] = this.urls.http
-    }
-    if (spec.kind === 'instance') {
-      // So that any program can find its identity and port without reading the YAML.
-      env['TRINITY_INSTANCE_ID'] = spec.name
-      const port = this.options.config.instances.find((i) => i.id === spec.name)?.port
-      if (port !== undefined) env['TRINITY_INSTANCE_PORT'] = String(port)
-    }
-    if (spec.kind === 'bridge') {
-      const { username, password } = this.busCredentials()
-      if (username !== undefined) env['TRINITY_MQTT_USERNAME'] = username
-      if (password !== undefined) env['TRINITY_MQTT_PASSWORD'] = password
-    }
-    return env
   }
 
   /** Remembers a child's last error: a pino record at error level or above, or a plain stderr line. */
@@ -285,12 +249,7 @@ export class Supervisor {
 
   private connectBus(url: string): void {
     const { log } = this.options
-    const bus = mqtt.connect(url, {
-      clientId: `trinity-supervisor-${process.pid}`,
-      clean: true,
-      reconnectPeriod: 500,
-      ...this.busCredentials(),
-    })
+    const bus = busClient({ url, clientId: clientIds.supervisor(), clean: true, reconnectPeriod: 500, ...this.childEnv.busLogin() })
     this.bus = bus
     bus.on('connect', () => {
       bus.subscribe([this.topics.anyInstanceStatus, this.topics.anyHealth, this.topics.supervisorCommand], { qos: 1 })

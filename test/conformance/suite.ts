@@ -10,6 +10,7 @@ import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
 import type { TaskRecord } from '../../src/contract/payloads.js'
 import { topicsFor } from '../../src/contract/topics.js'
+import { TEST_ENV } from '../../src/config/env.js'
 import { TestInstance, type TestInstanceOptions } from '../helpers/instance.js'
 import { ROOT, http, startMosquitto, startTestHub, tempDir, testConfig, waitFor, type ConfigObject, type Mosquitto } from '../helpers/hub.js'
 
@@ -147,7 +148,7 @@ export function conformance(mode: Mode): void {
     test('an instance SIGKILLed mid-task: the task is re-run on another and completes once', async () => {
       const h = await setup({ instances: [{ id: 'worker-a', role: 'analytics' }, { id: 'worker-b', role: 'analytics' }] })
       const child = spawn(process.execPath, [`${ROOT}/dist/test/fixtures/instance-process.js`], {
-        env: { ...process.env, TRINITY_TEST_INSTANCE: JSON.stringify({ url: h.hub.mqttUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
+        env: { ...process.env, [TEST_ENV.testInstance]: JSON.stringify({ url: h.hub.mqttUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
         stdio: ['ignore', 'pipe', 'inherit'],
       })
       cleanups.push(() => child.kill('SIGKILL'))

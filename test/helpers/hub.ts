@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
+import { TEST_ENV } from '../../src/config/env.js'
 import { parseConfig } from '../../src/config/load.js'
 import { startHub, type Hub } from '../../src/hub.js'
 import { READY_STDIO, waitForReady } from '../../src/ready.js'
@@ -105,7 +106,7 @@ export interface HubProcess {
  * answers, with the URLs of its ready signal (src/ready.ts).
  */
 export async function spawnHub(configFile: string): Promise<HubProcess> {
-  const nodeArgs = ['--max-semi-space-size=2', ...(process.env['TRINITY_HUB_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')]
+  const nodeArgs = ['--max-semi-space-size=2', ...(process.env[TEST_ENV.hubNodeArgs] ?? '').split(' ').filter((a) => a !== '')]
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true' } })
   const ready = waitForReady(child, 'hub', 60_000)
   let output = ''

@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
+import { ENV } from '../../src/config/env.js'
 import { CLI, ROOT, freePort, waitFor, writeConfig, type ConfigObject } from './hub.js'
 
 export interface LogRecord {
@@ -104,7 +105,7 @@ export function cpuTicks(pid: number): number {
 export async function fleetConfigFile(dir: string, name: string, overrides: ConfigObject = {}): Promise<string> {
   const seed = parse(readFileSync(join(ROOT, 'config/trinity.yaml'), 'utf8')) as { instances: ConfigObject[] }
   const instances = await Promise.all(seed.instances.map(async (i) => {
-    const env = { TRINITY_WORKSPACE: join(dir, name, 'workspace') }
+    const env = { [ENV.workspace]: join(dir, name, 'workspace') }
     if (i['port'] === undefined) return { ...i, env }
     const port = await freePort()
     return { ...i, env, port, healthUrl: `http://127.0.0.1:${port}/health` }
