@@ -8,21 +8,27 @@
  * half-written one. (Checking whether the file exists and then writing it, as
  * before, let both pass the check.)
  *
- * A lock whose pid is dead (a bridge killed with SIGKILL) is stale: it is
- * renamed aside (rename(2) is atomic, so of two that try only one gets it) and
- * the take is tried again. The one renamed aside is read again: if it is no
- * longer the stale one (another process took the lock over in between), it is
- * linked back. A pid equal to ours is live only if this process holds the
- * lock (two startBridge calls in one process); otherwise it is an old lock
- * from a pid that was reused (a container restarted).
+ * A lock whose pid is dead (a bridge killed with SIGKILL) is stale, and is
+ * removed under a second lock, `<file>.break`, taken the same way: whoever
+ * holds it reads the lock again and removes it only if it is still the stale
+ * one, so a lock taken over meanwhile is never touched. (Renaming the stale
+ * lock aside, as before, could move a new holder's lock aside when two found
+ * the same stale one, and a third could take the name while it was away: two
+ * holders, seen once under load.) A contender that finds `.break` held waits
+ * a few ms and looks again; a `.break` whose pid is dead is removed. A pid
+ * equal to ours is live only if this process holds the lock (two startBridge
+ * calls in one process); otherwise it is an old lock from a pid that was
+ * reused (a container restarted).
  */
 import { randomBytes } from 'node:crypto'
-import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 
 /** Lock files this process holds. */
 const held = new Set<string>()
 
-const ATTEMPTS = 20
+/** How long contenders may keep handing a stale lock around before giving up. */
+const TAKE_TIMEOUT_MS = 5000
+const BREAK_WAIT_MS = 5
 
 export class PidLockHeldError extends Error {
   override readonly name = 'PidLockHeldError'
@@ -37,21 +43,19 @@ export function takePidLock(file: string): () => void {
   const temp = `${file}.${mine}.${randomBytes(6).toString('hex')}.tmp`
   writeFileSync(temp, mine)
   try {
-    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      try {
-        linkSync(temp, file)
+    const deadline = Date.now() + TAKE_TIMEOUT_MS
+    while (Date.now() < deadline) {
+      if (tryLink(temp, file)) {
         held.add(file)
         return () => release(file, mine)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
       }
       const content = read(file)
-      if (content === undefined) continue // released or renamed aside meanwhile: try again
+      if (content === undefined) continue // released or broken meanwhile: try again
       const holder = pidIn(content)
       if (holder !== undefined && live(holder, file)) throw new PidLockHeldError(holder, file)
-      setAside(file, content)
+      breakStale(file, content, temp)
     }
-    throw new Error(`could not take the bridge's pid lock ${file}: it changed hands ${ATTEMPTS} times`)
+    throw new Error(`could not take the bridge's pid lock ${file} within ${TAKE_TIMEOUT_MS} ms: it kept changing hands`)
   } finally {
     rmSync(temp, { force: true })
   }
@@ -62,25 +66,35 @@ function release(file: string, mine: string): void {
   if (read(file) === mine) rmSync(file, { force: true })
 }
 
-/** Moves a stale lock out of the way; puts it back if what was moved is not the stale one after all. */
-function setAside(file: string, stale: string): void {
-  const aside = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.stale`
-  try {
-    renameSync(file, aside)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return // someone else moved it
-    throw err
+/** Removes the lock at `file` if it still holds `stale`, under `<file>.break`. */
+function breakStale(file: string, stale: string, temp: string): void {
+  const breaker = `${file}.break`
+  if (!tryLink(temp, breaker)) {
+    // Another contender is breaking it; its `.break` is stale only if its pid is dead.
+    const content = read(breaker)
+    const holder = content === undefined ? undefined : pidIn(content)
+    if (content !== undefined && (holder === undefined || !live(holder, breaker))) removeIfStill(breaker, content)
+    else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BREAK_WAIT_MS)
+    return
   }
   try {
-    const moved = read(aside)
-    if (moved !== stale && moved !== undefined) {
-      const holder = pidIn(moved)
-      if (holder !== undefined && live(holder, file)) {
-        try { linkSync(aside, file) } catch { /* a third one took the name meanwhile: its lock stands */ }
-      }
-    }
+    removeIfStill(file, stale)
   } finally {
-    rmSync(aside, { force: true })
+    rmSync(breaker, { force: true })
+  }
+}
+
+function removeIfStill(file: string, content: string): void {
+  if (read(file) === content) rmSync(file, { force: true })
+}
+
+function tryLink(from: string, to: string): boolean {
+  try {
+    linkSync(from, to)
+    return true
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
   }
 }
 
