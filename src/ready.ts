@@ -16,7 +16,7 @@
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process'
 import Type, { type Static } from 'typebox'
-import { validate } from './contract/payloads.js'
+import { validate } from './contract/payloads/validate.js'
 
 export const READY_VERSION = 1
 

@@ -18,7 +18,10 @@
  */
 import { randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { Health, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
+import type { HealthState } from '../contract/constants.js'
+import { Health, InstanceStatus } from '../contract/payloads/instance.js'
+import { SupervisorCommand, type SupervisorStatus } from '../contract/payloads/supervisor.js'
+import { decode } from '../contract/payloads/validate.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
 import { resolvedConfigEnv } from '../config/resolved-env.js'
