@@ -115,6 +115,8 @@ program
       log.flush()
       process.exit(1)
     }
+    // To a parent (a test, a service manager) that started this process with a channel; `trinity started` is for people.
+    announceReady(supervisor.readyAnnouncement())
   })
 
 program

@@ -33,6 +33,7 @@ import { Child, type ChildSpec } from './child.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
 import { healthUrlAnswers, isBirthOfRun, readySignal } from './readiness.js'
+import type { ReadyAnnouncement } from '../ready.js'
 
 const UNHEALTHY: ReadonlySet<HealthState> = new Set(['timeout', 'offline', 'error'])
 
@@ -152,6 +153,12 @@ export class Supervisor {
       log.info('stopped')
     })()
     return this.stopping
+  }
+
+  /** What `trinity start` announces once started (src/ready.ts): the hub's URLs, the lifeline, every child. */
+  readyAnnouncement(): ReadyAnnouncement<'supervisor'> {
+    if (this.urls === undefined) throw new Error('not started')
+    return { service: 'supervisor', ...this.urls, lifeline: this.lifeline.pid ?? null, children: this.status().children }
   }
 
   status(): SupervisorStatus {

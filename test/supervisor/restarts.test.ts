@@ -120,8 +120,7 @@ test('a command that exits at once: crash loop, state error, supervisor idle; a 
   assert.equal(row.process?.restarts, 3)
 
   // Shown on the bus too, retained.
-  const started = sup.records.find((r) => r.msg === 'trinity started')
-  const client = await mqtt.connectAsync(String(started?.['mqtt']))
+  const client = await mqtt.connectAsync(sup.mqttUrl)
   cleanups.push(() => client.endAsync())
   const status = await new Promise<SupervisorStatus>((resolve) => {
     client.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as SupervisorStatus))
