@@ -45,12 +45,12 @@ export const SUBSCRIPTIONS = {
   supervisorStatus: { filter: (t) => t.supervisorStatus, qos: 1, sizeChecked: false },
 } as const satisfies { readonly [K in TopicKind]?: Subscription }
 
-export type SubscribedKind = keyof typeof SUBSCRIPTIONS
+type SubscribedKind = keyof typeof SUBSCRIPTIONS
 
 type Handler<K extends SubscribedKind> = (topic: Extract<ParsedTopic, { kind: K }>, payload: Buffer, raw: string) => void
 
 /** One handler for every subscribed kind, exactly. */
-export type BusHandlers = { readonly [K in SubscribedKind]: Handler<K> }
+type BusHandlers = { readonly [K in SubscribedKind]: Handler<K> }
 
 /** The subscription request: filter → QoS. */
 export function subscriptionsFor(topics: TopicContract): Record<string, { qos: 0 | 1 }> {
@@ -79,7 +79,7 @@ export interface BusContext {
   supervisorStatus(status: SupervisorStatus): void
 }
 
-export function busHandlers(ctx: BusContext): BusHandlers {
+function busHandlers(ctx: BusContext): BusHandlers {
   const { scheduler, registry, log, reject } = ctx
   return {
     taskSubmit: (_t, payload, raw) => {
