@@ -11,7 +11,7 @@
 import type { MqttClient } from 'mqtt'
 import { topicsFor } from '../src/contract/topics.js'
 import { connectBus } from '../src/net/bus-client.js'
-import type { InboxFrame } from '../src/contract/payloads.js'
+import type { InboxFrame } from '../src/contract/payloads/inbox.js'
 import { spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, idleNodeRss, percentile, rssMb, type Row } from './proc.js'
 import type { TaskList } from '../src/contract/http.js'

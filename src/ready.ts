@@ -1,6 +1,7 @@
 /**
- * The ready signal: how the hub and the git bridge tell the process that
- * started them that they are up, built and read only here.
+ * The ready signal: how the hub, the git bridge and the supervisor (`trinity
+ * start`) tell the process that started them that they are up, built and
+ * read only here.
  *
  * An IPC message, not a log line: log lines are for people, and a reworded
  * message (or a log level above info) must not make a supervisor wait for a
@@ -8,7 +9,8 @@
  * slot (`READY_STDIO`); the child, once ready, sends one `ReadySignal` and
  * disconnects (an open channel would keep both event loops alive). A child
  * started without a channel (by hand, by systemd) sends nothing and only logs
- * its human line, `trinity hub started` / `bridge ready`, as before.
+ * its human line, `trinity hub started` / `bridge ready` / `trinity started`,
+ * as before.
  *
  * Versioned: a parent ignores a message whose `version` it does not know, so a
  * newer child under an older supervisor is not taken for ready with fields it
@@ -16,7 +18,8 @@
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process'
 import Type, { type Static } from 'typebox'
-import { validate } from './contract/payloads.js'
+import { SupervisedChild } from './contract/payloads/supervisor.js'
+import { validate } from './contract/payloads/validate.js'
 
 export const READY_VERSION = 1
 
@@ -31,20 +34,33 @@ const base = {
   /** The ready process's own pid: not the parent's child when a wrapper (a shell, strace) sits between. */
   pid: Type.Integer(),
 }
+const urls = { http: Type.String(), mqtt: Type.String() }
 export const ReadySignal = Type.Union([
-  Type.Object({ ...base, service: Type.Literal('hub'), http: Type.String(), mqtt: Type.String() }),
+  Type.Object({ ...base, service: Type.Literal('hub'), ...urls }),
   Type.Object({ ...base, service: Type.Literal('bridge') }),
+  Type.Object({
+    ...base,
+    service: Type.Literal('supervisor'),
+    /** The hub's URLs, as the hub's own signal gave them. */
+    ...urls,
+    /** The lifeline's pid (src/supervisor/lifeline.ts): what reaps the children if the supervisor is killed. */
+    lifeline: Type.Union([Type.Integer(), Type.Null()]),
+    /** Every child as it stands at ready: an instance that could not start is here, not running, with its reason. */
+    children: Type.Array(SupervisedChild),
+  }),
 ])
 export type ReadySignal = Static<typeof ReadySignal>
 export type ReadyService = ReadySignal['service']
 
-type Announcement = { service: 'hub'; http: string; mqtt: string } | { service: 'bridge' }
+type WithoutEnvelope<S> = S extends unknown ? Omit<S, 'type' | 'version' | 'pid'> : never
+/** What a process says when ready: its signal without the envelope announceReady adds. */
+export type ReadyAnnouncement<S extends ReadyService = ReadyService> = WithoutEnvelope<Extract<ReadySignal, { service: S }>>
 
 /** stdin ignored, stdout and stderr piped (the log relay), and the channel the signal comes on. */
 export const READY_STDIO: StdioOptions = ['ignore', 'pipe', 'pipe', 'ipc']
 
 /** In the child, once ready: sends the signal if a parent listens on a channel, then closes the channel. */
-export function announceReady(announcement: Announcement): void {
+export function announceReady(announcement: ReadyAnnouncement): void {
   if (process.send === undefined || !process.connected) return
   const signal: ReadySignal = { type: 'trinity.ready', version: READY_VERSION, pid: process.pid, ...announcement }
   try {

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { TaskRecord } from '../src/contract/payloads.js'
+import type { TaskRecord } from '../src/contract/payloads/task.js'
 import { TestInstance } from './helpers/instance.js'
 import { http, spawnHub, testConfig, waitFor, writeConfig, tempDir, testScope } from './helpers/hub.js'
 import type { InstanceList, TaskList } from '../src/contract/http.js'

@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import type { InboxFrame } from '../src/contract/payloads.js'
+import type { InboxFrame } from '../src/contract/payloads/inbox.js'
 import { topicsFor } from '../src/contract/topics.js'
 import type { InstanceList, InstanceView } from '../src/contract/http.js'
 import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
-import type { TaskRecord } from '../src/contract/payloads.js'
+import type { TaskRecord } from '../src/contract/payloads/task.js'
 import { ROOT, http, startTestHub, testConfig, waitFor, testScope } from './helpers/hub.js'
 
 const { dir, cleanups } = testScope()

@@ -16,16 +16,18 @@ function imports(file: string): string[] {
   return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2] ?? '')
 }
 
+// The composition root, src/hub.ts (`../hub.js`, `../../src/hub.js`), not the contract's payloads/hub.ts.
+const ROOT_HUB = String.raw`(?:^|/)(?:\.\./)+(?:src/)?hub\.js$`
 const FORBIDDEN: [string, RegExp, string][] = [
-  ['src/agent', /coordinator\/|\/hub\.js$|\/broker\//, 'the agent SDK'],
-  ['src/fleet', /coordinator\/|\/hub\.js$|\/broker\//, 'the demo fleet'],
-  ['src/supervisor', /coordinator\/|\/hub\.js$|\/broker\/|bridges\//, 'the supervisor'],
-  ['bridges', /coordinator\/|\/hub\.js$|\/broker\//, 'the git bridge'],
-  ['web', /coordinator\/|\/hub\.js$|\/broker\//, 'the dashboard'],
-  ['broker', /coordinator\/|\/hub\.js$|\/agent\//, 'the broker'],
+  ['src/agent', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/`), 'the agent SDK'],
+  ['src/fleet', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/`), 'the demo fleet'],
+  ['src/supervisor', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/|bridges/`), 'the supervisor'],
+  ['bridges', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/`), 'the git bridge'],
+  ['web', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/`), 'the dashboard'],
+  ['broker', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/agent/`), 'the broker'],
   // src/net (the bus client, the HTTP client) is plumbing every role above may
   // import, the SDK and the bridge included: so it imports none of the roles.
-  ['src/net', /coordinator\/|\/hub\.js$|\/broker\/|\/agent\/|\/supervisor\/|\/fleet\/|bridges\//, 'the shared plumbing'],
+  ['src/net', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/|/agent/|/supervisor/|/fleet/|bridges/`), 'the shared plumbing'],
 ]
 
 for (const [dir, pattern, what] of FORBIDDEN) {
@@ -34,6 +36,12 @@ for (const [dir, pattern, what] of FORBIDDEN) {
     assert.deepEqual(offenders, [])
   })
 }
+
+test('the rule names the composition root, not the contract\'s payloads/hub.ts', () => {
+  const rule = new RegExp(ROOT_HUB)
+  for (const path of ['../hub.js', '../../src/hub.js', '../src/hub.js']) assert.ok(rule.test(path), path)
+  for (const path of ['../../src/contract/payloads/hub.js', '../contract/payloads/hub.js', './hub.js']) assert.ok(!rule.test(path), path)
+})
 
 test('the import scanner sees imports (so an empty result above means something)', () => {
   const found = imports(join(ROOT, 'src/hub.ts'))

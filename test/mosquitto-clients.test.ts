@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
-import type { TaskRecord } from '../src/contract/payloads.js'
+import type { TaskRecord } from '../src/contract/payloads/task.js'
 import { TestInstance } from './helpers/instance.js'
 import { startTestHub, testConfig, waitFor, testScope } from './helpers/hub.js'
 

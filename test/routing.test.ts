@@ -6,7 +6,7 @@
 import { test, type TestContext } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import type { TaskRecord } from '../src/contract/payloads.js'
+import type { TaskRecord } from '../src/contract/payloads/task.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance, type TestInstanceOptions } from './helpers/instance.js'
 import { http, spawnHub, startTestHub, tempDir, testConfig, waitFor, writeConfig, type ConfigObject } from './helpers/hub.js'

@@ -9,7 +9,8 @@
  * - SYNCING: published by the bridge itself during a round;
  * - OFFLINE: a peer whose status file was not updated for 3 intervals.
  */
-import type { ComputerState, ComputerStatus, HubStats } from '../../src/contract/payloads.js'
+import type { ComputerState, ComputerStatus } from '../../src/contract/payloads/bridge.js'
+import type { HubStats } from '../../src/contract/payloads/hub.js'
 
 const DOWN: ReadonlySet<string> = new Set(['offline', 'error', 'timeout'])
 

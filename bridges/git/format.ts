@@ -12,7 +12,7 @@
  * UTF-16LE code units instead, which round-trips any JavaScript string.
  */
 import { stringify as yamlStringify, parse as yamlParse } from 'yaml'
-import { COMPUTER_STATES, type ComputerMessage, type ComputerState, type ComputerStatus } from '../../src/contract/payloads.js'
+import { COMPUTER_STATES, type ComputerMessage, type ComputerState, type ComputerStatus } from '../../src/contract/payloads/bridge.js'
 import { isTopicId } from '../../src/contract/topics.js'
 
 export const COORDINATION_DIR = 'coordination'

@@ -10,7 +10,7 @@
  * it again.
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs'
-import type { ComputerMessage } from '../../src/contract/payloads.js'
+import type { ComputerMessage } from '../../src/contract/payloads/bridge.js'
 import { writeFileAtomic } from './atomic.js'
 
 /** A message on its way out: a ComputerMessage before it has a sender's file and a place in it. */

@@ -23,7 +23,8 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { ComputerStatus, InboxFrame } from '../../src/contract/payloads.js'
+import type { InboxFrame } from '../../src/contract/payloads/inbox.js'
+import type { ComputerStatus } from '../../src/contract/payloads/bridge.js'
 import { isTopicId, type TopicContract } from '../../src/contract/topics.js'
 import type { Logger } from '../../src/log.js'
 import { BusView, peerView } from './computer-state.js'

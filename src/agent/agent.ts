@@ -14,7 +14,11 @@
  */
 import type { MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
-import { DEFAULT_CONCURRENCY, decodeInboxFrame, type InboxFrame, type Message, type Priority, type Report } from '../contract/payloads.js'
+import type { Priority } from '../contract/constants.js'
+import type { Report } from '../contract/payloads/task.js'
+import { decodeInboxFrame, type InboxFrame } from '../contract/payloads/inbox.js'
+import { DEFAULT_CONCURRENCY } from '../contract/payloads/instance.js'
+import type { Message } from '../contract/payloads/message.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'

@@ -4,5 +4,6 @@
  */
 export { NonRetryableError, connectAgent } from './agent.js'
 export type { Agent, AgentOptions, TaskContext, TaskHandler } from './agent.js'
-export type { Message, Priority } from '../contract/payloads.js'
+export type { Priority } from '../contract/constants.js'
+export type { Message } from '../contract/payloads/message.js'
 export { TrinityError } from '../errors.js'

@@ -14,7 +14,8 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import type { HubSummary, InstanceList } from '../contract/http.js'
-import { PRIORITIES, TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
+import { PRIORITIES, TERMINAL_TASK_STATES } from '../contract/constants.js'
+import type { TaskRecord } from '../contract/payloads/task.js'
 import { topicsFor } from '../contract/topics.js'
 import { DEFAULT_CONFIG_PATH, EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
 import { ENV } from '../config/env.js'
@@ -116,6 +117,8 @@ program
       log.flush()
       process.exit(1)
     }
+    // To a parent (a test, a service manager) that started this process with a channel; `trinity started` is for people.
+    announceReady(supervisor.readyAnnouncement())
   })
 
 program

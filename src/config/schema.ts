@@ -5,7 +5,7 @@
  */
 import Type, { type Static } from 'typebox'
 import { STRATEGIES, type Strategy } from '../contract/constants.js'
-import { Id, Priority, TaskType } from '../contract/payloads.js'
+import { Id, Priority, TaskType } from '../contract/payloads/common.js'
 import { DURATION_PATTERN } from './duration.js'
 import { SIZE_PATTERN } from './size.js'
 

@@ -1,8 +1,8 @@
 /**
  * The contract's constants, with no dependencies, so the dashboard's browser
  * code imports them at run time (as it does preview.ts and topics.ts) instead
- * of keeping copies. payloads.ts builds its schemas from these and
- * re-exports them; nothing here may import TypeBox.
+ * of keeping copies. The schemas in payloads/ are built from these (import
+ * the constants from here); nothing here may import TypeBox.
  */
 
 /** An id that is safe as one MQTT topic level: no `/`, no wildcards, no `$`. */

@@ -8,7 +8,11 @@
  * returns; a field added to an answer must be added here first.
  */
 import Type, { type Static } from 'typebox'
-import { CHILD_STATES, Health, HealthStateSchema, HubStats, Id, TaskCounts, TaskRecord, TaskStateSchema, TaskSummary } from './payloads.js'
+import { Id } from './payloads/common.js'
+import { TaskCounts, TaskRecord, TaskStateSchema, TaskSummary } from './payloads/task.js'
+import { Health, HealthStateSchema } from './payloads/instance.js'
+import { HubStats } from './payloads/hub.js'
+import { CHILD_STATES } from './payloads/supervisor.js'
 import { ERRORS, type ErrorCode } from '../errors.js'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])

@@ -5,7 +5,8 @@
  * admission event, and the result once, on the completion event
  * (docs/topics.md, "Task events").
  */
-import { TERMINAL_TASK_STATES, type LegSummary, type TaskEvent, type TaskRecord, type TaskSummary } from './payloads.js'
+import { TERMINAL_TASK_STATES } from './constants.js'
+import type { LegSummary, TaskEvent, TaskRecord, TaskSummary } from './payloads/task.js'
 import { jsonBytes, preview } from './preview.js'
 
 export { jsonBytes, preview }

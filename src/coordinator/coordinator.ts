@@ -3,24 +3,28 @@
  *
  * It is an ordinary bus client (persistent session, QoS 1), so it works the
  * same against the embedded broker and an external one. Incoming messages go
- * through one dispatch table keyed on the parsed topic; each handler is
- * synchronous and writes to the store before returning, so the PUBACK that
- * MQTT.js sends afterwards means "on disk". Bad input is rejected with a
- * reason on `{prefix}/hub/errors`; nothing a client sends can crash the hub.
+ * through one dispatch table keyed on the parsed topic (bus-handlers.ts);
+ * this file wires the parts together, runs their timers, and publishes. Bad
+ * input is rejected with a reason on `{prefix}/hub/errors`; nothing a client
+ * sends can crash the hub.
  */
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
-import {
-  BROADCAST, DEFAULT_CONCURRENCY, Heartbeat, InstanceStatus, Message, Report, SupervisorStatus, TaskSubmit, decode, type SupervisorCommand,
-  type ComputerSend, type HubError, type HubStats, type InboxFrame, type TaskRecord, type TaskState,
-} from '../contract/payloads.js'
-import { topicsFor, type ParsedTopic, type TopicContract } from '../contract/topics.js'
+import type { TaskState } from '../contract/constants.js'
+import type { TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
+import type { InboxFrame } from '../contract/payloads/inbox.js'
+import { DEFAULT_CONCURRENCY } from '../contract/payloads/instance.js'
+import { BROADCAST, type Message } from '../contract/payloads/message.js'
+import type { ComputerSend } from '../contract/payloads/bridge.js'
+import type { HubError, HubStats } from '../contract/payloads/hub.js'
+import type { SupervisorCommand, SupervisorStatus } from '../contract/payloads/supervisor.js'
+import { topicsFor, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
-import { formatSize } from '../config/size.js'
-import { isTrinityError, TrinityError, type ErrorCode } from '../errors.js'
+import { TrinityError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
 import { busClient, clientIds, firstConnect } from '../net/bus-client.js'
+import { BusDispatcher, subscriptionsFor } from './bus-handlers.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
 import { unknownRecipient } from './recipients.js'
@@ -35,11 +39,6 @@ export interface BusCredentials {
   password?: string | undefined
 }
 
-/** Inputs bounded by `limits.maxPayload`, as HTTP bodies are: what carries a client's data into the store. */
-const SIZE_CHECKED: ReadonlySet<ParsedTopic['kind']> = new Set(['taskSubmit', 'instanceReport', 'message'])
-
-type Handlers = { [K in ParsedTopic['kind']]?: (topic: Extract<ParsedTopic, { kind: K }>, payload: Buffer, raw: string) => void }
-
 export class Coordinator {
   readonly topics: TopicContract
   readonly store: Store
@@ -48,6 +47,7 @@ export class Coordinator {
   readonly health: HealthMonitor
   private readonly router: Router
   private readonly httpAdapter: HttpAdapter
+  private readonly dispatcher: BusDispatcher
   private client: MqttClient | undefined
   private readonly timers: NodeJS.Timeout[] = []
   private lastStats = ''
@@ -90,6 +90,15 @@ export class Coordinator {
         else if (to === 'online' || to === 'degraded') this.scheduler.dispatch()
       },
     })
+    this.dispatcher = new BusDispatcher({
+      scheduler: this.scheduler, registry: this.registry, health: this.health, log,
+      reject: (topic, code, reason) => this.reject(topic, code, reason),
+      publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
+      isOwnEcho: (id) => this.ownMessages.delete(id),
+      unknownRecipient: (to) => this.unknownRecipient(to),
+      acceptMessage: (message) => { this.acceptMessage(message) },
+      supervisorStatus: (status) => { this.supervisor = status },
+    }, config.limits.maxPayload)
   }
 
   get connected(): boolean {
@@ -110,11 +119,7 @@ export class Coordinator {
     client.on('offline', () => this.log.warn('coordinator lost the bus; reconnecting'))
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     await firstConnect(client, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`) })
-    const t = this.topics
-    await client.subscribeAsync({
-      [t.taskSubmit]: { qos: 1 }, [t.anyInstanceReport]: { qos: 1 }, [t.anyInstanceStatus]: { qos: 1 },
-      [t.anyInstanceHeartbeat]: { qos: 0 }, [t.anyMessage]: { qos: 1 }, [t.supervisorStatus]: { qos: 1 },
-    })
+    await client.subscribeAsync(subscriptionsFor(this.topics))
     this.health.start()
     const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))
     this.every(sweepMs, () => this.scheduler.sweepLeases())
@@ -247,84 +252,9 @@ export class Coordinator {
 
   // --- the bus -----------------------------------------------------------------
 
-  private readonly handlers: Handlers = {
-    taskSubmit: (_t, payload, raw) => {
-      const decoded = decode(TaskSubmit, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      try {
-        this.submit(decoded.value)
-      } catch (err) {
-        this.reject(raw, isTrinityError(err) ? err.code : 'TRINITY_ERR_INTERNAL', err instanceof Error ? err.message : String(err))
-      }
-    },
-    instanceReport: (t, payload, raw) => {
-      const decoded = decode(Report, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      const outcome = this.scheduler.report(t.instanceId, decoded.value)
-      if (outcome === 'unknown-task') this.reject(raw, 'TRINITY_ERR_TASK_NOT_FOUND', `taskId: no task ${decoded.value.taskId}`)
-      else if (outcome === 'stale') this.log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
-    },
-    instanceStatus: (t, payload, raw) => {
-      if (payload.length === 0) return // a cleared retained status
-      const decoded = decode(InstanceStatus, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      const instance = this.registry.get(t.instanceId)
-      const previousSession = instance?.session ?? null
-      const outcome = this.registry.applyStatus(t.instanceId, decoded.value, Date.now())
-      if (outcome === 'stale') return void this.log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
-      const current = this.registry.get(t.instanceId)
-      if (current === undefined) return
-      this.log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')
-      this.publish(this.topics.health(t.instanceId), { state: current.state, responseMs: null, checkedAt: Date.now(), ...(current.reason === null ? {} : { reason: current.reason }) }, { qos: 0, retain: true })
-      if (outcome === 'offline') this.scheduler.instanceLost(t.instanceId, 'went offline')
-      else if (previousSession !== null && decoded.value.session !== previousSession && decoded.value.state === 'online') {
-        // A new session means the process restarted: work it had started is gone.
-        this.scheduler.instanceLost(t.instanceId, 'restarted', 'running')
-      }
-      this.scheduler.dispatch()
-    },
-    instanceHeartbeat: (t, payload, raw) => {
-      const decoded = decode(Heartbeat, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      this.health.heartbeat(t.instanceId, decoded.value.nonce)
-    },
-    supervisorStatus: (_t, payload, raw) => {
-      if (payload.length === 0) return
-      const decoded = decode(SupervisorStatus, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      this.supervisor = decoded.value
-      for (const child of decoded.value.children) {
-        if (child.kind !== 'instance' || child.instance === undefined) continue
-        const instance = this.registry.get(child.instance)
-        if (instance !== undefined) instance.process = { state: child.state, pid: child.pid, restarts: child.restarts, reason: child.reason }
-      }
-    },
-    message: (t, payload, raw) => {
-      const decoded = decode(Message, payload)
-      if (!decoded.ok) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
-      if (decoded.value.from !== t.from || decoded.value.to !== t.to) return this.reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
-      if (this.ownMessages.delete(decoded.value.id)) return
-      const unknown = this.unknownRecipient(decoded.value.to)
-      if (unknown !== null) return this.reject(raw, 'TRINITY_ERR_RECIPIENT_UNKNOWN', `to: ${unknown}`)
-      this.acceptMessage(decoded.value)
-    },
-  }
-
   private onMessage(topic: string, payload: Buffer): void {
     const parsed = this.topics.parse(topic)
-    if (parsed === undefined) return
-    const handler = this.handlers[parsed.kind] as ((t: ParsedTopic, p: Buffer, raw: string) => void) | undefined
-    if (handler === undefined) return
-    if (payload.length > this.config.limits.maxPayload && SIZE_CHECKED.has(parsed.kind)) {
-      return this.reject(topic, 'TRINITY_ERR_PAYLOAD_TOO_LARGE', `payload too large: ${payload.length} bytes, over limits.maxPayload, ${formatSize(this.config.limits.maxPayload)}`)
-    }
-    try {
-      handler(parsed, payload, topic)
-    } catch (err) {
-      // A bug must not take the hub down with it; say what happened and go on.
-      this.log.error({ err, topic }, 'handler failed')
-      this.reject(topic, 'TRINITY_ERR_INTERNAL', `internal error: ${(err as Error).message}`)
-    }
+    if (parsed !== undefined) this.dispatcher.dispatch(parsed, payload, topic)
   }
 
   /** `code` is what a program matches on; `reason` says it in words (and keeps its old text). */

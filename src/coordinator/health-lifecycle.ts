@@ -31,7 +31,7 @@
  *   when the process runs again the checks speak again.
  */
 import type { InstanceProcess } from '../contract/http.js'
-import type { HealthState } from '../contract/payloads.js'
+import type { HealthState } from '../contract/constants.js'
 
 /** The supervisor's view of an instance's process, as GET /instances serves it (the contract's type). */
 export type { InstanceProcess }

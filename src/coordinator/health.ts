@@ -22,7 +22,8 @@
  * refuses ports such as 6000; a miss's reason is the real cause.
  */
 import { randomUUID } from 'node:crypto'
-import type { Health, HealthState } from '../contract/payloads.js'
+import type { HealthState } from '../contract/constants.js'
+import type { Health } from '../contract/payloads/instance.js'
 import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log.js'

@@ -8,7 +8,8 @@
  * retries and stale-report protection apply unchanged. Requests go by
  * node:http (src/net/http-request.ts): fetch refuses ports such as 6000.
  */
-import type { InboxFrame, Report } from '../contract/payloads.js'
+import type { Report } from '../contract/payloads/task.js'
+import type { InboxFrame } from '../contract/payloads/inbox.js'
 import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Logger } from '../log.js'
 

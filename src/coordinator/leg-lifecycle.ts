@@ -16,7 +16,8 @@
  * `nonRetryableErrorTypes` do. When attempts run out a failed report ends in
  * `failed`, a lost lease or instance in `dead` (a dead letter).
  */
-import type { Assignment, TaskState } from '../contract/payloads.js'
+import type { TaskState } from '../contract/constants.js'
+import type { Assignment } from '../contract/payloads/task.js'
 
 export type LegState = TaskState
 

@@ -6,7 +6,7 @@
  * reaches no one, so POST /send answers 404 and the bus handler rejects it on
  * hub/errors.
  */
-import { BROADCAST } from '../contract/payloads.js'
+import { BROADCAST } from '../contract/payloads/message.js'
 import type { Registry } from './registry.js'
 
 /** How many known ids an error names before it says "… (n in all)". */

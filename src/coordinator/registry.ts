@@ -6,7 +6,8 @@
  * times and load.
  */
 import type { InstanceView } from '../contract/http.js'
-import type { Health, HealthState, InstanceStatus } from '../contract/payloads.js'
+import type { HealthState } from '../contract/constants.js'
+import type { Health, InstanceStatus } from '../contract/payloads/instance.js'
 import type { InstanceConfig } from '../config/schema.js'
 import { INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
 

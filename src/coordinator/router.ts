@@ -17,7 +17,8 @@
  * them `least-loaded` picks the fewest in flight, then the fastest, and
  * `round-robin` rotates. A retry prefers an instance that has not yet tried.
  */
-import { TERMINAL_TASK_STATES, type TaskRecord } from '../contract/payloads.js'
+import { TERMINAL_TASK_STATES } from '../contract/constants.js'
+import type { TaskRecord } from '../contract/payloads/task.js'
 import type { InstanceConfig, Route } from '../config/schema.js'
 import { TrinityError } from '../errors.js'
 import type { Instance, Registry } from './registry.js'

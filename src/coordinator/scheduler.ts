@@ -9,7 +9,9 @@
  * report from an earlier attempt can never finish a task twice.
  */
 import { randomUUID } from 'node:crypto'
-import { PRIORITY_RANK, TERMINAL_TASK_STATES, type Assignment, type InboxFrame, type Report, type TaskRecord, type TaskState, type TaskSubmit } from '../contract/payloads.js'
+import { PRIORITY_RANK, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
+import type { Assignment, Report, TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
+import type { InboxFrame } from '../contract/payloads/inbox.js'
 import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
 import { TrinityError } from '../errors.js'

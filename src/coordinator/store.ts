@@ -10,7 +10,9 @@
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { Message, TaskRecord, TaskState } from '../contract/payloads.js'
+import type { TaskState } from '../contract/constants.js'
+import type { TaskRecord } from '../contract/payloads/task.js'
+import type { Message } from '../contract/payloads/message.js'
 
 export interface StoreOptions {
   file: string

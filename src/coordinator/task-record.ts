@@ -8,7 +8,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import type { Priority, TaskRecord, TaskState, TaskSubmit } from '../contract/payloads.js'
+import type { Priority, TaskState } from '../contract/constants.js'
+import type { TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
 import { isLegFinished, newLeg } from './leg-lifecycle.js'
 import type { Route } from '../config/schema.js'
 

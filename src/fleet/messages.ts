@@ -5,7 +5,7 @@
  * `replyTo`, and an answer is never answered, nor a message from oneself, so
  * two such instances cannot talk to each other forever.
  */
-import type { Message } from '../contract/payloads.js'
+import type { Message } from '../contract/payloads/message.js'
 
 const PREVIEW = 200
 

@@ -14,8 +14,8 @@ import { READY_STDIO } from '../ready.js'
 import type { Lifeline } from './lifeline.js'
 import { RestartTracker, type CrashLoopPolicy, type RestartPolicy } from './restart-policy.js'
 
-export type { ChildState } from '../contract/payloads.js'
-import type { ChildState, SupervisedChild } from '../contract/payloads.js'
+export type { ChildState } from '../contract/payloads/supervisor.js'
+import type { ChildState, SupervisedChild } from '../contract/payloads/supervisor.js'
 
 export interface ChildSpec {
   /** Unique among the children: `hub`, `bridge`, or the instance id. */

@@ -5,7 +5,7 @@
  *
  * - Start order: hub (ready on its ready signal, src/ready.ts, with its URLs), then bridge, then the
  *   instances together (ready on their birth status on the bus, or when their
- *   health URL answers). Stop order is the reverse.
+ *   health URL answers: readiness.ts). Stop order is the reverse.
  * - Crashes restart with backoff; a crash loop stops restarts and shows the
  *   child in state `error` until `trinity/supervisor/command` (POST
  *   /instances/:id/restart) asks again.
@@ -17,22 +17,24 @@
  * coordinator, and knows the hub only as a child process and a URL.
  */
 import type { MqttClient } from 'mqtt'
-import { Health, InstanceStatus, SupervisorCommand, decode, type HealthState, type SupervisorStatus } from '../contract/payloads.js'
+import type { HealthState } from '../contract/constants.js'
+import { Health } from '../contract/payloads/instance.js'
+import { SupervisorCommand, type SupervisorStatus } from '../contract/payloads/supervisor.js'
+import { decode } from '../contract/payloads/validate.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
 import { parseDuration } from '../config/duration.js'
 import type { Config, InstanceConfig } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import type { Logger } from '../log.js'
 import { busClient, clientIds } from '../net/bus-client.js'
-import { httpRequestTo } from '../net/http-request.js'
 import { Child, type ChildSpec } from './child.js'
 import { ChildEnvironment } from './child-env.js'
 import { Lifeline } from './lifeline.js'
 import { relayLine } from './log-relay.js'
-import { readySignalFrom } from '../ready.js'
+import { healthUrlAnswers, isBirthOfRun, readySignal } from './readiness.js'
+import type { ReadyAnnouncement } from '../ready.js'
 
 const UNHEALTHY: ReadonlySet<HealthState> = new Set(['timeout', 'offline', 'error'])
-const HEALTH_POLL_MS = 200
 
 export interface SupervisorOptions {
   readonly config: Config
@@ -152,6 +154,12 @@ export class Supervisor {
     return this.stopping
   }
 
+  /** What `trinity start` announces once started (src/ready.ts): the hub's URLs, the lifeline, every child. */
+  readyAnnouncement(): ReadyAnnouncement<'supervisor'> {
+    if (this.urls === undefined) throw new Error('not started')
+    return { service: 'supervisor', ...this.urls, lifeline: this.lifeline.pid ?? null, children: this.status().children }
+  }
+
   status(): SupervisorStatus {
     return { state: this.state, pid: process.pid, startedAt: this.startedAt, children: this.children.map((c) => c.view()), at: Date.now() }
   }
@@ -183,7 +191,13 @@ export class Supervisor {
       relayLine(childLog, stream, line, spec.kind === 'instance' ? spec.name : undefined)
       this.noteError(spec.name, stream, line)
     })
-    child.on('message', (message) => { if (child.state === 'starting') this.readinessFromSignal(child, message) })
+    child.on('message', (message) => {
+      const signal = readySignal(child, message)
+      if (signal === undefined) return
+      // The hub's signal carries its URLs: known only now when a port is 0.
+      if (signal.service === 'hub') this.urls = { http: signal.http, mqtt: signal.mqtt }
+      child.markReady()
+    })
     child.on('state', (state, reason) => {
       const fields = {
         service: spec.name, state, childPid: child.pid, restarts: child.restarts, ...(reason === null ? {} : { reason }),
@@ -195,7 +209,10 @@ export class Supervisor {
       else log.info(fields, `child ${state}`)
       if (state === 'starting') {
         this.unhealthySince.delete(spec.name)
-        if (spec.kind === 'instance') void this.pollHealthUntilReady(child)
+        if (spec.kind === 'instance') {
+          const instance = config.instances.find((i) => i.id === spec.name)
+          void healthUrlAnswers(child, instance).then((ok) => { if (ok) child.markReady() })
+        }
       }
       this.publishStatus()
     })
@@ -219,34 +236,6 @@ export class Supervisor {
     if (stream === 'stderr') this.lastErrors.set(name, line.slice(0, 500))
   }
 
-  /** The hub and the bridge are ready when they say so on their channel (src/ready.ts); the hub's signal carries its URLs. */
-  private readinessFromSignal(child: Child, message: unknown): void {
-    if (child.spec.kind === 'instance') return
-    const signal = readySignalFrom(message, child.spec.kind)
-    if (signal === undefined) return
-    if (signal.service === 'hub') this.urls = { http: signal.http, mqtt: signal.mqtt }
-    child.markReady()
-  }
-
-  /**
-   * An `adapter: http` instance has no bus connection: it is ready once its
-   * health URL answers 2xx. (A bus instance may serve /health before it
-   * reaches the bus, so for those only the birth counts.)
-   */
-  private async pollHealthUntilReady(child: Child): Promise<void> {
-    const instance = this.options.config.instances.find((i) => i.id === child.spec.name)
-    if (instance?.adapter !== 'http') return
-    const url = instance.healthUrl ?? (instance.url === undefined ? undefined : `${instance.url.replace(/\/$/, '')}/health`)
-    if (url === undefined) return
-    const run = child.startedAt
-    while (child.state === 'starting' && child.startedAt === run) {
-      // node:http, not fetch: fetch refuses ports such as 6000 (src/net/http-request.ts).
-      const ok = await httpRequestTo(url, { timeoutMs: 1000 }).then((r) => r.ok, () => false)
-      if (ok && child.startedAt === run) return child.markReady()
-      await new Promise((r) => setTimeout(r, HEALTH_POLL_MS))
-    }
-  }
-
   private connectBus(url: string): void {
     const { log } = this.options
     const bus = busClient({ url, clientId: clientIds.supervisor(), clean: true, reconnectPeriod: 500, ...this.childEnv.busLogin() })
@@ -263,12 +252,8 @@ export class Supervisor {
     const t = this.topics.parse(topic)
     if (t === undefined) return
     if (t.kind === 'instanceStatus' && payload.length > 0) {
-      // A birth from the run we started: live, or retained but newer than the
-      // run (it may have come up before this client subscribed). The session
-      // is the agent's connect time, on this machine's clock.
-      const decoded = decode(InstanceStatus, payload)
       const child = this.byName.get(t.instanceId)
-      if (decoded.ok && decoded.value.state === 'online' && child !== undefined && (!retained || decoded.value.session >= (child.startedAt ?? Infinity))) child.markReady()
+      if (child !== undefined && isBirthOfRun(child, payload, retained)) child.markReady()
     } else if (t.kind === 'health' && payload.length > 0) {
       this.onHealth(t.instanceId, payload)
     } else if (t.kind === 'supervisorCommand') {

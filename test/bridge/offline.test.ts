@@ -2,7 +2,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import type { ComputerStatus } from '../../src/contract/payloads.js'
+import type { ComputerStatus } from '../../src/contract/payloads/bridge.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startBridge } from '../../bridges/git/bridge.js'
 import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'

@@ -7,7 +7,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import type { ComputerMessage } from '../../src/contract/payloads.js'
+import type { ComputerMessage } from '../../src/contract/payloads/bridge.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startBridge, type Bridge } from '../../bridges/git/bridge.js'
 import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'

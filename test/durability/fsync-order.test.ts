@@ -17,7 +17,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { CLI, freePort, http, testConfig, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 

@@ -6,7 +6,7 @@ import { after, before } from 'node:test'
 import type { Agent } from '../../src/agent/index.js'
 import type { Route } from '../../src/config/schema.js'
 import { SEED_ROUTES } from '../../src/config/defaults.js'
-import type { TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import type { Hub } from '../../src/hub.js'
 import { http, startTestHub, tempDir, testConfig, waitFor } from './hub.js'
 

@@ -6,7 +6,8 @@
  */
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Socket } from 'node:net'
-import type { InboxFrame, Report } from '../../src/contract/payloads.js'
+import type { Report } from '../../src/contract/payloads/task.js'
+import type { InboxFrame } from '../../src/contract/payloads/inbox.js'
 import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 
 export interface ReceivedTask {

@@ -1,13 +1,14 @@
 /**
- * `trinity start` as a child process, for tests: its unified log stream
- * parsed line by line, the PIDs of every child it started, and checks that
- * those processes are really gone.
+ * `trinity start` as a child process, for tests: ready on its ready signal
+ * (src/ready.ts), its unified log stream parsed line by line, the PIDs of
+ * every child it started, and checks that those processes are really gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { ENV } from '../../src/config/env.js'
+import { READY_STDIO, waitForReady, type ReadySignal } from '../../src/ready.js'
 import { CLI, ROOT, freePort, waitFor, writeConfig, type ConfigObject } from './hub.js'
 
 export interface LogRecord {
@@ -24,10 +25,13 @@ export interface SupervisorProcess {
   records: LogRecord[]
   /** Lines that were not JSON (there should be none). */
   plain: string[]
+  /** What the supervisor said when it was ready: the hub's URLs, its lifeline, every child. */
+  ready: Extract<ReadySignal, { service: 'supervisor' }>
   httpUrl: string
-  /** PID of the lifeline, as logged in `trinity started`. */
+  mqttUrl: string
+  /** PID of the lifeline, from the ready signal. */
   lifeline: number
-  /** Every PID the supervisor started, from its `child starting` records. */
+  /** Every PID the supervisor started: the children in its ready signal, and any later run from its `child starting` records. */
   childPids(): number[]
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -36,7 +40,7 @@ export interface SupervisorProcess {
 export async function spawnSupervisor(configFile: string, options: { cwd?: string; readyTimeoutMs?: number } = {}): Promise<SupervisorProcess> {
   // The flags `npm start` runs it with.
   const child = spawn(process.execPath, ['--max-semi-space-size=2', CLI, 'start', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: READY_STDIO,
     env: { ...process.env, CI: 'true' },
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   })
@@ -52,28 +56,35 @@ export async function spawnSupervisor(configFile: string, options: { cwd?: strin
       try { records.push(JSON.parse(line) as LogRecord) } catch { plain.push(line) }
     }
   }
-  child.stdout.on('data', onData)
-  child.stderr.on('data', (d: Buffer) => plain.push(d.toString()))
+  const { stdout, stderr } = child
+  if (stdout === null || stderr === null) throw new Error('trinity start spawned without its output pipes')
+  stdout.on('data', onData)
+  stderr.on('data', (d: Buffer) => plain.push(d.toString()))
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-  const proc: SupervisorProcess = {
-    child, records, plain, httpUrl: '', lifeline: 0, exited,
-    childPids: () => records.flatMap((r) => (r.msg === 'child starting' && typeof r.childPid === 'number' ? [r.childPid] : [])),
+  const ready = waitForReady(child, 'supervisor', options.readyTimeoutMs ?? 60_000)
+  const proc: Omit<SupervisorProcess, 'ready' | 'httpUrl' | 'mqttUrl' | 'lifeline' | 'childPids'> = {
+    child, records, plain, exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal)
       return exited
     },
   }
+  let signal: SupervisorProcess['ready']
   try {
-    await waitFor(() => records.some((r) => r.msg === 'trinity started') || child.exitCode !== null, options.readyTimeoutMs ?? 60_000, 'trinity started')
+    signal = await ready
   } catch (err) {
     await proc.stop('SIGKILL')
-    throw new Error(`${(err as Error).message}\n${records.map((r) => JSON.stringify(r)).join('\n')}\n${plain.join('\n')}`)
+    // Its last words, read to the end: why it did not start (an exit before ready, or the timeout).
+    await new Promise<void>((resolve) => {
+      if (stdout.readableEnded) return resolve()
+      stdout.once('end', resolve)
+      setTimeout(resolve, 5000).unref()
+    })
+    throw new Error(`${(err as Error).message}:\n${records.map((r) => JSON.stringify(r)).join('\n')}\n${plain.join('\n')}`)
   }
-  if (child.exitCode !== null) throw new Error(`supervisor exited with ${child.exitCode}:\n${records.map((r) => JSON.stringify(r)).join("\n")}\n${plain.join("\n")}`)
-  const started = records.find((r) => r.msg === 'trinity started')
-  proc.httpUrl = String(started?.['http'])
-  proc.lifeline = Number(started?.['lifeline'])
-  return proc
+  const atReady = signal.children.flatMap((c) => (c.pid === null ? [] : [c.pid]))
+  const childPids = (): number[] => [...new Set([...atReady, ...records.flatMap((r) => (r.msg === 'child starting' && typeof r.childPid === 'number' ? [r.childPid] : []))])]
+  return { ...proc, ready: signal, httpUrl: signal.http, mqttUrl: signal.mqtt, lifeline: signal.lifeline ?? 0, childPids }
 }
 
 /** Running, and not a zombie waiting to be reaped. */

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { BridgeStatus } from '../../src/contract/payloads.js'
+import type { BridgeStatus } from '../../src/contract/payloads/bridge.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { ROOT, freePort, http, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { bareRepo, syncSection } from '../bridge/helpers.js'
@@ -26,10 +26,12 @@ test('the supervisor runs the git bridge, restarts it after SIGKILL, and stops i
   })
   const sup = await spawnSupervisor(file, { cwd: ROOT })
   cleanups.push(() => sup.stop('SIGKILL'))
-  const started = sup.records.map((r) => `${r.service ?? ''} ${r.msg}`)
-  assert.ok(started.indexOf('bridge bridge ready') > started.indexOf('hub trinity hub started'), 'the bridge starts after the hub')
+  const hub = sup.ready.children.find((c) => c.kind === 'hub')
+  const bridge = sup.ready.children.find((c) => c.kind === 'bridge')
+  assert.deepEqual([hub?.state, bridge?.state], ['running', 'running'], JSON.stringify(sup.ready.children))
+  assert.ok((bridge?.startedAt ?? 0) >= (hub?.readyAt ?? Infinity), 'the bridge starts after the hub is ready')
 
-  const client = await mqtt.connectAsync(String(sup.records.find((r) => r.msg === 'trinity started')?.['mqtt']))
+  const client = await mqtt.connectAsync(sup.mqttUrl)
   cleanups.push(() => client.endAsync())
   const statuses: BridgeStatus[] = []
   client.on('message', (_t, payload) => { if (payload.length > 0) statuses.push(JSON.parse(payload.toString()) as BridgeStatus) })

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import type { TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT, http, testScope, waitFor } from '../helpers/hub.js'
 import { alive, fleetConfigFile, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
 import type { InstanceList, InstanceView } from '../../src/contract/http.js'

@@ -12,7 +12,8 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import mqtt from 'mqtt'
-import type { SupervisorStatus, TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
+import type { SupervisorStatus } from '../../src/contract/payloads/supervisor.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { CLI, ROOT, freePort, http, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { cpuTicks, spawnSupervisor, type SupervisorProcess } from '../helpers/supervisor.js'
@@ -119,8 +120,7 @@ test('a command that exits at once: crash loop, state error, supervisor idle; a 
   assert.equal(row.process?.restarts, 3)
 
   // Shown on the bus too, retained.
-  const started = sup.records.find((r) => r.msg === 'trinity started')
-  const client = await mqtt.connectAsync(String(started?.['mqtt']))
+  const client = await mqtt.connectAsync(sup.mqttUrl)
   cleanups.push(() => client.endAsync())
   const status = await new Promise<SupervisorStatus>((resolve) => {
     client.on('message', (_t, payload) => resolve(JSON.parse(payload.toString()) as SupervisorStatus))

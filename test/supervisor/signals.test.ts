@@ -8,6 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { CLI, ROOT, freePort, testScope, waitFor, writeConfig } from '../helpers/hub.js'
 import { spawnSupervisor, waitGone, type LogRecord } from '../helpers/supervisor.js'
 
@@ -41,19 +42,22 @@ for (const [name, signals] of [['SIGHUP', ['SIGHUP']], ['a doubled SIGINT', ['SI
 test('its parent SIGKILLed: trinity start notices, stops everything gracefully and exits 0', async () => {
   const file = await oneInstanceConfig('orphan')
   // A parent that waits, as npm does; SIGKILL is what no parent can forward.
-  const parent = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start --config "${file}"; exit 0`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  // The channel passes through the shell: the signal names the supervisor's own pid, not the shell's.
+  const parent = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" start --config "${file}"; exit 0`], { cwd: ROOT, stdio: READY_STDIO })
   cleanups.push(() => parent.kill('SIGKILL'))
+  const ready = waitForReady(parent, 'supervisor', 60_000)
   const records: LogRecord[] = []
   let rest = ''
-  parent.stdout.on('data', (d: Buffer) => {
+  parent.stdout?.on('data', (d: Buffer) => {
     rest += d.toString()
     const lines = rest.split('\n')
     rest = lines.pop() ?? ''
     for (const line of lines) if (line.startsWith('{')) records.push(JSON.parse(line) as LogRecord)
   })
-  await waitFor(() => records.some((r) => r.msg === 'trinity started'), 60_000, 'trinity started')
-  const supervisor = Number(records.find((r) => r.msg === 'trinity started')?.['pid'])
-  const pids = [supervisor, ...records.flatMap((r) => (r.msg === 'child starting' && typeof r.childPid === 'number' ? [r.childPid] : []))]
+  const signal = await ready
+  assert.notEqual(signal.pid, parent.pid)
+  const pids = [signal.pid, ...signal.children.flatMap((c) => (c.pid === null ? [] : [c.pid]))]
+  assert.equal(pids.length, 3, JSON.stringify(signal.children))
   cleanups.push(() => { for (const p of pids) { try { process.kill(p, 'SIGKILL') } catch { /* gone */ } } })
   parent.kill('SIGKILL')
   await waitFor(() => records.some((r) => r.msg === 'stopped'), 60_000, 'the supervisor to stop')

@@ -65,9 +65,12 @@ async function takenPortConfig(name: string, readyTimeout: string): Promise<{ fi
 
 test('an instance that cannot start (its port is taken) does not hold back `trinity started`: ready with 1/2, the failure named', async () => {
   const { file, taken } = await takenPortConfig('oneport', '30s')
-  // spawnSupervisor waits (up to a minute) for `trinity started`: it must come, bounded by the readyTimeout.
+  // spawnSupervisor waits (up to a minute) for the ready signal, sent with `trinity started`: it must come, bounded by the readyTimeout.
   const sup = await spawnSupervisor(file, { cwd: ROOT })
   cleanups.push(async () => { await sup.stop('SIGKILL'); await waitGone(sup.childPids(), 30_000).catch(() => undefined) })
+  assert.deepEqual(sup.ready.children.filter((c) => c.kind === 'instance').map((c) => [c.name, c.state === 'running']), [['c1', true], ['analytics', false]])
+  // The human line says the same, with the failure's reason; it comes on stdout, apart from the signal.
+  await waitFor(() => sup.records.some((r) => r.msg === 'trinity started'), 30_000, 'the `trinity started` line')
   const started = sup.records.filter((r) => r.msg === 'trinity started')
   assert.equal(started.length, 1)
   assert.equal(started[0]?.['instances'], '1/2')

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import type { TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT, http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
 
 const SCRIPT = join(ROOT, 'test/fixtures/paho_instance.py')

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { HEALTH_STATES, type HealthState } from '../../src/contract/payloads.js'
+import { HEALTH_STATES, type HealthState } from '../../src/contract/constants.js'
 import {
   HEALTH_EVENTS, HEALTH_TABLE, HEALTH_TABLE_STATES, INITIAL_HEALTH, nextHealth, shownHealth,
   type HealthEvent, type HealthEventKind, type HealthPolicy, type HealthRecord, type HealthStep, type InstanceProcess,

@@ -8,7 +8,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { TASK_STATES, type Assignment } from '../../src/contract/payloads.js'
+import { TASK_STATES } from '../../src/contract/constants.js'
+import type { Assignment } from '../../src/contract/payloads/task.js'
 import {
   LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, assign, cancel, complete, fail, lose, newLeg, renew, replay, start,
   type LegState, type LegTransition, type RetryPolicy,

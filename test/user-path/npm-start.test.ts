@@ -26,7 +26,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process'
 import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import type { TaskRecord } from '../../src/contract/payloads.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT, testScope, waitFor } from '../helpers/hub.js'
 import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 

@@ -13,7 +13,7 @@ import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { Browser, Page } from 'playwright-core'
-import type { Health } from '../../src/contract/payloads.js'
+import type { Health } from '../../src/contract/payloads/instance.js'
 import { freePort, http, testScope, waitFor } from '../helpers/hub.js'
 import { FLEET, launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 

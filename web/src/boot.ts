@@ -5,7 +5,7 @@
  * parts every page has: the disconnected banner, the activity log and the
  * notice line where actions report.
  */
-import type { Message } from '../../src/contract/payloads.js'
+import type { Message } from '../../src/contract/payloads/message.js'
 import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import { call } from './api.js'
 import { connectBus } from './bus.js'

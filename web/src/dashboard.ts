@@ -4,7 +4,7 @@
  * cancel and retry, dead letters, and the message history with filters.
  * Tables show at most MAX_ROWS rows.
  */
-import type { Message } from '../../src/contract/payloads.js'
+import type { Message } from '../../src/contract/payloads/message.js'
 import { taskAction } from './api.js'
 import { boot, type App } from './boot.js'
 import { ago, byId, cell, clock, el, ms, orDash, reconcile, setAttr, setText, short } from './dom.js'

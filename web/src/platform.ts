@@ -6,7 +6,8 @@
  * shown as "—". Nothing here throws on a payload.
  */
 
-import type { BridgeStatus, ComputerStatus, SupervisedChild, SupervisorStatus } from '../../src/contract/payloads.js'
+import type { BridgeStatus, ComputerStatus } from '../../src/contract/payloads/bridge.js'
+import type { SupervisedChild, SupervisorStatus } from '../../src/contract/payloads/supervisor.js'
 
 export type Json = Record<string, unknown>
 

@@ -8,10 +8,13 @@
  * Handlers only change the model and mark what changed; drawing happens at
  * most once a frame (see frame.ts).
  */
-import { ACTIVE_TASK_STATES, HEALTH_STATES, PRIORITY_RANK } from '../../src/contract/constants.js'
+import { ACTIVE_TASK_STATES, HEALTH_STATES, PRIORITY_RANK, type HealthState } from '../../src/contract/constants.js'
 import type { InstanceView } from '../../src/contract/http.js'
 import type { InstanceProcess } from '../../src/contract/http.js'
-import type { ComputerMessage, Health, HealthState, HubError, HubStats, InstanceStatus, Message } from '../../src/contract/payloads.js'
+import type { Health, InstanceStatus } from '../../src/contract/payloads/instance.js'
+import type { Message } from '../../src/contract/payloads/message.js'
+import type { ComputerMessage } from '../../src/contract/payloads/bridge.js'
+import type { HubError, HubStats } from '../../src/contract/payloads/hub.js'
 import type { ParsedTopic, TopicKind } from '../../src/contract/topics.js'
 import { isRecord, num, readBridge, readComputer, readSupervisor, str, type Loose, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
 import { short } from './dom.js'

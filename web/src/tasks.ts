@@ -8,7 +8,8 @@
  * the page already had, so a row's content never goes blank. Keeping only
  * previews also bounds the page's memory: 500 tasks of 2 MB each would not be.
  */
-import type { Assignment, Priority, TaskState } from '../../src/contract/payloads.js'
+import type { Priority, TaskState } from '../../src/contract/constants.js'
+import type { Assignment } from '../../src/contract/payloads/task.js'
 import { jsonBytes, preview } from '../../src/contract/preview.js'
 import { isRecord, num, str } from './platform.js'
 

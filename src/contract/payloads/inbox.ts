@@ -1,0 +1,40 @@
+/**
+ * What the coordinator sends to an instance inbox (`trinity/instance/{id}/inbox`):
+ * a task to run, a message, a health ping, a cancellation. Keyed on `kind`;
+ * the agent SDK decodes every frame before it acts on it.
+ */
+import Type, { type Static, type TSchema } from 'typebox'
+import { Id, Priority, TaskType } from './common.js'
+import { Message } from './message.js'
+import { decode, validate, type Decoded } from './validate.js'
+
+/** Sent with QoS 1. */
+export const InboxTask = Type.Object({
+  kind: Type.Literal('task'),
+  task: Type.Object({ id: Id, type: TaskType, content: Type.Unknown(), priority: Priority }),
+  leaseToken: Type.String(),
+  leaseMs: Type.Integer(),
+  attempt: Type.Integer(),
+})
+export const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
+export const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
+export const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
+
+/** Every frame an instance inbox carries, keyed on `kind`: what the agent SDK decodes before it acts. */
+export const InboxFrame = Type.Union([InboxTask, InboxMessage, InboxPing, InboxCancel])
+export type InboxFrame = Static<typeof InboxFrame>
+
+const INBOX_FRAMES = { task: InboxTask, message: InboxMessage, ping: InboxPing, cancel: InboxCancel } as const
+const InboxKind = Type.Object({ kind: Type.Enum(Object.keys(INBOX_FRAMES) as (keyof typeof INBOX_FRAMES)[]) })
+
+/**
+ * An inbox frame, checked against the schema its `kind` names: against the
+ * union, a bad ping would be told it lacks a task's fields.
+ */
+export function decodeInboxFrame(payload: Buffer | string): Decoded<InboxFrame> {
+  const head = decode(InboxKind, payload)
+  if (!head.ok) return head
+  const schema: TSchema = INBOX_FRAMES[head.value.kind]
+  const checked = validate(schema, head.value)
+  return checked.ok ? { ok: true, value: checked.value as InboxFrame } : checked
+}

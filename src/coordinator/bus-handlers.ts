@@ -1,0 +1,175 @@
+/**
+ * What the coordinator does with each message it takes from the bus: one
+ * handler per topic kind it subscribes to, in one table, behind a small
+ * dispatcher (the Aedes habit; the dashboard's web/src/store.ts does the same
+ * for the page).
+ *
+ * The table of subscriptions below is the one list of what the coordinator
+ * listens to. `BusHandlers` is a mapped type over its keys, so subscribing
+ * to a new kind without a handler is a compile error, and a handler for a
+ * kind nobody subscribes to is one too.
+ *
+ * Each handler is synchronous and writes to the store before it returns, so
+ * the PUBACK that MQTT.js sends afterwards means "on disk". Bad input is
+ * rejected with a code and a reason on `{prefix}/hub/errors`; a handler that
+ * throws is a bug, reported as TRINITY_ERR_INTERNAL, and the hub goes on.
+ */
+import { formatSize } from '../config/size.js'
+import { isTrinityError, type ErrorCode } from '../errors.js'
+import type { Logger } from '../log.js'
+import { Heartbeat, InstanceStatus, type Health } from '../contract/payloads/instance.js'
+import { Message } from '../contract/payloads/message.js'
+import { SupervisorStatus } from '../contract/payloads/supervisor.js'
+import { Report, TaskSubmit } from '../contract/payloads/task.js'
+import { decode } from '../contract/payloads/validate.js'
+import type { ParsedTopic, TopicContract, TopicKind } from '../contract/topics.js'
+import type { HealthMonitor } from './health.js'
+import type { Registry } from './registry.js'
+import type { Scheduler } from './scheduler.js'
+
+interface Subscription {
+  /** The filter to subscribe with. */
+  readonly filter: (topics: TopicContract) => string
+  readonly qos: 0 | 1
+  /** Bounded by `limits.maxPayload`, as HTTP bodies are: what carries a client's data into the store. */
+  readonly sizeChecked: boolean
+}
+
+/** Every topic the coordinator listens to, in subscription order. */
+export const SUBSCRIPTIONS = {
+  taskSubmit: { filter: (t) => t.taskSubmit, qos: 1, sizeChecked: true },
+  instanceReport: { filter: (t) => t.anyInstanceReport, qos: 1, sizeChecked: true },
+  instanceStatus: { filter: (t) => t.anyInstanceStatus, qos: 1, sizeChecked: false },
+  instanceHeartbeat: { filter: (t) => t.anyInstanceHeartbeat, qos: 0, sizeChecked: false },
+  message: { filter: (t) => t.anyMessage, qos: 1, sizeChecked: true },
+  supervisorStatus: { filter: (t) => t.supervisorStatus, qos: 1, sizeChecked: false },
+} as const satisfies { readonly [K in TopicKind]?: Subscription }
+
+type SubscribedKind = keyof typeof SUBSCRIPTIONS
+
+type Handler<K extends SubscribedKind> = (topic: Extract<ParsedTopic, { kind: K }>, payload: Buffer, raw: string) => void
+
+/** One handler for every subscribed kind, exactly. */
+type BusHandlers = { readonly [K in SubscribedKind]: Handler<K> }
+
+/** The subscription request: filter → QoS. */
+export function subscriptionsFor(topics: TopicContract): Record<string, { qos: 0 | 1 }> {
+  return Object.fromEntries(Object.values(SUBSCRIPTIONS).map((s) => [s.filter(topics), { qos: s.qos }]))
+}
+
+function isSubscribed(kind: TopicKind): kind is SubscribedKind {
+  return Object.hasOwn(SUBSCRIPTIONS, kind)
+}
+
+/** What the handlers reach in the coordinator: its parts, and its I/O as functions. */
+export interface BusContext {
+  readonly scheduler: Pick<Scheduler, 'submit' | 'report' | 'instanceLost' | 'dispatch'>
+  readonly registry: Pick<Registry, 'get' | 'applyStatus'>
+  readonly health: Pick<HealthMonitor, 'heartbeat'>
+  readonly log: Logger
+  /** `code` is what a program matches on; `reason` says it in words. */
+  reject(topic: string, code: ErrorCode, reason: string): void
+  /** Publishes an instance's health, retained. */
+  publishHealth(instanceId: string, health: Health): void
+  /** True (once) for a message this hub published itself: its echo is not news. */
+  isOwnEcho(messageId: string): boolean
+  /** Why `to` cannot receive a message, or null when it can. */
+  unknownRecipient(to: string): string | null
+  acceptMessage(message: Message): void
+  supervisorStatus(status: SupervisorStatus): void
+}
+
+function busHandlers(ctx: BusContext): BusHandlers {
+  const { scheduler, registry, log, reject } = ctx
+  return {
+    taskSubmit: (_t, payload, raw) => {
+      const decoded = decode(TaskSubmit, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      try {
+        scheduler.submit(decoded.value)
+      } catch (err) {
+        reject(raw, isTrinityError(err) ? err.code : 'TRINITY_ERR_INTERNAL', err instanceof Error ? err.message : String(err))
+      }
+    },
+    instanceReport: (t, payload, raw) => {
+      const decoded = decode(Report, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      const outcome = scheduler.report(t.instanceId, decoded.value)
+      if (outcome === 'unknown-task') reject(raw, 'TRINITY_ERR_TASK_NOT_FOUND', `taskId: no task ${decoded.value.taskId}`)
+      else if (outcome === 'stale') log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
+    },
+    instanceStatus: (t, payload, raw) => {
+      if (payload.length === 0) return // a cleared retained status
+      const decoded = decode(InstanceStatus, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      const previousSession = registry.get(t.instanceId)?.session ?? null
+      const outcome = registry.applyStatus(t.instanceId, decoded.value, Date.now())
+      if (outcome === 'stale') return void log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
+      const current = registry.get(t.instanceId)
+      if (current === undefined) return
+      log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')
+      ctx.publishHealth(t.instanceId, { state: current.state, responseMs: null, checkedAt: Date.now(), ...(current.reason === null ? {} : { reason: current.reason }) })
+      if (outcome === 'offline') scheduler.instanceLost(t.instanceId, 'went offline')
+      else if (previousSession !== null && decoded.value.session !== previousSession && decoded.value.state === 'online') {
+        // A new session means the process restarted: work it had started is gone.
+        scheduler.instanceLost(t.instanceId, 'restarted', 'running')
+      }
+      scheduler.dispatch()
+    },
+    instanceHeartbeat: (t, payload, raw) => {
+      const decoded = decode(Heartbeat, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      ctx.health.heartbeat(t.instanceId, decoded.value.nonce)
+    },
+    supervisorStatus: (_t, payload, raw) => {
+      if (payload.length === 0) return
+      const decoded = decode(SupervisorStatus, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      ctx.supervisorStatus(decoded.value)
+      for (const child of decoded.value.children) {
+        if (child.kind !== 'instance' || child.instance === undefined) continue
+        const instance = registry.get(child.instance)
+        if (instance !== undefined) instance.process = { state: child.state, pid: child.pid, restarts: child.restarts, reason: child.reason }
+      }
+    },
+    message: (t, payload, raw) => {
+      const decoded = decode(Message, payload)
+      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (decoded.value.from !== t.from || decoded.value.to !== t.to) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
+      if (ctx.isOwnEcho(decoded.value.id)) return
+      const unknown = ctx.unknownRecipient(decoded.value.to)
+      if (unknown !== null) return reject(raw, 'TRINITY_ERR_RECIPIENT_UNKNOWN', `to: ${unknown}`)
+      ctx.acceptMessage(decoded.value)
+    },
+  }
+}
+
+/**
+ * One message from the bus to its handler: topics the coordinator does not
+ * subscribe to are ignored, oversized client data is refused before it is
+ * parsed, and a handler that throws is reported, never fatal.
+ */
+export class BusDispatcher {
+  private readonly handlers: BusHandlers
+
+  constructor(private readonly ctx: BusContext, private readonly maxPayload: number) {
+    this.handlers = busHandlers(ctx)
+  }
+
+  dispatch(parsed: ParsedTopic, payload: Buffer, topic: string): void {
+    const kind = parsed.kind
+    if (!isSubscribed(kind)) return
+    if (payload.length > this.maxPayload && SUBSCRIPTIONS[kind].sizeChecked) {
+      return this.ctx.reject(topic, 'TRINITY_ERR_PAYLOAD_TOO_LARGE', `payload too large: ${payload.length} bytes, over limits.maxPayload, ${formatSize(this.maxPayload)}`)
+    }
+    // The table is keyed on the kind, so this handler takes this topic's shape.
+    const handler = this.handlers[kind] as (t: ParsedTopic, p: Buffer, raw: string) => void
+    try {
+      handler(parsed, payload, topic)
+    } catch (err) {
+      // A bug must not take the hub down with it; say what happened and go on.
+      this.ctx.log.error({ err, topic }, 'handler failed')
+      this.ctx.reject(topic, 'TRINITY_ERR_INTERNAL', `internal error: ${(err as Error).message}`)
+    }
+  }
+}
