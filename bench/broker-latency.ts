@@ -77,7 +77,7 @@ export async function measureRoundTrips(url: string, n: number, options: RoundTr
       if (options.requesterNoDelay === true) {
         const socket: unknown = requester.stream
         if (socket !== null && typeof socket === 'object' && 'setNoDelay' in socket && typeof socket.setNoDelay === 'function') {
-          socket.setNoDelay(true)
+          (socket.setNoDelay as (noDelay: boolean) => void)(true)
         }
       }
     }

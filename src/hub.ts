@@ -57,8 +57,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     bus = { url: config.broker.url ?? '', username: config.broker.username, password: config.broker.password }
   }
 
+  // Typed as Fastify's own logger, so `app` is the plain FastifyInstance the routes are registered on.
+  const httpLog: FastifyBaseLogger = log.child({ service: 'http' })
   const app = Fastify({
-    loggerInstance: log.child({ service: 'http' }) as FastifyBaseLogger,
+    loggerInstance: httpLog,
     logController: new LogController({ disableRequestLogging: true }),
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
     bodyLimit: config.limits.maxPayload,

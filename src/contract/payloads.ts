@@ -381,7 +381,7 @@ const compiled = new WeakMap<TSchema, Checker<unknown>>()
 function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
   let checker = compiled.get(schema)
   if (checker === undefined) {
-    checker = Compile(schema) as unknown as Checker<unknown>
+    checker = Compile(schema)
     compiled.set(schema, checker)
   }
   return checker as Checker<Static<T>>
