@@ -19,8 +19,6 @@ import { VERSION } from './version.js'
 import { HUB_SECRET_ENV, HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
 
-export { VERSION }
-
 export interface Hub {
   readonly config: Config
   readonly coordinator: Coordinator

@@ -18,7 +18,7 @@ import type { ChildProcess, StdioOptions } from 'node:child_process'
 import Type, { type Static } from 'typebox'
 import { validate } from './contract/payloads.js'
 
-export const READY_VERSION = 1
+const READY_VERSION = 1
 
 // The channel must not keep a child alive that fails before it is ready (the
 // hub leaves with process.exitCode = 1 and an empty event loop): unref'd from

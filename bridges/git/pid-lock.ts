@@ -24,7 +24,7 @@ const held = new Set<string>()
 
 const ATTEMPTS = 20
 
-export class PidLockHeldError extends Error {
+class PidLockHeldError extends Error {
   override readonly name = 'PidLockHeldError'
   constructor(readonly holder: number, readonly file: string) {
     super(`another bridge (pid ${holder}) uses this workdir (${file})`)

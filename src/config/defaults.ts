@@ -19,7 +19,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
   general: { targets: ['c1'], strategy: 'least-loaded' },
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
   broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },

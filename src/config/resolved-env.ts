@@ -9,7 +9,7 @@ import type { Config } from './schema.js'
 
 export { configPath } from './path.js'
 
-export const RESOLVED_CONFIG_ENV = 'TRINITY_RESOLVED_CONFIG'
+const RESOLVED_CONFIG_ENV = 'TRINITY_RESOLVED_CONFIG'
 
 export function resolvedConfigEnv(config: Config): Record<string, string> {
   return { [RESOLVED_CONFIG_ENV]: JSON.stringify(config) }
