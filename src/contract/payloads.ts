@@ -121,18 +121,17 @@ export const TaskEvent = Type.Object({
 export type TaskEvent = Static<typeof TaskEvent>
 
 /** What the coordinator sends to an instance inbox (QoS 1). */
-export const InboxTask = Type.Object({
+const InboxTask = Type.Object({
   kind: Type.Literal('task'),
   task: Type.Object({ id: Id, type: TaskType, content: Type.Unknown(), priority: Priority }),
   leaseToken: Type.String(),
   leaseMs: Type.Integer(),
   attempt: Type.Integer(),
 })
-export const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
-export const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
+const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
+const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
 
-export const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
-export type ReportState = (typeof REPORT_STATES)[number]
+const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
 
 /** `trinity/instance/{id}/report`. leaseToken, when given, must match the current assignment. */
 export const Report = Type.Object(
@@ -156,7 +155,7 @@ export type Report = Static<typeof Report>
  */
 export const DEFAULT_CONCURRENCY = 4
 
-export const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
+const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
 /** `trinity/instance/{id}/status`, retained: the birth (online) and the Last Will (offline). */
 export const InstanceStatus = Type.Object(
   {
@@ -210,7 +209,7 @@ export const Message = Type.Object(
 export type Message = Static<typeof Message>
 export const BROADCAST = 'all'
 
-export const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
+const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
 /** Every frame an instance inbox carries, keyed on `kind`: what the agent SDK decodes before it acts. */
 export const InboxFrame = Type.Union([InboxTask, InboxMessage, InboxPing, InboxCancel])
 export type InboxFrame = Static<typeof InboxFrame>
@@ -283,7 +282,7 @@ export type ComputerStatus = Static<typeof ComputerStatus>
 
 export const BRIDGE_STATES = ['IDLE', 'SYNCING', 'ERROR'] as const
 export type BridgeState = (typeof BRIDGE_STATES)[number]
-export const OUTGOING_STATES = ['queued', 'pushed', 'delivered'] as const
+const OUTGOING_STATES = ['queued', 'pushed', 'delivered'] as const
 
 /** `trinity/bridge/status`, retained, after every change. */
 export const BridgeStatus = Type.Object({
@@ -388,7 +387,7 @@ function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
 }
 
 /** The first validation error as `field: what was expected`. */
-export function describeErrors(schema: TSchema, value: unknown): string {
+function describeErrors(schema: TSchema, value: unknown): string {
   for (const error of checkerFor(schema).Errors(value)) {
     const field = error.instancePath === '' ? '(payload)' : error.instancePath.slice(1).replaceAll('/', '.')
     const params = error.params as { additionalProperties?: string[]; allowedValue?: unknown } | undefined
