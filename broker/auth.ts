@@ -71,7 +71,7 @@ function publishFiltersFor(user: BrokerUser, topics: TopicContract, logger: Logg
  * `$share`, which no client can publish to, so the subscriber would wait for
  * ever. Refused with a failure SUBACK instead, so the client knows at once.
  */
-export function isSharedSubscription(filter: string): boolean {
+function isSharedSubscription(filter: string): boolean {
   return filter === '$share' || filter.startsWith('$share/')
 }
 

@@ -48,7 +48,7 @@
 import { Duplex } from 'node:stream'
 import { PacketFramer, PacketType, type FramedPacket } from './mqtt-framing.js'
 
-export const DEFAULT_MAX_HOLD_MS = 10
+const DEFAULT_MAX_HOLD_MS = 10
 
 export interface MqttConnectionOptions {
   /** Longest a packet is held back, in ms. */

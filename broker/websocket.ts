@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { createWebSocketStream } from 'ws'
 
 /** MQTT 3.1.1/5 and 3.1 WebSocket subprotocol names (MQTT 3.1.1 §6). */
-export const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
+const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
 
 export interface StreamBroker {
   handleStream(stream: Duplex): void

@@ -20,8 +20,6 @@ import { ENV } from './config/env.js'
 import { HUB_USERNAME } from './hub-identity.js'
 import type { Logger } from './log.js'
 
-export { VERSION }
-
 export interface Hub {
   readonly config: Config
   readonly coordinator: Coordinator
@@ -58,8 +56,10 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     bus = { url: config.broker.url ?? '', username: config.broker.username, password: config.broker.password }
   }
 
+  // Typed as Fastify's own logger, so `app` is the plain FastifyInstance the routes are registered on.
+  const httpLog: FastifyBaseLogger = log.child({ service: 'http' })
   const app = Fastify({
-    loggerInstance: log.child({ service: 'http' }) as FastifyBaseLogger,
+    loggerInstance: httpLog,
     logController: new LogController({ disableRequestLogging: true }),
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
     bodyLimit: config.limits.maxPayload,

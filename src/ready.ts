@@ -21,7 +21,7 @@ import Type, { type Static } from 'typebox'
 import { SupervisedChild } from './contract/payloads/supervisor.js'
 import { validate } from './contract/payloads/validate.js'
 
-export const READY_VERSION = 1
+const READY_VERSION = 1
 
 // The channel must not keep a child alive that fails before it is ready (the
 // hub leaves with process.exitCode = 1 and an empty event loop): unref'd from

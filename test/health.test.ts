@@ -22,7 +22,7 @@ import type { Hub } from '../src/hub.js'
 import { TestInstance, type TestInstanceOptions } from './helpers/instance.js'
 import { http, startTestHub, tempDir, testConfig, waitFor, type ConfigObject } from './helpers/hub.js'
 
-type Cleanup = () => Promise<unknown> | unknown
+type Cleanup = () => unknown // awaited, so it may return a promise
 
 /** Cleanups for one test, run last-in first-out when the test ends (pass or fail). */
 function cleanupsFor(t: TestContext): (fn: Cleanup) => void {

@@ -26,7 +26,7 @@ export interface DashboardOptions {
 }
 
 /** URL prefix of everything the pages load. */
-export const ASSETS = '/dashboard-assets'
+const ASSETS = '/dashboard-assets'
 
 export const PAGES = { command: '/command', dashboard: '/dashboard' } as const
 

@@ -20,7 +20,7 @@ export function writeFileAtomic(file: string, data: string): void {
   fsyncDir(dirname(file))
 }
 
-export function fsyncDir(dir: string): void {
+function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r')
     try { fsyncSync(fd) } finally { closeSync(fd) }

@@ -71,7 +71,6 @@ const FOOTER = '<!-- /trinity-message -->'
 
 /** Text a markdown file carries exactly: well-formed, and no control characters but tab and newline. */
 function isSafeText(body: string): boolean {
-  // eslint-disable-next-line no-control-regex
   return !/[\u0000-\u0008\u000b-\u001f\u007f]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(body)
 }
 
@@ -243,6 +242,12 @@ export function serializeStatus(status: ComputerStatus): string {
 
 export type ParsedStatus = { ok: true; status: ComputerStatus } | { ok: false; reason: string }
 
+/** A YAML scalar as the text it was written as (`computer: 42` is the id "42"); a mapping or a list as JSON, not "[object Object]". */
+function scalarText(v: unknown, absent: string): string {
+  if (v === null || v === undefined) return absent
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v)
+}
+
 export function parseStatus(text: string): ParsedStatus {
   const lines = text.replaceAll('\r\n', '\n').split('\n')
   if (lines[0]?.trimEnd() !== '---') return { ok: false, reason: 'no front matter: the file must start with ---' }
@@ -256,15 +261,15 @@ export function parseStatus(text: string): ParsedStatus {
   }
   if (raw === null || typeof raw !== 'object') return { ok: false, reason: 'front matter is not a mapping' }
   const r = raw as Record<string, unknown>
-  const computer = String(r['computer'] ?? '')
+  const computer = scalarText(r['computer'], '')
   if (!isTopicId(computer)) return { ok: false, reason: 'front matter: computer is not an id' }
-  const state = String(r['state'] ?? '')
+  const state = scalarText(r['state'], '')
   if (!STATE_SET.has(state)) return { ok: false, reason: `front matter: state ${JSON.stringify(state)} is not one of ${COMPUTER_STATES.join(', ')}` }
   const str = (v: unknown): string | null => (typeof v === 'string' ? v : v instanceof Date ? v.toISOString() : null)
   const instances = Array.isArray(r['instances'])
     ? (r['instances'] as unknown[]).flatMap((i) => {
       const o = i as Record<string, unknown> | null
-      return o !== null && typeof o === 'object' && typeof o['id'] === 'string' && isTopicId(o['id']) ? [{ id: o['id'], health: String(o['health'] ?? 'unknown') }] : []
+      return o !== null && typeof o === 'object' && typeof o['id'] === 'string' && isTopicId(o['id']) ? [{ id: o['id'], health: scalarText(o['health'], 'unknown') }] : []
     })
     : []
   const read: ComputerStatus['read'] = {}

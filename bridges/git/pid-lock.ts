@@ -30,7 +30,7 @@ const held = new Set<string>()
 const TAKE_TIMEOUT_MS = 5000
 const BREAK_WAIT_MS = 5
 
-export class PidLockHeldError extends Error {
+class PidLockHeldError extends Error {
   override readonly name = 'PidLockHeldError'
   constructor(readonly holder: number, readonly file: string) {
     super(`another bridge (pid ${holder}) uses this workdir (${file})`)

@@ -4,7 +4,7 @@
  */
 import { httpRequestTo, type HttpResponse } from '../net/http-request.js'
 
-export class HttpError extends Error {
+class HttpError extends Error {
   constructor(readonly status: number, message: string) {
     super(message)
     this.name = 'HttpError'

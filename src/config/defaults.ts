@@ -19,7 +19,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
   general: { targets: ['c1'], strategy: 'least-loaded' },
 }
 
-export const DEFAULTS = {
+const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
   broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
@@ -57,7 +57,7 @@ function deepFreeze<T>(value: T): T {
 /** YAML reads `2` as a number; every id in the Config is a string. */
 const idString = (id: string | number): string => String(id)
 
-function route(raw: { targets: (string | number)[]; strategy?: Route['strategy'] }): Route {
+function route(raw: { readonly targets: readonly (string | number)[]; readonly strategy?: Route['strategy'] }): Route {
   return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
 }
 
@@ -73,7 +73,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
   const restart = sup.restart ?? {}
   const sync = raw.sync ?? {}
   const routes: Record<string, Route> = {}
-  for (const [type, r] of Object.entries(raw.routes ?? SEED_ROUTES)) routes[type] = route(r)
+  for (const [type, r] of Object.entries<Parameters<typeof route>[0]>(raw.routes ?? SEED_ROUTES)) routes[type] = route(r)
   const config: Config = {
     source,
     hub: {

@@ -35,7 +35,7 @@ export interface OverrideProblem {
 }
 
 /** The entries of one TRINITY_SET value, or the problems with it. */
-export function parseOverrides(text: string): { overrides: Override[]; problems: OverrideProblem[] } {
+function parseOverrides(text: string): { overrides: Override[]; problems: OverrideProblem[] } {
   const overrides: Override[] = []
   const problems: OverrideProblem[] = []
   for (const { entry, col } of splitEntries(text)) {
@@ -92,7 +92,7 @@ function splitEntries(text: string): { entry: string; col: number }[] {
 }
 
 /** `a.b[2].c`, as the config errors spell a field. */
-export function overrideField(path: readonly (string | number)[]): string {
+function overrideField(path: readonly (string | number)[]): string {
   return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
 }
 

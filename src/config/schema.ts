@@ -24,8 +24,6 @@ const ConfigId = Type.Union([Id, Type.Integer({ minimum: 0, maximum: Number.MAX_
   description: 'an id (letters, digits, `.`, `_`, `-`; at most 64) or a whole number ≥ 0',
 })
 
-export { STRATEGIES, type Strategy }
-
 export const BrokerUser = Type.Object(
   {
     username: Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })], {
@@ -60,7 +58,7 @@ export const InstanceConfig = Type.Object(
   strict,
 )
 
-export const RouteConfig = Type.Object(
+const RouteConfig = Type.Object(
   {
     targets: Type.Array(ConfigId, { minItems: 1, description: 'instance ids or roles' }),
     strategy: Type.Optional(Type.Enum([...STRATEGIES])),
@@ -69,7 +67,7 @@ export const RouteConfig = Type.Object(
 )
 
 /** The git bridge between computers (issue #5); spec in coordination/README.md. */
-export const SyncConfig = Type.Object(
+const SyncConfig = Type.Object(
   {
     enabled: Type.Optional(Type.Boolean()),
     remote: Type.Optional(Type.String({ minLength: 1, description: 'git URL or path of the shared repo' })),

@@ -9,7 +9,6 @@
 
 import { ID_PATTERN } from './constants.js'
 
-export { ID_PATTERN }
 const idRegex = new RegExp(ID_PATTERN)
 
 export function isTopicId(value: string): boolean {
@@ -85,7 +84,7 @@ export interface TopicContract {
   parse(topic: string): ParsedTopic | undefined
 }
 
-export const DEFAULT_PREFIX = 'trinity'
+const DEFAULT_PREFIX = 'trinity'
 
 const contracts = new Map<string, TopicContract>()
 

@@ -65,7 +65,7 @@ export class HttpAdapter {
       } else {
         let body: unknown = text
         try { body = JSON.parse(text) } catch { /* a plain-text answer is the output */ }
-        const output = body !== null && typeof body === 'object' && 'output' in body ? (body as { output: unknown }).output : body
+        const output = body !== null && typeof body === 'object' && 'output' in body ? body.output : body
         report = { ...base, state: 'completed', output }
       }
     } catch (err) {

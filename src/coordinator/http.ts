@@ -19,7 +19,7 @@ import { Metrics } from './metrics.js'
 const IdParams = Type.Object({ id: Id })
 
 /** The 413 for a body over `limits.maxPayload` (Fastify's `bodyLimit`, set from it in hub.ts). */
-export function payloadTooLarge(maxPayload: number): TrinityError {
+function payloadTooLarge(maxPayload: number): TrinityError {
   return new TrinityError('TRINITY_ERR_PAYLOAD_TOO_LARGE', `the body is over limits.maxPayload, ${formatSize(maxPayload)}`, { field: 'body' })
 }
 

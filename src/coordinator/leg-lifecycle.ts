@@ -50,7 +50,7 @@ export interface RetryPolicy {
   readonly backoff: { readonly baseMs: number; readonly factor: number; readonly maxMs: number }
 }
 
-export function backoffMs(attempt: number, policy: RetryPolicy['backoff']): number {
+function backoffMs(attempt: number, policy: RetryPolicy['backoff']): number {
   return Math.min(policy.maxMs, policy.baseMs * policy.factor ** Math.max(0, attempt - 1))
 }
 

@@ -16,7 +16,7 @@ export type { InstanceView }
 
 const RESPONSE_WINDOW = 50
 /** Health checks kept per instance: the dashboard's timeline shows the last 40, from before the page opened too. */
-export const RECENT_CHECKS = 40
+const RECENT_CHECKS = 40
 
 export class Instance {
   readonly id: string

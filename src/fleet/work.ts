@@ -55,8 +55,8 @@ export function trackUser(content: unknown): { events: number; users: number; pa
   const pages: Record<string, number> = {}
   const perUser: Record<string, number> = {}
   for (const e of list as { user?: unknown; page?: unknown }[]) {
-    const user = String(e.user ?? 'anonymous')
-    const page = String(e.page ?? '/')
+    const user = text(e.user ?? 'anonymous')
+    const page = text(e.page ?? '/')
     pages[page] = (pages[page] ?? 0) + 1
     perUser[user] = (perUser[user] ?? 0) + 1
   }
@@ -75,10 +75,10 @@ function visitLines(text: string): { user: string; page: string }[] {
 }
 
 /** monitor_system: host metrics, and the hub's own summary when it answers. */
-export async function monitorSystem(hubUrl: string | undefined): Promise<{ host: Record<string, number>; hub: unknown }> {
+export async function monitorSystem(hubUrl: string | undefined): Promise<{ host: { loadavg1: number; freeMemMb: number; totalMemMb: number; uptimeS: number }; hub: unknown }> {
   const host = { loadavg1: loadavg()[0] ?? 0, freeMemMb: Math.round(freemem() / 1048576), totalMemMb: Math.round(totalmem() / 1048576), uptimeS: Math.round(uptime()) }
   let hub: unknown = null
-  if (hubUrl !== undefined) hub = await fetch(`${hubUrl}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json() as Promise<unknown>).catch(() => null)
+  if (hubUrl !== undefined) hub = await fetch(`${hubUrl}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json()).catch(() => null)
   return { host, hub }
 }
 

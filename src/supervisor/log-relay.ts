@@ -20,7 +20,7 @@ export function relayLine(log: Logger, stream: 'stdout' | 'stderr', line: string
     if (record !== undefined && typeof record['level'] === 'number') {
       const { level, msg, time: _time, pid: _pid, hostname: _hostname, service, name: _name, ...fields } = record
       if (boundInstance !== undefined && fields['instance'] === boundInstance) delete fields['instance']
-      const method = LEVELS[level as number] ?? 'info'
+      const method = LEVELS[level] ?? 'info'
       if (service !== undefined) fields['component'] = service
       log[method](fields, typeof msg === 'string' ? msg : '')
       return

@@ -22,7 +22,7 @@ export function conformance(mode: Mode): void {
   describe(`hub conformance (${mode} broker)`, () => {
     const dir = tempDir()
     let mosquitto: Mosquitto | undefined
-    const cleanups: (() => Promise<unknown> | unknown)[] = []
+    const cleanups: (() => unknown)[] = [] // each awaited, so a cleanup may return a promise
 
     before(async () => {
       if (mode === 'external') mosquitto = await startMosquitto(dir.path)

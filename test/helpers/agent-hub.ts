@@ -18,7 +18,7 @@ export interface AgentHub {
   /** Agents to drain after the file. */
   readonly agents: Agent[]
   /** The task once it is completed, failed or dead. */
-  finished(id: string): Promise<TaskRecord>
+  finished: (id: string) => Promise<TaskRecord>
 }
 
 export function agentHub(routes: Record<string, Partial<Route> & { targets: string[] }>): AgentHub {

@@ -19,7 +19,8 @@ export interface ReceivedTask {
   attempt: number
 }
 
-export type TaskHandler = (task: ReceivedTask, instance: TestInstance) => Promise<unknown> | unknown
+/** Its result, or the promise of it (awaited), is the task's output. */
+export type TaskHandler = (task: ReceivedTask, instance: TestInstance) => unknown
 
 export interface TestInstanceOptions {
   url: string

@@ -8,6 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT, http, testScope, waitFor } from '../helpers/hub.js'
+import { seedCase, type SeedCase } from '../helpers/seed-outputs.js'
 import { alive, fleetConfigFile, spawnSupervisor, waitGone, type SupervisorProcess } from '../helpers/supervisor.js'
 import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 
@@ -44,15 +45,15 @@ test('npm start brings the six instances online, a task of each seed type comple
   // How fast (the issue's 5 s budget) is `npm run bench`'s business (bench/supervisor.ts), not a test's.
   assert.deepEqual(rows.map((r) => r.id).sort(), ['analytics', 'araya', 'builder', 'c1', 'observatory', 'visitor-intelligence'])
 
-  const cases: [string, unknown, (result: any) => void][] = [
-    ['analyze_data', '3 1 4 1 5', (r) => assert.equal(r.mean, 2.8)],
-    ['pattern_analysis', 'red fish blue fish red fish', (r) => assert.deepEqual(r.words.slice(0, 2), [['fish', 3], ['red', 2]])],
-    ['track_user', [{ user: 'a', page: '/' }, { user: 'b', page: '/' }], (r) => assert.equal(r.users, 2)],
-    ['monitor_system', '', (r) => assert.ok(r.host.totalMemMb > 0 && r.hub.name === 'trinity', JSON.stringify(r))],
-    ['build_project', 'Todo App', (r) => assert.ok(r.files.includes('package.json'))],
-    ['bug_fix', 'login loops', (r) => assert.match(r.plan.join('\n'), /login loops/)],
-    ['deployment', 'v2 to staging', (r) => assert.match(r.plan.join('\n'), /v2 to staging/)],
-    ['general', 'tidy the docs', (r) => assert.match(r.plan.join('\n'), /tidy the docs/)],
+  const cases: SeedCase[] = [
+    seedCase('analyze_data', '3 1 4 1 5', (r) => assert.equal(r.mean, 2.8)),
+    seedCase('pattern_analysis', 'red fish blue fish red fish', (r) => assert.deepEqual(r.words.slice(0, 2), [['fish', 3], ['red', 2]])),
+    seedCase('track_user', [{ user: 'a', page: '/' }, { user: 'b', page: '/' }], (r) => assert.equal(r.users, 2)),
+    seedCase('monitor_system', '', (r) => assert.ok(r.host.totalMemMb > 0 && r.hub.name === 'trinity', JSON.stringify(r))),
+    seedCase('build_project', 'Todo App', (r) => assert.ok(r.files.includes('package.json'))),
+    seedCase('bug_fix', 'login loops', (r) => assert.match(r.plan.join('\n'), /login loops/)),
+    seedCase('deployment', 'v2 to staging', (r) => assert.match(r.plan.join('\n'), /v2 to staging/)),
+    seedCase('general', 'tidy the docs', (r) => assert.match(r.plan.join('\n'), /tidy the docs/)),
   ]
   for (const [type, content, check] of cases) {
     const { body } = await http<{ id: string }>(sup.httpUrl, 'POST', '/task', { type, content })

@@ -28,6 +28,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT, testScope, waitFor } from '../helpers/hub.js'
+import { seedCase, type SeedCase } from '../helpers/seed-outputs.js'
 import type { InstanceList, InstanceView } from '../../src/contract/http.js'
 
 const { dir, cleanups } = testScope()
@@ -60,9 +61,9 @@ interface Started {
   ns: string
   records: LogRecord[]
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  get<T>(path: string): Promise<T>
-  post<T>(path: string, body: unknown): Promise<T>
-  fail(what: string): never
+  get: <T>(path: string) => Promise<T>
+  post: <T>(path: string, body: unknown) => Promise<T>
+  fail: (what: string) => never
 }
 
 /**
@@ -177,15 +178,15 @@ test('npm start on the shipped config, seed ports, own network namespace: six on
   for (const r of rows) assert.equal(r.process?.state, 'running', `${r.id} is supervised`)
 
   // One task of each seed type, checked on what its result says.
-  const cases: [string, unknown, (result: any) => void][] = [
-    ['pattern_analysis', 'red fish blue fish red fish', (r) => assert.deepEqual(r.words.slice(0, 2), [['fish', 3], ['red', 2]])],
-    ['build_project', 'Todo App', (r) => assert.ok(r.files.includes('package.json'), JSON.stringify(r))],
-    ['monitor_system', '', (r) => assert.ok(r.host.totalMemMb > 0 && r.hub.name === 'trinity', JSON.stringify(r))],
-    ['track_user', [{ user: 'a', page: '/' }, { user: 'b', page: '/pricing' }, { user: 'a', page: '/pricing' }], (r) => assert.equal(r.users, 2, JSON.stringify(r))],
-    ['analyze_data', '3 1 4 1 5', (r) => assert.equal(r.mean, 2.8, JSON.stringify(r))],
-    ['bug_fix', 'login loops', (r) => assert.match(r.plan.join('\n'), /login loops/)],
-    ['deployment', 'v2 to staging', (r) => assert.match(r.plan.join('\n'), /v2 to staging/)],
-    ['general', 'tidy the docs', (r) => assert.match(r.plan.join('\n'), /tidy the docs/)],
+  const cases: SeedCase[] = [
+    seedCase('pattern_analysis', 'red fish blue fish red fish', (r) => assert.deepEqual(r.words.slice(0, 2), [['fish', 3], ['red', 2]])),
+    seedCase('build_project', 'Todo App', (r) => assert.ok(r.files.includes('package.json'), JSON.stringify(r))),
+    seedCase('monitor_system', '', (r) => assert.ok(r.host.totalMemMb > 0 && r.hub.name === 'trinity', JSON.stringify(r))),
+    seedCase('track_user', [{ user: 'a', page: '/' }, { user: 'b', page: '/pricing' }, { user: 'a', page: '/pricing' }], (r) => assert.equal(r.users, 2, JSON.stringify(r))),
+    seedCase('analyze_data', '3 1 4 1 5', (r) => assert.equal(r.mean, 2.8, JSON.stringify(r))),
+    seedCase('bug_fix', 'login loops', (r) => assert.match(r.plan.join('\n'), /login loops/)),
+    seedCase('deployment', 'v2 to staging', (r) => assert.match(r.plan.join('\n'), /v2 to staging/)),
+    seedCase('general', 'tidy the docs', (r) => assert.match(r.plan.join('\n'), /tidy the docs/)),
   ]
   const submitted = await Promise.all(cases.map(async ([type, content]) => (await post<{ id: string }>('/task', { type, content })).id))
   for (const [n, [type, , check]] of cases.entries()) {

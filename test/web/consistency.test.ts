@@ -48,7 +48,7 @@ async function assertAgree(page: Page, selector: string, where: string): Promise
   const all = `[${FLEET.map(({ id }) => shownAndSaid(selector, id)).join(', ')}]`
   await waitInPage(page, `${all}.every((x) => x.shown !== null && x.said === x.shown)`, 30_000).catch(() => undefined)
   for (const { id } of FLEET) {
-    const { shown, said } = await page.evaluate(shownAndSaid(selector, id)) as { shown: string | null; said: string | null }
+    const { shown, said } = await page.evaluate<{ shown: string | null; said: string | null }>(shownAndSaid(selector, id))
     assert.ok(shown !== null, `${where}: ${id} is shown`)
     assert.equal(said, shown, `${where}: the activity log's last word on ${id} is what its ${selector} shows`)
   }
@@ -75,7 +75,7 @@ test('the health timeline shows checks made before the page opened, from GET /in
   const before = `[...document.querySelectorAll('#timeline li[data-instance="araya"] .tick')].filter((t) => Number(t.dataset.at) < ${openedAt}).length`
   // The bus alone gives one of them (the retained record); the rest come from the hub's memory.
   await waitInPage(page, `${before} >= 6`, 30_000)
-  const ticks = await page.evaluate(`[...document.querySelectorAll('#timeline li[data-instance="araya"] .tick')].map((t) => Number(t.dataset.at))`) as number[]
+  const ticks = await page.evaluate<number[]>(`[...document.querySelectorAll('#timeline li[data-instance="araya"] .tick')].map((t) => Number(t.dataset.at))`)
   assert.ok(ticks.length <= 40, `at most 40 ticks (${ticks.length})`)
   assert.deepEqual(ticks, [...new Set(ticks)].sort((a, b) => a - b), 'one tick per check, oldest first')
   await page.close()
@@ -94,7 +94,7 @@ test('card, table row and activity log agree on an instance whose birth says onl
   assert.match(await textOf(command.page, card), /✖ offline/)
   await assertAgree(command.page, '.card.instance', '/command, offline')
   await assertAgree(detail.page, '#instance-rows tr', '/dashboard, offline')
-  const line = await command.page.evaluate(`[...document.querySelectorAll('#activity li')].map((li) => li.textContent ?? '').find((t) => t.includes('${VI} is offline'))`) as string | undefined
+  const line = await command.page.evaluate<string | undefined>(`[...document.querySelectorAll('#activity li')].map((li) => li.textContent ?? '').find((t) => t.includes('${VI} is offline'))`)
   const reason = new RegExp(`${VI} is offline \\((.+)\\)$`).exec(line ?? '')?.[1]
   assert.ok(reason !== undefined, 'the log gives the reason')
   assert.ok((await textOf(command.page, card)).includes(reason), `the card gives the same reason: ${reason}`)

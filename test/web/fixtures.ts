@@ -22,7 +22,7 @@ export const FLEET: readonly { id: string; name: string; capabilities: string[] 
 ]
 
 /** Screenshots for review land here (gitignored). */
-export const ARTIFACTS = join(ROOT, 'test-artifacts')
+const ARTIFACTS = join(ROOT, 'test-artifacts')
 
 export const DESKTOP = { width: 1280, height: 800 }
 export const PHONE = { width: 390, height: 844 }

@@ -62,7 +62,7 @@ test('both pages carry the one task form, its choices from the contract\'s const
       const filter = await page.locator('#task-filter option').evaluateAll((options) => options.map((o) => (o as unknown as { value: string }).value))
       assert.deepEqual(filter, ['all', 'active', ...TASK_STATES])
     }
-    forms.push(await page.locator('#task-form').evaluate((form) => form.outerHTML))
+    forms.push(await page.locator('#task-form').evaluate((form: { outerHTML: string }) => form.outerHTML))
     assert.deepEqual(errors, [], `${path}: no console errors`)
     await page.context().close()
   }
@@ -156,12 +156,12 @@ test('screenshots of both pages at 1280×800 and at phone width', async () => {
         await waitInPage(page, `document.querySelector('#task-rows')?.textContent.includes('pattern found: the series grows')`)
         if (viewport === DESKTOP) {
           // Every task cell inside the viewport, the table inside its box: nothing cut off at the right.
-          const overflow = await page.evaluate(`(() => {
+          const overflow = await page.evaluate<{ out: string[]; scroll: number; client: number; cells: number }>(`(() => {
             const box = document.querySelector('#task-rows').closest('.scroll')
             const cells = [...document.querySelectorAll('#task-rows td')]
             const out = cells.filter((td) => td.getBoundingClientRect().right > window.innerWidth).map((td) => td.textContent.slice(0, 40))
             return { out, scroll: box.scrollWidth, client: box.clientWidth, cells: cells.length }
-          })()`) as { out: string[]; scroll: number; client: number; cells: number }
+          })()`)
           assert.ok(overflow.cells >= 40, `the table has rows (${overflow.cells} cells)`)
           assert.deepEqual(overflow.out, [], 'no task cell ends beyond the right edge at 1280 px')
           assert.ok(overflow.scroll <= overflow.client, `the task table fits its box (${overflow.scroll} > ${overflow.client})`)
@@ -174,7 +174,7 @@ test('screenshots of both pages at 1280×800 and at phone width', async () => {
       } else {
         await waitInPage(page, `${count('#activity li')} >= 8`)
       }
-      const scroll = await page.evaluate('document.documentElement.scrollWidth') as number
+      const scroll = await page.evaluate<number>('document.documentElement.scrollWidth')
       assert.ok(scroll <= viewport.width, `${path} at ${viewport.width}px needs no sideways scrolling (${scroll}px)`)
       await page.screenshot({ path: screenshotPath(`${path}-${name}.png`), fullPage: name !== '1280x800' })
       await page.close()

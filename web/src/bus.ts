@@ -20,14 +20,14 @@ export interface BusHandlers {
  * Health before status: the retained verdict is what an instance shows, so it
  * should be there before an old birth is replayed.
  */
-export function dashboardFilters(t: TopicContract): string[] {
+function dashboardFilters(t: TopicContract): string[] {
   return [
     t.anyHealth, t.anyInstanceStatus, t.anyTaskEvent, t.anyMessage, t.hubStats, t.hubErrors,
     t.supervisorStatus, t.bridgeStatus, t.anyComputerStatus, t.anyComputerMessage,
   ]
 }
 
-export function busUrl(location: Location): string {
+function busUrl(location: Location): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`
 }
 

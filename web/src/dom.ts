@@ -98,6 +98,6 @@ export function ago(at: number | null | undefined, now = Date.now()): string {
 
 export function short(value: unknown, max = 80): string {
   if (value === undefined) return DASH
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? typeof value
   return text.length > max ? `${text.slice(0, max - 1)}…` : text
 }

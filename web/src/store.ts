@@ -22,8 +22,8 @@ import { toTaskRow, type TaskRow } from './tasks.js'
 import { toneOf, type Tone } from './tone.js'
 
 export const MAX_ROWS = 200
-export const MAX_TASKS = 500
-export const TIMELINE_LENGTH = 40
+const MAX_TASKS = 500
+const TIMELINE_LENGTH = 40
 
 export type Section = 'instances' | 'tasks' | 'messages' | 'computers' | 'platform' | 'stats' | 'activity' | 'connection'
 
@@ -57,14 +57,14 @@ export interface InstanceRow {
  * folds births (online at once) and Wills (offline at once) in; the status
  * topic only until the first health record arrives.
  */
-export function foldState(row: InstanceRow, process: ChildView | undefined): { state: string; reason: string | null } {
+function foldState(row: InstanceRow, process: ChildView | undefined): { state: string; reason: string | null } {
   if (process?.state === 'error') return { state: 'error', reason: process.reason ?? row.reason }
   if (row.health !== null) return { state: row.health, reason: row.reason }
   return { state: row.status ?? 'unknown', reason: row.reason }
 }
 
 /** Folds health points into a timeline: one per check time, oldest first, the newest TIMELINE_LENGTH. */
-export function mergeTimeline(timeline: readonly HealthPoint[], points: readonly HealthPoint[]): HealthPoint[] {
+function mergeTimeline(timeline: readonly HealthPoint[], points: readonly HealthPoint[]): HealthPoint[] {
   const byTime = new Map<number, HealthPoint>()
   for (const p of [...timeline, ...points]) byTime.set(p.at, p)
   return [...byTime.values()].sort((a, b) => a.at - b.at).slice(-TIMELINE_LENGTH)
