@@ -68,7 +68,7 @@ export interface BusContext {
   readonly health: Pick<HealthMonitor, 'heartbeat'>
   readonly log: Logger
   /** `code` is what a program matches on; `reason` says it in words. */
-  reject(topic: string, code: ErrorCode, reason: string): void
+  readonly reject: (topic: string, code: ErrorCode, reason: string) => void
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
   /** True (once) for a message this hub published itself: its echo is not news. */

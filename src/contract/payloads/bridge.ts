@@ -64,7 +64,7 @@ export type ComputerStatus = Static<typeof ComputerStatus>
 
 export const BRIDGE_STATES = ['IDLE', 'SYNCING', 'ERROR'] as const
 export type BridgeState = (typeof BRIDGE_STATES)[number]
-export const OUTGOING_STATES = ['queued', 'pushed', 'delivered'] as const
+const OUTGOING_STATES = ['queued', 'pushed', 'delivered'] as const
 
 /** `trinity/bridge/status`, retained, after every change. */
 export const BridgeStatus = Type.Object({

@@ -9,16 +9,16 @@ import { Message } from './message.js'
 import { decode, validate, type Decoded } from './validate.js'
 
 /** Sent with QoS 1. */
-export const InboxTask = Type.Object({
+const InboxTask = Type.Object({
   kind: Type.Literal('task'),
   task: Type.Object({ id: Id, type: TaskType, content: Type.Unknown(), priority: Priority }),
   leaseToken: Type.String(),
   leaseMs: Type.Integer(),
   attempt: Type.Integer(),
 })
-export const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
-export const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
-export const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
+const InboxPing = Type.Object({ kind: Type.Literal('ping'), nonce: Type.String(), ts: Type.Number() })
+const InboxCancel = Type.Object({ kind: Type.Literal('cancel'), taskId: Id, leaseToken: Type.String() })
+const InboxMessage = Type.Object({ kind: Type.Literal('message'), message: Message })
 
 /** Every frame an instance inbox carries, keyed on `kind`: what the agent SDK decodes before it acts. */
 export const InboxFrame = Type.Union([InboxTask, InboxMessage, InboxPing, InboxCancel])

@@ -14,7 +14,7 @@ import { Id, TaskType } from './common.js'
  */
 export const DEFAULT_CONCURRENCY = 4
 
-export const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
+const INSTANCE_STATUS_STATES = ['online', 'offline', 'error', 'draining'] as const
 /** `trinity/instance/{id}/status`, retained: the birth (online) and the Last Will (offline). */
 export const InstanceStatus = Type.Object(
   {

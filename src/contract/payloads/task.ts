@@ -101,8 +101,7 @@ export const TaskEvent = Type.Object({
 })
 export type TaskEvent = Static<typeof TaskEvent>
 
-export const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
-export type ReportState = (typeof REPORT_STATES)[number]
+const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
 
 /** `trinity/instance/{id}/report`. leaseToken, when given, must match the current assignment. */
 export const Report = Type.Object(

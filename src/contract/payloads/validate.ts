@@ -18,14 +18,14 @@ const compiled = new WeakMap<TSchema, Checker<unknown>>()
 function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
   let checker = compiled.get(schema)
   if (checker === undefined) {
-    checker = Compile(schema) as unknown as Checker<unknown>
+    checker = Compile(schema)
     compiled.set(schema, checker)
   }
   return checker as Checker<Static<T>>
 }
 
 /** The first validation error as `field: what was expected`. */
-export function describeErrors(schema: TSchema, value: unknown): string {
+function describeErrors(schema: TSchema, value: unknown): string {
   for (const error of checkerFor(schema).Errors(value)) {
     const field = error.instancePath === '' ? '(payload)' : error.instancePath.slice(1).replaceAll('/', '.')
     const params = error.params as { additionalProperties?: string[]; allowedValue?: unknown } | undefined
