@@ -205,14 +205,17 @@ export function conformance(mode: Mode): void {
     })
 
     test('a late report from an earlier assignment cannot finish the task again', async () => {
-      const h = await setup({ instances: [{ id: 'w1', role: 'analytics' }, { id: 'w2', role: 'analytics' }], tasks: { lease: '300ms' } })
+      const h = await setup({ instances: [{ id: 'w1', role: 'analytics' }, { id: 'w2', role: 'analytics' }] })
       const w1 = await h.instance({ id: 'w1', role: 'analytics', manual: true })
       const { id } = await h.submit({ type: 'analyze_data', content: 'x' })
       await w1.waitForTasks(1)
       const stale = w1.received[0]!
       const w2 = await h.instance({ id: 'w2', role: 'analytics', manual: true })
-      // w1's lease runs out; the retry prefers w2.
+      // w1 is lost (its Will); the retry goes to w2. (A short lease raced here: under load
+      // w2's ran out too before it reported.) Then w1 is back and reports what it had.
+      w1.dropConnection()
       await w2.waitForTasks(1)
+      await w1.connect()
       await w1.report({ taskId: id, leaseToken: stale.leaseToken, state: 'completed', output: 'stale' })
       await new Promise((r) => setTimeout(r, 200))
       assert.notEqual((await h.task(id)).state, 'completed')
