@@ -216,6 +216,7 @@ test('client commands against a hub that is not running exit non-zero saying the
     assert.notEqual(result.code, 0, `${args.join(' ')}: ${JSON.stringify(result)}`)
     assert.equal(result.signal, null)
     assert.match(result.stderr, /cannot reach the hub/, `${args.join(' ')}: ${result.stderr}`)
+    assert.match(result.stderr, /\(TRINITY_ERR_HUB_UNREACHABLE\)$/m, `${args.join(' ')} ends with the registry code: ${result.stderr}`)
     assert.ok(result.stderr.includes(url), `${args.join(' ')} names the URL: ${result.stderr}`)
     assert.equal(result.stdout, '')
   }
@@ -227,5 +228,6 @@ test('tail against a bus that is not running exits non-zero saying it cannot rea
   assert.notEqual(result.code, 0, JSON.stringify(result))
   assert.equal(result.signal, null)
   assert.match(result.stderr, /cannot reach/i, result.stderr)
+  assert.match(result.stderr, /\(TRINITY_ERR_BUS_UNAVAILABLE\)$/m, result.stderr)
   assert.ok(result.stderr.includes(url), `names the URL: ${result.stderr}`)
 })

@@ -22,6 +22,7 @@ import type { Config } from '../../src/config/schema.js'
 import { busUrl } from '../../src/config/urls.js'
 import { silentLogger, type Logger } from '../../src/log.js'
 import { busClient, clientIds, firstConnect } from '../../src/net/bus-client.js'
+import { TrinityError } from '../../src/errors.js'
 import { BusView } from './computer-state.js'
 import { Outbox, type OutgoingMessage } from './outbox.js'
 import { takePidLock } from './pid-lock.js'
@@ -61,7 +62,7 @@ export function busUrlFor(config: Config, env: NodeJS.ProcessEnv = process.env):
 
 export async function startBridge(config: Config, options: BridgeOptions = {}): Promise<Bridge> {
   const sync = config.sync
-  if (sync.remote === undefined) throw new Error('sync.remote is not set: the bridge needs the shared repository')
+  if (sync.remote === undefined) throw new TrinityError('TRINITY_ERR_CONFIG_INVALID', 'sync.remote is not set: the bridge needs the shared repository', { field: 'sync.remote' })
   const log = options.log ?? silentLogger()
   const topics = topicsFor(config.hub.topicPrefix)
   const workdir = resolve(options.cwd ?? process.cwd(), sync.workdir)
@@ -150,7 +151,7 @@ class GitBridge implements Bridge {
       }
     }
     await firstConnect(client, {
-      retryForMs: 15_000, error: () => new Error(`could not reach the bus at ${(client.options.protocol ?? 'mqtt')}://${client.options.host}:${client.options.port}`),
+      retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach the bus at ${(client.options.protocol ?? 'mqtt')}://${client.options.host}:${client.options.port}`),
     })
     const t = this.topics
     const subscriptions: Record<string, { qos: 0 | 1 }> = {

@@ -22,6 +22,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { linkSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { TrinityError } from '../../src/errors.js'
 
 /** Lock files this process holds. */
 const held = new Set<string>()
@@ -30,10 +31,10 @@ const held = new Set<string>()
 const TAKE_TIMEOUT_MS = 5000
 const BREAK_WAIT_MS = 5
 
-class PidLockHeldError extends Error {
+class PidLockHeldError extends TrinityError {
   override readonly name = 'PidLockHeldError'
   constructor(readonly holder: number, readonly file: string) {
-    super(`another bridge (pid ${holder}) uses this workdir (${file})`)
+    super('TRINITY_ERR_WORKDIR_LOCKED', `another bridge (pid ${holder}) uses this workdir (${file})`)
   }
 }
 

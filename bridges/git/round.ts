@@ -27,6 +27,7 @@ import type { InboxFrame } from '../../src/contract/payloads/inbox.js'
 import type { ComputerStatus } from '../../src/contract/payloads/bridge.js'
 import { isTopicId, type TopicContract } from '../../src/contract/topics.js'
 import type { Logger } from '../../src/log.js'
+import { TrinityError } from '../../src/errors.js'
 import { BusView, peerView } from './computer-state.js'
 import {
   ARCHIVE_DIR, COORDINATION_DIR, MESSAGES_DIR, archiveFileName, messageFileName, messageFileTitle, parseArchiveName,
@@ -139,8 +140,8 @@ export class RoundRunner {
           break
         }
         report.attempts.push({ at: this.deps.now(), outcome: push.retryable ? 'rejected' : 'failed', error: firstLine(push.error) })
-        if (!push.retryable) throw new Error(`push failed: ${firstLine(push.error)}`)
-        if (attempt >= settings.retries) throw new Error(`push rejected ${attempt + 1} times (another computer kept pushing first)`)
+        if (!push.retryable) throw new TrinityError('TRINITY_ERR_PUSH_FAILED', firstLine(push.error))
+        if (attempt >= settings.retries) throw new TrinityError('TRINITY_ERR_PUSH_FAILED', `rejected ${attempt + 1} times (another computer kept pushing first)`)
         const base = settings.backoffMs[Math.min(attempt, settings.backoffMs.length - 1)] ?? 1000
         // Jitter (0.5–1.5 × base): without it, writers that collided retry in lockstep ([GIT-TRANSPORT.md]).
         await this.deps.sleep(Math.round(base * (0.5 + Math.random())))

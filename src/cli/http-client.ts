@@ -2,14 +2,18 @@
  * A tiny JSON-over-HTTP client for the CLI, with the hub's error body in the
  * message. On node:http (src/net/http-request.ts): fetch refuses some ports.
  */
+import { ERRORS, TrinityError, type ErrorCode } from '../errors.js'
 import { httpRequestTo, type HttpResponse } from '../net/http-request.js'
 
-class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+/** An error answer from the hub, with the registry code its body carried (docs/errors.md). */
+export class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly code: ErrorCode | undefined) {
     super(message)
     this.name = 'HttpError'
   }
 }
+
+const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && code in ERRORS
 
 export async function request<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   let response: HttpResponse
@@ -19,13 +23,13 @@ export async function request<T = unknown>(base: string, method: 'GET' | 'POST',
       ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
     })
   } catch (err) {
-    throw new Error(`cannot reach the hub at ${base} (${(err as Error).message}); is it running? (trinity start)`)
+    throw new TrinityError('TRINITY_ERR_HUB_UNREACHABLE', `cannot reach the hub at ${base} (${(err as Error).message}); is it running? (trinity start)`)
   }
   const text = response.text()
   const parsed = text === '' ? undefined : (JSON.parse(text) as unknown)
   if (!response.ok) {
-    const error = (parsed as { error?: { message?: string } } | undefined)?.error
-    throw new HttpError(response.status, `${method} ${path}: ${response.status} ${error?.message ?? text}`)
+    const error = (parsed as { error?: { message?: string; code?: unknown } } | undefined)?.error
+    throw new HttpError(response.status, `${method} ${path}: ${response.status} ${error?.message ?? text}`, isErrorCode(error?.code) ? error.code : undefined)
   }
   return parsed as T
 }

@@ -21,12 +21,12 @@ import { DEFAULT_CONFIG_PATH, EXIT_CONFIG, configPath, loadConfigFile, loadConfi
 import { ENV } from '../config/env.js'
 import type { Config } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
-import { isTrinityError } from '../errors.js'
+import { TrinityError, isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { connectBus } from '../net/bus-client.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
-import { request } from './http-client.js'
+import { HttpError, request } from './http-client.js'
 
 /** See the header: the hub's young generation, kept small. */
 const HUB_NODE_ARGS = ['--max-semi-space-size=2']
@@ -154,7 +154,7 @@ interface ProcessRow { id: string; state: string; process: { state: string; pid:
 async function instanceRow(url: string, id: string): Promise<ProcessRow> {
   const { instances } = await request<{ instances: ProcessRow[] }>(url, 'GET', '/instances')
   const row = instances.find((i) => i.id === id)
-  if (row === undefined) throw new Error(`no instance ${JSON.stringify(id)} (known: ${instances.map((i) => i.id).join(', ') || 'none'})`)
+  if (row === undefined) throw new TrinityError('TRINITY_ERR_INSTANCE_NOT_FOUND', `no instance ${JSON.stringify(id)} (known: ${instances.map((i) => i.id).join(', ') || 'none'})`)
   return row
 }
 
@@ -183,8 +183,8 @@ program
         return void process.stdout.write(`${JSON.stringify({ id, action: accepted['action'], state: p.state, pid: p.pid, previousPid })}\n`)
       }
       if (p !== null && p.state !== 'error') left = true
-      if (p !== null && p.state === 'error' && left) throw new Error(`${id} did not come back: ${p.reason ?? 'error'}`)
-      if (Date.now() > deadline) throw new Error(`${id} not running again after ${RESTART_WAIT_MS / 1000} s (supervisor: ${p?.state ?? 'none'}${p?.reason == null ? '' : `, ${p.reason}`})`)
+      if (p !== null && p.state === 'error' && left) throw new TrinityError('TRINITY_ERR_RESTART_FAILED', `${id} did not come back: ${p.reason ?? 'error'}`)
+      if (Date.now() > deadline) throw new TrinityError('TRINITY_ERR_RESTART_FAILED', `${id} not running again after ${RESTART_WAIT_MS / 1000} s (supervisor: ${p?.state ?? 'none'}${p?.reason == null ? '' : `, ${p.reason}`})`)
       await new Promise((r) => setTimeout(r, 200))
     }
   })
@@ -195,7 +195,7 @@ program
   .argument('<id>', 'instance id')
   .action(async (id: string) => {
     const row = await instanceRow(hubUrl(program.opts()), id)
-    if (row.process?.pid == null) throw new Error(`${id} has no running process under this hub's supervisor (${row.process === null ? 'not supervised' : row.process.state})`)
+    if (row.process?.pid == null) throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', `${id} has no running process under this hub's supervisor (${row.process === null ? 'not supervised' : row.process.state})`)
     process.stdout.write(`${row.process.pid}\n`)
   })
 
@@ -294,7 +294,7 @@ program
     try {
       client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000 }, 'first-error')
     } catch (err) {
-      throw new Error(`cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
+      throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
     }
     // Before the subscribe: the broker sends retained messages right behind
     // its SUBACK, and MQTT.js emits them before the subscribe promise resolves.
@@ -306,6 +306,8 @@ program
   })
 
 program.parseAsync().catch((err: unknown) => {
-  process.stderr.write(`trinity: ${(err as Error).message}\n`)
+  // The registry code (docs/errors.md) after the words: what a script matches on.
+  const code = isTrinityError(err) || err instanceof HttpError ? err.code : undefined
+  process.stderr.write(`trinity: ${(err as Error).message}${code === undefined ? '' : ` (${code})`}\n`)
   process.exit(isTrinityError(err, 'TRINITY_ERR_CONFIG_INVALID') ? EXIT_CONFIG : 1)
 })

@@ -53,7 +53,7 @@ test('contenders released at the same moment: exactly one takes the lock, each o
     assert.equal(winners.length, 1, `round ${round}: ${winners.length} took the lock`)
     const pid = winners[0]?.child.pid
     assert.equal(readFileSync(lock, 'utf8'), String(pid))
-    assert.deepEqual(refusals, refusals.map(() => `refused another bridge (pid ${pid}) uses this workdir (${lock})`))
+    assert.deepEqual(refusals, refusals.map(() => `refused bridge workdir locked: another bridge (pid ${pid}) uses this workdir (${lock})`))
     await releaseAll(winners)
     assert.equal(existsSync(lock), false, 'released on the way out')
   }
@@ -69,7 +69,7 @@ test('a stale lock (its pid is dead) is taken over by exactly one of the contend
     assert.equal(winners.length, 1, `round ${round}: ${winners.length} took the stale lock`)
     const pid = winners[0]?.child.pid
     assert.equal(readFileSync(lock, 'utf8'), String(pid))
-    assert.deepEqual(refusals, refusals.map(() => `refused another bridge (pid ${pid}) uses this workdir (${lock})`))
+    assert.deepEqual(refusals, refusals.map(() => `refused bridge workdir locked: another bridge (pid ${pid}) uses this workdir (${lock})`))
     await releaseAll(winners)
   }
   assert.deepEqual(readdirSync(dir.path).filter((f) => f.startsWith('stale.pid.')), [], 'no stale copies left behind')
@@ -87,8 +87,9 @@ test('two startBridge calls on one workdir at once, and two bridge processes: on
     const results = await Promise.allSettled([startBridge(config, { mqttUrl: hub.mqttUrl }), startBridge(config, { mqttUrl: hub.mqttUrl })])
     const running = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []))
     const refused = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []))
+    assert.deepEqual(results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as { code?: string }).code] : [])), ['TRINITY_ERR_WORKDIR_LOCKED'])
     assert.equal(running.length, 1, `round ${round}: ${refused.join('; ')}`)
-    assert.deepEqual(refused, [`another bridge (pid ${process.pid}) uses this workdir (${lock})`])
+    assert.deepEqual(refused, [`bridge workdir locked: another bridge (pid ${process.pid}) uses this workdir (${lock})`])
     await running[0]?.stop()
     assert.equal(existsSync(lock), false)
   }
@@ -112,7 +113,7 @@ test('two startBridge calls on one workdir at once, and two bridge processes: on
     assert.equal(await loser.exited, 1)
     await waitFor(() => loser.out().includes('bridge failed to start'), 20_000, 'the refusal logged')
     const refusal = loser.out().split('\n').find((l) => l.includes('bridge failed to start')) ?? ''
-    assert.equal((JSON.parse(refusal) as { err: string }).err, `another bridge (pid ${winner.child.pid}) uses this workdir (${lock})`)
+    assert.equal((JSON.parse(refusal) as { err: string }).err, `bridge workdir locked: another bridge (pid ${winner.child.pid}) uses this workdir (${lock})`)
     winner.child.kill('SIGTERM')
     assert.equal(await winner.exited, 0, winner.out())
   }

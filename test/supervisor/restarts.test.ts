@@ -160,7 +160,7 @@ test('trinity restart prints the new run\'s PID, not the old one; trinity pid pr
   assert.equal(Number((await run(process.execPath, [CLI, 'pid', 'worker', '--url', sup.httpUrl])).stdout.trim()), answer.pid)
   const missing = await run(process.execPath, [CLI, 'pid', 'nobody', '--url', sup.httpUrl]).then(() => null, (err: { code: number; stderr: string }) => err)
   assert.equal(missing?.code, 1)
-  assert.match(missing?.stderr ?? '', /no instance "nobody" \(known: .*worker/)
+  assert.match(missing?.stderr ?? '', /no instance "nobody" \(known: .*worker.*\(TRINITY_ERR_INSTANCE_NOT_FOUND\)$/m)
 })
 
 test('restart requests the supervisor cannot honour are refused with a reason', async () => {
