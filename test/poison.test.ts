@@ -16,6 +16,8 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { TaskRecord } from '../src/contract/payloads/task.js'
 import type { HubError } from '../src/contract/payloads/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
+import { tooDeepField } from '../src/contract/payloads/validate.js'
+import { ConfigError, parseConfig } from '../src/config/load.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance } from './helpers/instance.js'
 import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
@@ -60,6 +62,39 @@ async function stillWorks(hub: Hub, id: string): Promise<void> {
   assert.equal(health.status, 200)
   assert.equal(health.body.status, 'ok')
 }
+
+test('limits.maxDepth: 64 by default, configurable, validated like the other limits', () => {
+  assert.equal(parseConfig('', 'x.yaml').limits.maxDepth, 64)
+  assert.equal(parseConfig('limits:\n  maxDepth: 200\n', 'x.yaml').limits.maxDepth, 200)
+  for (const bad of ['0', '5000', 'deep', '1.5']) {
+    assert.throws(() => parseConfig(`limits:\n  maxDepth: ${bad}\n`, 'x.yaml'), (err: unknown) => {
+      assert.ok(err instanceof ConfigError)
+      assert.match(`${err.problems[0]?.file}:${err.problems[0]?.line}:${err.problems[0]?.col}: ${err.problems[0]?.field}`, /^x\.yaml:2:13: limits\.maxDepth/, bad)
+      return true
+    })
+  }
+})
+
+test('the depth check names the first field too deep, counts [] and {} as one level, and does not recurse', () => {
+  assert.equal(tooDeepField({ a: 'x', b: [[1]] }, 2), null)
+  assert.equal(tooDeepField({ a: 'x', b: [[[1]]] }, 2), 'b')
+  assert.equal(tooDeepField({ a: { b: { c: {} } } }, 2), 'a')
+  assert.equal(tooDeepField([[[]]], 2), '(payload)')
+  assert.equal(tooDeepField('just a string', 1), null)
+  // A million levels (what 2 MB of brackets parse to) is answered, not a stack overflow.
+  const huge = JSON.parse(nested(1_000_000)) as unknown
+  assert.equal(tooDeepField({ content: huge }, 64), 'content')
+})
+
+test('a configured limit applies to HTTP bodies', async () => {
+  const hub = await startTestHub(await testConfig(dir.path, { ...patient, limits: { maxDepth: 3 } }))
+  cleanups.push(() => hub.stop())
+  const refused = await http<ErrorBody>(hub.httpUrl, 'POST', '/task', { type: 'general', content: { a: { b: { c: {} } } } })
+  assert.equal(refused.status, 400)
+  assert.match(refused.body.error.message, /content: nests deeper than 3 levels \(limits\.maxDepth\)/)
+  const accepted = await http(hub.httpUrl, 'POST', '/task', { type: 'general', content: { a: { b: {} } } })
+  assert.equal(accepted.status, 202)
+})
 
 test('HTTP: a task whose content nests 5,000 deep is a 400 naming content; the next task still runs', async () => {
   const { hub } = await setUp(false)
