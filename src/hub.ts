@@ -76,7 +76,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       await registerMqttWebSocket(app, broker, '/mqtt')
     }
     await coordinator.start()
-    await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload })
+    await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload, maxDepth: config.limits.maxDepth })
     // The dashboards are bus clients served from here; they import nothing of the coordinator.
     await registerDashboard(app, { topicPrefix: config.hub.topicPrefix, syncEnabled: config.sync.enabled })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {

@@ -36,6 +36,14 @@ test('a plain HTTP instance is health-checked by GET and gets tasks by POST', as
   assert.match(task?.error ?? '', /HTTP 500/)
   assert.equal(task?.assignments[0]?.attempts, 2)
 
+  // An answer nesting 5,000 deep fails its task, named (issue #14): it is never stored, and the next task runs.
+  const deep = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: 'deep' })
+  await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${deep.body.id}`)).body; return task.state === 'failed' }, 10_000, 'the deep answer failed')
+  assert.match(task?.error ?? '', /\/task: output: nests deeper than 64 levels \(limits\.maxDepth\)/)
+  const after = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'analyze_data', content: 'four words right here' })
+  await waitFor(async () => { task = (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${after.body.id}`)).body; return task.state === 'completed' }, 10_000, 'the next task')
+  assert.deepEqual(task?.result, { words: 4, type: 'analyze_data', attempt: 1 })
+
   // The server goes away: health notices, and new work waits in the queue.
   python.kill('SIGKILL')
   await waitFor(() => hub.coordinator.registry.get('analytics')?.state === 'offline', 5000, 'offline')

@@ -39,7 +39,7 @@ const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
-  limits: { maxPayload: '1mb' },
+  limits: { maxPayload: '1mb', maxDepth: 64 },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -142,7 +142,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
     },
     store: { sync: raw.store?.sync ?? d.store.sync },
-    limits: { maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload) },
+    limits: { maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload), maxDepth: raw.limits?.maxDepth ?? d.limits.maxDepth },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,
       remote: sync.remote,

@@ -209,6 +209,11 @@ export const ConfigSchema = Type.Object(
           maxPayload: Type.Optional(Type.Union([Type.Integer({ minimum: 1024 }), Type.String({ pattern: SIZE_PATTERN })], {
             description: 'largest HTTP body and MQTT payload (task submit, report, message) the hub accepts: bytes, or e.g. 512kb, 1mb',
           })),
+          // At most 1000: JSON.stringify overflows Node's stack a few thousand levels down (issue #14), and records nest a field 3 deeper.
+          maxDepth: Type.Optional(Type.Integer({
+            minimum: 1, maximum: 1000,
+            description: 'deepest nesting of arrays and objects in a field of an HTTP body or MQTT payload the hub accepts (task content, report output, message)',
+          })),
         },
         strict,
       ),
@@ -284,8 +289,8 @@ export interface Config {
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
-  /** Bytes. */
-  readonly limits: { readonly maxPayload: number }
+  /** maxPayload: bytes; maxDepth: levels of arrays and objects in one field. */
+  readonly limits: { readonly maxPayload: number; readonly maxDepth: number }
   readonly sync: {
     readonly enabled: boolean
     readonly remote: string | undefined

@@ -13,6 +13,8 @@
  * the PUBACK that MQTT.js sends afterwards means "on disk". Bad input is
  * rejected with a code and a reason on `{prefix}/hub/errors`; a handler that
  * throws is a bug, reported as TRINITY_ERR_INTERNAL, and the hub goes on.
+ * Every payload is bounded by `limits.maxDepth` as it is parsed (a value
+ * nested thousands deep overflows the stack when it is stored, issue #14).
  */
 import { formatSize } from '../config/size.js'
 import { isTrinityError, type ErrorCode } from '../errors.js'
@@ -21,7 +23,7 @@ import { Heartbeat, InstanceStatus, type Health } from '../contract/payloads/ins
 import { Message } from '../contract/payloads/message.js'
 import { SupervisorStatus } from '../contract/payloads/supervisor.js'
 import { Report, TaskSubmit } from '../contract/payloads/task.js'
-import { decode } from '../contract/payloads/validate.js'
+import { decode as decodeUnbounded, type Decoded } from '../contract/payloads/validate.js'
 import type { ParsedTopic, TopicContract, TopicKind } from '../contract/topics.js'
 import type { HealthMonitor } from './health.js'
 import type { Registry } from './registry.js'
@@ -69,6 +71,8 @@ export interface BusContext {
   readonly log: Logger
   /** `code` is what a program matches on; `reason` says it in words. */
   readonly reject: (topic: string, code: ErrorCode, reason: string) => void
+  /** `limits.maxDepth`: how deep any field of a payload may nest. */
+  readonly maxDepth: number
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
   /** True (once) for a message this hub published itself: its echo is not news. */
@@ -79,12 +83,18 @@ export interface BusContext {
   supervisorStatus(status: SupervisorStatus): void
 }
 
+/** The code a failed decode is refused with: its nesting, or its shape. */
+function refusalCode(failed: Extract<Decoded<unknown>, { ok: false }>): ErrorCode {
+  return failed.tooDeep === true ? 'TRINITY_ERR_PAYLOAD_TOO_DEEP' : 'TRINITY_ERR_BAD_PAYLOAD'
+}
+
 function busHandlers(ctx: BusContext): BusHandlers {
   const { scheduler, registry, log, reject } = ctx
+  const decode: typeof decodeUnbounded = (schema, payload) => decodeUnbounded(schema, payload, { maxDepth: ctx.maxDepth })
   return {
     taskSubmit: (_t, payload, raw) => {
       const decoded = decode(TaskSubmit, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       try {
         scheduler.submit(decoded.value)
       } catch (err) {
@@ -93,7 +103,7 @@ function busHandlers(ctx: BusContext): BusHandlers {
     },
     instanceReport: (t, payload, raw) => {
       const decoded = decode(Report, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       const outcome = scheduler.report(t.instanceId, decoded.value)
       if (outcome === 'unknown-task') reject(raw, 'TRINITY_ERR_TASK_NOT_FOUND', `taskId: no task ${decoded.value.taskId}`)
       else if (outcome === 'stale') log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
@@ -101,7 +111,7 @@ function busHandlers(ctx: BusContext): BusHandlers {
     instanceStatus: (t, payload, raw) => {
       if (payload.length === 0) return // a cleared retained status
       const decoded = decode(InstanceStatus, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       const previousSession = registry.get(t.instanceId)?.session ?? null
       const outcome = registry.applyStatus(t.instanceId, decoded.value, Date.now())
       if (outcome === 'stale') return void log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
@@ -118,13 +128,13 @@ function busHandlers(ctx: BusContext): BusHandlers {
     },
     instanceHeartbeat: (t, payload, raw) => {
       const decoded = decode(Heartbeat, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       ctx.health.heartbeat(t.instanceId, decoded.value.nonce)
     },
     supervisorStatus: (_t, payload, raw) => {
       if (payload.length === 0) return
       const decoded = decode(SupervisorStatus, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       ctx.supervisorStatus(decoded.value)
       for (const child of decoded.value.children) {
         if (child.kind !== 'instance' || child.instance === undefined) continue
@@ -134,7 +144,7 @@ function busHandlers(ctx: BusContext): BusHandlers {
     },
     message: (t, payload, raw) => {
       const decoded = decode(Message, payload)
-      if (!decoded.ok) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', decoded.reason)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       if (decoded.value.from !== t.from || decoded.value.to !== t.to) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', `from/to: payload says ${decoded.value.from} → ${decoded.value.to}, topic says ${t.from} → ${t.to}`)
       if (ctx.isOwnEcho(decoded.value.id)) return
       const unknown = ctx.unknownRecipient(decoded.value.to)

@@ -75,7 +75,7 @@ export class Coordinator {
       publishEvent: (taskId, json) => this.publishRaw(this.topics.taskEvent(taskId), json, { qos: 0 }),
     })
     this.httpAdapter = new HttpAdapter({
-      timeoutMs: config.tasks.leaseMs, log,
+      timeoutMs: config.tasks.leaseMs, maxDepth: config.limits.maxDepth, log,
       report: (id, report) => {
         const outcome = this.scheduler.report(id, report)
         if (outcome !== 'applied') log.info({ instance: id, taskId: report.taskId, outcome }, 'http adapter report not applied')
@@ -93,6 +93,7 @@ export class Coordinator {
     this.dispatcher = new BusDispatcher({
       scheduler: this.scheduler, registry: this.registry, health: this.health, log,
       reject: (topic, code, reason) => this.reject(topic, code, reason),
+      maxDepth: config.limits.maxDepth,
       publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
       isOwnEcho: (id) => this.ownMessages.delete(id),
       unknownRecipient: (to) => this.unknownRecipient(to),

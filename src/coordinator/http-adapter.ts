@@ -7,9 +7,12 @@
  * health.ts). Reports go through the same path as MQTT reports, so leases,
  * retries and stale-report protection apply unchanged. Requests go by
  * node:http (src/net/http-request.ts): fetch refuses ports such as 6000.
+ * An answer nesting deeper than `limits.maxDepth` fails the task, as a
+ * report over MQTT would be refused (issue #14).
  */
 import type { Report } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
+import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
 import { HttpRequestError, httpRequestTo } from '../net/http-request.js'
 import type { Logger } from '../log.js'
 
@@ -17,6 +20,8 @@ export interface HttpAdapterDeps {
   report: (instanceId: string, report: Report) => void
   /** Longest a POST may take: the lease. */
   timeoutMs: number
+  /** `limits.maxDepth`. */
+  maxDepth: number
   log: Logger
 }
 
@@ -66,7 +71,10 @@ export class HttpAdapter {
         let body: unknown = text
         try { body = JSON.parse(text) } catch { /* a plain-text answer is the output */ }
         const output = body !== null && typeof body === 'object' && 'output' in body ? body.output : body
-        report = { ...base, state: 'completed', output }
+        const tooDeep = tooDeepField({ output }, this.deps.maxDepth)
+        report = tooDeep === null
+          ? { ...base, state: 'completed', output }
+          : { ...base, state: 'failed', error: `the answer of ${url}/task: ${tooDeepReason(tooDeep, this.deps.maxDepth)}` }
       }
     } catch (err) {
       if (controller.signal.aborted) return // cancelled: the hub already knows

@@ -1,7 +1,10 @@
 /**
  * The HTTP API (seed-compatible), one schema per route. Validation and JSON
  * errors become 400 with the offending field named; TrinityErrors carry their
- * own status. Writes answer only after the store has the change.
+ * own status. Writes answer only after the store has the change. Bodies are
+ * bounded by `limits.maxDepth` right after parsing, before the schema (a 400
+ * naming the field): a value nested thousands deep would overflow the stack
+ * when it is stored (issue #14).
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -9,6 +12,7 @@ import Type from 'typebox'
 import { Id } from '../contract/payloads/common.js'
 import { TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
 import { SendRequest } from '../contract/payloads/message.js'
+import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
 import { ERROR_RESPONSES, HubSummary, InstanceList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
 import { summarizeTask } from '../contract/task-summary.js'
 import { formatSize } from '../config/size.js'
@@ -23,9 +27,18 @@ function payloadTooLarge(maxPayload: number): TrinityError {
   return new TrinityError('TRINITY_ERR_PAYLOAD_TOO_LARGE', `the body is over limits.maxPayload, ${formatSize(maxPayload)}`, { field: 'body' })
 }
 
-export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string; maxPayload: number }): Promise<void> {
+export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string; maxPayload: number; maxDepth: number }): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
   const metrics = new Metrics(coordinator)
+
+  // After the JSON parser, before the schema and the handler: every route registered from here on.
+  app.addHook('preValidation', async (request) => {
+    if (request.body === undefined || request.body === null) return
+    const field = tooDeepField(request.body, info.maxDepth)
+    if (field === null) return
+    const named = field === '(payload)' ? 'body' : field
+    throw new TrinityError('TRINITY_ERR_PAYLOAD_TOO_DEEP', tooDeepReason(named, info.maxDepth), { field: named })
+  })
 
   app.setErrorHandler((error: FastifyError | TrinityError, request, reply) => {
     if (error instanceof TrinityError) return reply.status(error.statusCode).send({ error: error.toJSON() })

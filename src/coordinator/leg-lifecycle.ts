@@ -9,6 +9,7 @@
  *     ▲                  │  │                 │  │
  *     └──retry (backoff)─┘  └──complete / fail / lose / cancel──┘
  *   failed | dead | cancelled ──replay──▶ queued (attempts from zero)
+ *   queued | assigned | running ──bury──▶ dead (the hub cannot store or send it)
  *
  * `fail` and `lose` put the leg back in the queue while attempts remain
  * (after the backoff, preferring an instance that has not tried it); a
@@ -22,7 +23,7 @@ import type { Assignment } from '../contract/payloads/task.js'
 export type LegState = TaskState
 
 /** Every transition's name. */
-export const LEG_TRANSITIONS = ['assign', 'start', 'renew', 'complete', 'fail', 'lose', 'cancel', 'replay'] as const
+export const LEG_TRANSITIONS = ['assign', 'start', 'renew', 'complete', 'fail', 'lose', 'cancel', 'bury', 'replay'] as const
 export type LegTransition = (typeof LEG_TRANSITIONS)[number]
 
 /** From which states each transition may be taken, and the states it can lead to. */
@@ -34,6 +35,7 @@ export const LEG_TABLE: Readonly<Record<LegTransition, { readonly from: readonly
   fail: { from: ['assigned', 'running'], to: ['queued', 'failed'], why: 'a `failed` report: retried after backoff while attempts remain and it is retryable, else failed' },
   lose: { from: ['assigned', 'running'], to: ['queued', 'dead'], why: 'the lease expired, or the instance went offline or restarted: retried while attempts remain, else dead' },
   cancel: { from: ['queued', 'assigned', 'running'], to: ['cancelled'], why: 'POST /tasks/:id/cancel' },
+  bury: { from: ['queued', 'assigned', 'running'], to: ['dead'], why: 'the hub could not store or send the task (its record fails to serialise, the store refuses it): a dead letter at once, with the reason, so dispatch goes on with the others' },
   replay: { from: ['failed', 'dead', 'cancelled'], to: ['queued'], why: 'POST /tasks/:id/retry: attempts start over' },
 }
 
@@ -114,6 +116,12 @@ export function lose(leg: Assignment, reason: string, policy: RetryPolicy, now: 
 export function cancel(leg: Assignment): Assignment {
   check('cancel', leg)
   return { ...leg, state: 'cancelled', leaseToken: null, leaseExpiresAt: null }
+}
+
+/** Dead at once, whatever attempts remain: retrying cannot help a task the hub cannot store or send. */
+export function bury(leg: Assignment, reason: string): Assignment {
+  check('bury', leg)
+  return { ...leg, state: 'dead', error: reason, leaseToken: null, leaseExpiresAt: null }
 }
 
 /** A finished leg starts over (attempts from zero); who tried it before is remembered. */

@@ -7,6 +7,10 @@
  * instance that is not available. Each assignment carries a lease token; a
  * report that does not match the current assignment is ignored, so a late
  * report from an earlier attempt can never finish a task twice.
+ *
+ * One task cannot stop the others (issue #14): a task whose record cannot be
+ * stored, or whose assignment or event cannot be sent, is a dead letter at
+ * once (`deadLetter`, its legs `bury`), with the reason, and dispatch and the lease sweep go on.
  */
 import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
@@ -19,8 +23,9 @@ import type { Logger } from '../log.js'
 import type { Registry } from './registry.js'
 import type { Router } from './router.js'
 import type { Store } from './store.js'
-import { assign, cancel, complete, fail, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
+import { assign, bury, cancel, complete, fail, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
 import { deriveState, legKey, newTaskRecord, sameSubmission } from './task-record.js'
+import { LegQueue, type QueuedLeg } from './leg-queue.js'
 
 export interface SchedulerDeps {
   store: Store
@@ -33,45 +38,6 @@ export interface SchedulerDeps {
   sendToInbox: (instanceId: string, frame: InboxFrame) => void
   /** A change, as the JSON of a TaskEvent: the summary, with the content on admission and the result at the end. */
   publishEvent: (taskId: string, json: string) => void
-}
-
-interface QueuedLeg {
-  task: TaskRecord
-  leg: number
-  removed: boolean
-}
-
-/** A FIFO with O(1) removal by tombstone; compacts itself when half dead. */
-class LegQueue {
-  private items: QueuedLeg[] = []
-  private head = 0
-  private dead = 0
-
-  push(entry: QueuedLeg): void {
-    this.items.push(entry)
-  }
-
-  remove(entry: QueuedLeg): void {
-    entry.removed = true
-    this.dead++
-    while (this.head < this.items.length && this.items[this.head]?.removed === true) { this.head++; this.dead-- }
-    if (this.dead > 1024 && this.dead * 2 > this.items.length - this.head) {
-      this.items = this.items.slice(this.head).filter((e) => !e.removed)
-      this.head = 0
-      this.dead = 0
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-  }
-
-  *[Symbol.iterator](): Generator<QueuedLeg> {
-    // Entries pushed during iteration are visited too; removed ones are skipped.
-    for (let i = this.head; i < this.items.length; i++) {
-      const entry = this.items[i]
-      if (entry !== undefined && !entry.removed) yield entry
-    }
-  }
 }
 
 export type ReportOutcome = 'applied' | 'stale' | 'unknown-task'
@@ -114,10 +80,12 @@ export class Scheduler {
     }
     const route = router.routeFor(request.type)
     const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
+    // Serialised before the task joins the queue: a record that cannot be written leaves nothing behind.
+    const admitted = { record: JSON.stringify(task), event: JSON.stringify(taskEvent(task, true, this.factsOf(task))) }
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
-    this.admitted.set(task.id, { record: JSON.stringify(task), event: JSON.stringify(taskEvent(task, true, this.factsOf(task))) })
+    this.admitted.set(task.id, admitted)
     this.dispatch()
     return { task, created: true }
   }
@@ -141,7 +109,7 @@ export class Scheduler {
     const { registry, router, now: clock } = this.deps
     const now = clock()
     const changed = new Map<string, TaskRecord>()
-    const frames: [string, InboxFrame][] = []
+    const frames: [string, InboxFrame, TaskRecord][] = []
     const full = new Set<string>()
     let nextWake = Infinity
     const anyAvailable = (): boolean => registry.all().some((i) => i.available)
@@ -166,14 +134,23 @@ export class Scheduler {
         deriveState(entry.task)
         changed.set(entry.task.id, entry.task)
         const { id, type, content, priority } = entry.task
-        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }])
+        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }, entry.task])
       }
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
     if (changed.size === 0 && this.admitted.size === 0) return 0
-    this.persist(changed.values())
-    for (const [instanceId, frame] of frames) this.deps.sendToInbox(instanceId, frame)
-    return frames.length
+    const buried = this.persist(changed.values())
+    let sent = 0
+    for (const [instanceId, frame, task] of frames) {
+      if (buried.has(task.id)) continue
+      try {
+        this.deps.sendToInbox(instanceId, frame)
+        sent++
+      } catch (err) {
+        this.deadLetter(task, `could not be sent to ${instanceId}: ${messageOf(err)}`)
+      }
+    }
+    return sent
   }
 
   /** Applies an instance's report. Durable before it returns. */
@@ -321,20 +298,86 @@ export class Scheduler {
     this.dispatch()
   }
 
-  /** Writes the changed tasks (and any just admitted) in one commit, then publishes their events. */
-  private persist(tasks: Iterable<TaskRecord>): void {
+  /**
+   * Writes the changed tasks (and any just admitted) in one commit, then
+   * publishes their events. Returns the ids of tasks buried on the way: when
+   * the commit fails, each task is written in a commit of its own and those
+   * that still fail are dead letters, so the others are not held back.
+   */
+  private persist(tasks: Iterable<TaskRecord>): Set<string> {
     const list = [...tasks]
     const admitted = [...this.admitted]
     this.admitted.clear()
     const { store } = this.deps
-    store.transaction(() => {
-      for (const [id, { record }] of admitted) if (!list.some((t) => t.id === id)) store.saveTaskJson(this.live.get(id) as TaskRecord, record)
-      for (const task of list) store.saveTask(task)
-    })
-    for (const [id, { event }] of admitted) this.deps.publishEvent(id, event)
+    // Admitted tasks that changed since are written from the record as it is now.
+    const writes: [TaskRecord, () => void][] = []
+    for (const [id, { record }] of admitted) {
+      const task = this.live.get(id)
+      if (task !== undefined && !list.includes(task)) writes.push([task, () => store.saveTaskJson(task, record)])
+    }
+    for (const task of list) writes.push([task, () => store.saveTask(task)])
+    const buried = new Set<string>()
+    try {
+      store.transaction(() => { for (const [, write] of writes) write() })
+    } catch (err) {
+      this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
+      for (const [task, write] of writes) {
+        try {
+          store.transaction(write)
+        } catch (one) {
+          this.deadLetter(task, `could not be stored: ${messageOf(one)}`)
+          buried.add(task.id)
+        }
+      }
+    }
+    for (const [id, { event }] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
     for (const task of list) {
+      if (buried.has(task.id)) continue
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
-      this.deps.publishEvent(task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task))))
+      try {
+        this.deps.publishEvent(task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task))))
+      } catch (err) {
+        this.deadLetter(task, `its event could not be published: ${messageOf(err)}`)
+        buried.add(task.id)
+      }
+    }
+    return buried
+  }
+
+  /**
+   * A dead letter at once, with the reason: the task's unfinished legs leave
+   * the queue and their instances, whatever attempts remain (retrying cannot
+   * help a record the hub cannot handle). Stored whole if it can be, else
+   * without its bodies (content, result, outputs), which the error then says.
+   */
+  private deadLetter(task: TaskRecord, reason: string): void {
+    this.deps.log.error({ taskId: task.id, reason }, 'task dead-lettered')
+    task.assignments.forEach((leg, index) => {
+      this.release(task, index)
+      const entry = this.queued.get(legKey(task.id, index))
+      if (entry !== undefined) this.unqueue(entry)
+      if (!isLegFinished(leg)) task.assignments[index] = bury(leg, reason)
+    })
+    task.state = 'dead'
+    task.error = reason
+    task.updatedAt = this.deps.now()
+    this.live.delete(task.id)
+    this.admitted.delete(task.id)
+    let stored = task
+    try {
+      this.deps.store.saveTask(task)
+    } catch (err) {
+      stored = withoutBodies(task, `${reason}; its content, result and outputs could not be stored either (${messageOf(err)}) and were dropped`)
+      try {
+        this.deps.store.saveTask(stored)
+      } catch (again) {
+        this.deps.log.error({ taskId: task.id, err: again }, 'the dead letter could not be stored: the task is lost')
+      }
+    }
+    try {
+      this.deps.publishEvent(task.id, JSON.stringify(taskEvent(stored, false, contentFacts(stored.content))))
+    } catch (err) {
+      this.deps.log.error({ taskId: task.id, err }, 'the dead letter\'s event could not be published')
     }
   }
 
@@ -369,6 +412,17 @@ export class Scheduler {
     }, Math.max(0, at - this.deps.now()))
     this.wakeTimer.unref()
   }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+/** The record without what a client sent or an instance reported: what is left to store of a task whose bodies cannot be. */
+function withoutBodies(task: TaskRecord, error: string): TaskRecord {
+  const { result: _result, ...rest } = task
+  const assignments = task.assignments.map(({ output: _output, progress: _progress, ...leg }) => leg)
+  return { ...rest, content: null, assignments, error }
 }
 
 function splitKey(key: string): [string, number] {

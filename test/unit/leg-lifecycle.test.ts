@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { TASK_STATES } from '../../src/contract/constants.js'
 import type { Assignment } from '../../src/contract/payloads/task.js'
 import {
-  LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, assign, cancel, complete, fail, lose, newLeg, renew, replay, start,
+  LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, assign, bury, cancel, complete, fail, lose, newLeg, renew, replay, start,
   type LegState, type LegTransition, type RetryPolicy,
 } from '../../src/coordinator/leg-lifecycle.js'
 import { ROOT } from '../helpers/hub.js'
@@ -35,6 +35,7 @@ const apply: Record<LegTransition, (leg: Assignment) => Assignment> = {
   fail: (leg) => fail(leg, { error: 'boom', retryable: true }, policy, NOW),
   lose: (leg) => lose(leg, 'lease expired', policy, NOW),
   cancel: (leg) => cancel(leg),
+  bury: (leg) => bury(leg, 'could not be stored'),
   replay: (leg) => replay(leg, NOW),
 }
 

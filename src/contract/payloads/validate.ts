@@ -2,11 +2,17 @@
  * Decoding: bytes from the bus (or a parsed value) to a typed value of a
  * payload schema, or a reason in words (`field: what was expected`), which is
  * what a rejection on `trinity/hub/errors` and an HTTP 400 say.
+ *
+ * Nesting depth is checked right after JSON.parse, before the schema or
+ * anything else looks at the value (issue #14): V8 parses a 5,000-deep array
+ * without trouble, but JSON.stringify and structuredClone of it overflow the
+ * stack, so such a value must never become a record.
  */
 import { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string }
+/** `tooDeep`: refused for its nesting (`limits.maxDepth`), not its shape. */
+export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string; tooDeep?: true }
 
 interface Checker<T> {
   Check(value: unknown): value is T
@@ -43,12 +49,46 @@ export function validate<T extends TSchema>(schema: T, value: unknown): Decoded<
   return { ok: false, reason: describeErrors(schema, value) }
 }
 
-export function decode<T extends TSchema>(schema: T, payload: Buffer | string): Decoded<Static<T>> {
+/**
+ * The first field of `value` (a top-level key of an object, else
+ * `(payload)`) that nests deeper than `maxDepth` levels, `[]` and `{}`
+ * counting one; null when none does. Iterative, and it never looks below
+ * maxDepth + 1, so the check itself cannot overflow the stack.
+ */
+export function tooDeepField(value: unknown, maxDepth: number): string | null {
+  const roots: [string, unknown][] = isContainer(value) && !Array.isArray(value) ? Object.entries(value) : [['(payload)', value]]
+  for (const [field, root] of roots) {
+    const pending: [unknown, number][] = [[root, 1]]
+    for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+      const [node, depth] = next
+      if (!isContainer(node)) continue
+      if (depth > maxDepth) return field
+      for (const child of Object.values(node)) if (isContainer(child)) pending.push([child, depth + 1])
+    }
+  }
+  return null
+}
+
+function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {
+  return typeof value === 'object' && value !== null
+}
+
+/** The reason a too-deep field is refused with, over HTTP and MQTT alike. */
+export function tooDeepReason(field: string, maxDepth: number): string {
+  return `${field}: nests deeper than ${maxDepth} levels (limits.maxDepth)`
+}
+
+/** `maxDepth`: refuse values nesting deeper (what a client sends the hub); absent: no bound (what the hub sends). */
+export function decode<T extends TSchema>(schema: T, payload: Buffer | string, bounds: { maxDepth?: number } = {}): Decoded<Static<T>> {
   let value: unknown
   try {
     value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'))
   } catch (err) {
     return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` }
+  }
+  if (bounds.maxDepth !== undefined) {
+    const field = tooDeepField(value, bounds.maxDepth)
+    if (field !== null) return { ok: false, reason: tooDeepReason(field, bounds.maxDepth), tooDeep: true }
   }
   return validate(schema, value)
 }
