@@ -2,6 +2,10 @@
  * Decoding: bytes from the bus (or a parsed value) to a typed value of a
  * payload schema, or a reason in words (`field: what was expected`), which is
  * what a rejection on `trinity/hub/errors` and an HTTP 400 say.
+ *
+ * The dashboard loads this module in the browser (TypeBox is plain ESM): so
+ * bytes are a Uint8Array (a Node Buffer is one) read with TextDecoder, and
+ * nothing here may import a Node module.
  */
 import { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
@@ -43,10 +47,12 @@ export function validate<T extends TSchema>(schema: T, value: unknown): Decoded<
   return { ok: false, reason: describeErrors(schema, value) }
 }
 
-export function decode<T extends TSchema>(schema: T, payload: Buffer | string): Decoded<Static<T>> {
+const utf8 = new TextDecoder()
+
+export function decode<T extends TSchema>(schema: T, payload: Uint8Array | string): Decoded<Static<T>> {
   let value: unknown
   try {
-    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'))
+    value = JSON.parse(typeof payload === 'string' ? payload : utf8.decode(payload))
   } catch (err) {
     return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` }
   }
