@@ -8,7 +8,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TSchema } from 'typebox'
-import { ErrorBody, HubSummary, InstanceList, TaskAdmitted, TaskDetail, TaskList } from '../src/contract/http.js'
+import { ErrorBody, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskDetail, TaskList } from '../src/contract/http.js'
 import { TaskRecord, TaskSummary } from '../src/contract/payloads/task.js'
 import { HubStats } from '../src/contract/payloads/hub.js'
 import { validate } from '../src/contract/payloads/validate.js'
@@ -75,6 +75,15 @@ test('every HTTP answer matches its contract schema and loses nothing the hub co
   assert.deepEqual(c1View?.process, { state: 'running', pid: 4242, restarts: 1, reason: null })
   assert.ok((c1View?.recentChecks.length ?? 0) > 0, 'recentChecks is served')
   assert.deepEqual(missingKeys(wire(hub.coordinator.instances()), instances.body.instances), [])
+
+  // GET /messages, which the dashboard decodes with MessageList.
+  assert.equal((await http(hub.httpUrl, 'POST', '/send', { from: 'dashboard', to: 'c1', message: 'hello c1' })).status, 202)
+  let messages = await http<MessageList>(hub.httpUrl, 'GET', '/messages')
+  await waitFor(async () => {
+    messages = await http<MessageList>(hub.httpUrl, 'GET', '/messages')
+    return messages.body.messages.some((m) => m.message === 'hello c1')
+  }, 30_000, 'the message in GET /messages')
+  assertSchema(MessageList, messages.body, 'GET /messages')
 
   const detail = await http<TaskDetail>(hub.httpUrl, 'GET', `/tasks/${done}`)
   assertSchema(TaskDetail, detail.body, 'GET /tasks/:id')

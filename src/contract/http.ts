@@ -12,6 +12,7 @@ import { Id } from './payloads/common.js'
 import { TaskCounts, TaskRecord, TaskStateSchema, TaskSummary } from './payloads/task.js'
 import { Health, HealthStateSchema } from './payloads/instance.js'
 import { HubStats } from './payloads/hub.js'
+import { Message } from './payloads/message.js'
 import { CHILD_STATES } from './payloads/supervisor.js'
 import { ERRORS, type ErrorCode } from '../errors.js'
 
@@ -74,6 +75,10 @@ export const TaskList = Type.Object({
   tasks: Type.Union([Type.Array(TaskSummary), Type.Array(TaskRecord)]),
 })
 export type TaskList = Static<typeof TaskList>
+
+/** GET /messages: the most recent messages (those the hub keeps). */
+export const MessageList = Type.Object({ messages: Type.Array(Message) })
+export type MessageList = Static<typeof MessageList>
 
 /** GET /tasks/:id: the record, and while it is not moving, why (`waiting`; not stored). */
 export const TaskDetail = Type.Object({ ...TaskRecord.properties, waiting: Type.Optional(Type.String()) })

@@ -95,9 +95,9 @@ test('task rows show the content shortened, from summaries and from full records
   const leg = { targets: ['analytics'], state: 'running', instance: 'analytics', attempts: 1, leaseToken: 'l', leaseExpiresAt: now + 60_000, notBefore: now, tried: [] }
   const base = { type: 'analyze_data', priority: 'normal', strategy: 'least-loaded', createdAt: now, maxAttempts: 3 }
   const publish = (id: string, event: Record<string, unknown>): Promise<unknown> => client.publishAsync(topics.taskEvent(id), JSON.stringify({ id, ...base, ...event }), { qos: 1 })
-  // An older hub: full records, no previews; a later one without its content keeps the row's.
+  // An older hub: full records (TaskRecord: the content every time), no previews: the page derives them.
   await publish('old-record', { state: 'queued', updatedAt: now, content: { numbers: [4, 6] }, assignments: [{ ...leg, state: 'queued', instance: null }] })
-  await publish('old-record', { state: 'completed', updatedAt: now + 2, assignments: [{ ...leg, state: 'completed', output: 'x'.repeat(10_000) }], result: { mean: 5 } })
+  await publish('old-record', { state: 'completed', updatedAt: now + 2, content: { numbers: [4, 6] }, assignments: [{ ...leg, state: 'completed', output: 'x'.repeat(10_000) }], result: { mean: 5 } })
   // A summary: a preview and a size, the full content only on the admission event.
   await publish('summary', { state: 'queued', updatedAt: now, contentPreview: 'count the visitors', contentBytes: 18, content: 'count the visitors', assignments: [] })
   await publish('summary', { state: 'running', updatedAt: now + 1, contentPreview: 'count the visitors', contentBytes: 18, assignments: [leg] })

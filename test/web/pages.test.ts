@@ -6,11 +6,15 @@
  */
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import type { Browser } from 'playwright-core'
 import { DEFAULT_PRIORITY, PRIORITIES, TASK_STATES, TASK_TYPE_PATTERN } from '../../src/contract/constants.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { http, testScope } from '../helpers/hub.js'
+import { http, ROOT, testScope } from '../helpers/hub.js'
+import { sourceFiles } from '../helpers/source-files.js'
 import { count, DESKTOP, FLEET, launchChromium, openPage, PHONE, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
 const { dir, cleanups } = testScope()
@@ -106,17 +110,19 @@ test('platform pieces render from their retained topics, and as "—" while abse
   await client.publishAsync(topics.supervisorStatus, JSON.stringify({
     state: 'running', pid: 4242, startedAt: now - 60_000, at: now, somethingNew: true,
     children: [
-      { name: 'araya', kind: 'instance', instance: 'araya', pid: 77, state: 'running', restarts: 3, lastExit: { code: 1, signal: null, at: now - 5000 }, nextRestartAt: null },
-      { name: 'analytics', kind: 'instance', instance: 'analytics', pid: null, state: 'error', restarts: 5, lastExit: { code: 3, signal: null, at: now - 1000 }, nextRestartAt: null, reason: 'crash loop: 6 exits within 120000 ms (last: exited with code 3)' },
+      { name: 'araya', kind: 'instance', instance: 'araya', pid: 77, state: 'running', restarts: 3, startedAt: now - 4000, readyAt: now - 3900, lastExit: { code: 1, signal: null, at: now - 5000 }, nextRestartAt: null, reason: null },
+      { name: 'analytics', kind: 'instance', instance: 'analytics', pid: null, state: 'error', restarts: 5, startedAt: now - 2000, readyAt: null, lastExit: { code: 3, signal: null, at: now - 1000 }, nextRestartAt: null, reason: 'crash loop: 6 exits within 120000 ms (last: exited with code 3)' },
     ],
   }), { qos: 1, retain: true })
-  await client.publishAsync(topics.bridgeStatus, JSON.stringify({ computer: '1', state: 'SYNCING', lastRoundAt: now - 2000, lastSuccessAt: now - 2000, lastError: null, queued: 4, nextRoundAt: now + 30_000, at: now }), { qos: 1, retain: true })
-  await client.publishAsync(topics.computerStatus('1'), JSON.stringify({ computer: '1', state: 'ACTIVE', updated: now, lastSync: now - 2000, instances: [{ id: 'araya', health: 'online' }], queueDepth: 0 }), { qos: 1, retain: true })
-  await client.publishAsync(topics.computerStatus('2'), JSON.stringify({ computer: '2', state: 'OFFLINE', lastSync: '2026-11-25T10:00:00Z' }), { qos: 1, retain: true })
+  await client.publishAsync(topics.bridgeStatus, JSON.stringify({ computer: '1', state: 'SYNCING', lastRoundAt: now - 2000, lastSuccessAt: now - 2000, lastError: null, queued: 4, awaitingReceipt: 0, nextRoundAt: now + 30_000, outgoing: [], at: now }), { qos: 1, retain: true })
+  // As the bridge publishes them (ComputerStatus): times as ISO 8601 strings, null where a computer never wrote one.
+  const lastSync = new Date(now - 2000).toISOString()
+  await client.publishAsync(topics.computerStatus('1'), JSON.stringify({ computer: '1', state: 'ACTIVE', updated: new Date(now).toISOString(), lastSync, instances: [{ id: 'araya', health: 'online' }], queueDepth: 0, read: {} }), { qos: 1, retain: true })
+  await client.publishAsync(topics.computerStatus('2'), JSON.stringify({ computer: '2', state: 'OFFLINE', updated: null, lastSync: '2026-11-25T10:00:00Z', instances: [], queueDepth: 3, read: {} }), { qos: 1, retain: true })
 
   await waitInPage(page, `${count('#computers [data-computer]')} === 2`)
-  assert.match(await textOf(page, '[data-computer="1"]'), /C1.*ACTIVE.*last sync \d+s ago/s)
-  assert.match(await textOf(page, '[data-computer="2"]'), /C2.*✖ OFFLINE.*last sync 2026-11-25T10:00:00Z.*queue —/s, 'missing fields show as —')
+  assert.match(await textOf(page, '[data-computer="1"]'), new RegExp(`C1.*ACTIVE.*last sync ${lastSync.replaceAll('.', '\\.')}.*1 instances · queue 0`, 's'))
+  assert.match(await textOf(page, '[data-computer="2"]'), /C2.*✖ OFFLINE.*last sync 2026-11-25T10:00:00Z · updated —.*queue 3/s, 'a null field shows as —')
   assert.match(await textOf(page, '#module-bridge'), /SYNCING.*queued 4/s)
   assert.match(await textOf(page, '#module-supervisor'), /running.*2 processes/s)
   // A crash loop outranks the last health verdict, in words as well as colour.
@@ -135,6 +141,72 @@ test('platform pieces render from their retained topics, and as "—" while abse
   await waitInPage(page, `document.querySelector('.card.instance[data-instance="analytics"]')?.dataset.state === 'online'`)
   await page.close()
   assert.deepEqual([...errors, ...detail.errors], [])
+})
+
+test('a bus payload that breaks its schema is dropped with the field and the reason in the activity log; a valid one renders', async () => {
+  const topics = topicsFor()
+  const client = await mqtt.connectAsync(fleet.hub.mqttUrl)
+  cleanups.push(async () => {
+    await client.publishAsync(topics.bridgeStatus, '', { qos: 1, retain: true })
+    await client.endAsync()
+  })
+  // Start from no bridge status (an earlier test may have left one retained).
+  await client.publishAsync(topics.bridgeStatus, '', { qos: 1, retain: true })
+  const now = Date.now()
+  const status = { computer: '1', lastRoundAt: now - 2000, lastSuccessAt: now - 60_000, lastError: 'push rejected by origin', queued: 2, awaitingReceipt: 0, nextRoundAt: now + 30_000, outgoing: [], at: now }
+  await client.publishAsync(topics.bridgeStatus, JSON.stringify({ ...status, state: 42 }), { qos: 1, retain: true })
+
+  // Retained: a page opened now gets it replayed on subscribe.
+  const { page, errors } = await openPage(browser, `${fleet.hub.httpUrl}/command`)
+  const dropped = `${topics.bridgeStatus}: payload dropped: state: must be equal to one of the allowed values (IDLE, SYNCING, ERROR)`
+  await waitInPage(page, `document.querySelector('#activity')?.textContent.includes(${JSON.stringify(dropped)})`)
+  const before = await textOf(page, '#module-bridge')
+  assert.match(before, /not reporting/, `nothing of the bad payload is drawn: ${before}`)
+  assert.doesNotMatch(before, /42|push rejected|queued 2/, before)
+
+  await client.publishAsync(topics.bridgeStatus, JSON.stringify({ ...status, state: 'ERROR' }), { qos: 1, retain: true })
+  await waitInPage(page, `document.querySelector('#module-bridge')?.textContent.includes('push rejected by origin')`)
+  assert.match(await textOf(page, '#module-bridge'), /ERROR.*queued 2 · push rejected by origin/s)
+  await page.close()
+  assert.deepEqual(errors, [])
+})
+
+test('the pages load TypeBox and the contract from the hub, and no module they load imports Node', async () => {
+  const html = await (await fetch(`${fleet.hub.httpUrl}/command`)).text()
+  const map = /<script type="importmap">([^<]*)<\/script>/.exec(html)?.[1]
+  assert.ok(map !== undefined, 'the page has an import map')
+  const imports = (JSON.parse(map) as { imports: Record<string, string> }).imports
+  for (const name of ['mqtt-browser', 'typebox', 'typebox/compile', 'typebox/guard', 'typebox/schema', 'typebox/system']) {
+    assert.ok(imports[name] !== undefined, `${name} is mapped`)
+    assert.equal((await fetch(`${fleet.hub.httpUrl}${imports[name]}`)).status, 200, `${name} → ${imports[name]}`)
+  }
+  // Statically: every bare specifier in the page's modules and in TypeBox's build is in the map (so none is `node:…`).
+  const specifiers = (file: string): string[] =>
+    [...readFileSync(file, 'utf8').matchAll(/\b(?:import|export)\b[^'";()]*?\bfrom\s*['"]([^'"]+)['"]|\bimport\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1] ?? m[2] ?? m[3] ?? '')
+  const typebox = dirname(fileURLToPath(import.meta.resolve('typebox')))
+  const files = [...sourceFiles(join(ROOT, 'dist', 'web', 'static'), /\.js$/), ...sourceFiles(typebox, /\.mjs$/)]
+  const unmapped = files.flatMap((file) => specifiers(file).filter((s) => !s.startsWith('.') && !(s in imports)).map((s) => `${relative(ROOT, file)} → ${s}`))
+  assert.deepEqual(unmapped, [])
+  assert.ok(files.some((f) => f.endsWith('payloads/validate.js')), 'the contract\'s decoding is in the page\'s bundle')
+
+  // In Chromium: every module request answered, TypeBox among them.
+  const context = await browser.newContext({ viewport: DESKTOP })
+  const page = await context.newPage()
+  const failed: string[] = []
+  const loaded: string[] = []
+  page.on('requestfailed', (request) => failed.push(`${request.url()}: ${request.failure()?.errorText ?? ''}`))
+  page.on('response', (response) => { if (response.status() >= 400) failed.push(`${response.url()}: ${response.status()}`); else loaded.push(response.url()) })
+  const errors: string[] = []
+  page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()) })
+  page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`))
+  await page.goto(`${fleet.hub.httpUrl}/command`)
+  await page.waitForSelector('body[data-bus="connected"]', { timeout: 30_000 })
+  await waitInPage(page, `${count('.card.instance[data-state="online"]')} === 6`)
+  await context.close()
+  assert.deepEqual(failed, [])
+  assert.deepEqual(errors, [])
+  assert.ok(loaded.some((url) => url.includes('/dashboard-assets/vendor/typebox/compile/')), 'TypeBox\'s compiler was loaded')
+  assert.ok(loaded.some((url) => url.endsWith('/src/contract/payloads/validate.js')), 'the contract\'s decode was loaded')
 })
 
 test('screenshots of both pages at 1280×800 and at phone width', async () => {

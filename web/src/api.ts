@@ -1,19 +1,21 @@
 /**
  * The HTTP API calls behind the dashboard's buttons. Every call resolves to a
  * result with a sentence for the user; a refusal carries the API's own error
- * message (`{ error: { code, message } }`).
+ * message (`{ error: { code, message } }`, the contract's ErrorBody).
  */
-import { isRecord, str } from './platform.js'
+import { ErrorBody, TaskAdmitted } from '../../src/contract/http.js'
+import { validate } from '../../src/contract/payloads/validate.js'
 
-export interface ApiResult<T = unknown> {
+export interface ApiResult {
   ok: boolean
   status: number
-  body: T | undefined
+  /** The parsed JSON answer, unchecked: a reader decodes it with the route's schema (src/contract/http.ts). */
+  body: unknown
   code: string | null
   message: string
 }
 
-export async function call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult<T>> {
+export async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult> {
   let response: Response
   try {
     response = await fetch(path, {
@@ -31,13 +33,14 @@ export async function call<T = unknown>(method: 'GET' | 'POST', path: string, bo
   } catch {
     parsed = text
   }
-  const error = isRecord(parsed) && isRecord(parsed['error']) ? parsed['error'] : undefined
+  const refusal = response.ok ? undefined : validate(ErrorBody, parsed)
+  const error = refusal?.ok === true ? refusal.value.error : undefined
   return {
     ok: response.ok,
     status: response.status,
-    body: parsed as T,
-    code: error === undefined ? null : str(error['code']),
-    message: error === undefined ? `HTTP ${response.status}` : str(error['message']) ?? `HTTP ${response.status}`,
+    body: parsed,
+    code: error?.code ?? null,
+    message: error?.message ?? `HTTP ${response.status}`,
   }
 }
 
@@ -63,9 +66,10 @@ export async function contact(to: string, message: string): Promise<{ ok: boolea
 }
 
 export async function submitTask(type: string, content: string, priority: string): Promise<{ ok: boolean; text: string; id: string | null }> {
-  const r = await call<{ id?: string; state?: string }>('POST', '/task', { type, content, priority })
+  const r = await call('POST', '/task', { type, content, priority })
   if (!r.ok) return { ok: false, text: `task not submitted: ${r.message}`, id: null }
-  const id = isRecord(r.body) ? str(r.body['id']) : null
+  const admitted = validate(TaskAdmitted, r.body)
+  const id = admitted.ok ? admitted.value.id : null
   return { ok: true, text: `task ${id ?? ''} submitted (${type}, ${priority})`, id }
 }
 

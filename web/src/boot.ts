@@ -5,13 +5,14 @@
  * parts every page has: the disconnected banner, the activity log and the
  * notice line where actions report.
  */
-import type { Message } from '../../src/contract/payloads/message.js'
+import type { Static, TSchema } from 'typebox'
+import { InstanceList, MessageList, TaskList } from '../../src/contract/http.js'
+import { validate } from '../../src/contract/payloads/validate.js'
 import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import { call } from './api.js'
 import { connectBus } from './bus.js'
 import { byId, clock, el, reconcile, setAttr, setText } from './dom.js'
 import { frameScheduler, SectionThrottle } from './frame.js'
-import { isRecord, num } from './platform.js'
 import { MAX_ROWS, Store, type Section } from './store.js'
 import { symbolOf, type Tone } from './tone.js'
 
@@ -57,7 +58,7 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   }
   connectBus(topics, {
     message: (topic, payload) => store.apply(topic, payload),
-    garbage: (topic, reason) => store.log('warn', `${topic}: ${reason}`),
+    garbage: (topic, reason) => store.log('warn', `${topic}: payload dropped: ${reason}`),
     connection: (connected, reason) => {
       const was = store.connected
       store.setConnected(connected, reason)
@@ -70,22 +71,36 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
   return app
 }
 
+/**
+ * A GET answer decoded with its schema from the contract (src/contract/http.ts);
+ * null, with the reason in the activity log, when the call fails or the answer does not match.
+ */
+async function get<T extends TSchema>(store: Store, schema: T, path: string): Promise<Static<T> | null> {
+  const r = await call('GET', path)
+  if (!r.ok) {
+    store.log('warn', `GET ${path}: ${r.message}`)
+    return null
+  }
+  const decoded = validate(schema, r.body)
+  if (decoded.ok) return decoded.value
+  store.log('warn', `GET ${path}: answer dropped: ${decoded.reason}`)
+  return null
+}
+
 /** The one HTTP read of the tables; everything after comes from the bus. */
 async function fill(store: Store): Promise<void> {
   const [instances, tasks, dead, messages] = await Promise.all([
-    call<{ instances?: unknown[] }>('GET', '/instances'),
-    call<{ tasks?: unknown[] }>('GET', `/tasks?limit=${MAX_ROWS}`),
-    call<{ tasks?: unknown[] }>('GET', `/tasks?state=dead&limit=${MAX_ROWS}`),
-    call<{ messages?: Message[] }>('GET', `/messages?limit=${MAX_ROWS}`),
+    get(store, InstanceList, '/instances'),
+    get(store, TaskList, `/tasks?limit=${MAX_ROWS}`),
+    get(store, TaskList, `/tasks?state=dead&limit=${MAX_ROWS}`),
+    get(store, MessageList, `/messages?limit=${MAX_ROWS}`),
   ])
-  for (const view of instances.body?.instances ?? []) store.fillInstance(view)
+  for (const view of instances?.instances ?? []) store.fillInstance(view)
   store.mark('instances')
-  const updatedAt = (task: unknown): number => (isRecord(task) ? num(task['updatedAt']) ?? 0 : 0)
-  for (const task of [...(dead.body?.tasks ?? []), ...(tasks.body?.tasks ?? [])].sort((a, b) => updatedAt(a) - updatedAt(b))) {
+  for (const task of [...(dead?.tasks ?? []), ...(tasks?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
     store.upsertTask(task, true)
   }
-  for (const message of messages.body?.messages ?? []) store.addMessage(message, true)
-  if (!instances.ok) store.log('warn', `GET /instances: ${instances.message}`)
+  for (const message of messages?.messages ?? []) store.addMessage(message, true)
 }
 
 function drawCommon(dirty: ReadonlySet<Section>, store: Store): void {

@@ -5,11 +5,14 @@
  * page subscribes again, and the broker replays the retained state.
  */
 import mqtt from 'mqtt-browser'
+import { decode } from '../../src/contract/payloads/validate.js'
 import type { ParsedTopic, TopicContract } from '../../src/contract/topics.js'
+import { isShown, SHOWN } from './payloads.js'
 
 export interface BusHandlers {
+  /** `payload`: decoded with the topic kind's schema (payloads.ts), or null for an empty (cleared retained) payload. */
   message(topic: ParsedTopic, payload: unknown): void
-  /** A payload that is not JSON (the coordinator rejects those too). */
+  /** A payload that is not JSON or does not match its schema, with the reason (`field: what was expected`). */
   garbage(topic: string, reason: string): void
   /** `reason`: why the connection dropped, when MQTT.js or the broker said (e.g. `Keepalive timeout`). */
   connection(connected: boolean, reason?: string): void
@@ -32,7 +35,6 @@ function busUrl(location: Location): string {
 }
 
 export function connectBus(topics: TopicContract, handlers: BusHandlers): { close(): void } {
-  const decoder = new TextDecoder()
   const client = mqtt.connect(busUrl(window.location), {
     clientId: `dashboard-${Math.random().toString(36).slice(2, 10)}`,
     clean: true,
@@ -67,16 +69,11 @@ export function connectBus(topics: TopicContract, handlers: BusHandlers): { clos
   client.on('offline', () => handlers.connection(false, reason))
   client.on('message', (name, bytes) => {
     const topic = topics.parse(name)
-    if (topic === undefined) return
-    const text = decoder.decode(bytes)
-    if (text === '') return handlers.message(topic, null)
-    let payload: unknown
-    try {
-      payload = JSON.parse(text)
-    } catch {
-      return handlers.garbage(name, 'payload is not JSON')
-    }
-    handlers.message(topic, payload)
+    if (topic === undefined || !isShown(topic.kind)) return
+    if (bytes.length === 0) return handlers.message(topic, null)
+    const decoded = decode(SHOWN[topic.kind], bytes)
+    if (!decoded.ok) return handlers.garbage(name, decoded.reason)
+    handlers.message(topic, decoded.value)
   })
   return { close: () => client.end(true) }
 }

@@ -11,11 +11,6 @@ import type { ComputerView } from './platform.js'
 import type { InstanceRow, Section } from './store.js'
 import { labelOf, toneOf } from './tone.js'
 
-function when(value: number | string | null): string {
-  if (typeof value === 'number') return ago(value)
-  return value ?? DASH
-}
-
 function drawComputers(app: App): void {
   const computers = [...app.store.computers.values()].sort((a, b) => a.computer.localeCompare(b.computer, undefined, { numeric: true }))
   byId('computers-empty').hidden = computers.length > 0
@@ -25,7 +20,7 @@ function drawComputers(app: App): void {
       const name = /^\d+$/.test(c.computer) ? `C${c.computer}` : c.computer
       setText(cell(node, 0), name)
       setText(cell(node, 1), labelOf(c.state))
-      setText(cell(node, 2), `last sync ${when(c.lastSync)} · updated ${when(c.updated)}`)
+      setText(cell(node, 2), `last sync ${orDash(c.lastSync)} · updated ${orDash(c.updated)}`)
       setText(cell(node, 3), `${c.instances.length} instances · queue ${orDash(c.queueDepth)}`)
       setAttr(node, 'data-tone', toneOf(c.state))
       setAttr(node, 'data-computer', c.computer)

@@ -8,15 +8,14 @@
  * Handlers only change the model and mark what changed; drawing happens at
  * most once a frame (see frame.ts).
  */
-import { ACTIVE_TASK_STATES, HEALTH_STATES, PRIORITY_RANK, type HealthState } from '../../src/contract/constants.js'
+import { ACTIVE_TASK_STATES, PRIORITY_RANK, type HealthState } from '../../src/contract/constants.js'
 import type { InstanceView } from '../../src/contract/http.js'
-import type { InstanceProcess } from '../../src/contract/http.js'
-import type { Health, InstanceStatus } from '../../src/contract/payloads/instance.js'
+import type { Health } from '../../src/contract/payloads/instance.js'
 import type { Message } from '../../src/contract/payloads/message.js'
-import type { ComputerMessage } from '../../src/contract/payloads/bridge.js'
-import type { HubError, HubStats } from '../../src/contract/payloads/hub.js'
+import type { HubStats } from '../../src/contract/payloads/hub.js'
 import type { ParsedTopic, TopicKind } from '../../src/contract/topics.js'
-import { isRecord, num, readBridge, readComputer, readSupervisor, str, type Loose, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
+import type { PayloadOf, ShownKind, TaskWire } from './payloads.js'
+import { bridgeView, computerView, supervisorView, type BridgeView, type ChildView, type ComputerView, type SupervisorView } from './platform.js'
 import { short } from './dom.js'
 import { toTaskRow, type TaskRow } from './tasks.js'
 import { toneOf, type Tone } from './tone.js'
@@ -70,36 +69,8 @@ function mergeTimeline(timeline: readonly HealthPoint[], points: readonly Health
   return [...byTime.values()].sort((a, b) => a.at - b.at).slice(-TIMELINE_LENGTH)
 }
 
-function isHealthState(value: string): value is HealthState {
-  return (HEALTH_STATES as readonly string[]).includes(value)
-}
-
-/** A `health/{id}` record, or null when it lacks a known state or its time. */
-function readHealth(value: unknown): Health | null {
-  if (!isRecord(value)) return null
-  const health = value as Loose<Health>
-  const state = str(health.state)
-  const checkedAt = num(health.checkedAt)
-  if (state === null || !isHealthState(state) || checkedAt === null) return null
-  const avgMs = num(health.avgMs)
-  const p95Ms = num(health.p95Ms)
-  const reason = str(health.reason)
-  return {
-    state, checkedAt, responseMs: num(health.responseMs),
-    ...('avgMs' in health ? { avgMs } : {}), ...('p95Ms' in health ? { p95Ms } : {}), ...(reason === null ? {} : { reason }),
-  }
-}
-
-/** A message with the fields the page needs (id, text); the rest is shown as it came. */
-function readMessage(value: unknown): Message | null {
-  if (!isRecord(value)) return null
-  const message = value as Loose<Message>
-  return typeof message.id === 'string' && typeof message.message === 'string' ? (value as unknown as Message) : null
-}
-
-function healthPoint(value: unknown): HealthPoint | null {
-  const health = readHealth(value)
-  return health === null ? null : { state: health.state, at: health.checkedAt, ms: health.responseMs }
+function healthPoint(health: Health): HealthPoint {
+  return { state: health.state, at: health.checkedAt, ms: health.responseMs }
 }
 
 export interface ActivityEntry { seq: number; at: number; tone: Tone; text: string }
@@ -180,34 +151,27 @@ export class Store {
 
   /**
    * The GET /instances fill: the registry's view (the contract's InstanceView,
-   * read field by field as `Loose`: the names are checked against the
-   * contract at compile time, the values at run time), newer than what the
-   * bus gave only where its checks are newer.
+   * decoded with its schema), newer than what the bus gave only where its
+   * checks are newer.
    */
-  fillInstance(item: unknown): void {
-    if (!isRecord(item) || typeof item['id'] !== 'string') return
-    const view = item as Loose<InstanceView>
-    const row = this.instance(item['id'])
-    row.name = str(view.name) ?? row.name
-    row.role = str(view.role) ?? row.role
+  fillInstance(view: InstanceView): void {
+    const row = this.instance(view.id)
+    row.name = view.name
+    row.role = view.role
     this.addTaskTypes(view.capabilities)
-    const checkedAt = num(view.lastCheckAt)
-    const responseMs: Loose<InstanceView['responseMs']> = isRecord(view.responseMs) ? view.responseMs : {}
+    const checkedAt = view.lastCheckAt
     // view().state says `error` for a crash loop; that comes from the supervisor's own status, not health.
-    const crashLoop = isRecord(view.process) && (view.process as Loose<InstanceProcess>).state === 'error'
+    const crashLoop = view.process?.state === 'error'
     if (row.lastCheckAt === null || (checkedAt !== null && checkedAt > row.lastCheckAt)) {
-      const state = str(view.state)
-      if (!crashLoop && state !== null && isHealthState(state)) row.health = state
-      row.responseMs = num(responseMs.last)
-      row.avgMs = num(responseMs.avg)
-      row.p95Ms = num(responseMs.p95)
+      if (!crashLoop) row.health = view.state
+      row.responseMs = view.responseMs.last
+      row.avgMs = view.responseMs.avg
+      row.p95Ms = view.responseMs.p95
       row.lastCheckAt = checkedAt
-      if (!crashLoop) row.reason = str(view.reason)
+      if (!crashLoop) row.reason = view.reason
     }
     // Checks made before the page opened (README: the last 40 checks).
-    if (Array.isArray(view.recentChecks)) {
-      row.timeline = mergeTimeline(row.timeline, view.recentChecks.flatMap((c: unknown) => healthPoint(c) ?? []))
-    }
+    row.timeline = mergeTimeline(row.timeline, view.recentChecks.map(healthPoint))
     this.settle(row.id)
     this.mark('instances')
   }
@@ -246,7 +210,10 @@ export class Store {
 
   // --- inputs ----------------------------------------------------------------
 
-  /** One bus message: `payload` is the parsed JSON, or null for an empty (cleared retained) payload. */
+  /**
+   * One bus message: `payload` is decoded with the schema of the topic's kind
+   * (bus.ts, payloads.ts), or null for an empty (cleared retained) payload.
+   */
   apply(topic: ParsedTopic, payload: unknown): void {
     this.events++
     const handler = this.handlers[topic.kind] as (t: ParsedTopic, p: unknown) => void
@@ -257,10 +224,9 @@ export class Store {
    * A task event or list item (a summary, or an older hub's full record); an
    * older one than the page has is ignored. `quiet`: no activity line (the HTTP fill).
    */
-  upsertTask(wire: unknown, quiet = false): void {
-    const previous = isRecord(wire) && typeof wire['id'] === 'string' ? this.tasks.get(wire['id']) : undefined
+  upsertTask(wire: TaskWire, quiet = false): void {
+    const previous = this.tasks.get(wire.id)
     const task = toTaskRow(wire, previous)
-    if (task === null) return
     if (previous !== undefined && previous.updatedAt > task.updatedAt) return
     this.tasks.delete(task.id)
     this.tasks.set(task.id, task)
@@ -280,7 +246,6 @@ export class Store {
   }
 
   addMessage(message: Message, quiet = false): void {
-    if (!isRecord(message) || typeof message.id !== 'string') return
     if (this.messages.some((m) => m.id === message.id)) return
     this.messages.unshift(message)
     this.messages.sort((a, b) => b.ts - a.ts)
@@ -289,9 +254,8 @@ export class Store {
     this.mark('messages')
   }
 
-  addTaskTypes(capabilities: unknown): void {
-    if (!Array.isArray(capabilities)) return
-    for (const type of capabilities) if (typeof type === 'string' && !this.taskTypes.has(type)) { this.taskTypes.add(type); this.mark('tasks') }
+  addTaskTypes(capabilities: readonly string[] | undefined): void {
+    for (const type of capabilities ?? []) if (!this.taskTypes.has(type)) { this.taskTypes.add(type); this.mark('tasks') }
   }
 
   applyHealth(id: string, health: Health): void {
@@ -310,72 +274,67 @@ export class Store {
     this.mark('instances')
   }
 
-  private readonly handlers: { [K in TopicKind]: (topic: Extract<ParsedTopic, { kind: K }>, payload: unknown) => void } = {
-    instanceStatus: (t, payload) => {
-      if (!isRecord(payload)) return
-      const status = payload as Loose<InstanceStatus>
+  /** A shown kind's handler gets its decoded payload, or null when the retained payload was cleared. */
+  private readonly handlers: {
+    [K in TopicKind]: (topic: Extract<ParsedTopic, { kind: K }>, payload: K extends ShownKind ? PayloadOf<K> | null : unknown) => void
+  } = {
+    instanceStatus: (t, status) => {
+      if (status === null) return
       const row = this.instance(t.instanceId)
-      row.status = str(status.state)
-      row.name = str(status.name) ?? row.name
-      row.role = str(status.role) ?? row.role
+      row.status = status.state
+      row.name = status.name ?? row.name
+      row.role = status.role ?? row.role
       this.addTaskTypes(status.capabilities)
       // Connected or not; the state follows with the coordinator's health record (it publishes one on every status).
       this.settle(t.instanceId)
       this.mark('instances')
     },
-    health: (t, payload) => {
-      const health = readHealth(payload)
+    health: (t, health) => {
       if (health !== null) this.applyHealth(t.instanceId, health)
     },
-    taskEvent: (_t, payload) => {
-      if (isRecord(payload)) this.upsertTask(payload)
+    taskEvent: (_t, task) => {
+      if (task !== null) this.upsertTask(task)
     },
-    message: (_t, payload) => {
-      const message = readMessage(payload)
+    message: (_t, message) => {
       if (message !== null) this.addMessage(message)
     },
-    hubStats: (_t, payload) => {
-      // What the page draws of it: the instance and task counts.
-      if (!isRecord(payload) || !isRecord((payload as Loose<HubStats>).instances) || !isRecord((payload as Loose<HubStats>).tasks)) return
-      this.hubStats = payload as unknown as HubStats
+    hubStats: (_t, stats) => {
+      if (stats === null) return
+      this.hubStats = stats
       this.mark('stats')
       this.mark('platform')
     },
-    hubErrors: (_t, payload) => {
-      if (!isRecord(payload)) return
-      const error = payload as Loose<HubError>
-      const code = str(error.code)
-      this.log('bad', `hub rejected ${str(error.topic) ?? '—'}: ${str(error.reason) ?? '—'}${code === null ? '' : ` (${code})`}`)
+    hubErrors: (_t, error) => {
+      if (error === null) return
+      this.log('bad', `hub rejected ${error.topic}: ${error.reason} (${error.code})`)
     },
-    supervisorStatus: (_t, payload) => {
+    supervisorStatus: (_t, status) => {
       const before = this.supervisor
-      this.supervisor = readSupervisor(payload)
+      this.supervisor = status === null ? null : supervisorView(status)
       for (const child of this.supervisor?.children ?? []) {
         const was = before?.children.find((c) => c.name === child.name)
-        if (was !== undefined && was.state !== child.state) this.log(toneOf(child.state, 'process'), `${child.name} ${was.state ?? '—'} → ${child.state ?? '—'}`)
+        if (was !== undefined && was.state !== child.state) this.log(toneOf(child.state, 'process'), `${child.name} ${was.state} → ${child.state}`)
       }
       // A crash loop starts or ends here.
       for (const id of this.instances.keys()) this.settle(id)
       this.mark('platform')
       this.mark('instances')
     },
-    bridgeStatus: (_t, payload) => {
+    bridgeStatus: (_t, status) => {
       const before = this.bridge
-      this.bridge = readBridge(payload)
+      this.bridge = status === null ? null : bridgeView(status)
       if (this.bridge !== null && before?.state !== this.bridge.state) {
-        this.log(toneOf(this.bridge.state), `git bridge ${this.bridge.state ?? '—'}${this.bridge.lastError === null ? '' : `: ${this.bridge.lastError}`}`)
+        this.log(toneOf(this.bridge.state), `git bridge ${this.bridge.state}${this.bridge.lastError === null ? '' : `: ${this.bridge.lastError}`}`)
       }
       this.mark('platform')
     },
-    computerStatus: (t, payload) => {
-      const view = readComputer(t.computer, payload)
-      if (view === null) this.computers.delete(t.computer)
-      else this.computers.set(t.computer, view)
+    computerStatus: (t, status) => {
+      if (status === null) this.computers.delete(t.computer)
+      else this.computers.set(t.computer, computerView(status))
       this.mark('computers')
     },
-    computerMessage: (t, payload) => {
-      const text = isRecord(payload) ? str((payload as Loose<ComputerMessage>).message) ?? str(payload['body']) : str(payload)
-      this.log('idle', `from computer ${t.computer}: ${(text ?? JSON.stringify(payload)).slice(0, 120)}`)
+    computerMessage: (t, message) => {
+      if (message !== null) this.log('idle', `from computer ${t.computer}: ${message.message.slice(0, 120)}`)
     },
     // Not subscribed to: requests and traffic between the coordinator and instances.
     taskSubmit: () => undefined,

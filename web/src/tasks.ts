@@ -9,9 +9,9 @@
  * previews also bounds the page's memory: 500 tasks of 2 MB each would not be.
  */
 import type { Priority, TaskState } from '../../src/contract/constants.js'
-import type { Assignment } from '../../src/contract/payloads/task.js'
+import type { Assignment, LegSummary } from '../../src/contract/payloads/task.js'
 import { jsonBytes, preview } from '../../src/contract/preview.js'
-import { isRecord, num, str } from './platform.js'
+import type { TaskWire } from './payloads.js'
 
 export type TaskLeg = Omit<Assignment, 'output' | 'progress'>
 
@@ -32,40 +32,33 @@ export interface TaskRow {
   resultPreview: string | null
 }
 
-function leg(value: unknown): TaskLeg | null {
-  if (!isRecord(value)) return null
-  // The leg without its output and progress, which can be large and the page does not show.
-  const { output: _output, progress: _progress, ...rest } = value
-  return rest as unknown as TaskLeg
+/** The leg without its output and progress, which can be large and the page does not show. */
+function leg(value: Assignment | LegSummary): TaskLeg {
+  const { output: _output, progress: _progress, progressPreview: _preview, ...rest } = value as Assignment & LegSummary
+  return rest
 }
 
 /**
- * One task event or list item as a row, given the row the page already has
- * for it. Null for a payload that is not a task (no id, no times).
+ * One task event or list item (decoded with the contract's schemas,
+ * payloads.ts) as a row, given the row the page already has for it.
  */
-export function toTaskRow(wire: unknown, previous: TaskRow | undefined): TaskRow | null {
-  if (!isRecord(wire)) return null
-  const id = str(wire['id'])
-  const updatedAt = num(wire['updatedAt'])
-  if (id === null || updatedAt === null) return null
+export function toTaskRow(wire: TaskWire, previous: TaskRow | undefined): TaskRow {
   const hasContent = 'content' in wire
-  const hasResult = 'result' in wire && wire['result'] !== undefined
+  const hasResult = 'result' in wire && wire.result !== undefined
+  const summary = 'contentPreview' in wire ? wire : undefined
   const row: TaskRow = {
-    id,
-    type: str(wire['type']) ?? previous?.type ?? '—',
-    priority: (str(wire['priority']) ?? previous?.priority ?? 'normal') as Priority,
-    state: (str(wire['state']) ?? previous?.state ?? 'queued') as TaskState,
-    createdAt: num(wire['createdAt']) ?? previous?.createdAt ?? updatedAt,
-    updatedAt,
-    maxAttempts: num(wire['maxAttempts']) ?? previous?.maxAttempts ?? 0,
-    assignments: Array.isArray(wire['assignments']) ? wire['assignments'].flatMap((a) => leg(a) ?? []) : previous?.assignments ?? [],
-    contentPreview: typeof wire['contentPreview'] === 'string' ? wire['contentPreview']
-      : hasContent ? preview(wire['content']) : previous?.contentPreview ?? '',
-    contentBytes: num(wire['contentBytes']) ?? (hasContent ? jsonBytes(wire['content']) : previous?.contentBytes ?? null),
-    resultPreview: typeof wire['resultPreview'] === 'string' ? wire['resultPreview']
-      : hasResult ? preview(wire['result']) : previous?.resultPreview ?? null,
+    id: wire.id,
+    type: wire.type,
+    priority: wire.priority,
+    state: wire.state,
+    createdAt: wire.createdAt,
+    updatedAt: wire.updatedAt,
+    maxAttempts: wire.maxAttempts,
+    assignments: wire.assignments.map(leg),
+    contentPreview: summary?.contentPreview ?? (hasContent ? preview(wire.content) : previous?.contentPreview ?? ''),
+    contentBytes: summary?.contentBytes ?? (hasContent ? jsonBytes(wire.content) : previous?.contentBytes ?? null),
+    resultPreview: summary?.resultPreview ?? (hasResult ? preview(wire.result) : previous?.resultPreview ?? null),
   }
-  const error = str(wire['error'])
-  if (error !== null) row.error = error
+  if (wire.error !== undefined) row.error = wire.error
   return row
 }

@@ -7,6 +7,10 @@
  * anything else looks at the value (issue #14): V8 parses a 5,000-deep array
  * without trouble, but JSON.stringify and structuredClone of it overflow the
  * stack, so such a value must never become a record.
+ *
+ * The dashboard loads this module in the browser (TypeBox is plain ESM): so
+ * bytes are a Uint8Array (a Node Buffer is one) read with TextDecoder, and
+ * nothing here may import a Node module.
  */
 import { type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
@@ -79,10 +83,12 @@ export function tooDeepReason(field: string, maxDepth: number): string {
 }
 
 /** `maxDepth`: refuse values nesting deeper (what a client sends the hub); absent: no bound (what the hub sends). */
-export function decode<T extends TSchema>(schema: T, payload: Buffer | string, bounds: { maxDepth?: number } = {}): Decoded<Static<T>> {
+const utf8 = new TextDecoder()
+
+export function decode<T extends TSchema>(schema: T, payload: Uint8Array | string, bounds: { maxDepth?: number } = {}): Decoded<Static<T>> {
   let value: unknown
   try {
-    value = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'))
+    value = JSON.parse(typeof payload === 'string' ? payload : utf8.decode(payload))
   } catch (err) {
     return { ok: false, reason: `payload is not valid JSON: ${(err as Error).message}` }
   }
