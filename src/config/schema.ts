@@ -209,6 +209,9 @@ export const ConfigSchema = Type.Object(
           maxPayload: Type.Optional(Type.Union([Type.Integer({ minimum: 1024 }), Type.String({ pattern: SIZE_PATTERN })], {
             description: 'largest HTTP body and MQTT payload (task submit, report, message) the hub accepts: bytes, or e.g. 512kb, 1mb',
           })),
+          maxClientBuffer: Type.Optional(Type.Union([Type.Integer({ minimum: 65_536 }), Type.String({ pattern: SIZE_PATTERN })], {
+            description: 'bytes the embedded broker queues for one client that is not reading; over it the client is disconnected (a slow consumer): bytes, or e.g. 8mb',
+          })),
         },
         strict,
       ),
@@ -285,7 +288,7 @@ export interface Config {
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
   /** Bytes. */
-  readonly limits: { readonly maxPayload: number }
+  readonly limits: { readonly maxPayload: number; readonly maxClientBuffer: number }
   readonly sync: {
     readonly enabled: boolean
     readonly remote: string | undefined

@@ -12,6 +12,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect, type Socket } from 'node:net'
 import mqtt from 'mqtt'
+import { ConfigError, parseConfig } from '../../src/config/load.js'
 import type { HubError } from '../../src/contract/payloads/hub.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { TestInstance } from '../helpers/instance.js'
@@ -152,4 +153,19 @@ test('a subscriber to trinity/# that stops reading is cut off alone: 3,000 tasks
 
   for (const { socket } of stalled) socket.destroy()
   await attacking
+})
+
+test('limits.maxClientBuffer: 8 MiB by default (twice limits.maxPayload if larger), a size, at least twice limits.maxPayload', () => {
+  assert.equal(parseConfig('', 'x.yaml').limits.maxClientBuffer, 8 * 1024 * 1024)
+  assert.equal(parseConfig('limits:\n  maxPayload: 16mb\n', 'x.yaml').limits.maxClientBuffer, 32 * 1024 * 1024)
+  assert.equal(parseConfig('limits:\n  maxClientBuffer: 64mb\n', 'x.yaml').limits.maxClientBuffer, 64 * 1024 * 1024)
+  assert.equal(parseConfig('limits:\n  maxClientBuffer: 3000000\n', 'x.yaml').limits.maxClientBuffer, 3_000_000)
+  assert.throws(() => parseConfig('limits:\n  maxPayload: 1mb\n  maxClientBuffer: 1mb\n', 'x.yaml'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError)
+    const [problem] = err.problems
+    assert.match(`${problem?.file}:${problem?.line}:${problem?.col}: ${problem?.field}: ${problem?.expected}`,
+      /^x\.yaml:3:20: limits\.maxClientBuffer: expected at least twice limits\.maxPayload, 2 MiB \(2097152 bytes\)$/)
+    return true
+  })
+  assert.throws(() => parseConfig('limits:\n  maxClientBuffer: lots\n', 'x.yaml'), (err: unknown) => err instanceof ConfigError && err.problems[0]?.field === 'limits.maxClientBuffer')
 })
