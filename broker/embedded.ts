@@ -5,7 +5,9 @@
  * nothing a persistent session was promised.
  *
  * Connections go through MqttConnection (socket-writer.ts) so that clients
- * with default settings get sub-millisecond QoS 1 round trips.
+ * with default settings get sub-millisecond QoS 1 round trips, and so that a
+ * client that stops reading is cut off alone (`maxClientBuffer`) instead of
+ * holding up delivery to everyone.
  */
 import type { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
@@ -14,11 +16,13 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import type { BrokerUser } from '../src/config/schema.js'
+import type { HubError } from '../src/contract/payloads/hub.js'
 import type { TopicContract } from '../src/contract/topics.js'
+import { formatSize } from '../src/config/size.js'
 import { TrinityError } from '../src/errors.js'
 import type { Logger } from '../src/log.js'
 import { createBrokerPolicy } from './auth.js'
-import { MqttConnection } from './socket-writer.js'
+import { MqttConnection, type BufferOverflow } from './socket-writer.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
 
 export interface EmbeddedBrokerOptions {
@@ -36,6 +40,8 @@ export interface EmbeddedBrokerOptions {
   topics: TopicContract
   /** Extra credentials (e.g. a random admin the hub generates for its own clients), accepted even when not in config. */
   internalUsers?: readonly BrokerUser[]
+  /** Bytes queued for one client that is not reading before it is disconnected (`limits.maxClientBuffer`); default no bound. */
+  maxClientBuffer?: number
   logger: Logger
 }
 
@@ -79,6 +85,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   aedes.on('clientDisconnect', (client: Client) => logger.debug({ clientId: client.id }, 'broker client disconnected'))
 
   const connections = new Set<MqttConnection>()
+
+  // Logged, and said on hub/errors where every client can see why a peer went away.
+  const reportSlowConsumer = (connection: MqttConnection, overflow: BufferOverflow): void => {
+    const client = (connection as { client?: Client }).client
+    const clientId = client?.id ?? null
+    const reason = `slow consumer disconnected: ${formatSize(overflow.bufferedBytes)} queued for it, over limits.maxClientBuffer, ${formatSize(overflow.maxBufferedBytes)}`
+    logger.warn({ clientId, topic: overflow.topic ?? null, bufferedBytes: overflow.bufferedBytes }, reason)
+    const error: HubError = {
+      topic: overflow.topic ?? '', code: 'TRINITY_ERR_SLOW_CONSUMER', reason, at: Date.now(),
+      ...(clientId === null ? {} : { clientId }),
+    }
+    aedes.publish({ cmd: 'publish', topic: options.topics.hubErrors, payload: Buffer.from(JSON.stringify(error)), qos: 0, retain: false, dup: false }, () => undefined)
+  }
   let closing: Promise<void> | undefined
 
   const handle = (transport: Duplex): void => {
@@ -86,7 +105,10 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       transport.destroy()
       return
     }
-    const connection = new MqttConnection(transport)
+    const connection: MqttConnection = new MqttConnection(transport, {
+      ...(options.maxClientBuffer === undefined ? {} : { maxBufferedBytes: options.maxClientBuffer }),
+      onOverflow: (overflow) => reportSlowConsumer(connection, overflow),
+    })
     connections.add(connection)
     connection.once('close', () => connections.delete(connection))
     aedes.handle(connection)

@@ -44,6 +44,17 @@
  * reason to follow (the requester in an agent round trip acks the report,
  * then publishes the next task at once). That client must call
  * `client.stream.setNoDelay(true)`; Trinity's own clients do.
+ *
+ * Slow consumers (issue #14): Aedes waits for a client's 'drain' before it
+ * finishes a delivery, and an unfinished delivery holds one of the broker's
+ * shared publish slots, so a client that stops reading froze delivery to
+ * every client until Aedes's drainTimeout (60 s) cut it. So we never make
+ * Aedes wait: every write is accepted at once, and what the transport cannot
+ * take yet is counted against `maxBufferedBytes` (held packets, the outbox,
+ * and the transport's own unsent bytes; the kernel's socket buffers come on
+ * top), beyond the largest single packet among them. A client over it is
+ * disconnected (`onOverflow` says who and why):
+ * one client's backlog costs that client, bounded, and nobody else a wait.
  */
 import { Duplex } from 'node:stream'
 import { PacketFramer, PacketType, type FramedPacket } from './mqtt-framing.js'
@@ -53,6 +64,18 @@ const DEFAULT_MAX_HOLD_MS = 10
 export interface MqttConnectionOptions {
   /** Longest a packet is held back, in ms. */
   readonly maxHoldMs?: number
+  /** Unsent bytes over which the client is a slow consumer and is disconnected; default no bound. */
+  readonly maxBufferedBytes?: number
+  /** Called once, just before a slow consumer is disconnected. */
+  readonly onOverflow?: (overflow: BufferOverflow) => void
+}
+
+/** Why a connection was cut: what was queued for it, and the delivery that went over the bound. */
+export interface BufferOverflow {
+  readonly bufferedBytes: number
+  readonly maxBufferedBytes: number
+  /** The topic of the PUBLISH that went over, if it was one. */
+  readonly topic: string | undefined
 }
 
 interface Held {
@@ -73,6 +96,12 @@ function expectsAnswer({ type, bytes }: FramedPacket): boolean {
   return type === PacketType.PUBREC || type === PacketType.PUBREL
 }
 
+/** [MQTT-3.3.2.1]: a PUBLISH's variable header opens with its topic name. */
+function publishTopic({ bytes, bodyOffset }: FramedPacket): string {
+  const length = bytes.readUInt16BE(bodyOffset)
+  return bytes.toString('utf8', bodyOffset + 2, bodyOffset + 2 + length)
+}
+
 /**
  * Wraps a transport (TCP socket or WebSocket stream) for `aedes.handle`.
  * Reads pass through untouched; writes are framed, ordered and coalesced.
@@ -80,6 +109,12 @@ function expectsAnswer({ type, bytes }: FramedPacket): boolean {
 export class MqttConnection extends Duplex {
   readonly transport: Duplex
   readonly #maxHoldMs: number
+  readonly #maxBufferedBytes: number
+  readonly #onOverflow: ((overflow: BufferOverflow) => void) | undefined
+  /** Bytes accepted from the broker and not yet handed to the transport (pubacks, held, outbox). */
+  #unsentBytes = 0
+  /** The largest packet queued since nothing was left to send: the bound is over and above it. */
+  #largestQueued = 0
   readonly #framer = new PacketFramer()
   /** PUBACKs waiting for their PUBLISH to be routed (point 1). */
   #pubacks: PendingPuback[] = []
@@ -90,12 +125,13 @@ export class MqttConnection extends Duplex {
   #flushScheduled = false
   #timer: NodeJS.Timeout | undefined
   #timerDeadline = 0
-  #drainWaiters: WriteCallback[] = []
 
   constructor(transport: Duplex, options: MqttConnectionOptions = {}) {
     super({ allowHalfOpen: false })
     this.transport = transport
     this.#maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS
+    this.#maxBufferedBytes = options.maxBufferedBytes ?? Infinity
+    this.#onOverflow = options.onOverflow
     transport.on('data', (chunk: Buffer) => {
       // The client spoke, so it has our last segment: the next may go, and
       // carries the ACK for this one.
@@ -114,11 +150,11 @@ export class MqttConnection extends Duplex {
       // this stream when it sees 'end'. An abrupt close loses nothing more.
       if (!ended && !this.destroyed) this.destroy()
     })
-    transport.on('drain', () => {
-      const waiters = this.#drainWaiters
-      this.#drainWaiters = []
-      for (const callback of waiters) callback()
-    })
+  }
+
+  /** What is queued for the client and not yet in the kernel: ours and the transport's. */
+  get bufferedBytes(): number {
+    return this.#unsentBytes + this.transport.writableLength
   }
 
   /** The broker has routed the client's QoS 1 PUBLISH `messageId`: its PUBACK may go. */
@@ -154,9 +190,6 @@ export class MqttConnection extends Duplex {
     this.#sendEverything()
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
-    const waiters = this.#drainWaiters
-    this.#drainWaiters = []
-    for (const waiter of waiters) waiter()
     this.transport.destroy()
     callback(error)
   }
@@ -170,7 +203,10 @@ export class MqttConnection extends Duplex {
       return
     }
     const deadline = Date.now() + this.#maxHoldMs
+    if (this.bufferedBytes === 0) this.#largestQueued = 0
     for (const packet of packets) {
+      this.#unsentBytes += packet.bytes.length
+      this.#largestQueued = Math.max(this.#largestQueued, packet.bytes.length)
       if (packet.type === PacketType.PUBACK) {
         this.#pubacks.push({ packet, deadline, messageId: packet.bytes.readUInt16BE(packet.bodyOffset), routed: false })
       } else {
@@ -178,8 +214,16 @@ export class MqttConnection extends Duplex {
       }
     }
     this.#armTimer()
-    if (this.transport.writableNeedDrain) this.#drainWaiters.push(callback)
-    else callback()
+    // Never the transport's backpressure: Aedes would hold the delivery, and with it everyone's.
+    callback()
+    // One message larger than the bound (the broker does not bound packet sizes) is not a backlog:
+    // the bound is what is queued behind the largest one.
+    const bufferedBytes = this.bufferedBytes
+    if (bufferedBytes - this.#largestQueued > this.#maxBufferedBytes && !this.destroyed) {
+      const last = packets.findLast((p) => p.type === PacketType.PUBLISH)
+      this.#onOverflow?.({ bufferedBytes, maxBufferedBytes: this.#maxBufferedBytes, topic: last === undefined ? undefined : publishTopic(last) })
+      this.destroy()
+    }
   }
 
   /** Point 2: in order behind anything held, and not while an answer is awaited. */
@@ -252,6 +296,7 @@ export class MqttConnection extends Duplex {
     if (this.#outbox.length === 0) return
     const data = this.#outbox.length === 1 ? this.#outbox[0]! : Buffer.concat(this.#outbox)
     this.#outbox = []
+    this.#unsentBytes -= data.length
     if (this.transport.destroyed || this.transport.writableEnded) return
     this.transport.write(data)
   }

@@ -11,6 +11,7 @@ export const ERRORS = {
   TRINITY_ERR_BAD_PAYLOAD: { status: 400, message: 'malformed bus payload' },
   TRINITY_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'payload too large' },
   TRINITY_ERR_PAYLOAD_TOO_DEEP: { status: 400, message: 'payload nests too deep' },
+  TRINITY_ERR_SLOW_CONSUMER: { status: 503, message: 'slow consumer disconnected' },
   TRINITY_ERR_TASK_NOT_FOUND: { status: 404, message: 'task not found' },
   TRINITY_ERR_TASK_TYPE_UNKNOWN: { status: 422, message: 'no route for task type' },
   TRINITY_ERR_TASK_CONFLICT: { status: 409, message: 'task is not in a state that allows this' },

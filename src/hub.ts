@@ -49,6 +49,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       auth: config.broker.auth,
       topics: topicsFor(config.hub.topicPrefix),
       internalUsers: [internal],
+      maxClientBuffer: config.limits.maxClientBuffer,
       logger: log.child({ service: 'broker' }),
     })
     bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }

@@ -19,7 +19,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
   general: { targets: ['c1'], strategy: 'least-loaded' },
 }
 
-const DEFAULTS = {
+export const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
   broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
@@ -39,7 +39,7 @@ const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
-  limits: { maxPayload: '1mb', maxDepth: 64 },
+  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb' },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -142,7 +142,14 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
     },
     store: { sync: raw.store?.sync ?? d.store.sync },
-    limits: { maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload), maxDepth: raw.limits?.maxDepth ?? d.limits.maxDepth },
+    limits: {
+      maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload),
+      maxDepth: raw.limits?.maxDepth ?? d.limits.maxDepth,
+      // Unset, it grows with maxPayload: twice the largest message, if that is over the default.
+      maxClientBuffer: raw.limits?.maxClientBuffer === undefined
+        ? Math.max(parseSize(d.limits.maxClientBuffer), 2 * parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload))
+        : parseSize(raw.limits.maxClientBuffer),
+    },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,
       remote: sync.remote,

@@ -9,13 +9,14 @@ import { resolve } from 'node:path'
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type YAMLError } from 'yaml'
 import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
-import { resolveConfig } from './defaults.js'
+import { DEFAULTS, resolveConfig } from './defaults.js'
 import { ENV } from './env.js'
 import { layOverrides } from './env-overrides.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
 import { configPath } from './path.js'
+import { formatSize, parseSize } from './size.js'
 
 export interface ConfigProblem {
   file: string
@@ -224,6 +225,15 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     if (users.has(username)) problem(['broker', 'auth', 'users', index, 'username'], `expected a unique username, "${username}" appears twice`)
     users.add(username)
   })
+  // A client must be able to have the largest message on its way twice over
+  // (the one in its socket, the next behind it) without counting as a slow consumer.
+  const limits = raw.limits
+  if (limits?.maxClientBuffer !== undefined) {
+    const floor = 2 * parseSize(limits.maxPayload ?? DEFAULTS.limits.maxPayload)
+    if (parseSize(limits.maxClientBuffer) < floor) {
+      problem(['limits', 'maxClientBuffer'], `expected at least twice limits.maxPayload, ${formatSize(floor)}`)
+    }
+  }
   return problems
 }
 

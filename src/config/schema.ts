@@ -214,6 +214,9 @@ export const ConfigSchema = Type.Object(
             minimum: 1, maximum: 1000,
             description: 'deepest nesting of arrays and objects in a field of an HTTP body or MQTT payload the hub accepts (task content, report output, message)',
           })),
+          maxClientBuffer: Type.Optional(Type.Union([Type.Integer({ minimum: 65_536 }), Type.String({ pattern: SIZE_PATTERN })], {
+            description: 'bytes the embedded broker queues for one client that is not reading; over it the client is disconnected (a slow consumer): bytes, or e.g. 8mb',
+          })),
         },
         strict,
       ),
@@ -289,8 +292,8 @@ export interface Config {
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
-  /** maxPayload: bytes; maxDepth: levels of arrays and objects in one field. */
-  readonly limits: { readonly maxPayload: number; readonly maxDepth: number }
+  /** maxPayload, maxClientBuffer: bytes; maxDepth: levels of arrays and objects in one field. */
+  readonly limits: { readonly maxPayload: number; readonly maxDepth: number; readonly maxClientBuffer: number }
   readonly sync: {
     readonly enabled: boolean
     readonly remote: string | undefined

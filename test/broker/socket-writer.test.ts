@@ -174,3 +174,62 @@ test('on the wire, a client subscribed to its own topic gets the message before 
   }
   assert.deepEqual(order, ['publish', 'puback', 'publish', 'puback', 'publish', 'puback'])
 })
+
+/** A client that stopped reading: the transport takes every write and sends none of it. */
+class StuckTransport extends Duplex {
+  override _read(): void {}
+  override _write(_chunk: Buffer, _encoding: BufferEncoding, _callback: () => void): void {}
+}
+
+/** PUBLISH QoS 0 to topic `t` with a payload of `size` bytes (remaining length in as many bytes as it needs). */
+function sizedPublish0(size: number): Buffer {
+  const body = Buffer.concat([Buffer.from([0x00, 0x01, 0x74]), Buffer.alloc(size, 0x78)])
+  const length: number[] = []
+  let rest = body.length
+  do {
+    length.push((rest % 128) | (rest >= 128 ? 0x80 : 0))
+    rest = Math.floor(rest / 128)
+  } while (rest > 0)
+  return Buffer.concat([Buffer.from([0x30, ...length]), body])
+}
+
+/** Writes `packet` and says whether the broker was let go on at once (the write's callback ran in this turn). */
+async function writeAccepted(connection: MqttConnection, packet: Buffer): Promise<boolean> {
+  let done = false
+  connection.write(packet, () => { done = true })
+  await turn()
+  return done
+}
+
+test('a client that stops reading never makes the broker wait, and is cut once its backlog passes the bound', async () => {
+  const transport = new StuckTransport()
+  const overflows: { bufferedBytes: number; topic: string | undefined }[] = []
+  const connection = new MqttConnection(transport, { maxBufferedBytes: 64 * 1024, onOverflow: (o) => overflows.push(o) })
+  connection.on('error', () => undefined)
+  const packet = sizedPublish0(1024)
+  let written = 0
+  while (!connection.destroyed && written < 1000) {
+    assert.equal(await writeAccepted(connection, packet), true, `write ${written} was accepted without waiting for the client`)
+    written++
+  }
+  assert.equal(connection.destroyed, true, 'cut off')
+  assert.equal(overflows.length, 1, 'said once')
+  assert.equal(overflows[0]?.topic, 't')
+  assert.ok((overflows[0]?.bufferedBytes ?? 0) > 64 * 1024)
+  assert.ok(written * packet.length < 2 * 64 * 1024, `cut near the bound (${written} packets of ${packet.length} bytes)`)
+  assert.equal(transport.destroyed, true, 'the transport is closed')
+})
+
+test('one packet larger than the bound is not a backlog: only what queues behind it counts', async () => {
+  const transport = new StuckTransport()
+  let overflows = 0
+  const connection = new MqttConnection(transport, { maxBufferedBytes: 64 * 1024, onOverflow: () => overflows++ })
+  connection.on('error', () => undefined)
+  assert.equal(await writeAccepted(connection, sizedPublish0(200 * 1024)), true)
+  assert.equal(await writeAccepted(connection, sizedPublish0(1024)), true)
+  assert.equal(overflows, 0)
+  assert.equal(connection.destroyed, false, 'a large message alone does not cut the client')
+  for (let i = 0; i < 100 && !connection.destroyed; i++) await writeAccepted(connection, sizedPublish0(1024))
+  assert.equal(overflows, 1, 'a backlog behind it does')
+  assert.equal(connection.destroyed, true)
+})
