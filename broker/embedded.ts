@@ -42,6 +42,8 @@ export interface EmbeddedBrokerOptions {
   internalUsers?: readonly BrokerUser[]
   /** Bytes queued for one client that is not reading before it is disconnected (`limits.maxClientBuffer`); default no bound. */
   maxClientBuffer?: number
+  /** Longest a packet is held back for ordering (socket-writer.ts), ms; default 10. Tests raise it to see the order the discipline makes, not a race with this fallback. */
+  maxHoldMs?: number
   logger: Logger
 }
 
@@ -107,6 +109,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     }
     const connection: MqttConnection = new MqttConnection(transport, {
       ...(options.maxClientBuffer === undefined ? {} : { maxBufferedBytes: options.maxClientBuffer }),
+      ...(options.maxHoldMs === undefined ? {} : { maxHoldMs: options.maxHoldMs }),
       onOverflow: (overflow) => reportSlowConsumer(connection, overflow),
     })
     connections.add(connection)

@@ -137,6 +137,9 @@ export function conformance(mode: Mode): void {
       })
       await h.instance({ id: 'rr-a', role: 'analytics' })
       await h.instance({ id: 'rr-b', role: 'analytics' })
+      // A birth's PUBACK is not the coordinator having read it: under load the first tasks went
+      // to rr-a alone while rr-b's birth was still on its way.
+      await waitFor(() => ['rr-a', 'rr-b'].every((id) => h.hub.coordinator.registry.get(id)?.state === 'online'), 30_000, 'both online')
       const owners: (string | null)[] = []
       for (let i = 0; i < 4; i++) {
         const { id } = await h.submit({ type: 'analyze_data', content: i })
@@ -183,10 +186,11 @@ export function conformance(mode: Mode): void {
     })
 
     test('leases that keep expiring make a dead letter, listed and replayable', async () => {
-      const h = await setup({ tasks: { lease: '200ms', maxAttempts: 2 } })
+      // 3 s: the replayed task must be answered within one lease (200 ms was missed under load).
+      const h = await setup({ tasks: { lease: '3s', maxAttempts: 2 } })
       const silent = await h.instance({ id: 'c1', manual: true })
       const { id } = await h.submit({ type: 'general', content: 'nobody answers' })
-      await waitFor(async () => (await h.task(id)).state === 'dead', 10_000, 'dead letter')
+      await waitFor(async () => (await h.task(id)).state === 'dead', 60_000, 'dead letter')
       assert.equal(silent.received.filter((t) => t.id === id).length, 2)
       const dead = await http<{ tasks: TaskRecord[] }>(h.hub.httpUrl, 'GET', '/tasks?state=dead')
       assert.match(dead.body.tasks.find((t) => t.id === id)?.error ?? '', /lease expired/)
