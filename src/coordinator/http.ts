@@ -13,7 +13,7 @@ import { Id } from '../contract/payloads/common.js'
 import { TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
 import { SendRequest } from '../contract/payloads/message.js'
 import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
-import { ERROR_RESPONSES, HubSummary, InstanceList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
+import { ERROR_RESPONSES, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
 import { summarizeTask } from '../contract/task-summary.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
@@ -138,7 +138,10 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   })
 
   api.get('/messages', {
-    schema: { querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), from: Type.Optional(Id), to: Type.Optional(Id) }, { additionalProperties: false }) },
+    schema: {
+      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), from: Type.Optional(Id), to: Type.Optional(Id) }, { additionalProperties: false }),
+      response: { 200: MessageList, ...ERROR_RESPONSES },
+    },
   }, async (request) => {
     const { limit, from, to } = request.query
     const filter = { ...(from === undefined ? {} : { from }), ...(to === undefined ? {} : { to }) }
