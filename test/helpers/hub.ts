@@ -143,12 +143,13 @@ export async function spawnHub(configFile: string): Promise<HubProcess> {
  */
 const LIVENESS_FLOOR_MS = 60_000
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+/** `what` names the condition in the error; a function is read at the timeout, so it can say how far things got. */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what: string | (() => string) = 'condition'): Promise<void> {
   const bound = Math.max(timeoutMs, LIVENESS_FLOOR_MS)
   const deadline = Date.now() + bound
   for (;;) {
     if (await check()) return
-    if (Date.now() > deadline) throw new Error(`timed out after ${bound} ms waiting for ${what}`)
+    if (Date.now() > deadline) throw new Error(`timed out after ${bound} ms waiting for ${typeof what === 'string' ? what : what()}`)
     await new Promise((r) => setTimeout(r, 20))
   }
 }
