@@ -141,7 +141,7 @@ export async function spawnHub(configFile: string): Promise<HubProcess> {
  * this, whatever a test asks, so a loaded machine makes the suite slower, not
  * red (speed budgets are `npm run bench`'s).
  */
-const LIVENESS_FLOOR_MS = 60_000
+export const LIVENESS_FLOOR_MS = 60_000
 
 /** `what` names the condition in the error; a function is read at the timeout, so it can say how far things got. */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what: string | (() => string) = 'condition'): Promise<void> {

@@ -64,7 +64,7 @@ before(async () => {
     health: { interval: '300ms', timeout: '300ms', missesBeforeOffline: 2 },
     tasks: { lease: '10s', retryBackoff: { base: '50ms', factor: 2, max: '500ms' } },
     supervisor: {
-      stopTimeout: '3s', readyTimeout: '15s',
+      stopTimeout: '3s', readyTimeout: '60s',
       restart: { base: `${BACKOFF_MS}ms`, factor: 2, max: '2s', jitter: 0, resetAfter: '30s' },
       crashLoop: { restarts: 3, window: '60s' },
     },

@@ -13,7 +13,7 @@ import type { Browser } from 'playwright-core'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import type { Message } from '../../src/contract/payloads/message.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { http, testScope, waitFor } from '../helpers/hub.js'
+import { http, LIVENESS_FLOOR_MS, testScope, waitFor } from '../helpers/hub.js'
 import { launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
 const { dir, cleanups } = testScope()
@@ -198,7 +198,7 @@ test('Start / Restart is offered only for instances a running supervisor runs, a
     state: 'running', pid: 4242, startedAt: now - 60_000, at: now,
     children: [child('builder', 'running', null), child('analytics', 'error', 'crash loop: 6 exits within 120000 ms')],
   }), { qos: 1, retain: true })
-  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'visible', timeout: 30_000 })
+  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'visible', timeout: LIVENESS_FLOOR_MS })
   assert.equal(await page.textContent(`${card('builder')} button.restart`), 'Restart')
   assert.equal(await page.locator(`${card('builder')} .unsupervised`).isVisible(), false)
   await waitInPage(page, `document.querySelector('${card('analytics')}')?.dataset.state === 'error'`, 30_000)
@@ -215,7 +215,7 @@ test('Start / Restart is offered only for instances a running supervisor runs, a
 
   // The supervisor goes away: the buttons go with it.
   await client.publishAsync(topics.supervisorStatus, JSON.stringify({ state: 'stopped', pid: 4242, startedAt: now - 60_000, at: Date.now(), children: [] }), { qos: 1, retain: true })
-  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'hidden', timeout: 30_000 })
+  await page.locator(`${card('builder')} button.restart`).waitFor({ state: 'hidden', timeout: LIVENESS_FLOOR_MS })
   await page.close()
   assert.deepEqual(errors.filter((e) => !/Failed to load resource: the server responded with a status of 409/.test(e)), [])
 })

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import type { Hub } from '../../src/hub.js'
-import { ROOT, startTestHub, testConfig, waitFor, type ConfigObject } from '../helpers/hub.js'
+import { LIVENESS_FLOOR_MS, ROOT, startTestHub, testConfig, waitFor, type ConfigObject } from '../helpers/hub.js'
 import { TestInstance, type TaskHandler } from '../helpers/instance.js'
 
 /** The reference fleet's ids, as in config/trinity.yaml. */
@@ -45,12 +45,15 @@ export interface WatchedPage {
 /** A fresh context and page at `url`, waiting until the page says its bus is connected. */
 export async function openPage(browser: Browser, url: string, viewport = DESKTOP): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport })
+  // Liveness bounds, like waitFor's floor: Chromium on a loaded machine can take half a minute to load a page.
+  context.setDefaultTimeout(LIVENESS_FLOOR_MS)
+  context.setDefaultNavigationTimeout(LIVENESS_FLOOR_MS)
   const page = await context.newPage()
   const errors: string[] = []
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()) })
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`))
   await page.goto(url)
-  await page.waitForSelector('body[data-bus="connected"]', { timeout: 30_000 })
+  await page.waitForSelector('body[data-bus="connected"]', { timeout: LIVENESS_FLOOR_MS })
   return { page, errors }
 }
 
@@ -107,8 +110,9 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
  * every animation frame) is true. A string, because this file is compiled
  * without the DOM types the browser side has.
  */
-export async function waitInPage(page: Page, predicate: string, timeout = 30_000): Promise<void> {
-  await page.waitForFunction(predicate, undefined, { timeout, polling: 'raf' })
+/** A liveness bound, never shorter than waitFor's floor. */
+export async function waitInPage(page: Page, predicate: string, timeout = LIVENESS_FLOOR_MS): Promise<void> {
+  await page.waitForFunction(predicate, undefined, { timeout: Math.max(timeout, LIVENESS_FLOOR_MS), polling: 'raf' })
 }
 
 export function count(selector: string): string {

@@ -11,7 +11,7 @@ import type { Browser } from 'playwright-core'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import type { Hub } from '../../src/hub.js'
-import { startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
+import { LIVENESS_FLOOR_MS, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
 import { TestInstance } from '../helpers/instance.js'
 import { count, FLEET, FLEET_HEALTH, launchChromium, openPage, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
@@ -154,7 +154,7 @@ test('the broker going away shows the disconnected banner; its return clears it 
   assert.equal(await page.locator('#bus-banner').isVisible(), false)
   const port = Number(new URL(fleet.hub.httpUrl).port)
   await fleet.hub.stop()
-  await page.locator('#bus-banner').waitFor({ state: 'visible', timeout: 30_000 })
+  await page.locator('#bus-banner').waitFor({ state: 'visible', timeout: LIVENESS_FLOOR_MS })
   assert.match(await textOf(page, '#bus-banner'), /DISCONNECTED/)
   assert.match(await textOf(page, '#bus-state'), /✖ bus disconnected/)
   await page.screenshot({ path: screenshotPath('command-disconnected-1280x800.png') })
@@ -168,7 +168,7 @@ test('the broker going away shows the disconnected banner; its return clears it 
     return hub !== undefined
   }, 30_000, `the hub to bind port ${port} again`)
   cleanups.push(() => hub?.stop())
-  await page.locator('#bus-banner').waitFor({ state: 'hidden', timeout: 30_000 })
+  await page.locator('#bus-banner').waitFor({ state: 'hidden', timeout: LIVENESS_FLOOR_MS })
   assert.match(await textOf(page, '#bus-state'), /● bus connected/)
 
   // Subscribed again: an instance that joins the new broker shows up.

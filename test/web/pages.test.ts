@@ -13,7 +13,7 @@ import mqtt from 'mqtt'
 import type { Browser } from 'playwright-core'
 import { DEFAULT_PRIORITY, PRIORITIES, TASK_STATES, TASK_TYPE_PATTERN } from '../../src/contract/constants.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { http, ROOT, testScope } from '../helpers/hub.js'
+import { http, LIVENESS_FLOOR_MS, ROOT, testScope } from '../helpers/hub.js'
 import { sourceFiles } from '../helpers/source-files.js'
 import { count, DESKTOP, FLEET, launchChromium, openPage, PHONE, screenshotPath, startFleet, textOf, waitInPage, type Fleet } from './fixtures.js'
 
@@ -200,7 +200,7 @@ test('the pages load TypeBox and the contract from the hub, and no module they l
   page.on('console', (message) => { if (message.type() === 'error') errors.push(message.text()) })
   page.on('pageerror', (error) => errors.push(`uncaught: ${error.message}`))
   await page.goto(`${fleet.hub.httpUrl}/command`)
-  await page.waitForSelector('body[data-bus="connected"]', { timeout: 30_000 })
+  await page.waitForSelector('body[data-bus="connected"]', { timeout: LIVENESS_FLOOR_MS })
   await waitInPage(page, `${count('.card.instance[data-state="online"]')} === 6`)
   await context.close()
   assert.deepEqual(failed, [])
