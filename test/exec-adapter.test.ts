@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import type { TaskRecord } from '../src/contract/payloads/task.js'
 import type { InstanceView } from '../src/contract/http.js'
 import { CLI, ROOT, http, startTestHub, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
-import { alive, waitGone } from './helpers/supervisor.js'
+import { alive, spawnSupervisor, waitGone } from './helpers/supervisor.js'
 
 const { dir, cleanups } = testScope()
 const PY_TASK = join(ROOT, 'test/fixtures/exec_task.py')
@@ -121,6 +121,16 @@ test('cancel kills the process group: the command and its grandchild', async () 
   assert.equal((await settled(hub, id, 'cancelled')).state, 'cancelled')
 })
 
+test('what a command leaves running in its group when it exits is killed, even holding its stdout', async () => {
+  const hub = await hubWith({
+    instances: [{ id: 'leaver', adapter: 'exec', shell: true, command: 'sleep 600 & echo $!' }],
+    routes: { leave: { targets: ['leaver'] } },
+  })
+  const task = await settled(hub, await submit(hub, 'leave', 'x'), 'completed')
+  assert.equal(typeof task.result, 'number')
+  await waitGone([task.result as number], 60_000)
+})
+
 test('a command that ignores SIGTERM is killed by SIGKILL after its stopTimeout', async () => {
   const scratch = scratchDir('stubborn')
   const hub = await hubWith({
@@ -168,6 +178,22 @@ test('hub stop signals the running commands and waits for them: no orphans', asy
   assert.deepEqual(runs.map(([command]) => command ?? 0).filter(alive), [], 'the commands are gone once stop has returned')
   // Their grandchildren, which ignore SIGTERM too, went with the group's SIGKILL.
   await waitGone(runs.map(([, grandchild]) => grandchild ?? 0), 60_000)
+})
+
+test('trinity start launches nothing for an exec instance; the hub runs it per task and logs its stderr', async () => {
+  const file = writeConfig(dir.path, await testConfig(join(dir.path, 'supervised'), {
+    instances: [{ id: 'counter', adapter: 'exec', command: 'python3', args: [PY_TASK] }],
+    routes: { analyze_data: { targets: ['counter'] } },
+  }), 'supervised.yaml')
+  const supervisor = await spawnSupervisor(file)
+  cleanups.push(() => supervisor.stop())
+  assert.deepEqual(supervisor.ready.children.map((c) => c.name), ['hub'])
+  const { body } = await http<{ id: string }>(supervisor.httpUrl, 'POST', '/task', { type: 'analyze_data', content: 'four words right here' })
+  let task: TaskRecord | undefined
+  await waitFor(async () => { task = (await http<TaskRecord>(supervisor.httpUrl, 'GET', `/tasks/${body.id}`)).body; return task.state === 'completed' }, 60_000, 'completed')
+  assert.deepEqual(task?.result, { words: 4, type: 'analyze_data', attempt: 1, priority: 'normal', envMatches: true, instance: 'counter' })
+  // The script's stderr line, in the one log stream, with the instance and the task.
+  await waitFor(() => supervisor.records.some((r) => r.msg === 'counting words' && r.instance === 'counter' && r['taskId'] === body.id && r['stream'] === 'stderr'), 60_000, 'the stderr line in the log')
 })
 
 test('config: exec without a command, or with a program that does not exist, exits 2 naming the field', () => {

@@ -136,7 +136,14 @@ export class ExecAdapter {
     if (!this.deps.report(instanceId, { ...base, state: 'started' })) return
     const log = this.deps.log.child({ instance: instanceId, taskId: frame.task.id })
     const [file, args] = command.shell ? ['/bin/sh', ['-c', command.command, instanceId, ...command.args]] : [command.command, [...command.args]]
-    const child = spawn(file, args, { cwd: command.cwd, env: this.environment(instanceId, command, frame), detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+    let child: ChildProcess
+    try {
+      child = spawn(file, args, { cwd: command.cwd, env: this.environment(instanceId, command, frame), detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+    } catch (err) {
+      // Refused before any process exists (a NUL byte in an argument or `env`).
+      this.deps.report(instanceId, { ...base, state: 'failed', error: `could not start ${describe(command)}: ${(err as Error).message}` })
+      return
+    }
     let exitedResolve: () => void = () => undefined
     const exited = new Promise<void>((resolve) => { exitedResolve = resolve })
     const run: Run = { instanceId, frame, child, graceMs: command.graceMs, exited, settled: false, killTimer: undefined }
@@ -175,7 +182,7 @@ export class ExecAdapter {
       this.terminate(run)
     }, frame.leaseMs)
 
-    child.once('error', (err) => {
+    child.on('error', (err) => {
       // spawn failed (no such program, cwd missing): no process, so no exit event follows.
       if (child.pid !== undefined) return
       clearTimeout(timeout)
