@@ -22,9 +22,11 @@ const SLEEPER = 'sleep 600 & echo "$$ $!" > "$1/$TRINITY_TASK_ID.tmp" && mv "$1/
 
 type Hub = Awaited<ReturnType<typeof startTestHub>>
 
+/** A hub in this process; a lease long enough that no command of a loaded machine outlives it unless a test says so. */
 async function hubWith(overrides: Record<string, unknown>): Promise<Hub> {
   const data = join(dir.path, `hub-${Math.random().toString(36).slice(2)}`)
-  const hub = await startTestHub(await testConfig(data, overrides))
+  const tasks = { lease: '60s', ...(overrides['tasks'] as Record<string, unknown> | undefined) }
+  const hub = await startTestHub(await testConfig(data, { ...overrides, tasks }))
   cleanups.push(() => hub.stop())
   return hub
 }
@@ -82,13 +84,19 @@ test('a Python script serves a route with JSON, a shell command another with tex
 
 test('a failing command fails its task after its attempts, with its stderr lines and exit code', async () => {
   const hub = await hubWith({
-    instances: [{ id: 'broken', adapter: 'exec', shell: true, command: 'echo "reading the input" >&2; echo "boom on attempt $TRINITY_TASK_ATTEMPT" >&2; exit 3' }],
-    routes: { explode: { targets: ['broken'] } },
+    instances: [
+      { id: 'broken', adapter: 'exec', shell: true, command: 'echo "reading the input" >&2; echo "boom on attempt $TRINITY_TASK_ATTEMPT" >&2; exit 3' },
+      { id: 'homeless', adapter: 'exec', command: 'python3', cwd: join(dir.path, 'no-such-dir') },
+    ],
+    routes: { explode: { targets: ['broken'] }, wander: { targets: ['homeless'] } },
     tasks: { maxAttempts: 2 },
   })
   const task = await settled(hub, await submit(hub, 'explode', 'x'), 'failed')
   assert.equal(task.assignments[0]?.attempts, 2)
-  assert.match(task.error ?? '', /exited with code 3: reading the input\nboom on attempt 2$/)
+  assert.match(task.error ?? '', /^broken: sh -c ".*" exited with code 3: reading the input\nboom on attempt 2$/)
+  // A command that cannot even start (its cwd is gone) fails the same way, saying why.
+  const homeless = await settled(hub, await submit(hub, 'wander', 'x'), 'failed')
+  assert.match(homeless.error ?? '', /^homeless: could not start "python3": spawn python3 ENOENT/)
 })
 
 test('stdout over limits.maxPayload or nesting deeper than limits.maxDepth fails the task', async () => {
@@ -151,12 +159,12 @@ test('a command still running when its lease runs out fails with the reason, and
   const hub = await hubWith({
     instances: [{ id: 'slow', adapter: 'exec', shell: true, command: SLEEPER, args: [scratch], stopTimeout: '1s' }],
     routes: { nap: { targets: ['slow'] } },
-    tasks: { lease: '4s', maxAttempts: 1 },
+    tasks: { lease: '8s', maxAttempts: 1 },
   })
   const id = await submit(hub, 'nap', 'x')
   const pids = await pidsOf(scratch, id)
   const task = await settled(hub, id, 'failed')
-  assert.match(task.error ?? '', /no result within 4000 ms \(tasks\.lease\)/)
+  assert.match(task.error ?? '', /no result within 8000 ms \(tasks\.lease\)/)
   await waitGone(pids, 60_000)
 })
 
@@ -166,6 +174,7 @@ test('hub stop signals the running commands and waits for them: no orphans', asy
   const hub = await startTestHub(await testConfig(data, {
     instances: [{ id: 'stubborn', adapter: 'exec', command: 'python3', args: [PY_STUBBORN, scratch], stopTimeout: '3s', concurrency: 2 }],
     routes: { hold: { targets: ['stubborn'] } },
+    tasks: { lease: '60s' },
   }))
   let stopped = false
   cleanups.push(() => (stopped ? undefined : hub.stop()))
@@ -184,6 +193,7 @@ test('trinity start launches nothing for an exec instance; the hub runs it per t
   const file = writeConfig(dir.path, await testConfig(join(dir.path, 'supervised'), {
     instances: [{ id: 'counter', adapter: 'exec', command: 'python3', args: [PY_TASK] }],
     routes: { analyze_data: { targets: ['counter'] } },
+    tasks: { lease: '60s' },
   }), 'supervised.yaml')
   const supervisor = await spawnSupervisor(file)
   cleanups.push(() => supervisor.stop())

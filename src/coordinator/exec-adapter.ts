@@ -132,6 +132,9 @@ export class ExecAdapter {
   private start(instanceId: string, command: ExecCommand, frame: TaskFrame): void {
     if (this.stopping) return
     const base = { taskId: frame.task.id, leaseToken: frame.leaseToken }
+    // The lease runs from the `started` report: the timeout counts from before it, so it comes
+    // first and its reason (not the lease sweep's `lease expired`) is the one recorded.
+    const startedAt = Date.now()
     // Not applied: cancelled (or taken back) between the assignment and now; nothing to run.
     if (!this.deps.report(instanceId, { ...base, state: 'started' })) return
     const log = this.deps.log.child({ instance: instanceId, taskId: frame.task.id })
@@ -180,7 +183,7 @@ export class ExecAdapter {
     const timeout = setTimeout(() => {
       fail(`${describe(command)}: no result within ${frame.leaseMs} ms (tasks.lease)${stderr.suffix()}`)
       this.terminate(run)
-    }, frame.leaseMs)
+    }, Math.max(0, frame.leaseMs - (Date.now() - startedAt)))
 
     child.on('error', (err) => {
       // spawn failed (no such program, cwd missing): no process, so no exit event follows.
