@@ -7,9 +7,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import mqtt from 'mqtt'
 import type { TaskRecord } from '../src/contract/payloads/task.js'
+import { topicsFor } from '../src/contract/topics.js'
 import type { InstanceView } from '../src/contract/http.js'
 import { CLI, ROOT, http, startTestHub, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
 import { alive, spawnSupervisor, waitGone } from './helpers/supervisor.js'
@@ -71,7 +74,16 @@ test('a Python script serves a route with JSON, a shell command another with tex
   const { body } = await http<{ instances: InstanceView[] }>(hub.httpUrl, 'GET', '/instances')
   const py = body.instances.find((i) => i.id === 'py')
   assert.deepEqual([py?.adapter, py?.state, py?.connected, py?.process], ['exec', 'online', true, null])
+  // Only the hub speaks for its runner: a Will-like status for its id on the bus changes nothing.
+  const impostor = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  cleanups.push(() => impostor.endAsync())
+  await impostor.publishAsync(topicsFor().instanceStatus('py'), JSON.stringify({ state: 'offline', session: Date.now() }), { qos: 1 })
+  // Submitted after it by the same client, so the hub has read the status once this task exists.
+  const viaBus = randomUUID()
+  await impostor.publishAsync(topicsFor().taskSubmit, JSON.stringify({ id: viaBus, type: 'analyze_data', content: 'after the status' }), { qos: 1 })
+  assert.deepEqual((await settled(hub, viaBus, 'completed')).result, { words: 3, type: 'analyze_data', attempt: 1, priority: 'normal', envMatches: true, instance: 'py' })
 
+  assert.equal(hub.coordinator.registry.get('py')?.state, 'online')
   const counted = await settled(hub, await submit(hub, 'analyze_data', 'one two three'), 'completed')
   assert.deepEqual(counted.result, { words: 3, type: 'analyze_data', attempt: 1, priority: 'normal', envMatches: true, instance: 'py' })
 
@@ -202,6 +214,9 @@ test('trinity start launches nothing for an exec instance; the hub runs it per t
   let task: TaskRecord | undefined
   await waitFor(async () => { task = (await http<TaskRecord>(supervisor.httpUrl, 'GET', `/tasks/${body.id}`)).body; return task.state === 'completed' }, 60_000, 'completed')
   assert.deepEqual(task?.result, { words: 4, type: 'analyze_data', attempt: 1, priority: 'normal', envMatches: true, instance: 'counter' })
+  const restart = await http<{ error: { code: string; message: string } }>(supervisor.httpUrl, 'POST', '/instances/counter/restart')
+  assert.equal(restart.status, 409)
+  assert.match(restart.body.error.message, /counter is run by the hub once per task \(adapter: exec\); there is no process to restart/)
   // The script's stderr line, in the one log stream, with the instance and the task.
   await waitFor(() => supervisor.records.some((r) => r.msg === 'counting words' && r.instance === 'counter' && r['taskId'] === body.id && r['stream'] === 'stderr'), 60_000, 'the stderr line in the log')
 })
