@@ -7,6 +7,7 @@
 export const ERRORS = {
   TRINITY_ERR_CONFIG_INVALID: { status: 500, message: 'invalid configuration' },
   TRINITY_ERR_CONFIG_NOT_FOUND: { status: 500, message: 'configuration file not found' },
+  TRINITY_ERR_EXEC_COMMAND_NOT_FOUND: { status: 500, message: 'exec command not found' },
   TRINITY_ERR_BAD_REQUEST: { status: 400, message: 'bad request' },
   TRINITY_ERR_BAD_PAYLOAD: { status: 400, message: 'malformed bus payload' },
   TRINITY_ERR_PAYLOAD_TOO_LARGE: { status: 413, message: 'payload too large' },

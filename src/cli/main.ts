@@ -68,7 +68,8 @@ program
   .description('run everything, supervised: the hub, the git bridge (when sync is enabled) and every instance with a command')
   .action(async () => {
     const file = resolve(configPath(program.opts<{ config?: string }>().config))
-    const config = loadConfigOrExit(file)
+    // The processes that run exec instances' programs check that they exist (exit 2 if not).
+    const config = loadConfigOrExit(file, { executables: true })
     const options = { level: config.log.level, pretty: config.log.pretty }
     const log = config.log.file === null ? createLogger(options) : await createLoggerWithFile(options, { file: config.log.file, maxSize: config.log.maxSize, maxFiles: config.log.maxFiles })
     const cli = fileURLToPath(import.meta.url)
@@ -125,7 +126,7 @@ program
   .command('hub')
   .description('run the hub alone: embedded broker, coordinator and HTTP API (what `start` supervises)')
   .action(async () => {
-    const config = loadConfigOrExit(program.opts<{ config?: string }>().config)
+    const config = loadConfigOrExit(program.opts<{ config?: string }>().config, { executables: true })
     const log = createLogger({ level: config.log.level, pretty: config.log.pretty })
     const { startHub } = await import('../hub.js')
     let hub

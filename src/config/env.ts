@@ -30,8 +30,16 @@ export const ENV = {
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
   /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands and the fleet. */
   url: 'TRINITY_URL',
-  /** Set by the supervisor for each instance: its id from the config, so any program knows who it is without the YAML. */
+  /** Set by the supervisor for each instance, and by the hub for each run of an exec instance's command: its id from the config, so any program knows who it is without the YAML. */
   instanceId: 'TRINITY_INSTANCE_ID',
+  /** Set by the hub for each run of an exec instance's command (coordinator/exec-adapter.ts): the task's id. */
+  taskId: 'TRINITY_TASK_ID',
+  /** Set by the hub for each run of an exec instance's command: the task's type. */
+  taskType: 'TRINITY_TASK_TYPE',
+  /** Set by the hub for each run of an exec instance's command: the attempt, 1 for the first. */
+  taskAttempt: 'TRINITY_TASK_ATTEMPT',
+  /** Set by the hub for each run of an exec instance's command, when it fits (64 KB): the content, a string as it is, anything else as JSON. */
+  taskContent: 'TRINITY_TASK_CONTENT',
   /** Set by the supervisor for an instance with a configured port, or by the user (0: any free one); read by the fleet. */
   instancePort: 'TRINITY_INSTANCE_PORT',
   /** Set by the user (or an instance's `env` in the config): where the fleet's build_project writes; read by the fleet. */

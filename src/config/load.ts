@@ -11,6 +11,7 @@ import { Compile } from 'typebox/compile'
 import { TrinityError } from '../errors.js'
 import { DEFAULTS, resolveConfig } from './defaults.js'
 import { ENV } from './env.js'
+import { findExecutable } from './executable.js'
 import { layOverrides } from './env-overrides.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
@@ -29,10 +30,21 @@ export interface ConfigProblem {
 
 export class ConfigError extends TrinityError {
   readonly problems: readonly ConfigProblem[]
-  constructor(problems: ConfigProblem[]) {
-    super('TRINITY_ERR_CONFIG_INVALID', problems.map(formatProblem).join('\n'))
+  /** `code`: TRINITY_ERR_EXEC_COMMAND_NOT_FOUND when a missing program is all that is wrong. */
+  constructor(problems: ConfigProblem[], code: 'TRINITY_ERR_CONFIG_INVALID' | 'TRINITY_ERR_EXEC_COMMAND_NOT_FOUND' = 'TRINITY_ERR_CONFIG_INVALID') {
+    super(code, problems.map(formatProblem).join('\n'))
     this.problems = problems
   }
+}
+
+/**
+ * What loading checks beyond the file itself. `executables`: every
+ * `adapter: exec` program exists (config/executable.ts), for the processes
+ * that will run them (`trinity hub`, `trinity start`); client commands that
+ * read the file only for a URL skip it.
+ */
+export interface LoadOptions {
+  readonly executables?: boolean
 }
 
 export function formatProblem(p: ConfigProblem): string {
@@ -40,18 +52,18 @@ export function formatProblem(p: ConfigProblem): string {
 }
 
 /** The file, with TRINITY_SET's overrides from `env` laid over it (env-overrides.ts). */
-export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Config {
   const file = resolve(path)
   if (!existsSync(file)) {
     throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
   }
-  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set])
+  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set], options)
 }
 
 const checker = Compile(ConfigSchema)
 
 /** `overrides`: a TRINITY_SET value, validated with the file. */
-export function parseConfig(text: string, file = '<config>', overrides?: string): Config {
+export function parseConfig(text: string, file = '<config>', overrides?: string, options: LoadOptions = {}): Config {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
@@ -79,6 +91,11 @@ export function parseConfig(text: string, file = '<config>', overrides?: string)
     }
   } else {
     problems.push(...semanticProblems(raw, doc, file, at).map(env.relocate))
+    // Only of a file that is otherwise valid: the file's own mistakes come first.
+    if (problems.length === 0 && options.executables === true) {
+      const missing = missingExecutables(raw, doc, file, at).map(env.relocate)
+      if (missing.length > 0) throw new ConfigError(missing, 'TRINITY_ERR_EXEC_COMMAND_NOT_FOUND')
+    }
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)
@@ -208,6 +225,17 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   })
   raw.instances?.forEach((instance, index) => {
     if (instance.adapter === 'http' && instance.url === undefined) problem(['instances', index, 'adapter'], 'expected `url` to be set when adapter is "http"')
+    if (instance.adapter === 'exec') {
+      if (instance.command === undefined) problem(['instances', index, 'command'], 'expected the program to run for each task when adapter is "exec"')
+      // The hub runs an exec instance itself: there is no server to call or probe.
+      for (const key of ['url', 'healthUrl'] as const) {
+        if (instance[key] !== undefined) problem(['instances', index, key], `expected no ${key} when adapter is "exec" (the hub runs the command itself)`)
+      }
+    } else {
+      for (const key of ['args', 'shell', 'stopTimeout'] as const) {
+        if (instance[key] !== undefined) problem(['instances', index, key], `expected only with adapter "exec" (the command \`trinity start\` runs is one shell command line)`)
+      }
+    }
   })
   if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
     problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
@@ -237,6 +265,23 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   return problems
 }
 
+/** Exec instances (not through a shell) whose program is not an executable file, on PATH or at its path. */
+function missingExecutables(raw: RawConfig, doc: Document, file: string, at: Locate): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  raw.instances?.forEach((instance, index) => {
+    if (instance.adapter !== 'exec' || instance.shell === true || instance.command === undefined) return
+    const cwd = resolve(instance.cwd ?? '.')
+    if (findExecutable(instance.command, { cwd, path: instance.env?.['PATH'] ?? process.env['PATH'] }) !== null) return
+    const where = instance.command.includes('/') ? `in ${cwd}` : 'on PATH'
+    const path = ['instances', index, 'command']
+    problems.push({
+      file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path),
+      expected: `expected an executable program for exec instance "${String(instance.id)}", ${JSON.stringify(instance.command)} is not one ${where}`,
+    })
+  })
+  return problems
+}
+
 /** The exit code for an invalid or missing config file, for every Trinity process. */
 export const EXIT_CONFIG = 2
 
@@ -244,9 +289,9 @@ export const EXIT_CONFIG = 2
  * For a process's start: the config, or one line per problem on stderr
  * (`file:line:col: field: expected …`) and exit code 2.
  */
-export function loadConfigOrExit(explicit: string | undefined): Config {
+export function loadConfigOrExit(explicit: string | undefined, options: LoadOptions = {}): Config {
   try {
-    return loadConfigFile(configPath(explicit))
+    return loadConfigFile(configPath(explicit), process.env, options)
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const problem of err.problems) process.stderr.write(`${formatProblem(problem)}\n`)

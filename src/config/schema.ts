@@ -46,10 +46,18 @@ export const InstanceConfig = Type.Object(
     port: Type.Optional(Port),
     healthUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
     command: Type.Optional(Type.String({ minLength: 1 })),
+    /** adapter exec: the program's arguments, passed as they are (no shell, no splitting). */
+    args: Type.Optional(Type.Array(Type.String())),
+    /** adapter exec: run `command` by `/bin/sh -c` (then `args` are $1, $2…). */
+    shell: Type.Optional(Type.Boolean()),
+    /** adapter exec: SIGTERM, then SIGKILL of the command's process group after this. */
+    stopTimeout: Type.Optional(Duration),
     cwd: Type.Optional(Type.String()),
     env: Type.Optional(Type.Record(Type.String(), Type.String())),
     concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
-    adapter: Type.Optional(Type.Enum(['mqtt', 'http'], { description: 'http: tasks by POST {url}/task, health by GET {url}/health' })),
+    adapter: Type.Optional(Type.Enum(['mqtt', 'http', 'exec'], {
+      description: 'http: tasks by POST {url}/task, health by GET {url}/health; exec: the hub runs `command` once per task',
+    })),
     url: Type.Optional(Type.String({ pattern: '^https?://' })),
     restartUnhealthyAfter: Type.Optional(Type.Union([Duration, Type.Null()], {
       description: 'restart this instance when its health stays timeout, offline or error this long (overrides supervisor.restartUnhealthyAfter; null: never)',

@@ -35,6 +35,8 @@ export const InstanceView = Type.Object({
   capabilities: Type.Array(Type.String()),
   port: Nullable(Type.Integer()),
   healthUrl: Nullable(Type.String()),
+  /** How tasks reach it: `mqtt` its inbox; `http` POST {url}/task; `exec` the hub runs its command per task (always online while the hub runs). */
+  adapter: Type.Enum(['mqtt', 'http', 'exec']),
   source: Type.Enum(['config', 'joined']),
   connected: Type.Boolean(),
   session: Nullable(Type.Integer()),

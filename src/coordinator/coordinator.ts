@@ -14,7 +14,7 @@ import type { MqttClient } from 'mqtt'
 import type { TaskState } from '../contract/constants.js'
 import type { TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
-import { DEFAULT_CONCURRENCY } from '../contract/payloads/instance.js'
+import { DEFAULT_CONCURRENCY, type Health } from '../contract/payloads/instance.js'
 import { BROADCAST, type Message } from '../contract/payloads/message.js'
 import type { ComputerSend } from '../contract/payloads/bridge.js'
 import type { HubError, HubStats } from '../contract/payloads/hub.js'
@@ -27,6 +27,7 @@ import { busClient, clientIds, firstConnect } from '../net/bus-client.js'
 import { BusDispatcher, subscriptionsFor } from './bus-handlers.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
+import { ExecAdapter, execCommandOf, type ExecCommand } from './exec-adapter.js'
 import { unknownRecipient } from './recipients.js'
 import { Registry, type InstanceView } from './registry.js'
 import { Router, unmatchedRoutes } from './router.js'
@@ -47,6 +48,9 @@ export class Coordinator {
   readonly health: HealthMonitor
   private readonly router: Router
   private readonly httpAdapter: HttpAdapter
+  private readonly execAdapter: ExecAdapter
+  /** The configured `adapter: exec` instances' commands, by instance id. */
+  private readonly execCommands = new Map<string, ExecCommand>()
   private readonly dispatcher: BusDispatcher
   private client: MqttClient | undefined
   private readonly timers: NodeJS.Timeout[] = []
@@ -79,6 +83,18 @@ export class Coordinator {
       report: (id, report) => {
         const outcome = this.scheduler.report(id, report)
         if (outcome !== 'applied') log.info({ instance: id, taskId: report.taskId, outcome }, 'http adapter report not applied')
+      },
+    })
+    for (const instance of config.instances) {
+      const command = execCommandOf(instance)
+      if (command !== null) this.execCommands.set(instance.id, command)
+    }
+    this.execAdapter = new ExecAdapter({
+      maxPayload: config.limits.maxPayload, maxDepth: config.limits.maxDepth, log,
+      report: (id, report) => {
+        const outcome = this.scheduler.report(id, report)
+        if (outcome !== 'applied') log.info({ instance: id, taskId: report.taskId, outcome }, 'exec adapter report not applied')
+        return outcome === 'applied'
       },
     })
     this.health = new HealthMonitor({
@@ -121,6 +137,7 @@ export class Coordinator {
     client.on('message', (topic, payload) => this.onMessage(topic, payload))
     await firstConnect(client, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`) })
     await client.subscribeAsync(subscriptionsFor(this.topics))
+    this.publishHostedHealth()
     this.health.start()
     const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))
     this.every(sweepMs, () => this.scheduler.sweepLeases())
@@ -136,6 +153,7 @@ export class Coordinator {
     for (const timer of this.timers) clearInterval(timer)
     this.health.stop()
     this.httpAdapter.stop()
+    await this.execAdapter.stop()
     this.scheduler.close()
     if (this.client !== undefined) await this.client.endAsync().catch(() => undefined)
     this.store.close()
@@ -174,6 +192,7 @@ export class Coordinator {
     const instance = this.registry.get(id)
     if (instance === undefined) throw new TrinityError('TRINITY_ERR_INSTANCE_NOT_FOUND', id)
     if (this.supervisor?.state !== 'running') throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', 'no supervisor is running; start with `trinity start`')
+    if (instance.adapter === 'exec') throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', `${id} is run by the hub once per task (adapter: exec); there is no process to restart`)
     if (instance.process === null) throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', `${id} has no command in the config`)
     const command: SupervisorCommand = { action: 'restart', target: id, requestedBy }
     this.publish(this.topics.supervisorCommand, command, { qos: 1 })
@@ -269,6 +288,8 @@ export class Coordinator {
   private sendToInbox(instanceId: string, frame: InboxFrame): void {
     const httpUrl = this.registry.get(instanceId)?.httpUrl ?? null
     if (httpUrl !== null) this.httpAdapter.deliver(instanceId, httpUrl, frame)
+    const command = this.execCommands.get(instanceId)
+    if (command !== undefined) this.execAdapter.deliver(instanceId, command, frame)
     // Published either way: the inbox is also how observers see assignments.
     this.publish(this.topics.instanceInbox(instanceId), frame, { qos: frame.kind === 'ping' ? 0 : 1 })
   }
@@ -281,6 +302,14 @@ export class Coordinator {
     this.client?.publish(topic, json, { qos: options.qos, retain: options.retain ?? false }, (err) => {
       if (err !== undefined && err !== null) this.log.warn({ topic, err: err.message }, 'publish failed')
     })
+  }
+
+  /** The exec instances' health, once: the hub runs them, so they are online while it is (health.ts probes them not). */
+  private publishHostedHealth(): void {
+    for (const id of this.execCommands.keys()) {
+      const health: Health = { state: 'online', responseMs: null, checkedAt: Date.now() }
+      this.publish(this.topics.health(id), health, { qos: 0, retain: true })
+    }
   }
 
   private publishStats(): void {

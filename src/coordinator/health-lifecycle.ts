@@ -59,6 +59,13 @@ export const INITIAL_HEALTH: HealthRecord = {
   state: 'offline', connected: false, draining: false, session: null, misses: 0, passes: 0, reason: null, answeredSession: null, process: null,
 }
 
+/**
+ * An `adapter: exec` instance: the hub's own runner (coordinator/exec-adapter.ts),
+ * online and connected while the hub runs. Nothing probes it, and a status on
+ * the bus for its id is ignored (registry.ts): only the hub speaks for it.
+ */
+export const HOSTED_HEALTH: HealthRecord = { ...INITIAL_HEALTH, state: 'online', connected: true }
+
 /** The hysteresis thresholds (config `health`). */
 export interface HealthPolicy {
   readonly missesBeforeOffline: number

@@ -1,7 +1,8 @@
 /**
  * Health checks: every interval, all instances at once (a slow one never
  * delays the others). HTTP GET for instances with a health URL; for the rest
- * an MQTT ping in the inbox, answered by a heartbeat echoing its nonce.
+ * an MQTT ping in the inbox, answered by a heartbeat echoing its nonce; none
+ * for an `adapter: exec` instance, which the hub runs itself (online while it runs).
  *
  * What a probe result does to an instance's health (hysteresis:
  * `missesBeforeOffline` misses in a row before offline, `passesBeforeOnline`
@@ -89,6 +90,8 @@ export class HealthMonitor {
   /** `revive`: ping an instance that is not connected (it heartbeats; see heartbeat()). */
   async check(instance: Instance, revive = false): Promise<void> {
     if (this.checking.has(instance.id)) return
+    // The hub's own runner (adapter exec): up while the hub is, nothing to probe (HOSTED_HEALTH).
+    if (instance.adapter === 'exec') return
     if (instance.healthUrl === null && !instance.connected && !revive) return
     this.checking.add(instance.id)
     // A ping answer speaks for the connection it was sent on (nextHealth drops it

@@ -9,7 +9,7 @@ import type { InstanceView } from '../contract/http.js'
 import type { HealthState } from '../contract/constants.js'
 import type { Health, InstanceStatus } from '../contract/payloads/instance.js'
 import type { InstanceConfig } from '../config/schema.js'
-import { INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
+import { HOSTED_HEALTH, INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
 
 export type { InstanceProcess } from './health-lifecycle.js'
 export type { InstanceView }
@@ -27,9 +27,11 @@ export class Instance {
   healthUrl: string | null
   /** Set for `adapter: http` instances: tasks go by POST {url}/task instead of the inbox. */
   readonly httpUrl: string | null
+  /** How tasks reach it: its inbox on the bus, POST {url}/task, or the hub runs its command (exec). */
+  readonly adapter: InstanceView['adapter']
   readonly source: 'config' | 'joined'
   /** Replaced, never edited, by each step of nextHealth (health-lifecycle.ts). */
-  health: HealthRecord = INITIAL_HEALTH
+  health: HealthRecord
   concurrency: number
   /** leg keys (`taskId#leg`) this instance holds. */
   readonly inFlight = new Set<string>()
@@ -50,6 +52,8 @@ export class Instance {
     this.healthUrl = config.healthUrl ?? (this.httpUrl === null ? null : `${this.httpUrl}/health`)
     this.source = source
     this.concurrency = config.concurrency ?? defaultConcurrency
+    this.adapter = config.adapter ?? 'mqtt'
+    this.health = this.adapter === 'exec' ? HOSTED_HEALTH : INITIAL_HEALTH
   }
 
   // The health record's fields, read where the router and the scheduler always read them.
@@ -107,6 +111,7 @@ export class Instance {
       capabilities: this.capabilities,
       port: this.port,
       healthUrl: this.healthUrl,
+      adapter: this.adapter,
       source: this.source,
       connected: this.connected,
       session: this.session,
@@ -170,6 +175,8 @@ export class Registry {
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
     let joined = false
+    // The hub runs an exec instance itself: a birth or Will for its id is not its own.
+    if (instance?.adapter === 'exec') return 'stale'
     if (instance === undefined) {
       if (status.state !== 'online') return 'stale'
       instance = new Instance({ id, ...(status.capabilities ? { capabilities: status.capabilities } : {}) }, 'joined', this.defaultConcurrency)

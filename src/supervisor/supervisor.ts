@@ -1,7 +1,8 @@
 /**
  * The supervisor behind `trinity start`: runs the hub, the git bridge (when
- * sync is enabled) and every instance that has a `command`, each as a child
- * process in its own process group, and keeps them running.
+ * sync is enabled) and every instance that has a `command` (but not an
+ * `adapter: exec` one: the hub runs that per task), each as a child process in
+ * its own process group, and keeps them running.
  *
  * - Start order: hub (ready on its ready signal, src/ready.ts, with its URLs), then bridge, then the
  *   instances together (ready on their birth status on the bus, or when their
@@ -87,7 +88,8 @@ export class Supervisor {
     // With fixed ports the instances can be launched while the hub starts:
     // loading their code overlaps the hub's, and they wait for the bus.
     this.urls = configuredUrls(config)
-    const instances = config.instances.filter((i) => i.command !== undefined)
+    // An exec instance's command is the hub's to run, once per task: nothing long-running to launch.
+    const instances = config.instances.filter((i) => i.command !== undefined && i.adapter !== 'exec')
     const launch = (): Promise<PromiseSettledResult<void>[]> => Promise.allSettled(instances.map((i) => this.add(this.instanceSpec(i)).start()))
     const early = this.urls === undefined ? undefined : launch()
     await hubReady
