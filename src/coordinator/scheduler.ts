@@ -264,6 +264,8 @@ export class Scheduler {
         if (!isLegActive(leg)) return
         const waitUntil = inputDeadline(leg, inputTimeoutMs)
         if (waitUntil !== null && waitUntil <= now) {
+          // The instance is still there, waiting on its question: withdraw it, so that attempt stops before the next one starts.
+          if (leg.instance !== null && leg.leaseToken !== null) this.sendCancel(leg.instance, task.id, leg.leaseToken)
           this.loseLeg(task, index, `${leg.instance ?? '?'}: no answer within tasks.inputTimeout (${inputTimeoutMs ?? 0} ms)`, now)
           changed.push(task)
           return
@@ -325,6 +327,15 @@ export class Scheduler {
   }
 
   // -------------------------------------------------------------------------
+
+  /** A cancel frame for one attempt; a failure to send is logged: the leg moves on either way. */
+  private sendCancel(instanceId: string, taskId: string, leaseToken: string): void {
+    try {
+      this.deps.sendToInbox(instanceId, { kind: 'cancel', taskId, leaseToken })
+    } catch (err) {
+      this.deps.log.warn({ taskId, instance: instanceId, err: messageOf(err) }, 'could not send a cancel')
+    }
+  }
 
   private retryPolicy(task: TaskRecord): RetryPolicy {
     return { maxAttempts: task.maxAttempts, backoff: this.deps.tasks.retryBackoff }
