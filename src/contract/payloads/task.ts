@@ -25,9 +25,9 @@ export type TaskSubmit = Static<typeof TaskSubmit>
 export const TaskStateSchema = Type.Enum([...TASK_STATES])
 
 /** Bounds of a question a leg asks (report state `needs_input`): it rides on every summary and event of its task. */
-export const QUESTION_CHARS = 2000
-export const MAX_CHOICES = 20
-export const CHOICE_CHARS = 200
+const QUESTION_CHARS = 2000
+const MAX_CHOICES = 20
+const CHOICE_CHARS = 200
 
 const Question = Type.String({ minLength: 1, maxLength: QUESTION_CHARS })
 const Choices = Type.Array(Type.String({ minLength: 1, maxLength: CHOICE_CHARS }), { minItems: 1, maxItems: MAX_CHOICES })
@@ -41,8 +41,7 @@ const InputAskedFields = {
 }
 
 /** A leg's question and, once given, the answer: kept on the leg after it resumes, for the record. */
-export const LegInput = Type.Object({ ...InputAskedFields, answer: Type.Optional(Type.Unknown()) })
-export type LegInput = Static<typeof LegInput>
+const LegInput = Type.Object({ ...InputAskedFields, answer: Type.Optional(Type.Unknown()) })
 
 /** A leg's fields that every view carries (its `output` and `progress` only the full record). */
 const LegFields = {
