@@ -284,3 +284,16 @@ test('trinity answer: text from the words, JSON with --json; 404 and 409 exit 1 
   assert.equal(badJson.code, 1)
   assert.match(badJson.stderr, /--json needs a JSON value/)
 })
+
+test('a task waiting for input is unfinished work: the store resumes it after a restart, its question with it', async () => {
+  const { Store } = await import('../src/coordinator/store.js')
+  const store = new Store({ file: `${dir.path}/restore/trinity.db`, sync: 'normal' })
+  try {
+    const leg = { targets: ['asker'], state: 'needs_input' as const, instance: 'asker', attempts: 1, leaseToken: 't', leaseExpiresAt: null, notBefore: 0, tried: [], input: { question: 'still there?', askedAt: 1 } }
+    store.saveTask({ id: 'waits', type: 'approve_deploy', content: null, priority: 'normal', state: 'needs_input', strategy: 'least-loaded', createdAt: 1, updatedAt: 2, maxAttempts: 3, assignments: [leg] })
+    const resumed = store.unfinishedTasks()
+    assert.deepEqual(resumed.map((t) => [t.id, t.state, t.assignments[0]?.input?.question]), [['waits', 'needs_input', 'still there?']])
+  } finally {
+    store.close()
+  }
+})
