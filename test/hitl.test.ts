@@ -54,17 +54,20 @@ async function asking(content: unknown, ctx: TaskContext): Promise<unknown> {
 }
 
 before(async () => {
-  const routes = { approve_deploy: { targets: ['asker'] }, slow_job: { targets: ['asker'] } }
+  const routes = { approve_deploy: { targets: ['asker'] }, slow_job: { targets: ['asker'] }, fan_approve: { targets: ['asker', 'second'], strategy: 'all' }, drain_job: { targets: ['drainer'] } }
   hub = await startTestHub(await testConfig(`${dir.path}/a`, { routes, tasks: { lease: LEASE, inputTimeout: null } }))
   limited = await startTestHub(await testConfig(`${dir.path}/b`, { routes, tasks: { lease: LEASE, inputTimeout: '1s' } }))
   for (const h of [hub, limited]) {
     const agent = await connectAgent({
       id: 'asker', url: h.mqttUrl, handleSignals: false, heartbeatMs: 500,
-      handlers: { approve_deploy: asking, slow_job: (_content, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(null))) },
+      handlers: { approve_deploy: asking, fan_approve: asking, slow_job: (_content, ctx) => new Promise((resolve) => ctx.signal.addEventListener('abort', () => resolve(null))) },
     })
     agents.push(agent)
     await waitFor(() => h.coordinator.registry.get('asker')?.state === 'online', 30_000, 'asker online')
   }
+  const second = await connectAgent({ id: 'second', url: hub.mqttUrl, handleSignals: false, heartbeatMs: 500, handlers: { fan_approve: asking } })
+  agents.push(second)
+  await waitFor(() => hub.coordinator.registry.get('second')?.state === 'online', 30_000, 'second online')
 })
 after(async () => {
   for (const client of clients) await client.endAsync().catch(() => undefined)
@@ -244,6 +247,44 @@ test('a malformed needs_input report or answer is refused on hub/errors with the
   assert.deepEqual([after.state, after.assignments[0]?.input?.question, after.assignments[0]?.attempts], ['needs_input', 'Still there?', 1])
   assert.equal((await http(hub.httpUrl, 'POST', `/tasks/${id}/respond`, { answer: 'yes' })).status, 202)
   assert.equal((await until(hub, id, ['completed'], 'completed')).assignments[0]?.attempts, 1)
+})
+
+test('a fan-out whose legs both ask: needs_input until each is answered; `instance` picks the leg, else the one that asked first', async () => {
+  const id = await submit(hub, { question: 'Approve your half?' }, 'fan_approve')
+  await waitFor(async () => (await record(hub, id)).assignments.every((l) => l.state === 'needs_input'), 30_000, 'both legs asking')
+  const legs = (await record(hub, id)).assignments
+  const [firstAsker, laterAsker] = [...legs].sort((a, b) => (a.input?.askedAt ?? 0) - (b.input?.askedAt ?? 0)).map((l) => l.instance)
+  const stranger = await http<ErrorBody>(hub.httpUrl, 'POST', `/tasks/${id}/respond`, { answer: 'x', instance: 'nobody' })
+  assert.equal(stranger.status, 409)
+  assert.equal(stranger.body.error.field, 'instance')
+
+  const named = await http<TaskAnswered>(hub.httpUrl, 'POST', `/tasks/${id}/respond`, { answer: `for ${laterAsker ?? ''}`, instance: laterAsker })
+  assert.deepEqual([named.status, named.body.instance], [202, laterAsker])
+  await waitFor(async () => (await record(hub, id)).assignments.some((l) => l.instance === laterAsker && l.state === 'completed'), 30_000, 'the named leg done')
+  assert.equal((await record(hub, id)).state, 'needs_input', 'the other leg still waits, so the task does')
+
+  const unnamed = await http<TaskAnswered>(hub.httpUrl, 'POST', `/tasks/${id}/respond`, { answer: 'for the first' })
+  assert.deepEqual([unnamed.status, unnamed.body.instance], [202, firstAsker])
+  const done = await until(hub, id, ['completed', 'failed', 'dead'], 'finished')
+  assert.equal(done.state, 'completed')
+  const byInstance = Object.fromEntries((done.result as { instance: string; output: { answer: string } }[]).map((r) => [r.instance, r.output.answer]))
+  assert.deepEqual(byInstance, { [firstAsker ?? '']: 'for the first', [laterAsker ?? '']: `for ${laterAsker ?? ''}` })
+})
+
+test('drain does not wait for a person: the asking task goes back to the hub, and its ask rejects', async () => {
+  const drainer = await connectAgent({ id: 'drainer', url: hub.mqttUrl, handleSignals: false, heartbeatMs: 500, handlers: { drain_job: asking } })
+  await waitFor(() => hub.coordinator.registry.get('drainer')?.state === 'online', 30_000, 'drainer online')
+  const id = await submit(hub, { question: 'Will anyone answer before I go?' }, 'drain_job')
+  await until(hub, id, ['needs_input'], 'needs_input')
+  await drainer.drain()
+  const [first] = seen.get(id) ?? []
+  assert.equal(first?.aborted, true)
+  assert.match(first?.rejected?.message ?? '', /draining/)
+  // Offline: the leg is lost and waits in the queue for another drainer (attempt 2 when one comes).
+  const back = await until(hub, id, ['queued'], 'back in the queue')
+  assert.equal(back.assignments[0]?.attempts, 1)
+  assert.match(back.assignments[0]?.error ?? '', /drainer: went offline/)
+  await http(hub.httpUrl, 'POST', `/tasks/${id}/cancel`)
 })
 
 /** `trinity …` against the hub by --url, to the end. */
