@@ -7,7 +7,7 @@
  *  - admin: anything.
  *  - instance: publishes only under its own instance and message namespaces
  *    (its instance id is its username).
- *  - client: the same, plus task submission.
+ *  - client: the same, plus task submission and answers to tasks that ask (`task/+/respond`).
  * Every authenticated user may subscribe to anything under the topic prefix.
  *
  * A denied PUBLISH is acknowledged and dropped, as Mosquitto does: MQTT 3.1.1
@@ -57,11 +57,11 @@ function publishFiltersFor(user: BrokerUser, topics: TopicContract, logger: Logg
   if (user.role === 'admin') return []
   try {
     const own = [topics.instanceNamespace(user.username), topics.messageNamespace(user.username)]
-    return user.role === 'client' ? [...own, topics.taskSubmit] : own
+    return user.role === 'client' ? [...own, topics.taskSubmit, topics.anyTaskRespond] : own
   } catch (error) {
     // The username is not a valid topic id: the user may connect and subscribe, never publish.
     logger.warn({ username: user.username, err: error }, 'broker user name is not a valid instance id; it may not publish')
-    return user.role === 'client' ? [topics.taskSubmit] : []
+    return user.role === 'client' ? [topics.taskSubmit, topics.anyTaskRespond] : []
   }
 }
 

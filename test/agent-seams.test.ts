@@ -48,7 +48,7 @@ test('malformed inbox frames are dropped with their reason; the agent stays up a
   const reasons = errors.map((e) => e.message.replace('bad request: sturdy: dropped an inbox frame: ', ''))
   assert.match(reasons[0] ?? '', /must have required properties task, leaseToken, leaseMs, attempt/)
   assert.match(reasons[1] ?? '', /^payload is not valid JSON/)
-  assert.match(reasons[2] ?? '', /^kind: .*\(task, message, ping, cancel\)/)
+  assert.match(reasons[2] ?? '', /^kind: .*\(task, message, ping, cancel, input\)/)
   assert.match(reasons[3] ?? '', /^message: must have required properties/)
   assert.match(reasons[4] ?? '', /leaseToken/)
   assert.match(reasons[5] ?? '', /^task\.priority: /)

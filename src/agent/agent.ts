@@ -11,11 +11,14 @@
  * same session number, heartbeats answering the hub's pings, started /
  * progress / completed / failed reports echoing the lease token, a
  * concurrency limit, and a drain that finishes running work before leaving.
+ * A handler can ask a person (`ctx.ask`): a `needs_input` report, answered
+ * by an `input` frame for the same task and lease token.
  */
 import type { MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import type { Priority } from '../contract/constants.js'
-import type { Report } from '../contract/payloads/task.js'
+import { Report } from '../contract/payloads/task.js'
+import { validate } from '../contract/payloads/validate.js'
 import { decodeInboxFrame, type InboxFrame } from '../contract/payloads/inbox.js'
 import { DEFAULT_CONCURRENCY } from '../contract/payloads/instance.js'
 import type { Message } from '../contract/payloads/message.js'
@@ -76,6 +79,14 @@ export interface TaskContext {
   readonly signal: AbortSignal
   /** Reports progress (anything JSON) and renews the lease. */
   progress(output: unknown): void
+  /**
+   * Asks a person and waits for the answer (any JSON: the dashboards and
+   * `trinity answer` send text, `--json` or the API anything). The task shows
+   * `needs_input` meanwhile and its lease does not run; `tasks.inputTimeout`
+   * bounds the wait on the hub. Rejects when the hub cancels the task (or the
+   * agent drains): `signal` is aborted then too. One question at a time.
+   */
+  ask(question: string, options?: { choices?: readonly string[] }): Promise<unknown>
 }
 
 export type TaskHandler = (content: unknown, context: TaskContext) => unknown
@@ -103,7 +114,9 @@ class AgentImpl implements Agent {
   /** Messages that arrived before the first onMessage() (a persistent session delivers at once): held for it. */
   private early: Message[] = []
   private earlyCharacters = 0
-  private readonly active = new Map<string, { controller: AbortController; done: Promise<void> }>()
+  private readonly active = new Map<string, { controller: AbortController; done: Promise<void>; leaseToken: string }>()
+  /** Questions waiting for their `input` frame, by task id; the lease token says which attempt asked. */
+  private readonly asks = new Map<string, { leaseToken: string; resolve: (answer: unknown) => void }>()
   private readonly waiting: TaskFrame[] = []
   private unhandled: TaskFrame[] = []
   private readonly topics: TopicContract
@@ -178,6 +191,10 @@ class AgentImpl implements Agent {
       forgetOnSignals(this)
       await this.publishStatus('draining')
       this.waiting.length = 0 // never started: the hub's lease re-queues them
+      // A person may take hours: a task waiting for an answer is given back (the hub retries it once we are offline), not waited for.
+      for (const taskId of this.asks.keys()) {
+        this.active.get(taskId)?.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', `${this.id} is draining: task ${taskId} was waiting for input and goes back to the hub`))
+      }
       this.unhandled = []
       await Promise.allSettled([...this.active.values()].map((a) => a.done))
       if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
@@ -256,8 +273,14 @@ class AgentImpl implements Agent {
         for (const listener of this.listeners) listener(frame.message)
         return
       case 'cancel':
-        this.active.get(frame.taskId)?.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', 'cancelled by the hub'))
+        this.cancelAttempt(frame.taskId, frame.leaseToken, 'cancelled by the hub')
         return
+      case 'input': {
+        // Only the attempt that asked: an answer for an earlier attempt's question is not this one's.
+        const pending = this.asks.get(frame.taskId)
+        if (pending?.leaseToken === frame.leaseToken) pending.resolve(frame.answer)
+        return
+      }
       case 'task':
         // The birth goes out before the caller's handle() calls: hold work
         // for a declared capability until its handler is there.
@@ -270,8 +293,48 @@ class AgentImpl implements Agent {
     }
   }
 
+  /** Aborts the attempt the hub names (by its lease token): a cancel for an earlier attempt is not this one's. */
+  private cancelAttempt(taskId: string, leaseToken: string, why: string): void {
+    const current = this.active.get(taskId)
+    if (current?.leaseToken === leaseToken) current.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', why))
+  }
+
+  /** `ctx.ask`: the needs_input report, then the `input` frame's answer, or the abort's reason. */
+  private ask(base: AskBase, signal: AbortSignal, question: string, choices: readonly string[] | undefined): Promise<unknown> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error)
+    if (this.asks.has(base.taskId)) return Promise.reject(new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${base.taskId} is already waiting for an answer`))
+    const report: Report = { ...base, state: 'needs_input', question, ...(choices === undefined ? {} : { choices: [...choices] }) }
+    // Checked here: the hub would refuse it on hub/errors, and this promise would wait for an answer that never comes.
+    const checked = validate(Report, report)
+    if (!checked.ok) return Promise.reject(new TrinityError('TRINITY_ERR_BAD_REQUEST', `ask: ${checked.reason}`))
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.asks.delete(base.taskId)
+        reject(signal.reason as Error)
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.asks.set(base.taskId, {
+        leaseToken: base.leaseToken,
+        resolve: (answer) => {
+          signal.removeEventListener('abort', onAbort)
+          this.asks.delete(base.taskId)
+          resolve(answer)
+        },
+      })
+      this.report(report)
+    })
+  }
+
   private accept(frame: TaskFrame): void {
-    if (this.draining !== undefined || this.active.has(frame.task.id)) return
+    if (this.draining !== undefined) return
+    const current = this.active.get(frame.task.id)
+    if (current !== undefined) {
+      if (current.leaseToken === frame.leaseToken) return // a redelivery of the attempt that runs
+      // A new attempt of a task an older one still holds (the hub moved on: a wait for input ran out, say): that one is stale.
+      current.controller.abort(new TrinityError('TRINITY_ERR_TASK_CONFLICT', `superseded by attempt ${frame.attempt}`))
+      void current.done.then(() => this.accept(frame))
+      return
+    }
     if (this.active.size >= this.concurrency) this.waiting.push(frame)
     else this.run(frame)
   }
@@ -283,9 +346,10 @@ class AgentImpl implements Agent {
     const context: TaskContext = {
       taskId: task.id, type: task.type, priority: task.priority, attempt: frame.attempt, signal: controller.signal,
       progress: (output) => this.report({ ...base, state: 'progress', output }),
+      ask: (question, options = {}) => this.ask(base, controller.signal, question, options.choices),
     }
     // In the map before the handler runs: a handler that fails at once must not leave it behind.
-    const entry = { controller, done: Promise.resolve() }
+    const entry = { controller, done: Promise.resolve(), leaseToken }
     this.active.set(task.id, entry)
     entry.done = (async () => {
       this.report({ ...base, state: 'started' })
@@ -299,13 +363,16 @@ class AgentImpl implements Agent {
           this.report({ ...base, state: 'failed', error: err instanceof Error ? err.message : String(err), ...(err instanceof NonRetryableError ? { retryable: false } : {}) })
         }
       } finally {
-        this.active.delete(task.id)
+        if (this.active.get(task.id) === entry) this.active.delete(task.id)
         const next = this.waiting.shift()
         if (next !== undefined && this.draining === undefined) this.run(next)
       }
     })()
   }
 }
+
+/** What a question is asked for: the task and the attempt (its lease token). */
+interface AskBase { readonly taskId: string; readonly leaseToken: string }
 
 interface Held {
   readonly messages: [string, Buffer][]

@@ -239,6 +239,26 @@ program
   })
 
 program
+  .command('answer')
+  .description('answer a task that waits for input (needs_input): POST /tasks/:id/respond')
+  .argument('<taskId>', 'the task waiting for input (GET /tasks?state=needs_input lists them)')
+  .argument('<answer...>', 'the answer: the words as one text, or JSON with --json')
+  .option('--json', 'send the answer as JSON (e.g. {"approve":true}) instead of text')
+  .option('--instance <id>', 'the leg to answer, when several legs of a fan-out wait')
+  .action(async (taskId: string, words: string[], options: { json?: boolean; instance?: string }) => {
+    const text = words.join(' ')
+    let answer: unknown = text
+    if (options.json === true) {
+      try { answer = JSON.parse(text) } catch (err) {
+        throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `answer: --json needs a JSON value (${(err as Error).message})`)
+      }
+    }
+    const path = `/tasks/${encodeURIComponent(taskId)}/respond`
+    const answered = await request(hubUrl(program.opts()), 'POST', path, { answer, ...(options.instance === undefined ? {} : { instance: options.instance }) })
+    process.stdout.write(`${JSON.stringify(answered)}\n`)
+  })
+
+program
   .command('send')
   .description('send a message from one instance (or computer) to another; `all` broadcasts')
   .argument('<from>').argument('<to>').argument('<message>')

@@ -32,6 +32,7 @@ export const DEFAULTS = {
   health: { interval: '30s', timeout: '5s', degradedAfter: '1s', missesBeforeOffline: 2, passesBeforeOnline: 1, forgetAfter: '24h' },
   tasks: {
     lease: '60s',
+    inputTimeout: '24h',
     maxAttempts: 3,
     retryBackoff: { base: '1s', factor: 2, max: '30s' },
     defaultPriority: 'normal',
@@ -127,6 +128,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
     },
     tasks: {
       leaseMs: parseDuration(tasks.lease ?? d.tasks.lease),
+      inputTimeoutMs: tasks.inputTimeout === null ? null : parseDuration(tasks.inputTimeout ?? d.tasks.inputTimeout),
       maxAttempts: tasks.maxAttempts ?? d.tasks.maxAttempts,
       retryBackoff: {
         baseMs: parseDuration(backoff.base ?? d.tasks.retryBackoff.base),

@@ -159,6 +159,7 @@ export const ConfigSchema = Type.Object(
       Type.Object(
         {
           lease: Type.Optional(Duration),
+          inputTimeout: Type.Optional(Type.Union([Duration, Type.Null()], { description: 'how long a leg may wait for a person\'s answer (needs_input) before it is lost and retried (null: never)' })),
           maxAttempts: Type.Optional(Type.Integer({ minimum: 1 })),
           retryBackoff: Type.Optional(
             Type.Object(
@@ -292,6 +293,8 @@ export interface Config {
   }
   readonly tasks: {
     readonly leaseMs: number
+    /** A leg in needs_input waits this long for its answer (its lease does not run meanwhile), then is lost; null: forever. */
+    readonly inputTimeoutMs: number | null
     readonly maxAttempts: number
     readonly retryBackoff: { readonly baseMs: number; readonly factor: number; readonly maxMs: number }
     readonly defaultPriority: Static<typeof Priority>

@@ -18,11 +18,11 @@ export const DEFAULT_PRIORITY: Priority = 'normal'
 /** Higher runs first. */
 export const PRIORITY_RANK: Readonly<Record<Priority, number>> = { low: 0, normal: 1, high: 2, critical: 3 }
 
-export const TASK_STATES = ['queued', 'assigned', 'running', 'completed', 'failed', 'dead', 'cancelled'] as const
+export const TASK_STATES = ['queued', 'assigned', 'running', 'needs_input', 'completed', 'failed', 'dead', 'cancelled'] as const
 export type TaskState = (typeof TASK_STATES)[number]
 export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['completed', 'failed', 'dead', 'cancelled'])
-/** Not yet finished: waiting for, or held by, an instance. */
-export const ACTIVE_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['queued', 'assigned', 'running'])
+/** Not yet finished: waiting for, or held by, an instance (`needs_input`: held, and waiting for a person's answer). */
+export const ACTIVE_TASK_STATES: ReadonlySet<TaskState> = new Set<TaskState>(['queued', 'assigned', 'running', 'needs_input'])
 
 /** How a route spreads a task over its targets. */
 export const STRATEGIES = ['all', 'least-loaded', 'round-robin'] as const

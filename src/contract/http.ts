@@ -90,6 +90,10 @@ export type TaskDetail = Static<typeof TaskDetail>
 export const TaskAdmitted = Type.Object({ id: Id, state: TaskStateSchema, assigned: Type.Array(Id), task: TaskRecord })
 export type TaskAdmitted = Static<typeof TaskAdmitted>
 
+/** POST /tasks/:id/respond (202): the answer is stored and on its way to `instance`; the task runs again. */
+export const TaskAnswered = Type.Object({ id: Id, state: TaskStateSchema, instance: Id })
+export type TaskAnswered = Static<typeof TaskAnswered>
+
 /** Every 4xx and 5xx answer: a registry code, the message, and the offending field when one is to blame. */
 export const ErrorBody = Type.Object({
   error: Type.Object({

@@ -24,8 +24,14 @@ export function contentFacts(content: unknown): ContentFacts {
 export function summarizeTask(task: TaskRecord, facts: ContentFacts = contentFacts(task.content)): TaskSummary {
   const { content: _content, result, assignments, ...rest } = task
   const legs = assignments.map((leg): LegSummary => {
-    const { output: _output, progress, ...fields } = leg
-    return progress === undefined ? fields : { ...fields, progressPreview: preview(progress) }
+    const { output: _output, progress, input, ...fields } = leg
+    const summary: LegSummary = progress === undefined ? fields : { ...fields, progressPreview: preview(progress) }
+    if (input !== undefined) {
+      // The question is bounded, so it rides whole; the answer is any JSON, so a preview.
+      const { answer, ...asked } = input
+      summary.input = input.answeredAt === undefined ? asked : { ...asked, answerPreview: preview(answer) }
+    }
+    return summary
   })
   const summary: TaskSummary = { ...rest, assignments: legs, contentPreview: facts.contentPreview, contentBytes: facts.contentBytes }
   if (result !== undefined) summary.resultPreview = preview(result)

@@ -19,6 +19,7 @@ export function isTopicId(value: string): boolean {
 export type ParsedTopic =
   | { kind: 'taskSubmit' }
   | { kind: 'taskEvent'; taskId: string }
+  | { kind: 'taskRespond'; taskId: string }
   | { kind: 'instanceInbox'; instanceId: string }
   | { kind: 'instanceReport'; instanceId: string }
   | { kind: 'instanceStatus'; instanceId: string }
@@ -45,6 +46,10 @@ export interface TopicContract {
   taskEvent(taskId: string): string
   /** `{p}/task/+/event` */
   readonly anyTaskEvent: string
+  /** Publish here the answer to a task waiting for input (needs_input): `{answer}`, as POST /tasks/:id/respond. */
+  taskRespond(taskId: string): string
+  /** `{p}/task/+/respond` */
+  readonly anyTaskRespond: string
   instanceInbox(instanceId: string): string
   instanceReport(instanceId: string): string
   readonly anyInstanceReport: string
@@ -112,6 +117,8 @@ function buildContract(p: string): TopicContract {
     taskSubmit: `${p}/task/submit`,
     taskEvent: (taskId: string) => `${p}/task/${id(taskId, 'task id')}/event`,
     anyTaskEvent: `${p}/task/+/event`,
+    taskRespond: (taskId: string) => `${p}/task/${id(taskId, 'task id')}/respond`,
+    anyTaskRespond: `${p}/task/+/respond`,
     instanceInbox: (i: string) => `${p}/instance/${id(i, 'instance id')}/inbox`,
     instanceReport: (i: string) => `${p}/instance/${id(i, 'instance id')}/report`,
     anyInstanceReport: `${p}/instance/+/report`,
@@ -148,6 +155,7 @@ function buildContract(p: string): TopicContract {
         case 'task':
           if (rest === 2 && b === 'submit') return { kind: 'taskSubmit' }
           if (rest === 3 && c === 'event' && ok(b)) return { kind: 'taskEvent', taskId: b }
+          if (rest === 3 && c === 'respond' && ok(b)) return { kind: 'taskRespond', taskId: b }
           return undefined
         case 'instance': {
           if (rest !== 3 || !ok(b)) return undefined

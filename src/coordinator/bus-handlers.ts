@@ -22,7 +22,7 @@ import type { Logger } from '../log.js'
 import { Heartbeat, InstanceStatus, type Health } from '../contract/payloads/instance.js'
 import { Message } from '../contract/payloads/message.js'
 import { SupervisorStatus } from '../contract/payloads/supervisor.js'
-import { Report, TaskSubmit } from '../contract/payloads/task.js'
+import { Report, TaskRespond, TaskSubmit, reportProblem } from '../contract/payloads/task.js'
 import { decode as decodeUnbounded, type Decoded } from '../contract/payloads/validate.js'
 import type { ParsedTopic, TopicContract, TopicKind } from '../contract/topics.js'
 import type { HealthMonitor } from './health.js'
@@ -41,6 +41,7 @@ interface Subscription {
 export const SUBSCRIPTIONS = {
   taskSubmit: { filter: (t) => t.taskSubmit, qos: 1, sizeChecked: true },
   instanceReport: { filter: (t) => t.anyInstanceReport, qos: 1, sizeChecked: true },
+  taskRespond: { filter: (t) => t.anyTaskRespond, qos: 1, sizeChecked: true },
   instanceStatus: { filter: (t) => t.anyInstanceStatus, qos: 1, sizeChecked: false },
   instanceHeartbeat: { filter: (t) => t.anyInstanceHeartbeat, qos: 0, sizeChecked: false },
   message: { filter: (t) => t.anyMessage, qos: 1, sizeChecked: true },
@@ -65,7 +66,7 @@ function isSubscribed(kind: TopicKind): kind is SubscribedKind {
 
 /** What the handlers reach in the coordinator: its parts, and its I/O as functions. */
 export interface BusContext {
-  readonly scheduler: Pick<Scheduler, 'submit' | 'report' | 'instanceLost' | 'dispatch'>
+  readonly scheduler: Pick<Scheduler, 'submit' | 'report' | 'respond' | 'instanceLost' | 'dispatch'>
   readonly registry: Pick<Registry, 'get' | 'applyStatus'>
   readonly health: Pick<HealthMonitor, 'heartbeat'>
   readonly log: Logger
@@ -104,9 +105,22 @@ function busHandlers(ctx: BusContext): BusHandlers {
     instanceReport: (t, payload, raw) => {
       const decoded = decode(Report, payload)
       if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
+      const problem = reportProblem(decoded.value)
+      if (problem !== null) return reject(raw, 'TRINITY_ERR_BAD_PAYLOAD', problem)
       const outcome = scheduler.report(t.instanceId, decoded.value)
       if (outcome === 'unknown-task') reject(raw, 'TRINITY_ERR_TASK_NOT_FOUND', `taskId: no task ${decoded.value.taskId}`)
+      else if (outcome === 'waiting') reject(raw, 'TRINITY_ERR_TASK_CONFLICT', `state: task ${decoded.value.taskId} is needs_input; a ${decoded.value.state} report waits for the answer (POST /tasks/:id/respond)`)
       else if (outcome === 'stale') log.info({ instance: t.instanceId, taskId: decoded.value.taskId, state: decoded.value.state }, 'ignored a stale report')
+    },
+    // The answer to a task that asked (as POST /tasks/:id/respond): stored before the handler returns, so before the PUBACK.
+    taskRespond: (t, payload, raw) => {
+      const decoded = decode(TaskRespond, payload)
+      if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
+      try {
+        scheduler.respond(t.taskId, decoded.value)
+      } catch (err) {
+        reject(raw, isTrinityError(err) ? err.code : 'TRINITY_ERR_INTERNAL', err instanceof Error ? err.message : String(err))
+      }
     },
     instanceStatus: (t, payload, raw) => {
       if (payload.length === 0) return // a cleared retained status

@@ -41,7 +41,10 @@ export class HttpAdapter {
         return
       case 'ping':
       case 'message':
-        return // health is GET {url}/health; plain HTTP instances have no message endpoint
+      case 'input':
+        // health is GET {url}/health; plain HTTP instances have no message endpoint, and never
+        // ask for input (their one answer to the POST ends the attempt): needs_input is for bus instances.
+        return
     }
   }
 

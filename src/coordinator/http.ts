@@ -10,10 +10,10 @@ import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Id } from '../contract/payloads/common.js'
-import { TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
+import { TaskRespond, TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
 import { SendRequest } from '../contract/payloads/message.js'
 import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
-import { ERROR_RESPONSES, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
+import { ERROR_RESPONSES, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskAnswered, TaskDetail, TaskList } from '../contract/http.js'
 import { summarizeTask } from '../contract/task-summary.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
@@ -124,6 +124,11 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   })
 
   api.post('/tasks/:id/cancel', { schema: { params: IdParams } }, async (request) => coordinator.scheduler.cancel(request.params.id))
+  // The answer to a task waiting for input (needs_input): on disk before the 202, then in the asking instance's inbox.
+  api.post('/tasks/:id/respond', { schema: { params: IdParams, body: TaskRespond, response: { 202: TaskAnswered, ...ERROR_RESPONSES } } }, async (request, reply) => {
+    const { task, instance } = coordinator.scheduler.respond(request.params.id, request.body)
+    return reply.status(202).send({ id: task.id, state: task.state, instance })
+  })
   api.post('/tasks/:id/retry', { schema: { params: IdParams } }, async (request, reply) => reply.status(202).send(coordinator.scheduler.retry(request.params.id)))
 
   api.post('/send', { schema: { body: SendRequest } }, async (request, reply) => {

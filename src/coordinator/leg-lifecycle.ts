@@ -8,14 +8,22 @@
  *   queued ──assign──▶ assigned ──start──▶ running ──renew──▶ running
  *     ▲                  │  │                 │  │
  *     └──retry (backoff)─┘  └──complete / fail / lose / cancel──┘
+ *   assigned | running ──ask──▶ needs_input ──answer──▶ running
+ *                                  └──lose / cancel (the wait limit, the instance gone)
  *   failed | dead | cancelled ──replay──▶ queued (attempts from zero)
- *   queued | assigned | running ──bury──▶ dead (the hub cannot store or send it)
+ *   queued | assigned | running | needs_input ──bury──▶ dead (the hub cannot store or send it)
  *
  * `fail` and `lose` put the leg back in the queue while attempts remain
  * (after the backoff, preferring an instance that has not tried it); a
  * failure the worker marks non-retryable ends the leg at once, as Temporal's
  * `nonRetryableErrorTypes` do. When attempts run out a failed report ends in
  * `failed`, a lost lease or instance in `dead` (a dead letter).
+ *
+ * A leg waiting for a person (`needs_input`) keeps its lease token (the
+ * answer goes to that attempt) but no lease deadline: a person may take
+ * hours, and the instance is still there, holding the work. What ends the
+ * wait instead is the instance going away, a cancel, or `tasks.inputTimeout`
+ * measured from `input.askedAt` (the scheduler's sweep).
  */
 import type { TaskState } from '../contract/constants.js'
 import type { Assignment } from '../contract/payloads/task.js'
@@ -23,7 +31,7 @@ import type { Assignment } from '../contract/payloads/task.js'
 export type LegState = TaskState
 
 /** Every transition's name. */
-export const LEG_TRANSITIONS = ['assign', 'start', 'renew', 'complete', 'fail', 'lose', 'cancel', 'bury', 'replay'] as const
+export const LEG_TRANSITIONS = ['assign', 'start', 'renew', 'ask', 'answer', 'complete', 'fail', 'lose', 'cancel', 'bury', 'replay'] as const
 export type LegTransition = (typeof LEG_TRANSITIONS)[number]
 
 /** From which states each transition may be taken, and the states it can lead to. */
@@ -31,11 +39,13 @@ export const LEG_TABLE: Readonly<Record<LegTransition, { readonly from: readonly
   assign: { from: ['queued'], to: ['assigned'], why: 'the router picked an available instance; a new lease token, attempts + 1' },
   start: { from: ['assigned', 'running'], to: ['running'], why: 'the instance reported `started`; the lease is renewed' },
   renew: { from: ['assigned', 'running'], to: ['running'], why: 'a `progress` report; the lease is renewed, the progress kept' },
+  ask: { from: ['assigned', 'running'], to: ['needs_input'], why: 'a `needs_input` report: the question is kept; the lease token stays, the lease timer stops (a person never expires by lease)' },
+  answer: { from: ['needs_input'], to: ['running'], why: 'POST /tasks/:id/respond or `task/{id}/respond`: the answer is kept and sent to the instance; the lease is renewed from now' },
   complete: { from: ['assigned', 'running'], to: ['completed'], why: 'a `completed` report with the current lease token' },
   fail: { from: ['assigned', 'running'], to: ['queued', 'failed'], why: 'a `failed` report: retried after backoff while attempts remain and it is retryable, else failed' },
-  lose: { from: ['assigned', 'running'], to: ['queued', 'dead'], why: 'the lease expired, or the instance went offline or restarted: retried while attempts remain, else dead' },
-  cancel: { from: ['queued', 'assigned', 'running'], to: ['cancelled'], why: 'POST /tasks/:id/cancel' },
-  bury: { from: ['queued', 'assigned', 'running'], to: ['dead'], why: 'the hub could not store or send the task (its record fails to serialise, the store refuses it): a dead letter at once, with the reason, so dispatch goes on with the others' },
+  lose: { from: ['assigned', 'running', 'needs_input'], to: ['queued', 'dead'], why: 'the lease expired, the wait for input ran past `tasks.inputTimeout`, or the instance went offline or restarted: retried while attempts remain, else dead' },
+  cancel: { from: ['queued', 'assigned', 'running', 'needs_input'], to: ['cancelled'], why: 'POST /tasks/:id/cancel' },
+  bury: { from: ['queued', 'assigned', 'running', 'needs_input'], to: ['dead'], why: 'the hub could not store or send the task (its record fails to serialise, the store refuses it): a dead letter at once, with the reason, so dispatch goes on with the others' },
   replay: { from: ['failed', 'dead', 'cancelled'], to: ['queued'], why: 'POST /tasks/:id/retry: attempts start over' },
 }
 
@@ -60,8 +70,9 @@ export function newLeg(targets: readonly string[], now: number): Assignment {
   return { targets: [...targets], state: 'queued', instance: null, attempts: 0, leaseToken: null, leaseExpiresAt: null, notBefore: now, tried: [] }
 }
 
+/** Held by an instance: assigned, running, or waiting there for a person's answer. */
 export function isLegActive(leg: Assignment): boolean {
-  return leg.state === 'assigned' || leg.state === 'running'
+  return leg.state === 'assigned' || leg.state === 'running' || leg.state === 'needs_input'
 }
 
 export function isLegFinished(leg: Assignment): boolean {
@@ -74,7 +85,8 @@ function check(transition: LegTransition, leg: Assignment): void {
 
 export function assign(leg: Assignment, to: { instance: string; leaseToken: string; leaseMs: number }, now: number): Assignment {
   check('assign', leg)
-  const { error: _error, ...rest } = leg
+  // A new attempt starts clean: the last one's error and question belong to it.
+  const { error: _error, input: _input, ...rest } = leg
   return { ...rest, state: 'assigned', instance: to.instance, attempts: leg.attempts + 1, leaseToken: to.leaseToken, leaseExpiresAt: now + to.leaseMs }
 }
 
@@ -86,6 +98,26 @@ export function start(leg: Assignment, leaseMs: number, now: number): Assignment
 export function renew(leg: Assignment, progress: unknown, leaseMs: number, now: number): Assignment {
   check('renew', leg)
   return { ...leg, state: 'running', leaseExpiresAt: now + leaseMs, ...(progress === undefined ? {} : { progress }) }
+}
+
+/** The lease deadline is dropped (not the token): the wait is bounded by `tasks.inputTimeout`, not the lease. */
+export function ask(leg: Assignment, question: { question: string; choices?: readonly string[] | undefined }, now: number): Assignment {
+  check('ask', leg)
+  const input = { question: question.question, ...(question.choices === undefined ? {} : { choices: [...question.choices] }), askedAt: now }
+  return { ...leg, state: 'needs_input', leaseExpiresAt: null, input }
+}
+
+/** The answer joins the question on the leg; the attempt goes on under a fresh lease. */
+export function answer(leg: Assignment, value: unknown, leaseMs: number, now: number): Assignment {
+  check('answer', leg)
+  const asked = leg.input ?? { question: '', askedAt: now }
+  return { ...leg, state: 'running', leaseExpiresAt: now + leaseMs, input: { ...asked, answer: value, answeredAt: now } }
+}
+
+/** When a leg waiting for input has waited long enough (`tasks.inputTimeout`; null: never), or null. */
+export function inputDeadline(leg: Assignment, inputTimeoutMs: number | null): number | null {
+  if (leg.state !== 'needs_input' || inputTimeoutMs === null || leg.input === undefined) return null
+  return leg.input.askedAt + inputTimeoutMs
 }
 
 /** The lease token stays on the record: it names the attempt whose output this is. */

@@ -112,6 +112,7 @@ export class Router {
       }
       if (leg.state === 'queued') return [this.explain(task.type, leg.targets, task.strategy as Route['strategy'])]
       if (leg.state === 'assigned') return [`assigned to ${leg.instance ?? '?'}, which has not reported started`]
+      if (leg.state === 'needs_input') return [`${leg.instance ?? '?'} waits for an answer (POST /tasks/${task.id}/respond): ${leg.input?.question ?? ''}`]
       return []
     })
     return reasons.length === 0 ? null : [...new Set(reasons)].join('; ')

@@ -13,8 +13,8 @@
  * once (`deadLetter`, its legs `bury`), with the reason, and dispatch and the lease sweep go on.
  */
 import { randomUUID } from 'node:crypto'
-import { PRIORITY_RANK, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
-import type { Assignment, Report, TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
+import { PRIORITY_RANK, TASK_STATES, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
+import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
 import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
@@ -23,7 +23,7 @@ import type { Logger } from '../log.js'
 import type { Registry } from './registry.js'
 import type { Router } from './router.js'
 import type { Store } from './store.js'
-import { assign, bury, cancel, complete, fail, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
+import { answer, ask, assign, bury, cancel, complete, fail, inputDeadline, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
 import { deriveState, legKey, newTaskRecord, sameSubmission } from './task-record.js'
 import { LegQueue, type QueuedLeg } from './leg-queue.js'
 
@@ -40,7 +40,8 @@ export interface SchedulerDeps {
   publishEvent: (taskId: string, json: string) => void
 }
 
-export type ReportOutcome = 'applied' | 'stale' | 'unknown-task'
+/** `waiting`: the leg waits for a person's answer, and only the answer (or a cancel, or losing it) moves it on. */
+export type ReportOutcome = 'applied' | 'stale' | 'unknown-task' | 'waiting'
 
 export class Scheduler {
   /** Unfinished tasks; finished ones live only in the store. */
@@ -99,7 +100,7 @@ export class Scheduler {
   }
 
   counts(): Record<TaskState, number> {
-    const counts: Record<TaskState, number> = { queued: 0, assigned: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
+    const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>
     for (const [state, n] of this.deps.store.countTasksByState()) if (state in counts) counts[state as TaskState] = n
     return counts
   }
@@ -162,9 +163,14 @@ export class Scheduler {
     )
     const leg = task.assignments[index]
     if (leg === undefined) return 'stale'
+    // The lease is not running: a report now would act on an attempt that is waiting for its answer.
+    if (leg.state === 'needs_input') return 'waiting'
     const now = this.deps.now()
     const { leaseMs } = this.deps.tasks
     switch (report.state) {
+      case 'needs_input':
+        task.assignments[index] = ask(leg, { question: report.question ?? '', choices: report.choices }, now)
+        break
       case 'started':
         task.assignments[index] = start(leg, leaseMs, now)
         break
@@ -185,7 +191,49 @@ export class Scheduler {
     return 'applied'
   }
 
-  /** An instance went away (Last Will, or health says offline): its work goes back to the queue. */
+  /**
+   * The answer to a leg waiting for input: stored (the leg runs again under a
+   * fresh lease) before it goes to the instance's inbox as an `input` frame,
+   * so the 202 or the PUBACK means it is on disk. 404 for an unknown task,
+   * 409 naming the state when nothing waits.
+   */
+  respond(id: string, request: TaskRespond): { task: TaskRecord; instance: string } {
+    const task = this.live.get(id)
+    if (task === undefined) {
+      const stored = this.deps.store.getTask(id)
+      if (stored === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
+      throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${stored.state}, not waiting for input`)
+    }
+    if (task.state !== 'needs_input') throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${task.state}, not waiting for input`)
+    // Several legs may wait (fan-out): the one named, else the one that asked first.
+    let index = -1
+    task.assignments.forEach((leg, i) => {
+      if (leg.state !== 'needs_input' || (request.instance !== undefined && leg.instance !== request.instance)) return
+      const first = task.assignments[index]
+      if (first === undefined || (leg.input?.askedAt ?? 0) < (first.input?.askedAt ?? 0)) index = i
+    })
+    const leg = task.assignments[index]
+    if (leg === undefined || leg.instance === null || leg.leaseToken === null) {
+      throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `instance: no leg of task ${id} held by ${request.instance ?? '?'} is waiting for input`, { field: 'instance' })
+    }
+    const now = this.deps.now()
+    task.assignments[index] = answer(leg, request.answer, this.deps.tasks.leaseMs, now)
+    task.updatedAt = now
+    this.finishChange([task])
+    try {
+      this.deps.sendToInbox(leg.instance, { kind: 'input', taskId: id, leaseToken: leg.leaseToken, answer: request.answer })
+    } catch (err) {
+      this.deadLetter(task, `its answer could not be sent to ${leg.instance}: ${messageOf(err)}`)
+    }
+    return { task, instance: leg.instance }
+  }
+
+  /**
+   * An instance went away (Last Will, or health says offline): its work goes
+   * back to the queue. `running`: only what it had started (running, or
+   * waiting for input: a restarted process has forgotten both), not what is
+   * still assigned and queued in its session.
+   */
   instanceLost(instanceId: string, reason: string, which: 'all' | 'running' = 'all'): number {
     const now = this.deps.now()
     const changed: TaskRecord[] = []
@@ -194,7 +242,7 @@ export class Scheduler {
       const task = this.live.get(taskId)
       const leg = task?.assignments[legIndex]
       if (task === undefined || leg === undefined) continue
-      if (which === 'running' && leg.state !== 'running') continue
+      if (which === 'running' && leg.state === 'assigned') continue
       this.loseLeg(task, legIndex, `${instanceId}: ${reason}`, now)
       changed.push(task)
     }
@@ -202,13 +250,27 @@ export class Scheduler {
     return changed.length
   }
 
-  /** Expired leases go back to the queue. Called periodically. */
+  /**
+   * Expired leases go back to the queue, and so do legs that waited for input
+   * longer than `tasks.inputTimeout` (their lease does not run meanwhile).
+   * Called periodically.
+   */
   sweepLeases(): number {
     const now = this.deps.now()
     const changed: TaskRecord[] = []
+    const { inputTimeoutMs } = this.deps.tasks
     for (const task of this.live.values()) {
       task.assignments.forEach((leg, index) => {
-        if (!isLegActive(leg) || leg.leaseExpiresAt === null || leg.leaseExpiresAt > now) return
+        if (!isLegActive(leg)) return
+        const waitUntil = inputDeadline(leg, inputTimeoutMs)
+        if (waitUntil !== null && waitUntil <= now) {
+          // The instance is still there, waiting on its question: withdraw it, so that attempt stops before the next one starts.
+          if (leg.instance !== null && leg.leaseToken !== null) this.sendCancel(leg.instance, task.id, leg.leaseToken)
+          this.loseLeg(task, index, `${leg.instance ?? '?'}: no answer within tasks.inputTimeout (${inputTimeoutMs ?? 0} ms)`, now)
+          changed.push(task)
+          return
+        }
+        if (leg.leaseExpiresAt === null || leg.leaseExpiresAt > now) return
         this.loseLeg(task, index, `${leg.instance ?? '?'}: lease expired`, now)
         changed.push(task)
       })
@@ -265,6 +327,15 @@ export class Scheduler {
   }
 
   // -------------------------------------------------------------------------
+
+  /** A cancel frame for one attempt; a failure to send is logged: the leg moves on either way. */
+  private sendCancel(instanceId: string, taskId: string, leaseToken: string): void {
+    try {
+      this.deps.sendToInbox(instanceId, { kind: 'cancel', taskId, leaseToken })
+    } catch (err) {
+      this.deps.log.warn({ taskId, instance: instanceId, err: messageOf(err) }, 'could not send a cancel')
+    }
+  }
 
   private retryPolicy(task: TaskRecord): RetryPolicy {
     return { maxAttempts: task.maxAttempts, backoff: this.deps.tasks.retryBackoff }

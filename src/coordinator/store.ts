@@ -10,7 +10,7 @@
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import type { TaskState } from '../contract/constants.js'
+import { ACTIVE_TASK_STATES, type TaskState } from '../contract/constants.js'
 import type { TaskRecord } from '../contract/payloads/task.js'
 import type { Message } from '../contract/payloads/message.js'
 
@@ -81,7 +81,8 @@ export class Store {
   /** Tasks not yet finished: what the queue resumes with after a restart. */
   unfinishedTasks(): TaskRecord[] {
     const rows = this.db
-      .prepare(`SELECT record FROM tasks WHERE state IN ('queued', 'assigned', 'running') ORDER BY created_at, rowid`)
+      // From the contract's list, so a new active state (needs_input) is resumed too.
+      .prepare(`SELECT record FROM tasks WHERE state IN (${[...ACTIVE_TASK_STATES].map((s) => `'${s}'`).join(', ')}) ORDER BY created_at, rowid`)
       .all() as { record: string }[]
     return rows.map((r) => JSON.parse(r.record) as TaskRecord)
   }

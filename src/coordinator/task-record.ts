@@ -45,7 +45,8 @@ export function deriveState(task: TaskRecord): void {
     else if (legs.some((l) => l.state === 'failed')) state = 'failed'
     else if (legs.some((l) => l.state === 'cancelled')) state = 'cancelled'
     else state = 'completed'
-  } else if (legs.some((l) => l.state === 'running')) state = 'running'
+  } else if (legs.some((l) => l.state === 'needs_input')) state = 'needs_input' // a person is asked: what to show first
+  else if (legs.some((l) => l.state === 'running')) state = 'running'
   else if (legs.some((l) => l.state === 'assigned')) state = 'assigned'
   else state = 'queued'
   task.state = state

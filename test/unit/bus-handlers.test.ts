@@ -24,6 +24,7 @@ test('the subscription request names each filter once, heartbeats at QoS 0, the 
   assert.deepEqual(subscriptionsFor(topics), {
     [topics.taskSubmit]: { qos: 1 },
     [topics.anyInstanceReport]: { qos: 1 },
+    [topics.anyTaskRespond]: { qos: 1 },
     [topics.anyInstanceStatus]: { qos: 1 },
     [topics.anyInstanceHeartbeat]: { qos: 0 },
     [topics.anyMessage]: { qos: 1 },
@@ -33,5 +34,5 @@ test('the subscription request names each filter once, heartbeats at QoS 0, the 
 
 test('only what carries a client\'s data into the store is bounded by limits.maxPayload', () => {
   const checked = Object.entries(SUBSCRIPTIONS).filter(([, s]) => s.sizeChecked).map(([kind]) => kind)
-  assert.deepEqual(checked.sort(), ['instanceReport', 'message', 'taskSubmit'])
+  assert.deepEqual(checked.sort(), ['instanceReport', 'message', 'taskRespond', 'taskSubmit'])
 })

@@ -6,14 +6,17 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import fc from 'fast-check'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TASK_STATES } from '../../src/contract/constants.js'
 import type { Assignment } from '../../src/contract/payloads/task.js'
 import {
-  LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, assign, bury, cancel, complete, fail, lose, newLeg, renew, replay, start,
+  LEG_TABLE, LEG_TRANSITIONS, LegTransitionError, answer, ask, assign, bury, cancel, complete, fail, inputDeadline, lose, newLeg, renew, replay, start,
   type LegState, type LegTransition, type RetryPolicy,
 } from '../../src/coordinator/leg-lifecycle.js'
+import { deriveState } from '../../src/coordinator/task-record.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { ROOT } from '../helpers/hub.js'
 
 const NOW = 1_000_000
@@ -24,6 +27,8 @@ const lease = { instance: 'c1', leaseToken: 'token-1', leaseMs: 5000 }
 function legIn(state: LegState, attempts = 1): Assignment {
   const base = newLeg(['c1', 'c2'], NOW)
   if (state === 'queued') return base
+  // A leg waiting for input holds its token and its question, and no lease deadline.
+  if (state === 'needs_input') return { ...base, state, instance: 'c1', attempts, leaseToken: 'token-1', leaseExpiresAt: null, input: { question: 'ship it?', askedAt: NOW - 10 } }
   return { ...base, state, instance: 'c1', attempts, leaseToken: 'token-1', leaseExpiresAt: NOW + 5000 }
 }
 
@@ -31,6 +36,8 @@ const apply: Record<LegTransition, (leg: Assignment) => Assignment> = {
   assign: (leg) => assign(leg, lease, NOW),
   start: (leg) => start(leg, 5000, NOW),
   renew: (leg) => renew(leg, { step: 1 }, 5000, NOW),
+  ask: (leg) => ask(leg, { question: 'which branch?', choices: ['main', 'dev'] }, NOW),
+  answer: (leg) => answer(leg, 'main', 5000, NOW),
   complete: (leg) => complete(leg, 'done'),
   fail: (leg) => fail(leg, { error: 'boom', retryable: true }, policy, NOW),
   lose: (leg) => lose(leg, 'lease expired', policy, NOW),
@@ -103,6 +110,70 @@ test('cancel releases the lease; replay starts over from zero attempts, remember
   assert.deepEqual([cancelled.state, cancelled.leaseToken, cancelled.leaseExpiresAt], ['cancelled', null, null])
   const replayed = replay({ ...legIn('dead', 3), tried: ['c1', 'c2'] }, NOW + 50)
   assert.deepEqual(replayed, { ...newLeg(['c1', 'c2'], NOW + 50), tried: ['c1', 'c2'] })
+})
+
+test('ask keeps the lease token and the question, and stops the lease timer', () => {
+  const asked = ask(legIn('running'), { question: 'deploy to prod?', choices: ['yes', 'no'] }, NOW + 5)
+  assert.deepEqual([asked.state, asked.leaseToken, asked.leaseExpiresAt, asked.instance], ['needs_input', 'token-1', null, 'c1'])
+  assert.deepEqual(asked.input, { question: 'deploy to prod?', choices: ['yes', 'no'], askedAt: NOW + 5 })
+  assert.equal(ask(legIn('assigned'), { question: 'q' }, NOW).input?.choices, undefined, 'no choices: none kept')
+})
+
+test('answer resumes the same attempt under a lease renewed from now, keeping question and answer', () => {
+  const asked = ask(legIn('running', 2), { question: 'deploy?' }, NOW)
+  const resumed = answer(asked, { approve: true }, 7000, NOW + 60_000)
+  assert.deepEqual([resumed.state, resumed.attempts, resumed.leaseToken, resumed.leaseExpiresAt], ['running', 2, 'token-1', NOW + 67_000])
+  assert.deepEqual(resumed.input, { question: 'deploy?', askedAt: NOW, answer: { approve: true }, answeredAt: NOW + 60_000 })
+})
+
+test('the wait for input is bounded by inputTimeout from askedAt, not by the lease; null waits forever', () => {
+  const asked = ask(legIn('running'), { question: 'q' }, NOW)
+  assert.equal(inputDeadline(asked, 3000), NOW + 3000)
+  assert.equal(inputDeadline(asked, null), null)
+  assert.equal(inputDeadline(answer(asked, 'a', 5000, NOW + 1), 3000), null, 'an answered leg has no wait deadline')
+  assert.equal(inputDeadline(legIn('running'), 3000), null)
+})
+
+test('losing a leg that waits for input retries it as a new attempt without the old question; cancel releases it', () => {
+  const lost = lose(legIn('needs_input', 1), 'c1: no answer within tasks.inputTimeout', policy, NOW)
+  assert.deepEqual([lost.state, lost.leaseToken, lost.tried], ['queued', null, ['c1']])
+  const again = assign(lost, { ...lease, leaseToken: 'token-2' }, NOW)
+  assert.deepEqual([again.attempts, again.input], [2, undefined])
+  const cancelled = cancel(legIn('needs_input'))
+  assert.deepEqual([cancelled.state, cancelled.leaseToken], ['cancelled', null])
+})
+
+/** Any transition the table allows, with its arguments, as a step of a random walk. */
+const step = fc.constantFrom<LegTransition>(...LEG_TRANSITIONS)
+
+test('property: along any walk through the table, a leg waiting for input holds its token and question and no lease; a running leg has a lease', () => {
+  fc.assert(fc.property(fc.array(step, { maxLength: 40 }), (walk) => {
+    let leg = newLeg(['c1'], NOW)
+    for (const transition of walk) {
+      if (!LEG_TABLE[transition].from.includes(leg.state)) continue
+      leg = apply[transition](leg)
+      if (leg.state === 'needs_input') {
+        assert.notEqual(leg.leaseToken, null)
+        assert.equal(leg.leaseExpiresAt, null)
+        assert.equal(typeof leg.input?.question, 'string')
+      }
+      if (leg.state === 'running' || leg.state === 'assigned') assert.notEqual(leg.leaseExpiresAt, null)
+    }
+  }))
+})
+
+test('property: a task is needs_input exactly while one of its unfinished legs is', () => {
+  const states = fc.constantFrom<LegState>(...TASK_STATES)
+  fc.assert(fc.property(fc.array(states, { minLength: 1, maxLength: 4 }), (legStates) => {
+    const task: TaskRecord = {
+      id: 't', type: 'general', content: null, priority: 'normal', state: 'queued', strategy: 'all', createdAt: NOW, updatedAt: NOW, maxAttempts: 3,
+      assignments: legStates.map((state) => legIn(state)),
+    }
+    deriveState(task)
+    const finished = ['completed', 'failed', 'dead', 'cancelled']
+    const waiting = legStates.includes('needs_input') && !legStates.every((s) => finished.includes(s))
+    assert.equal(task.state === 'needs_input', waiting, `${legStates.join(',')} → ${task.state}`)
+  }))
 })
 
 /** The table as docs/topics.md shows it. */

@@ -77,3 +77,9 @@ export async function taskAction(id: string, action: 'cancel' | 'retry'): Promis
   const r = await call('POST', `/tasks/${encodeURIComponent(id)}/${action}`)
   return r.ok ? { ok: true, text: `task ${id}: ${action} accepted` } : { ok: false, text: `cannot ${action} task ${id}: ${r.message}` }
 }
+
+/** POST /tasks/:id/respond: the answer to a task waiting for input (needs_input). */
+export async function respondTask(id: string, answer: unknown): Promise<{ ok: boolean; text: string }> {
+  const r = await call('POST', `/tasks/${encodeURIComponent(id)}/respond`, { answer })
+  return r.ok ? { ok: true, text: `task ${id}: answer sent` } : { ok: false, text: `answer to task ${id} not sent: ${r.message}` }
+}

@@ -89,15 +89,17 @@ async function get<T extends TSchema>(store: Store, schema: T, path: string): Pr
 
 /** The one HTTP read of the tables; everything after comes from the bus. */
 async function fill(store: Store): Promise<void> {
-  const [instances, tasks, dead, messages] = await Promise.all([
+  const [instances, tasks, dead, asking, messages] = await Promise.all([
     get(store, InstanceList, '/instances'),
     get(store, TaskList, `/tasks?limit=${MAX_ROWS}`),
     get(store, TaskList, `/tasks?state=dead&limit=${MAX_ROWS}`),
+    // The approval queue: a task may have waited for a person longer than the last MAX_ROWS changes.
+    get(store, TaskList, `/tasks?state=needs_input&limit=${MAX_ROWS}`),
     get(store, MessageList, `/messages?limit=${MAX_ROWS}`),
   ])
   for (const view of instances?.instances ?? []) store.fillInstance(view)
   store.mark('instances')
-  for (const task of [...(dead?.tasks ?? []), ...(tasks?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
+  for (const task of [...(dead?.tasks ?? []), ...(asking?.tasks ?? []), ...(tasks?.tasks ?? [])].sort((a, b) => a.updatedAt - b.updatedAt)) {
     store.upsertTask(task, true)
   }
   for (const message of messages?.messages ?? []) store.addMessage(message, true)

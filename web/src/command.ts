@@ -4,6 +4,7 @@
  * contact. The look is the seed's: green on black, a terminal.
  */
 import { restartInstance } from './api.js'
+import { drawApprovals } from './approvals.js'
 import { boot, type App } from './boot.js'
 import { ago, byId, cell, DASH, el, ms, orDash, reconcile, setAttr, setText } from './dom.js'
 import { bindForms, contactInstance, drawForms } from './forms.js'
@@ -74,7 +75,7 @@ function drawStats(app: App): void {
   const tasks = stats?.tasks
   setText(byId('metric-tasks'), tasks === undefined ? DASH : String(Object.values(tasks).reduce((a, b) => a + (typeof b === 'number' ? b : 0), 0)))
   setText(byId('metric-tasks-detail'), tasks === undefined ? DASH
-    : `${tasks.queued ?? 0} queued · ${(tasks.assigned ?? 0) + (tasks.running ?? 0)} running · ${tasks.completed ?? 0} done · ${(tasks.failed ?? 0) + (tasks.dead ?? 0)} failed`)
+    : `${tasks.queued ?? 0} queued · ${(tasks.assigned ?? 0) + (tasks.running ?? 0)} running · ${tasks.needs_input ?? 0} need input · ${tasks.completed ?? 0} done · ${(tasks.failed ?? 0) + (tasks.dead ?? 0)} failed`)
 }
 
 function drawModules(app: App): void {
@@ -108,7 +109,7 @@ const draws: Partial<Record<Section, (app: App) => void>> = {
   stats: drawStats,
   platform: drawModules,
   connection: drawModules,
-  tasks: drawForms,
+  tasks: (app) => { drawForms(app); drawApprovals(app) },
 }
 
 const app = boot((dirty, app) => {

@@ -5,7 +5,9 @@
  * Tables show at most MAX_ROWS rows.
  */
 import type { Message } from '../../src/contract/payloads/message.js'
+import { ACTIVE_TASK_STATES } from '../../src/contract/constants.js'
 import { taskAction } from './api.js'
+import { drawApprovals } from './approvals.js'
 import { boot, type App } from './boot.js'
 import { ago, byId, cell, clock, el, ms, orDash, reconcile, setAttr, setText, short } from './dom.js'
 import { bindForms, drawForms } from './forms.js'
@@ -106,21 +108,19 @@ function updateTaskRow(node: HTMLElement, task: TaskRow): void {
   setAttr(node, 'data-state', task.state)
   setAttr(cell(node, 2), 'data-tone', toneOf(task.state))
   const [cancel, retry] = Array.from(cell(node, 9).children) as HTMLButtonElement[]
-  const active = task.state === 'queued' || task.state === 'assigned' || task.state === 'running'
-  if (cancel !== undefined) cancel.hidden = !active
+  if (cancel !== undefined) cancel.hidden = !ACTIVE_TASK_STATES.has(task.state)
   if (retry !== undefined) retry.hidden = !(task.state === 'failed' || task.state === 'dead' || task.state === 'cancelled')
 }
 
-const ACTIVE_STATES = new Set(['queued', 'assigned', 'running'])
-
 function drawTasks(app: App): void {
   const filter = (byId<HTMLSelectElement>('task-filter')).value
-  const tasks = app.store.sortedTasks((t) => filter === 'all' || (filter === 'active' ? ACTIVE_STATES.has(t.state) : t.state === filter)).slice(0, MAX_ROWS)
+  const tasks = app.store.sortedTasks((t) => filter === 'all' || (filter === 'active' ? ACTIVE_TASK_STATES.has(t.state) : t.state === filter)).slice(0, MAX_ROWS)
   reconcile(byId('task-rows'), tasks, (t) => t.id, (t) => taskRow(app, t), updateTaskRow)
   setText(byId('task-count'), `${tasks.length} shown of ${app.store.tasks.size} known`)
   const dead = app.store.sortedTasks((t) => t.state === 'dead').slice(0, MAX_ROWS)
   reconcile(byId('dead-rows'), dead, (t) => t.id, (t) => taskRow(app, t), updateTaskRow)
   byId('dead-empty').hidden = dead.length > 0
+  drawApprovals(app)
   drawForms(app)
 }
 

@@ -181,7 +181,7 @@ export class Store {
     const counts = new Map<string, number>()
     for (const task of this.tasks.values()) {
       for (const leg of task.assignments) {
-        if (leg.instance !== null && (leg.state === 'assigned' || leg.state === 'running')) counts.set(leg.instance, (counts.get(leg.instance) ?? 0) + 1)
+        if (leg.instance !== null && (leg.state === 'assigned' || leg.state === 'running' || leg.state === 'needs_input')) counts.set(leg.instance, (counts.get(leg.instance) ?? 0) + 1)
       }
     }
     return counts
@@ -338,6 +338,7 @@ export class Store {
     },
     // Not subscribed to: requests and traffic between the coordinator and instances.
     taskSubmit: () => undefined,
+    taskRespond: () => undefined,
     instanceInbox: () => undefined,
     instanceReport: () => undefined,
     instanceHeartbeat: () => undefined,

@@ -13,7 +13,10 @@ import type { Assignment, LegSummary } from '../../src/contract/payloads/task.js
 import { jsonBytes, preview } from '../../src/contract/preview.js'
 import type { TaskWire } from './payloads.js'
 
-export type TaskLeg = Omit<Assignment, 'output' | 'progress'>
+/** What the page keeps of a leg's question (the approval queue draws it); never the answer, which may be large. */
+export interface LegQuestion { question: string; choices?: string[]; askedAt: number }
+
+export type TaskLeg = Omit<Assignment, 'output' | 'progress' | 'input'> & { input?: LegQuestion }
 
 export interface TaskRow {
   id: string
@@ -32,10 +35,12 @@ export interface TaskRow {
   resultPreview: string | null
 }
 
-/** The leg without its output and progress, which can be large and the page does not show. */
+/** The leg without its output, progress and answer, which can be large and the page does not show. */
 function leg(value: Assignment | LegSummary): TaskLeg {
-  const { output: _output, progress: _progress, progressPreview: _preview, ...rest } = value as Assignment & LegSummary
-  return rest
+  const { output: _output, progress: _progress, progressPreview: _preview, input, ...rest } = value as Assignment & LegSummary
+  if (input === undefined) return rest
+  const question: LegQuestion = { question: input.question, askedAt: input.askedAt, ...(input.choices === undefined ? {} : { choices: input.choices }) }
+  return { ...rest, input: question }
 }
 
 /**

@@ -10,7 +10,8 @@ const TONES: Readonly<Record<string, Tone>> = {
   // instances (health and status)
   online: 'ok', degraded: 'warn', timeout: 'warn', offline: 'bad', error: 'bad', draining: 'warn',
   // tasks
-  queued: 'idle', assigned: 'busy', running: 'busy', completed: 'ok', failed: 'bad', dead: 'bad', cancelled: 'idle',
+  // needs_input: a person must act, so it stands out as a warning does
+  queued: 'idle', assigned: 'busy', running: 'busy', needs_input: 'warn', completed: 'ok', failed: 'bad', dead: 'bad', cancelled: 'idle',
   // computers
   ACTIVE: 'ok', WORKING: 'busy', IDLE: 'ok', SYNCING: 'busy', OFFLINE: 'bad', EMERGENCY: 'bad',
   // bridge and ERROR

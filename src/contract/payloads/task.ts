@@ -1,8 +1,9 @@
 /**
  * Task payloads: the submission (`trinity/task/submit`, POST /task), the
  * record and its legs, the summaries GET /tasks lists, the events on
- * `trinity/task/{id}/event`, and the reports instances send on
- * `trinity/instance/{id}/report`.
+ * `trinity/task/{id}/event`, the reports instances send on
+ * `trinity/instance/{id}/report`, and a person's answer to a leg that asked
+ * for input (`trinity/task/{id}/respond`, POST /tasks/:id/respond).
  */
 import Type, { type Static } from 'typebox'
 import { TASK_STATES, type TaskState } from '../constants.js'
@@ -23,6 +24,25 @@ export type TaskSubmit = Static<typeof TaskSubmit>
 
 export const TaskStateSchema = Type.Enum([...TASK_STATES])
 
+/** Bounds of a question a leg asks (report state `needs_input`): it rides on every summary and event of its task. */
+const QUESTION_CHARS = 2000
+const MAX_CHOICES = 20
+const CHOICE_CHARS = 200
+
+const Question = Type.String({ minLength: 1, maxLength: QUESTION_CHARS })
+const Choices = Type.Array(Type.String({ minLength: 1, maxLength: CHOICE_CHARS }), { minItems: 1, maxItems: MAX_CHOICES })
+
+/** What a leg asked a person, as every view shows it (the answer itself only on the full record). */
+const InputAskedFields = {
+  question: Question,
+  choices: Type.Optional(Choices),
+  askedAt: Type.Integer(),
+  answeredAt: Type.Optional(Type.Integer()),
+}
+
+/** A leg's question and, once given, the answer: kept on the leg after it resumes, for the record. */
+const LegInput = Type.Object({ ...InputAskedFields, answer: Type.Optional(Type.Unknown()) })
+
 /** A leg's fields that every view carries (its `output` and `progress` only the full record). */
 const LegFields = {
   /** Instance ids or roles that may take this leg. */
@@ -42,6 +62,8 @@ export const Assignment = Type.Object({
   ...LegFields,
   output: Type.Optional(Type.Unknown()),
   progress: Type.Optional(Type.Unknown()),
+  /** Set when the leg asked for input (state `needs_input`); kept, with the answer, after it resumes. */
+  input: Type.Optional(LegInput),
 })
 export type Assignment = Static<typeof Assignment>
 
@@ -71,6 +93,8 @@ export const LegSummary = Type.Object({
   ...LegFields,
   /** The leg's last progress report, shortened like a preview. */
   progressPreview: Type.Optional(Type.String({ maxLength: PREVIEW_CHARS })),
+  /** The leg's question (bounded, so whole), without the answer; `answerPreview` once answered. */
+  input: Type.Optional(Type.Object({ ...InputAskedFields, answerPreview: Type.Optional(Type.String({ maxLength: PREVIEW_CHARS })) })),
 })
 export type LegSummary = Static<typeof LegSummary>
 
@@ -101,9 +125,16 @@ export const TaskEvent = Type.Object({
 })
 export type TaskEvent = Static<typeof TaskEvent>
 
-const REPORT_STATES = ['started', 'progress', 'completed', 'failed'] as const
+const REPORT_STATES = ['started', 'progress', 'completed', 'failed', 'needs_input'] as const
 
-/** `trinity/instance/{id}/report`. leaseToken, when given, must match the current assignment. */
+/**
+ * `trinity/instance/{id}/report`. leaseToken, when given, must match the
+ * current assignment. `needs_input` asks a person: it carries the `question`
+ * (and optional `choices`), and the leg's lease stops running until the
+ * answer (POST /tasks/:id/respond) comes back in an `input` inbox frame.
+ * One flat object, so a refusal names the field (a union would only say
+ * "matches no schema"); `reportProblem` checks what the schema cannot.
+ */
 export const Report = Type.Object(
   {
     taskId: Id,
@@ -113,10 +144,33 @@ export const Report = Type.Object(
     /** `failed` only: false when trying again cannot help (bad input); the leg fails at once. Default true. */
     retryable: Type.Optional(Type.Boolean()),
     leaseToken: Type.Optional(Type.String()),
+    /** `needs_input` only, and required there. */
+    question: Type.Optional(Question),
+    /** `needs_input` only: the answers a person may pick from (a typed answer is allowed too). */
+    choices: Type.Optional(Choices),
   },
   { additionalProperties: false },
 )
 export type Report = Static<typeof Report>
+
+/** What is wrong with a decoded report that its schema cannot say (`field: reason`), or null. */
+export function reportProblem(report: Report): string | null {
+  if (report.state === 'needs_input') return report.question === undefined ? 'question: required with state needs_input' : null
+  if (report.question !== undefined) return `question: only with state needs_input, not ${report.state}`
+  if (report.choices !== undefined) return `choices: only with state needs_input, not ${report.state}`
+  return null
+}
+
+/**
+ * `trinity/task/{id}/respond` and POST /tasks/:id/respond: the answer to a
+ * leg in `needs_input` (any JSON). `instance` picks the leg when several
+ * wait (fan-out); without it the leg that asked first gets the answer.
+ */
+export const TaskRespond = Type.Object(
+  { answer: Type.Unknown({ description: 'any JSON value; a string for a typed answer' }), instance: Type.Optional(Id) },
+  { additionalProperties: false },
+)
+export type TaskRespond = Static<typeof TaskRespond>
 
 /** Tasks per state: every state, zero included. */
 export const TaskCounts = Type.Object(Object.fromEntries(TASK_STATES.map((state) => [state, Count])) as Record<TaskState, typeof Count>)
