@@ -49,12 +49,16 @@ export class HealthMonitor {
   private readonly pending = new Map<string, (ms: number) => void>()
   private readonly checking = new Set<string>()
   /** Aborts HTTP checks in flight when the monitor stops. */
-  private readonly aborter = new AbortController()
+  /** Aborted by stop(): what a round learns after it is dropped; start() makes a new one. */
+  private aborter = new AbortController()
   checks = 0
 
   constructor(private readonly deps: HealthDeps) {}
 
+  /** Also after stop(): checks resume where they left off. */
   start(): void {
+    if (this.timer !== undefined) return
+    if (this.aborter.signal.aborted) this.aborter = new AbortController()
     // A first round at once, so health is on the bus from the start.
     void this.checkAll()
     this.timer = setInterval(() => void this.checkAll(), this.deps.health.intervalMs)
@@ -98,9 +102,11 @@ export class HealthMonitor {
     // when a Will, an offline status or a new birth came while it was out).
     const session = instance.session
     const connected = instance.connected
+    // This round's: a probe that outlives a stop() (and a start() after it) stays dropped.
+    const { signal } = this.aborter
     try {
-      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl) : { ...(await this.probeMqtt(instance.id)), pingSession: session, pingConnected: connected }
-      if (this.aborter.signal.aborted || this.deps.registry.get(instance.id) !== instance) return
+      const probe = instance.healthUrl !== null ? await this.probeHttp(instance.healthUrl, signal) : { ...(await this.probeMqtt(instance.id)), pingSession: session, pingConnected: connected }
+      if (signal.aborted || this.deps.registry.get(instance.id) !== instance) return
       this.apply(instance, probe)
     } finally {
       this.checking.delete(instance.id)
@@ -133,11 +139,11 @@ export class HealthMonitor {
     }
   }
 
-  private async probeHttp(url: string): Promise<ProbeEvent> {
+  private async probeHttp(url: string, signal: AbortSignal): Promise<ProbeEvent> {
     const { timeoutMs, degradedAfterMs } = this.deps.health
     const started = performance.now()
     try {
-      const response = await httpRequestTo(url, { timeoutMs, signal: this.aborter.signal })
+      const response = await httpRequestTo(url, { timeoutMs, signal })
       const ms = performance.now() - started
       if (!response.ok) return { kind: 'probe-erroring', ms, reason: `HTTP ${response.status}` }
       return answered(ms, degradedAfterMs)

@@ -63,7 +63,9 @@ export async function testConfig(dataDir: string, overrides: ConfigObject = {}):
     hub: { host: '127.0.0.1', port: 0, dataDir, statsInterval: '200ms' },
     broker: { mode: 'embedded', host: '127.0.0.1', port: 0 },
     log: { level: 'warn', pretty: false },
-    health: { interval: '500ms', timeout: '400ms', degradedAfter: '300ms', missesBeforeOffline: 2, passesBeforeOnline: 1 },
+    // A ping answered late on a loaded machine must not take an instance (and its task) away
+    // under a test about something else; health tests set their own thresholds.
+    health: { interval: '500ms', timeout: '5s', degradedAfter: '3s', missesBeforeOffline: 2, passesBeforeOnline: 1 },
     tasks: { lease: '5s', maxAttempts: 3, retryBackoff: { base: '50ms', factor: 2, max: '500ms' } },
   }
   return merge(base, overrides)
