@@ -16,6 +16,7 @@ export const ERRORS = {
   TRINITY_ERR_TASK_TYPE_UNKNOWN: { status: 422, message: 'no route for task type' },
   TRINITY_ERR_TASK_CONFLICT: { status: 409, message: 'task is not in a state that allows this' },
   TRINITY_ERR_ID_CONFLICT: { status: 409, message: 'id already used by a different task' },
+  TRINITY_ERR_LEASE_STALE: { status: 409, message: 'lease no longer current' },
   TRINITY_ERR_NOT_FOUND: { status: 404, message: 'not found' },
   TRINITY_ERR_INSTANCE_NOT_FOUND: { status: 404, message: 'no such instance' },
   TRINITY_ERR_NOT_SUPERVISED: { status: 409, message: 'not run by a supervisor' },
