@@ -27,6 +27,7 @@ export const ERRORS = {
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_HUB_UNREACHABLE: { status: 503, message: 'hub unreachable' },
   TRINITY_ERR_WORKDIR_LOCKED: { status: 409, message: 'bridge workdir locked' },
+  TRINITY_ERR_STATE_LOCKED: { status: 409, message: 'state directory in use' },
   TRINITY_ERR_PUSH_FAILED: { status: 502, message: 'push failed' },
   TRINITY_ERR_RESTART_FAILED: { status: 500, message: 'restart failed' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },

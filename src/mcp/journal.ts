@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
+import { TrinityError } from '../errors.js'
 
 type TaskFrame = Extract<InboxFrame, { kind: 'task' }>
 
@@ -63,9 +64,22 @@ export class Journal {
 
   constructor(stateDir: string) {
     mkdirSync(stateDir, { recursive: true })
-    this.db = new Database(join(stateDir, 'inbox.db'))
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = FULL')
+    const file = join(stateDir, 'inbox.db')
+    this.db = new Database(file, { timeout: 0 })
+    // One process per state dir: the exclusive lock is taken by the first
+    // write below and held until close; the OS drops it when the process dies,
+    // SIGKILL included. A second `trinity mcp` on this dir fails here instead
+    // of sharing the journal (and fighting over the client id).
+    try {
+      this.db.pragma('locking_mode = EXCLUSIVE')
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma('synchronous = FULL')
+      this.db.exec('BEGIN IMMEDIATE; COMMIT')
+    } catch (err) {
+      this.db.close()
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err
+      throw new TrinityError('TRINITY_ERR_STATE_LOCKED', `${file} is in use by another trinity mcp (one process per --state-dir)`, { cause: err })
+    }
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS inbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,

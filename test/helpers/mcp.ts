@@ -71,7 +71,8 @@ export async function startMcp(options: McpStart): Promise<McpSession> {
       return found as ChannelPush
     },
     async call(name, args = {}) {
-      return (await client.callTool({ name, arguments: args })) as CallToolResult
+      // Beyond the SDK's 60 s default: a loaded machine makes a waiting submit slower, not wrong.
+      return (await client.callTool({ name, arguments: args }, undefined, { timeout: 180_000 })) as CallToolResult
     },
     async result<T>(name: string, args: Record<string, unknown> = {}): Promise<T> {
       const answer = await session.call(name, args)
