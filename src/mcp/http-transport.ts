@@ -13,7 +13,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import type { McpInstance } from './instance.js'
 import { createMcpServer } from './server.js'
 
-export const MCP_PATH = '/mcp'
+const MCP_PATH = '/mcp'
 
 export interface McpHttpServer {
   readonly url: string

@@ -26,7 +26,7 @@ import type { McpInstance } from './instance.js'
 import type { JournalEntry } from './journal.js'
 import { callTool, toolDefinitions } from './tools.js'
 
-export const INBOX_URI = 'trinity://inbox'
+const INBOX_URI = 'trinity://inbox'
 /** Announced one by one after initialize; beyond this, one line says how many more wait. */
 const ANNOUNCE_AT_START = 20
 const PREVIEW = 200

@@ -29,7 +29,7 @@ export interface InstanceConnectionOptions {
 }
 
 /** The bus URL an instance uses when it is given none. */
-export function instanceBusUrl(url: string | undefined): string {
+function instanceBusUrl(url: string | undefined): string {
   return url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
 }
 
