@@ -22,6 +22,8 @@ export interface McpSession {
   readonly channel: ChannelPush[]
   /** URIs of every `notifications/resources/updated` so far. */
   readonly updated: string[]
+  /** What the client could not parse or handle: anything but MCP on the child's stdout lands here. */
+  readonly errors: Error[]
   stderr(): string
   /** The first push (past or future) that matches. */
   waitForPush(match: (push: ChannelPush) => boolean, what: string): Promise<ChannelPush>
@@ -54,6 +56,8 @@ export async function startMcp(options: McpStart): Promise<McpSession> {
   const client = new Client({ name: 'trinity-test-host', version: '1.0.0' }, { capabilities: {} })
   const channel: ChannelPush[] = []
   const updated: string[] = []
+  const errors: Error[] = []
+  client.onerror = (err) => void errors.push(err)
   client.fallbackNotificationHandler = async (notification) => {
     if (notification.method === 'notifications/claude/channel') channel.push(notification.params as unknown as ChannelPush)
   }
@@ -63,7 +67,7 @@ export async function startMcp(options: McpStart): Promise<McpSession> {
   const pid = transport.pid
   if (pid === null) throw new Error(`trinity mcp did not start:\n${stderr}`)
   const session: McpSession = {
-    client, pid, channel, updated,
+    client, pid, channel, updated, errors,
     stderr: () => stderr,
     async waitForPush(match, what) {
       let found: ChannelPush | undefined

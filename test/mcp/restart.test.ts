@@ -41,6 +41,8 @@ test('SIGKILL between delivery and read loses no inbox frame and duplicates none
   await first.kill()
 
   const second = await start()
+  // Woken again for what waits unread: the journal's entries are pushed once the host initializes.
+  await second.waitForPush((p) => p.meta['messageId'] === sent.body.id, 'the message pushed again after the restart')
   await online()
   // The Will sent the task back to the queue; the new session gets it again under a new lease,
   // which supersedes the journaled one: wait for that, so the inbox below is the settled one.

@@ -98,4 +98,5 @@ test('a host lists the tools, is pushed a task, claims it past its lease, report
   const bad = await reviewer.call('trinity_report', { taskId, state: 'finished' })
   assert.equal(bad.isError, true)
   assert.match(errorText(bad), /^TRINITY_ERR_BAD_REQUEST: .*state: must be equal to one of the allowed values/)
+  assert.deepEqual(reviewer.errors.map((e) => e.message), [], 'stdout carried nothing but MCP')
 })
