@@ -95,11 +95,12 @@ export class BusSession {
   /**
    * Subscribes to a task's events; `ready` resolves once the broker granted
    * the subscription (submit after it, so no event is missed), `terminal` with
-   * the first event in a terminal state, or undefined after `timeoutMs`.
+   * the first event in a terminal state, or undefined after `timeoutMs` or `cancel()`.
    */
-  watchTask(taskId: string, timeoutMs: number): { ready: Promise<void>; terminal: Promise<TaskEvent | undefined> } {
+  watchTask(taskId: string, timeoutMs: number): { ready: Promise<void>; terminal: Promise<TaskEvent | undefined>; cancel: () => void } {
     const topic = this.topics.taskEvent(taskId)
     let listener: ((event: TaskEvent) => void) | undefined
+    let cancel = (): void => undefined
     const terminal = new Promise<TaskEvent | undefined>((resolve) => {
       const timer = setTimeout(() => finish(undefined), timeoutMs)
       const finish = (event: TaskEvent | undefined): void => {
@@ -113,12 +114,14 @@ export class BusSession {
         resolve(event)
       }
       listener = (event) => { if (TERMINAL_TASK_STATES.has(event.state)) finish(event) }
+      cancel = () => finish(undefined)
       const set = this.eventWaiters.get(taskId) ?? new Set()
       set.add(listener)
       this.eventWaiters.set(taskId, set)
     })
-    const ready = this.bus().subscribeAsync(topic, { qos: 1 }).then(() => undefined)
-    return { ready, terminal }
+    // A rejection, not a throw: the caller cancels the watch when it fails.
+    const ready = (async () => { await this.bus().subscribeAsync(topic, { qos: 1 }) })()
+    return { ready, terminal, cancel }
   }
 
   /** Says offline (retained, so the hub need not wait for the Will) and disconnects. */

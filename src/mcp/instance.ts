@@ -44,7 +44,7 @@ type Finished = 'completed' | 'failed'
 
 export class McpInstance {
   /** Claimed tasks being kept alive: task id → the session that claimed it and its timer. */
-  private readonly keepAlive = new Map<string, { owner: string; timer: NodeJS.Timeout }>()
+  private readonly keepAlive = new Map<string, { owner: string; leaseToken: string; timer: NodeJS.Timeout }>()
   private readonly arrivalListeners = new Set<(entry: JournalEntry) => void>()
 
   constructor(
@@ -56,7 +56,10 @@ export class McpInstance {
 
   /** Called by the bus session for every new frame. */
   arrived(entry: JournalEntry): void {
-    if (entry.frame.kind === 'cancel') this.stopKeepAlive(entry.frame.taskId)
+    const { frame } = entry
+    if (frame.kind === 'cancel') this.stopKeepAlive(frame.taskId)
+    // The hub gave the task again under a new lease: the old one is gone, and so is its claim.
+    if (frame.kind === 'task' && (this.keepAlive.get(frame.task.id)?.leaseToken ?? frame.leaseToken) !== frame.leaseToken) this.stopKeepAlive(frame.task.id)
     for (const listener of this.arrivalListeners) listener(entry)
   }
 
@@ -140,12 +143,21 @@ export class McpInstance {
     }
     const id = task.id ?? `mcp-${this.id}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`
     const watch = this.bus.watchTask(id, waitMs)
-    await watch.ready
-    const admitted = await this.hub.submit({ ...task, id })
+    let admitted: Awaited<ReturnType<HubApi['submit']>>
+    try {
+      await watch.ready
+      admitted = await this.hub.submit({ ...task, id })
+    } catch (err) {
+      watch.cancel()
+      throw err
+    }
     // A repeated id may name a task that finished before the subscription.
-    if (TERMINAL_TASK_STATES.has(admitted.state)) return outcome(admitted.task, admitted.assigned)
+    if (TERMINAL_TASK_STATES.has(admitted.state)) {
+      watch.cancel()
+      return outcome(admitted.task, admitted.assigned)
+    }
     const event: TaskEvent | undefined = await watch.terminal
-    if (event !== undefined) return { ...outcome(event, admitted.assigned) }
+    if (event !== undefined) return outcome(event, admitted.assigned)
     const now = await this.hub.task(id)
     return TERMINAL_TASK_STATES.has(now.state) ? outcome(now, admitted.assigned) : { id, state: now.state, assigned: admitted.assigned, timedOut: true }
   }
@@ -201,7 +213,7 @@ export class McpInstance {
       this.bus.report({ taskId: id, state: 'progress', leaseToken: task.frame.leaseToken }).catch(() => undefined)
     }, Math.max(1, Math.floor(task.frame.leaseMs / 3)))
     timer.unref()
-    this.keepAlive.set(id, { owner, timer })
+    this.keepAlive.set(id, { owner, leaseToken: task.frame.leaseToken, timer })
   }
 
   private stopKeepAlive(taskId: string): void {

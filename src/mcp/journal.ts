@@ -156,12 +156,6 @@ export class Journal {
     }
   }
 
-  /** Tasks claimed and not finished: what the keep-alive renews. */
-  claimed(): JournalTask[] {
-    const rows = this.db.prepare(`SELECT task_id FROM inbox WHERE kind = 'task' AND claimed_at IS NOT NULL AND closed IS NULL AND cancelled = 0 ORDER BY seq`).all() as { task_id: string }[]
-    return rows.flatMap((r) => this.task(r.task_id) ?? [])
-  }
-
   claim(seq: number, now: number = Date.now()): void {
     this.db.prepare('UPDATE inbox SET claimed_at = COALESCE(claimed_at, ?), read_at = COALESCE(read_at, ?) WHERE seq = ?').run(now, now, seq)
   }
