@@ -18,7 +18,8 @@ const { dir, cleanups } = testScope()
 interface Entry { kind: string; taskId?: string; attempt?: number; id?: string; from?: string; message?: string }
 
 test('SIGKILL between delivery and read loses no inbox frame and duplicates none', async () => {
-  const hub = await startTestHub(await testConfig(join(dir.path, 'hub'), {}))
+  // A lease long enough that a loaded machine never runs it out between the push and the claim.
+  const hub = await startTestHub(await testConfig(join(dir.path, 'hub'), { tasks: { lease: '30s' } }))
   cleanups.push(() => hub.stop())
   const start = async (): Promise<McpSession> => {
     const session = await startMcp({ id: 'reviewer', capabilities: ['code_review'], busUrl: hub.mqttUrl, hubUrl: hub.httpUrl, stateDir: join(dir.path, 'reviewer'), cwd: dir.path })

@@ -17,7 +17,8 @@ let hub: Hub | undefined
 
 async function theHub(): Promise<Hub> {
   if (hub !== undefined) return hub
-  const started = await startTestHub(await testConfig(join(dir.path, 'hub'), {}))
+  // A lease long enough that a loaded machine never runs it out between the push and the claim.
+  const started = await startTestHub(await testConfig(join(dir.path, 'hub'), { tasks: { lease: '30s' } }))
   cleanups.push(() => started.stop())
   hub = started
   return started
