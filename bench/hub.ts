@@ -39,7 +39,8 @@ async function noOpInstance(url: string, onTask: (taskId: string) => void): Prom
   return client
 }
 
-async function rawHop(url: string, n: number): Promise<{ p50: number; p99: number }> {
+/** Publisher → subscriber through the broker at `url`, QoS 1, one at a time: the floor under any hop that goes through it. */
+export async function rawHop(url: string, n: number): Promise<{ p50: number; p99: number }> {
   const pub = await connect(url)
   const sub = await connect(url)
   await sub.subscribeAsync('bench/raw', { qos: 1 })

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { benchBridge } from './bridge.js'
 import { benchHub, type Row } from './hub.js'
+import { benchMcp } from './mcp.js'
 import { PEER_KEYS, benchPeers, peersTable } from './peers.js'
 import { benchSupervisor } from './supervisor.js'
 
@@ -19,8 +20,8 @@ function table(title: string, rows: Row[]): string {
   return [`\n### ${title}`, fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
 }
 
-// BENCH_ONLY=peers,hub,supervisor,broker,bridge runs some sections only (default: all).
-const only = new Set((process.env['BENCH_ONLY'] ?? 'peers,hub,supervisor,broker,bridge').split(','))
+// BENCH_ONLY=peers,hub,supervisor,broker,bridge,mcp runs some sections only (default: all).
+const only = new Set((process.env['BENCH_ONLY'] ?? 'peers,hub,supervisor,broker,bridge,mcp').split(','))
 
 console.log(`# trinity bench, ${new Date().toISOString()}, node ${process.version}, scale ${scale}, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`)
 if (only.has('peers')) {
@@ -39,3 +40,4 @@ if (only.has('broker')) {
   process.stdout.write(execFileSync(process.execPath, [latency, String(Math.round(500 * scale))], { encoding: 'utf8' }))
 }
 if (only.has('bridge')) console.log(table('git bridge (real git, bare remote on local disk, the bus in this process)', await benchBridge({ k: Math.round(1000 * scale), history: Math.round(100_000 * scale) })))
+if (only.has('mcp')) console.log(table('trinity mcp: assignment → notification at an MCP host (SDK Client over stdio), sequential', await benchMcp({ n: Math.round(300 * scale) })))

@@ -27,8 +27,37 @@ const FORBIDDEN: [string, RegExp, string][] = [
   ['broker', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/agent/`), 'the broker'],
   // src/net (the bus client, the HTTP client) is plumbing every role above may
   // import, the SDK and the bridge included: so it imports none of the roles.
-  ['src/net', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/|/agent/|/supervisor/|/fleet/|bridges/`), 'the shared plumbing'],
+  ['src/net', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/|/agent/|/supervisor/|/fleet/|bridges/|/mcp/`), 'the shared plumbing'],
+  // `trinity mcp` reaches the hub only over the bus and HTTP, like any instance.
+  ['src/mcp', new RegExp(String.raw`coordinator/|${ROOT_HUB}|/broker/|/supervisor/|/fleet/|bridges/`), 'trinity mcp'],
 ]
+
+// The MCP SDK is for `trinity mcp` alone: the hub, the supervisor and the broker never load it.
+const MCP = /(?:^|\/)mcp\/|@modelcontextprotocol\//
+for (const dir of ['src/coordinator', 'src/supervisor', 'broker', 'src/agent', 'src/net', 'src/contract', 'src/config']) {
+  test(`${dir}/ imports neither src/mcp nor the MCP SDK`, () => {
+    const offenders = sourceFiles(join(ROOT, dir)).flatMap((file) => imports(file).filter((i) => MCP.test(i)).map((i) => `${relative(ROOT, file)} → ${i}`))
+    assert.deepEqual(offenders, [])
+  })
+}
+
+/** Static imports only: `import … from`, `export … from`, bare `import '…'`. */
+function staticImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)(?:[^'"()]*?from)?\s*['"]([^'"]+)['"]/g)].map((m) => m[1] ?? '')
+}
+
+test('the CLI and the hub load trinity mcp only on demand (a dynamic import in `trinity mcp`)', () => {
+  for (const file of ['src/cli/main.ts', 'src/hub.ts']) {
+    const loaded = staticImports(join(ROOT, file)).filter((i) => MCP.test(i))
+    assert.deepEqual(loaded, [], file)
+  }
+  assert.ok(imports(join(ROOT, 'src/cli/main.ts')).includes('../mcp/main.js'), 'the mcp command imports ../mcp/main.js dynamically')
+  // The static scanner sees a static import of the SDK where there is one.
+  assert.ok(staticImports(join(ROOT, 'src/mcp/main.ts')).includes('@modelcontextprotocol/sdk/server/stdio.js'))
+  // And the MCP side uses the SDK, so the rules above test something.
+  assert.ok(sourceFiles(join(ROOT, 'src/mcp')).some((file) => imports(file).some((i) => i.startsWith('@modelcontextprotocol/'))))
+})
 
 for (const [dir, pattern, what] of FORBIDDEN) {
   test(`${what} (${dir}/) imports nothing of the coordinator`, () => {

@@ -23,9 +23,8 @@ import { decodeInboxFrame, type InboxFrame } from '../contract/payloads/inbox.js
 import { DEFAULT_CONCURRENCY } from '../contract/payloads/instance.js'
 import type { Message } from '../contract/payloads/message.js'
 import { topicsFor, type TopicContract } from '../contract/topics.js'
-import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'
-import { clientIds, connectBus, type BusClientOptions } from '../net/bus-client.js'
+import { connectInstance, isOwnWill } from '../net/instance-connection.js'
 import { drainOnSignals, forgetOnSignals } from './signals.js'
 
 /** Thrown by a handler when trying again cannot help (bad input, say): the hub fails the task at once instead of retrying it. */
@@ -228,9 +227,7 @@ class AgentImpl implements Agent {
    * own session while we are connected is answered with a fresh birth.
    */
   private onOwnStatus(payload: Buffer): void {
-    let status: { state?: unknown; session?: unknown }
-    try { status = JSON.parse(payload.toString('utf8')) as typeof status } catch { return }
-    if (status.state === 'offline' && status.session === this.session && this.client.connected && this.draining === undefined) {
+    if (isOwnWill(payload, this.session) && this.client.connected && this.draining === undefined) {
       void this.publishStatus('online')
     }
   }
@@ -386,43 +383,16 @@ interface Held {
  * acknowledges them) before the connect resolves: with no listener yet they
  * were lost, a task until its lease ran out.
  */
-async function connectHolding(options: BusClientOptions): Promise<{ client: MqttClient; held: Held }> {
+async function connectHolding(options: AgentOptions, session: number): Promise<{ client: MqttClient; held: Held }> {
   const messages: [string, Buffer][] = []
   const listener = (topic: string, payload: Buffer): void => void messages.push([topic, payload])
-  const client = await connectBus(options, 'first-error', (c) => c.on('message', listener))
+  const client = await connectInstance(options, session, (c) => c.on('message', listener))
   return { client, held: { messages, listener } }
 }
 
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
-  const topics = topicsFor(options.prefix)
-  const url = options.url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
   const session = Date.now()
-  const connectOptions: BusClientOptions = {
-    url,
-    clientId: clientIds.agent(topics.prefix, options.id),
-    clean: false,
-    reconnectPeriod: 1000,
-    ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
-    will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
-  }
-  // A broker that is not listening yet (the hub still starting) is waited for;
-  // any other failure (bad credentials, a bad URL) is reported at once.
-  const deadline = Date.now() + (options.waitForBusMs ?? 30_000)
-  let connected: { client: MqttClient; held: Held }
-  for (let attempt = 0; ; attempt++) {
-    try {
-      connected = await connectHolding(connectOptions)
-      break
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'ECONNREFUSED' && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(500, 25 * 2 ** attempt)))
-        continue
-      }
-      throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `${url}: ${(err as Error).message}`, { cause: err })
-    }
-  }
-  const { client, held } = connected
+  const { client, held } = await connectHolding(options, session)
   const agent = new AgentImpl(options, client, session, held)
   await agent.start()
   if (options.handleSignals !== false) drainOnSignals(agent)

@@ -326,6 +326,24 @@ program
     process.on('SIGTERM', stop)
   })
 
+program
+  .command('mcp')
+  .description('an MCP server (stdio; --http: streamable HTTP) that makes the coding agent which starts it an instance: inbox, claim, report, send, submit')
+  .option('--id <id>', `instance id (default: $${ENV.instanceId})`)
+  .option('--capabilities <types>', 'task types it takes, comma-separated (routes it by capability)')
+  .option('--role <role>', 'role for routing (default: the id)')
+  .option('--name <name>', 'display name (default: the id)')
+  .option('--concurrency <n>', 'tasks the hub sends at once', '1')
+  .option('--hub <url>', `hub HTTP URL (default: --url when http, $${ENV.url}, the config, or http://127.0.0.1:8900)`)
+  .option('--state-dir <dir>', 'where the durable inbox is kept (default: ~/.trinity/mcp/<id>)')
+  .option('--http <port>', 'serve streamable HTTP on 127.0.0.1:<port>/mcp instead of stdio')
+  .addHelpText('after', `\n--url (the global option) names the bus when it is mqtt:// (default: $${ENV.mqttUrl}, the config, or mqtt://127.0.0.1:1883).`)
+  .action(async (options: Record<string, string | undefined>) => {
+    // Imported here: only this command loads the MCP SDK.
+    const { runMcp } = await import('../mcp/main.js')
+    await runMcp(options, program.opts<{ url?: string; config?: string }>())
+  })
+
 program.parseAsync().catch((err: unknown) => {
   // The registry code (docs/errors.md) after the words: what a script matches on.
   const code = isTrinityError(err) || err instanceof HttpError ? err.code : undefined

@@ -22,15 +22,15 @@ export const ENV = {
   supervised: 'TRINITY_SUPERVISED',
   /** Set by the supervisor for the hub only: the hub's bus secret, shared with the bridge as its password (hub-identity.ts). */
   hubSecret: 'TRINITY_HUB_SECRET',
-  /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet and the bridge. */
+  /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet, the bridge and `trinity mcp`. */
   mqttUrl: 'TRINITY_MQTT_URL',
-  /** Set by the user or the supervisor (bridge): the bus login; read by the bridge. */
+  /** Set by the user or the supervisor (bridge): the bus login; read by the bridge and `trinity mcp`. */
   mqttUsername: 'TRINITY_MQTT_USERNAME',
-  /** Set by the user or the supervisor (bridge): the bus password; read by the bridge. */
+  /** Set by the user or the supervisor (bridge): the bus password; read by the bridge and `trinity mcp`. */
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
-  /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands and the fleet. */
+  /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands (`trinity mcp` too) and the fleet. */
   url: 'TRINITY_URL',
-  /** Set by the supervisor for each instance, and by the hub for each run of an exec instance's command: its id from the config, so any program knows who it is without the YAML. */
+  /** Set by the supervisor for each instance, by the hub for each run of an exec instance's command, or by the user for `trinity mcp`: its id, so any program knows who it is without the YAML. */
   instanceId: 'TRINITY_INSTANCE_ID',
   /** Set by the hub for each run of an exec instance's command (coordinator/exec-adapter.ts): the task's id. */
   taskId: 'TRINITY_TASK_ID',
