@@ -14,7 +14,10 @@
  * with a synchronous SQLite journal beside it: every change is written before
  * the in-memory call resolves, and on start the journal is loaded back.
  * Wills of clients that were connected when the process died are published
- * on start: those connections are gone.
+ * on start: those connections are gone. Each is kept with the user it was
+ * set by, and published only if that user may still publish there (issue #14,
+ * finding 5: published unchecked, a forbidden Will injected a task after a
+ * kill -9): `StoredWillPolicy`, the broker's auth policy.
  *
  * Packet ids (`outgoingUpdate`) are not journaled: they belong to one
  * connection, and after a restart queued messages go out with fresh ones.
@@ -45,6 +48,15 @@ interface Sub {
 
 type Client = { id: string }
 
+/** Who set a Will, and whether a stored one may be published at start (broker/auth.ts). */
+export interface StoredWillPolicy {
+  /** The user `client` logged in as; null when unknown (auth off). */
+  usernameOf(client: object): string | null
+  mayPublishStoredWill(owner: string | null, will: { readonly topic: string }): boolean
+}
+
+const ANYONE: StoredWillPolicy = { usernameOf: () => null, mayPublishStoredWill: () => true }
+
 function encode(packet: WirePacket): string {
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   return JSON.stringify({ ...packet, payload: payload.toString('base64') })
@@ -69,8 +81,11 @@ export class SqlitePersistence extends MemoryPersistence {
    * leaves after the journal write (socket-writer.ts waits for `published`),
    * so with `full` it means "fsynced".
    */
-  constructor(file: string, options: { sync: 'normal' | 'full' } = { sync: 'normal' }) {
+  private readonly wills: StoredWillPolicy
+
+  constructor(file: string, options: { sync: 'normal' | 'full'; wills?: StoredWillPolicy } = { sync: 'normal' }) {
     super()
+    this.wills = options.wills ?? ANYONE
     this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -82,6 +97,9 @@ export class SqlitePersistence extends MemoryPersistence {
       CREATE TABLE IF NOT EXISTS incoming (client TEXT NOT NULL, message_id INTEGER NOT NULL, packet TEXT NOT NULL, PRIMARY KEY (client, message_id));
       CREATE TABLE IF NOT EXISTS wills (client TEXT PRIMARY KEY, packet TEXT NOT NULL);
     `)
+    // Journals from before owners were kept: their Wills have none, and are published only with auth off.
+    const willColumns = this.db.prepare('PRAGMA table_info(wills)').all() as { name: string }[]
+    if (!willColumns.some((c) => c.name === 'owner')) this.db.exec('ALTER TABLE wills ADD COLUMN owner TEXT')
     const db = this.db
     this.statements = {
       putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, packet) VALUES (?, ?)'),
@@ -94,7 +112,7 @@ export class SqlitePersistence extends MemoryPersistence {
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client, message_id, packet) VALUES (?, ?, ?)'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client = ? AND message_id = ?'),
       cleanIncoming: db.prepare('DELETE FROM incoming WHERE client = ?'),
-      putWill: db.prepare('INSERT OR REPLACE INTO wills (client, packet) VALUES (?, ?)'),
+      putWill: db.prepare('INSERT OR REPLACE INTO wills (client, packet, owner) VALUES (?, ?, ?)'),
       delWill: db.prepare('DELETE FROM wills WHERE client = ?'),
     }
   }
@@ -116,10 +134,11 @@ export class SqlitePersistence extends MemoryPersistence {
       await super.incomingStorePacket({ id: row.client }, decode(row.packet))
     }
     // Connections alive when the last process died are gone: their wills are due.
-    const wills = this.db.prepare('SELECT packet FROM wills').all() as { packet: string }[]
+    const wills = this.db.prepare('SELECT packet, owner FROM wills ORDER BY rowid').all() as { packet: string; owner: string | null }[]
     this.db.prepare('DELETE FROM wills').run()
     for (const row of wills) {
       const will = decode(row.packet)
+      if (!this.wills.mayPublishStoredWill(row.owner, will)) continue
       await new Promise<void>((resolve) => broker.publish({ cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain ?? false }, () => resolve()))
     }
   }
@@ -204,7 +223,7 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async putWill(client: Client, packet: WirePacket): Promise<void> {
     await super.putWill(client, packet)
-    this.statements.putWill.run(client.id, encode(packet))
+    this.statements.putWill.run(client.id, encode(packet), this.wills.usernameOf(client))
   }
 
   override async delWill(client: Client): Promise<WirePacket | undefined> {
