@@ -24,7 +24,8 @@ import type { Logger } from '../src/log.js'
 import { createBrokerPolicy } from './auth.js'
 import type { OversizedPacket } from './mqtt-framing.js'
 import { MqttConnection, type BufferOverflow } from './socket-writer.js'
-import { SqlitePersistence, type StoredWillPolicy } from './sqlite-persistence.js'
+import { SqlitePersistence, type SessionLimits, type StoredWillPolicy } from './sqlite-persistence.js'
+import { clientIds } from '../src/net/bus-client.js'
 
 export interface EmbeddedBrokerOptions {
   /** Bind address, e.g. '127.0.0.1'. */
@@ -47,6 +48,8 @@ export interface EmbeddedBrokerOptions {
   maxPacket?: number
   /** Connections one config user may hold at once, auth on (`limits.maxConnectionsPerUser`); default no bound. */
   maxConnectionsPerUser?: number
+  /** What an absent persistent session keeps, disk persistence (`limits.sessionMaxMessages`, `limits.sessionMaxAge`); default no bound. */
+  session?: { readonly maxMessages: number; readonly maxAgeMs: number }
   /** Longest a packet is held back for ordering (socket-writer.ts), ms; default 10. Tests raise it to see the order the discipline makes, not a race with this fallback. */
   maxHoldMs?: number
   logger: Logger
@@ -77,7 +80,18 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       ...(refusal.clientId === null ? {} : { clientId: refusal.clientId }),
     }),
   })
-  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy) : undefined
+  // Set once Aedes runs; until then (the journal loading) every session is away.
+  let connected = (_clientId: string): boolean => false
+  const sessions: SessionLimits | undefined = options.session === undefined ? undefined : {
+    maxMessages: options.session.maxMessages,
+    maxAgeMs: options.session.maxAgeMs,
+    isAbsent: (clientId) => !connected(clientId),
+    exempt: (clientId) => clientId === clientIds.coordinator(options.topics.prefix) || clientId.startsWith(clientIds.bridge(options.topics.prefix, '')),
+    onDrop: (clientId, count, why) => logger.warn({ clientId, dropped: count }, why === 'count'
+      ? `broker dropped the oldest ${count} message(s) queued for an absent session: over limits.sessionMaxMessages, ${options.session?.maxMessages}`
+      : `broker dropped ${count} message(s) queued for an absent session: older than limits.sessionMaxAge`),
+  }
+  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy, sessions) : undefined
 
   let aedes: Aedes
   try {
@@ -105,6 +119,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
 
   const connections = new Set<MqttConnection>()
   const running = aedes
+  // Aedes's live clients by id (not in its types).
+  connected = (clientId) => (running as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined
   sayOnHubErrors = (error) => {
     running.publish({ cmd: 'publish', topic: options.topics.hubErrors, payload: Buffer.from(JSON.stringify(error)), qos: 0, retain: false, dup: false }, () => undefined)
   }
@@ -209,11 +225,11 @@ function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnec
   }
 }
 
-async function openStore(dataDir: string, sync: 'normal' | 'full', wills: StoredWillPolicy): Promise<SqlitePersistence> {
+async function openStore(dataDir: string, sync: 'normal' | 'full', wills: StoredWillPolicy, sessions: SessionLimits | undefined): Promise<SqlitePersistence> {
   await mkdir(dataDir, { recursive: true })
   const location = join(dataDir, 'broker.db')
   try {
-    return new SqlitePersistence(location, { sync, wills })
+    return new SqlitePersistence(location, { sync, wills, ...(sessions === undefined ? {} : { sessions }) })
   } catch (error) {
     throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
   }

@@ -52,6 +52,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       maxClientBuffer: config.limits.maxClientBuffer,
       maxPacket: config.limits.maxPacket,
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
+      session: { maxMessages: config.limits.sessionMaxMessages, maxAgeMs: config.limits.sessionMaxAgeMs },
       logger: log.child({ service: 'broker' }),
     })
     bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }

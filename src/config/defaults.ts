@@ -39,7 +39,7 @@ export const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
-  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100 },
+  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100, sessionMaxMessages: 10_000, sessionMaxAge: '24h' },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -157,6 +157,8 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
         ? parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload) + PACKET_HEADROOM
         : parseSize(raw.limits.maxPacket),
       maxConnectionsPerUser: raw.limits?.maxConnectionsPerUser ?? d.limits.maxConnectionsPerUser,
+      sessionMaxMessages: raw.limits?.sessionMaxMessages ?? d.limits.sessionMaxMessages,
+      sessionMaxAgeMs: parseDuration(raw.limits?.sessionMaxAge ?? d.limits.sessionMaxAge),
     },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,

@@ -224,6 +224,11 @@ export const ConfigSchema = Type.Object(
             minimum: 1,
             description: 'connections one broker.auth user may hold at once (auth on; the hub\'s own clients are not counted); one more is refused with CONNACK 5',
           })),
+          sessionMaxMessages: Type.Optional(Type.Integer({
+            minimum: 1,
+            description: 'QoS 1 messages the embedded broker keeps for an absent persistent session (disk persistence); over it the oldest are dropped, with a log line. The hub\'s own sessions are not bounded',
+          })),
+          sessionMaxAge: Type.Optional(Duration),
         },
         strict,
       ),
@@ -306,6 +311,9 @@ export interface Config {
     readonly maxClientBuffer: number
     readonly maxPacket: number
     readonly maxConnectionsPerUser: number
+    /** What an absent persistent session keeps: messages, and ms since each was queued. */
+    readonly sessionMaxMessages: number
+    readonly sessionMaxAgeMs: number
   }
   readonly sync: {
     readonly enabled: boolean
