@@ -58,7 +58,7 @@ function deepFreeze<T>(value: T): T {
 const idString = (id: string | number): string => String(id)
 
 /** What `limits.maxPacket` allows beyond `limits.maxPayload` by default: 64 KiB, the longest topic and the headers (issue #14). */
-export const PACKET_HEADROOM = 64 * 1024
+const PACKET_HEADROOM = 64 * 1024
 
 function route(raw: { readonly targets: readonly (string | number)[]; readonly strategy?: Route['strategy'] }): Route {
   return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
