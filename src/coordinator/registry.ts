@@ -124,7 +124,7 @@ export class Instance {
   }
 }
 
-/** `unknown-session`: a status other than a birth, for a session newer than the last birth's: refused. */
+/** `unknown-session`: an offline status for a session newer than the last birth's: refused. */
 export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session'
 
 export class Registry {
@@ -168,13 +168,13 @@ export class Registry {
    * Sparkplug bdSeq pitfall). A birth or draining status also carries the
    * instance's profile.
    *
-   * Only a birth starts a session. A Will (or an error or draining status)
-   * ends or changes the session it was set on; one for a newer session than
-   * the last birth's is forged or lost its way, and adopted, its number would
-   * make every real birth after it stale (issue #14: an offline status with
-   * session 99999999999999 locked an instance out until the hub restarted).
-   * Refused while a birth is known; before any, its state applies but its
-   * number is not kept.
+   * A Will (an offline status) ends the session it was set on, so it never
+   * starts one: one for a newer session than the last birth's is forged or
+   * lost its way, and adopted, its number would make every real birth after
+   * it stale (issue #14: an offline status with session 99999999999999 locked
+   * an instance out until the hub restarted). Refused while a birth is known;
+   * before any, its state applies but its number is not kept. (An error
+   * status may open a session: an instance that fails as it starts.)
    */
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
@@ -186,7 +186,7 @@ export class Registry {
       joined = true
     }
     const bornSession = instance.session
-    const beyondBirth = status.state !== 'online' && (bornSession === null || status.session > bornSession)
+    const beyondBirth = status.state === 'offline' && (bornSession === null || status.session > bornSession)
     if (beyondBirth && bornSession !== null) return 'unknown-session'
     const step = nextHealth(instance.health, statusEvent(status))
     if (step.stale) return 'stale'
