@@ -12,12 +12,13 @@ import { readFileSync } from 'node:fs'
 import { connect, type Socket } from 'node:net'
 import { test } from 'node:test'
 import mqtt from 'mqtt'
+import WebSocket from 'ws'
 import { ConfigError, parseConfig } from '../../src/config/load.js'
 import type { HubError } from '../../src/contract/payloads/hub.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { clientIds } from '../../src/net/bus-client.js'
 import { IncomingSizeGuard } from '../../broker/mqtt-framing.js'
-import { http, spawnHub, testConfig, testScope, waitFor, writeConfig, type HubProcess } from '../helpers/hub.js'
+import { http, spawnHub, startTestHub, testConfig, testScope, waitFor, writeConfig, type HubProcess } from '../helpers/hub.js'
 
 const { dir, cleanups } = testScope()
 const topics = topicsFor('trinity')
@@ -212,4 +213,29 @@ test('a 50 MB retained message is refused and does not knock the coordinator off
   await marker.publishAsync(topics.taskSubmit, probe, { qos: 1 })
   await waitFor(() => lateSeen.length > 0, 30_000, 'the probe')
   assert.deepEqual(lateSeen, [Buffer.byteLength(probe)])
+})
+
+test('over MQTT on WebSocket too: a huge announced packet, or a frame over the bound, closes the connection', async () => {
+  const hub = await startTestHub(await testConfig(`${dir.path}/ws`))
+  cleanups.push(() => hub.stop())
+  const url = `${hub.httpUrl.replace('http', 'ws')}/mqtt`
+  const open = async (): Promise<{ socket: WebSocket; closed: Promise<number> }> => {
+    const socket = new WebSocket(url, ['mqtt'])
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)))
+    socket.on('error', () => undefined)
+    await new Promise<void>((resolve, reject) => { socket.once('open', () => resolve()); socket.once('error', reject) })
+    return { socket, closed }
+  }
+  // A small frame whose MQTT header announces 250 MB: cut at the header, as on TCP.
+  const announced = await open()
+  announced.socket.send(Buffer.concat([Buffer.from([0x10]), varint(ANNOUNCED), mqttString('MQTT'), Buffer.from([4, 0x02, 0, 0])]))
+  await announced.closed
+  // One WebSocket frame larger than limits.maxPacket: ws refuses it (1009) before the broker would hold it.
+  const frame = await open()
+  frame.socket.send(Buffer.alloc(2 * MB, 0x61))
+  assert.equal(await frame.closed, 1009, 'message too big')
+  // A normal MQTT-over-WebSocket client still connects.
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0 })
+  cleanups.push(() => client.endAsync())
+  assert.equal(client.connected, true)
 })
