@@ -22,8 +22,10 @@ import { formatSize } from '../src/config/size.js'
 import { TrinityError } from '../src/errors.js'
 import type { Logger } from '../src/log.js'
 import { createBrokerPolicy } from './auth.js'
+import type { OversizedPacket } from './mqtt-framing.js'
 import { MqttConnection, type BufferOverflow } from './socket-writer.js'
-import { SqlitePersistence } from './sqlite-persistence.js'
+import { SqlitePersistence, type SessionLimits, type StoredWillPolicy } from './sqlite-persistence.js'
+import { clientIds } from '../src/net/bus-client.js'
 
 export interface EmbeddedBrokerOptions {
   /** Bind address, e.g. '127.0.0.1'. */
@@ -42,6 +44,12 @@ export interface EmbeddedBrokerOptions {
   internalUsers?: readonly BrokerUser[]
   /** Bytes queued for one client that is not reading before it is disconnected (`limits.maxClientBuffer`); default no bound. */
   maxClientBuffer?: number
+  /** Largest MQTT packet a client may send, fixed header included (`limits.maxPacket`); over it the connection is closed at the header. Default no bound. */
+  maxPacket?: number
+  /** Connections one config user may hold at once, auth on (`limits.maxConnectionsPerUser`); default no bound. */
+  maxConnectionsPerUser?: number
+  /** What an absent persistent session keeps, disk persistence (`limits.sessionMaxMessages`, `limits.sessionMaxAge`); default no bound. */
+  session?: { readonly maxMessages: number; readonly maxAgeMs: number }
   /** Longest a packet is held back for ordering (socket-writer.ts), ms; default 10. Tests raise it to see the order the discipline makes, not a race with this fallback. */
   maxHoldMs?: number
   logger: Logger
@@ -50,8 +58,8 @@ export interface EmbeddedBrokerOptions {
 export interface EmbeddedBroker {
   /** The actual bound TCP port. */
   readonly port: number
-  /** Feeds one MQTT-over-WebSocket stream to the broker. */
-  handleStream(stream: Duplex): void
+  /** Feeds one MQTT-over-WebSocket stream to the broker; `peer` (the client's address) is for the log. */
+  handleStream(stream: Duplex, peer?: string): void
   readonly connectedClients: number
   /** Closes the server, all clients, Aedes and the store. Idempotent. */
   close(): Promise<void>
@@ -59,20 +67,43 @@ export interface EmbeddedBroker {
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'broker' })
-  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal') : undefined
+  // Said on hub/errors, where every client can see why a peer went away; no-op until Aedes runs.
+  let sayOnHubErrors = (_error: HubError): void => undefined
+  const policy = createBrokerPolicy({
+    auth: options.auth,
+    topics: options.topics,
+    logger,
+    ...(options.internalUsers === undefined ? {} : { internalUsers: options.internalUsers }),
+    ...(options.maxConnectionsPerUser === undefined ? {} : { maxConnectionsPerUser: options.maxConnectionsPerUser }),
+    report: (refusal) => sayOnHubErrors({
+      topic: refusal.topic, code: refusal.code, reason: refusal.reason, at: Date.now(),
+      ...(refusal.clientId === null ? {} : { clientId: refusal.clientId }),
+    }),
+  })
+  // Set once Aedes runs; until then (the journal loading) every session is away.
+  let connected = (_clientId: string): boolean => false
+  const sessions: SessionLimits | undefined = options.session === undefined ? undefined : {
+    maxMessages: options.session.maxMessages,
+    maxAgeMs: options.session.maxAgeMs,
+    isAbsent: (clientId) => !connected(clientId),
+    exempt: (clientId) => clientId === clientIds.coordinator(options.topics.prefix) || clientId.startsWith(clientIds.bridge(options.topics.prefix, '')),
+    onDrop: (clientId, count, why) => logger.warn({ clientId, dropped: count }, why === 'count'
+      ? `broker dropped the oldest ${count} message(s) queued for an absent session: over limits.sessionMaxMessages, ${options.session?.maxMessages}`
+      : `broker dropped ${count} message(s) queued for an absent session: older than limits.sessionMaxAge`),
+  }
+  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy, sessions) : undefined
 
   let aedes: Aedes
   try {
+    const logProtocol = logRefusedProtocol(logger)
     aedes = await Aedes.createBroker({
       ...(store === undefined ? {} : { persistence: store }),
-      ...createBrokerPolicy({
-        auth: options.auth,
-        topics: options.topics,
-        logger,
-        ...(options.internalUsers === undefined ? {} : { internalUsers: options.internalUsers }),
-      }),
+      ...policy,
       published: releasePuback,
-      preConnect: logRefusedProtocol(logger),
+      preConnect: (client, packet, done) => policy.preConnect(client, packet, (error, ok) => {
+        if (error !== null || !ok) done(error, ok)
+        else logProtocol(client, packet, done)
+      }),
     })
   } catch (error) {
     store?.close()
@@ -87,22 +118,31 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   aedes.on('clientDisconnect', (client: Client) => logger.debug({ clientId: client.id }, 'broker client disconnected'))
 
   const connections = new Set<MqttConnection>()
+  const running = aedes
+  // Aedes's live clients by id (not in its types).
+  connected = (clientId) => (running as unknown as { clients: Record<string, unknown> }).clients[clientId] !== undefined
+  sayOnHubErrors = (error) => {
+    running.publish({ cmd: 'publish', topic: options.topics.hubErrors, payload: Buffer.from(JSON.stringify(error)), qos: 0, retain: false, dup: false }, () => undefined)
+  }
+  const clientIdOf = (connection: MqttConnection): string | null => (connection as { client?: Client }).client?.id ?? null
 
-  // Logged, and said on hub/errors where every client can see why a peer went away.
   const reportSlowConsumer = (connection: MqttConnection, overflow: BufferOverflow): void => {
-    const client = (connection as { client?: Client }).client
-    const clientId = client?.id ?? null
+    const clientId = clientIdOf(connection)
     const reason = `slow consumer disconnected: ${formatSize(overflow.bufferedBytes)} queued for it, over limits.maxClientBuffer, ${formatSize(overflow.maxBufferedBytes)}`
     logger.warn({ clientId, topic: overflow.topic ?? null, bufferedBytes: overflow.bufferedBytes }, reason)
-    const error: HubError = {
-      topic: overflow.topic ?? '', code: 'TRINITY_ERR_SLOW_CONSUMER', reason, at: Date.now(),
-      ...(clientId === null ? {} : { clientId }),
-    }
-    aedes.publish({ cmd: 'publish', topic: options.topics.hubErrors, payload: Buffer.from(JSON.stringify(error)), qos: 0, retain: false, dup: false }, () => undefined)
+    sayOnHubErrors({ topic: overflow.topic ?? '', code: 'TRINITY_ERR_SLOW_CONSUMER', reason, at: Date.now(), ...(clientId === null ? {} : { clientId }) })
+  }
+
+  // MQTT 3.1.1 has no reason code to send: the client sees its connection close; we say why here.
+  const reportOversized = (connection: MqttConnection, peer: string, packet: OversizedPacket): void => {
+    const clientId = clientIdOf(connection)
+    const reason = `connection closed: a packet (type ${packet.type}) announced ${formatSize(packet.announcedBytes)}, over limits.maxPacket, ${formatSize(options.maxPacket ?? 0)}`
+    logger.warn({ peer, clientId, announcedBytes: packet.announcedBytes, type: packet.type }, reason)
+    sayOnHubErrors({ topic: '', code: 'TRINITY_ERR_PACKET_TOO_LARGE', reason, at: Date.now(), ...(clientId === null ? {} : { clientId }) })
   }
   let closing: Promise<void> | undefined
 
-  const handle = (transport: Duplex): void => {
+  const handle = (transport: Duplex, peer = 'unknown'): void => {
     if (closing !== undefined) {
       transport.destroy()
       return
@@ -110,14 +150,16 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     const connection: MqttConnection = new MqttConnection(transport, {
       ...(options.maxClientBuffer === undefined ? {} : { maxBufferedBytes: options.maxClientBuffer }),
       ...(options.maxHoldMs === undefined ? {} : { maxHoldMs: options.maxHoldMs }),
+      ...(options.maxPacket === undefined ? {} : { maxIncomingPacket: options.maxPacket }),
       onOverflow: (overflow) => reportSlowConsumer(connection, overflow),
+      onOversized: (packet) => reportOversized(connection, peer, packet),
     })
     connections.add(connection)
     connection.once('close', () => connections.delete(connection))
     aedes.handle(connection)
   }
 
-  const server = createServer({ noDelay: true }, (socket: Socket) => handle(socket))
+  const server = createServer({ noDelay: true }, (socket: Socket) => handle(socket, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`))
   try {
     await listen(server, options.host, options.port)
   } catch (error) {
@@ -183,11 +225,11 @@ function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnec
   }
 }
 
-async function openStore(dataDir: string, sync: 'normal' | 'full'): Promise<SqlitePersistence> {
+async function openStore(dataDir: string, sync: 'normal' | 'full', wills: StoredWillPolicy, sessions: SessionLimits | undefined): Promise<SqlitePersistence> {
   await mkdir(dataDir, { recursive: true })
   const location = join(dataDir, 'broker.db')
   try {
-    return new SqlitePersistence(location, { sync })
+    return new SqlitePersistence(location, { sync, wills, ...(sessions === undefined ? {} : { sessions }) })
   } catch (error) {
     throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
   }

@@ -66,3 +66,64 @@ export class PacketFramer {
     return packets
   }
 }
+
+/** A packet whose fixed header announced more than the bound. */
+export interface OversizedPacket {
+  readonly type: number
+  /** Fixed header plus remaining length: what the whole packet would take. */
+  readonly announcedBytes: number
+}
+
+/**
+ * Watches an incoming byte stream for a packet over `maxBytes`, from its
+ * fixed header alone (issue #14, finding 7): Aedes's parser (mqtt-packet)
+ * buffers a packet whole before anyone sees it, so four unauthenticated
+ * CONNECTs announcing 250 MB each held 1.1 GB before the refusal. Keeps a
+ * few bytes of state, never the packet: the header's bytes, then a count of
+ * body bytes to skip. A malformed length is left for the parser to refuse.
+ */
+export class IncomingSizeGuard {
+  readonly #maxBytes: number
+  /** Bytes of the current fixed header seen so far (0: at a packet boundary). */
+  #headerBytes = 0
+  #type = 0
+  #length = 0
+  #multiplier = 1
+  /** Body bytes of the current packet still to come. */
+  #skip = 0
+
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes
+  }
+
+  /** The first packet in `chunk` over the bound, or null. */
+  check(chunk: Buffer): OversizedPacket | null {
+    let offset = 0
+    while (offset < chunk.length) {
+      if (this.#skip > 0) {
+        const taken = Math.min(this.#skip, chunk.length - offset)
+        this.#skip -= taken
+        offset += taken
+        continue
+      }
+      const byte = chunk[offset++]!
+      if (this.#headerBytes === 0) {
+        this.#type = byte >> 4
+        this.#length = 0
+        this.#multiplier = 1
+        this.#headerBytes = 1
+        continue
+      }
+      this.#headerBytes++
+      this.#length += (byte & 0x7f) * this.#multiplier
+      this.#multiplier *= 128
+      if ((byte & 0x80) !== 0 && this.#headerBytes < 5) continue
+      // The header is complete (or malformed after 4 length bytes, [MQTT-2.2.3]: the parser's to refuse).
+      const announcedBytes = this.#headerBytes + this.#length
+      if (announcedBytes > this.#maxBytes) return { type: this.#type, announcedBytes }
+      this.#skip = this.#length
+      this.#headerBytes = 0
+    }
+    return null
+  }
+}

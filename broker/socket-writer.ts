@@ -57,7 +57,7 @@
  * one client's backlog costs that client, bounded, and nobody else a wait.
  */
 import { Duplex } from 'node:stream'
-import { PacketFramer, PacketType, type FramedPacket } from './mqtt-framing.js'
+import { IncomingSizeGuard, PacketFramer, PacketType, type FramedPacket, type OversizedPacket } from './mqtt-framing.js'
 
 const DEFAULT_MAX_HOLD_MS = 10
 
@@ -68,6 +68,10 @@ export interface MqttConnectionOptions {
   readonly maxBufferedBytes?: number
   /** Called once, just before a slow consumer is disconnected. */
   readonly onOverflow?: (overflow: BufferOverflow) => void
+  /** Largest incoming packet, fixed header included; a larger one closes the connection as its header arrives. Default no bound. */
+  readonly maxIncomingPacket?: number
+  /** Called once, just before a connection is closed for an oversized packet. */
+  readonly onOversized?: (packet: OversizedPacket) => void
 }
 
 /** Why a connection was cut: what was queued for it, and the delivery that went over the bound. */
@@ -132,7 +136,16 @@ export class MqttConnection extends Duplex {
     this.#maxHoldMs = options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS
     this.#maxBufferedBytes = options.maxBufferedBytes ?? Infinity
     this.#onOverflow = options.onOverflow
+    const guard = options.maxIncomingPacket === undefined ? undefined : new IncomingSizeGuard(options.maxIncomingPacket)
     transport.on('data', (chunk: Buffer) => {
+      if (this.destroyed) return
+      // Before the parser sees it: it would buffer the packet whole (mqtt-framing.ts).
+      const oversized = guard?.check(chunk) ?? null
+      if (oversized !== null) {
+        options.onOversized?.(oversized)
+        this.destroy()
+        return
+      }
       // The client spoke, so it has our last segment: the next may go, and
       // carries the ACK for this one.
       this.#releaseHeld()

@@ -14,7 +14,10 @@
  * with a synchronous SQLite journal beside it: every change is written before
  * the in-memory call resolves, and on start the journal is loaded back.
  * Wills of clients that were connected when the process died are published
- * on start: those connections are gone.
+ * on start: those connections are gone. Each is kept with the user it was
+ * set by, and published only if that user may still publish there (issue #14,
+ * finding 5: published unchecked, a forbidden Will injected a task after a
+ * kill -9): `StoredWillPolicy`, the broker's auth policy.
  *
  * Packet ids (`outgoingUpdate`) are not journaled: they belong to one
  * connection, and after a restart queued messages go out with fresh ones.
@@ -23,7 +26,7 @@ import Database from 'better-sqlite3'
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js'
 import Packet from 'aedes-packet'
 import type { Readable } from 'node:stream'
-import { OutgoingQueues, type QueuedPacket } from './outgoing-queues.js'
+import { OutgoingQueues, type QueuedPacket, type SessionBounds } from './outgoing-queues.js'
 
 interface WirePacket {
   cmd?: string
@@ -45,6 +48,18 @@ interface Sub {
 
 type Client = { id: string }
 
+/** Who set a Will, and whether a stored one may be published at start (broker/auth.ts). */
+export interface StoredWillPolicy {
+  /** The user `client` logged in as; null when unknown (auth off). */
+  usernameOf(client: object): string | null
+  mayPublishStoredWill(owner: string | null, will: { readonly topic: string }): boolean
+}
+
+/** Bounds on what an absent persistent session keeps (outgoing-queues.ts); `onDrop` is told how many went. */
+export type SessionLimits = Omit<SessionBounds, 'onDrop'> & { readonly onDrop: (clientId: string, count: number, why: 'count' | 'age') => void }
+
+const ANYONE: StoredWillPolicy = { usernameOf: () => null, mayPublishStoredWill: () => true }
+
 function encode(packet: WirePacket): string {
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
   return JSON.stringify({ ...packet, payload: payload.toString('base64') })
@@ -59,8 +74,7 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly db: Database.Database
   private readonly statements
   private readonly cleared: [string, string, number][] = []
-  // aedes-packet's copy, as the memory store makes it: a fresh packet id slot for each delivery.
-  private readonly outgoing = new OutgoingQueues((packet) => new (Packet as unknown as new (p: QueuedPacket) => QueuedPacket)(packet))
+  private readonly outgoing: OutgoingQueues
 
   /**
    * `sync: 'full'` fsyncs the WAL on every commit (SQLite `synchronous = FULL`),
@@ -69,8 +83,22 @@ export class SqlitePersistence extends MemoryPersistence {
    * leaves after the journal write (socket-writer.ts waits for `published`),
    * so with `full` it means "fsynced".
    */
-  constructor(file: string, options: { sync: 'normal' | 'full' } = { sync: 'normal' }) {
+  private readonly wills: StoredWillPolicy
+
+  constructor(file: string, options: { sync: 'normal' | 'full'; wills?: StoredWillPolicy; sessions?: SessionLimits } = { sync: 'normal' }) {
     super()
+    this.wills = options.wills ?? ANYONE
+    const sessions = options.sessions
+    // aedes-packet's copy, as the memory store makes it: a fresh packet id slot for each delivery.
+    const copy = (packet: QueuedPacket): QueuedPacket => new (Packet as unknown as new (p: QueuedPacket) => QueuedPacket)(packet)
+    this.outgoing = new OutgoingQueues(copy, sessions === undefined ? undefined : {
+      ...sessions,
+      onDrop: (clientId, dropped, why) => {
+        // Out of the journal too, or the next start would load them again.
+        for (const packet of dropped) this.clearLater(clientId, packet.brokerId ?? '', packet.brokerCounter ?? 0)
+        sessions.onDrop(clientId, dropped.length, why)
+      },
+    })
     this.db = new Database(file)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
@@ -82,6 +110,12 @@ export class SqlitePersistence extends MemoryPersistence {
       CREATE TABLE IF NOT EXISTS incoming (client TEXT NOT NULL, message_id INTEGER NOT NULL, packet TEXT NOT NULL, PRIMARY KEY (client, message_id));
       CREATE TABLE IF NOT EXISTS wills (client TEXT PRIMARY KEY, packet TEXT NOT NULL);
     `)
+    // Journals from before owners were kept: their Wills have none, and are published only with auth off.
+    const willColumns = this.db.prepare('PRAGMA table_info(wills)').all() as { name: string }[]
+    if (!willColumns.some((c) => c.name === 'owner')) this.db.exec('ALTER TABLE wills ADD COLUMN owner TEXT')
+    // When each message was queued, so an absent session's bound on age holds across restarts; older journals: null (now, at load).
+    const outgoingColumns = this.db.prepare('PRAGMA table_info(outgoing)').all() as { name: string }[]
+    if (!outgoingColumns.some((c) => c.name === 'queued_at')) this.db.exec('ALTER TABLE outgoing ADD COLUMN queued_at INTEGER')
     const db = this.db
     this.statements = {
       putRetained: db.prepare('INSERT OR REPLACE INTO retained (topic, packet) VALUES (?, ?)'),
@@ -89,12 +123,12 @@ export class SqlitePersistence extends MemoryPersistence {
       putSub: db.prepare('INSERT OR REPLACE INTO subs (client, topic, sub) VALUES (?, ?, ?)'),
       delSub: db.prepare('DELETE FROM subs WHERE client = ? AND topic = ?'),
       delSubs: db.prepare('DELETE FROM subs WHERE client = ?'),
-      enqueue: db.prepare('INSERT OR IGNORE INTO outgoing (client, broker, counter, message_id, packet) VALUES (?, ?, ?, ?, ?)'),
+      enqueue: db.prepare('INSERT OR IGNORE INTO outgoing (client, broker, counter, message_id, packet, queued_at) VALUES (?, ?, ?, ?, ?, ?)'),
       clear: db.prepare('DELETE FROM outgoing WHERE client = ? AND broker = ? AND counter = ?'),
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client, message_id, packet) VALUES (?, ?, ?)'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client = ? AND message_id = ?'),
       cleanIncoming: db.prepare('DELETE FROM incoming WHERE client = ?'),
-      putWill: db.prepare('INSERT OR REPLACE INTO wills (client, packet) VALUES (?, ?)'),
+      putWill: db.prepare('INSERT OR REPLACE INTO wills (client, packet, owner) VALUES (?, ?, ?)'),
       delWill: db.prepare('DELETE FROM wills WHERE client = ?'),
     }
   }
@@ -109,17 +143,18 @@ export class SqlitePersistence extends MemoryPersistence {
       subs.set(row.client, [...(subs.get(row.client) ?? []), JSON.parse(row.sub) as Sub])
     }
     for (const [client, list] of subs) await super.addSubscriptions({ id: client }, list)
-    for (const row of this.db.prepare('SELECT client, packet FROM outgoing ORDER BY seq').all() as { client: string; packet: string }[]) {
-      this.outgoing.enqueue(row.client, decode(row.packet))
+    for (const row of this.db.prepare('SELECT client, packet, queued_at FROM outgoing ORDER BY seq').all() as { client: string; packet: string; queued_at: number | null }[]) {
+      this.outgoing.enqueue(row.client, decode(row.packet), row.queued_at ?? undefined)
     }
     for (const row of this.db.prepare('SELECT client, packet FROM incoming').all() as { client: string; packet: string }[]) {
       await super.incomingStorePacket({ id: row.client }, decode(row.packet))
     }
     // Connections alive when the last process died are gone: their wills are due.
-    const wills = this.db.prepare('SELECT packet FROM wills').all() as { packet: string }[]
+    const wills = this.db.prepare('SELECT packet, owner FROM wills ORDER BY rowid').all() as { packet: string; owner: string | null }[]
     this.db.prepare('DELETE FROM wills').run()
     for (const row of wills) {
       const will = decode(row.packet)
+      if (!this.wills.mayPublishStoredWill(row.owner, will)) continue
       await new Promise<void>((resolve) => broker.publish({ cmd: 'publish', topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain ?? false }, () => resolve()))
     }
   }
@@ -204,7 +239,7 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async putWill(client: Client, packet: WirePacket): Promise<void> {
     await super.putWill(client, packet)
-    this.statements.putWill.run(client.id, encode(packet))
+    this.statements.putWill.run(client.id, encode(packet), this.wills.usernameOf(client))
   }
 
   override async delWill(client: Client): Promise<WirePacket | undefined> {
@@ -224,6 +259,6 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   private journalEnqueue(clientId: string, packet: WirePacket): void {
-    this.statements.enqueue.run(clientId, packet.brokerId ?? '', packet.brokerCounter ?? 0, packet.messageId ?? null, encode(packet))
+    this.statements.enqueue.run(clientId, packet.brokerId ?? '', packet.brokerCounter ?? 0, packet.messageId ?? null, encode(packet), Date.now())
   }
 }

@@ -12,7 +12,7 @@ import { createWebSocketStream } from 'ws'
 const MQTT_SUBPROTOCOLS: readonly string[] = ['mqtt', 'mqttv3.1']
 
 export interface StreamBroker {
-  handleStream(stream: Duplex): void
+  handleStream(stream: Duplex, peer?: string): void
 }
 
 /** Picks the MQTT subprotocol the client offered, refusing the upgrade without one [MQTT-6.0.0-3]. */
@@ -30,19 +30,21 @@ const registered = new WeakMap<FastifyInstance, Set<string>>()
  * @fastify/websocket elsewhere must `await app.register(websocket)` before
  * calling this (a second registration would answer each upgrade twice); ws
  * then accepts the first subprotocol a client offers, which for MQTT clients
- * is `mqtt`. Await this before `app.listen()`. Calling it again for the same
+ * is `mqtt`. `maxPacket` bounds a WebSocket frame too (`limits.maxPacket`).
+ * Await this before `app.listen()`. Calling it again for the same
  * app and path does nothing.
  */
-export async function registerMqttWebSocket(app: FastifyInstance, broker: StreamBroker, path = '/mqtt'): Promise<void> {
+export async function registerMqttWebSocket(app: FastifyInstance, broker: StreamBroker, path = '/mqtt', maxPacket?: number): Promise<void> {
   const paths = registered.get(app) ?? new Set<string>()
   if (paths.has(path)) return
   paths.add(path)
   registered.set(app, paths)
 
   if (!app.hasDecorator('websocketServer')) {
-    await app.register(websocket, { options: { handleProtocols: selectMqttSubprotocol } })
+    // ws holds a whole frame (up to 100 MiB by default) before the broker sees a byte: no frame over the packet bound.
+    await app.register(websocket, { options: { handleProtocols: selectMqttSubprotocol, ...(maxPacket === undefined ? {} : { maxPayload: maxPacket }) } })
   }
-  app.get(path, { websocket: true }, (socket) => {
-    broker.handleStream(createWebSocketStream(socket))
+  app.get(path, { websocket: true }, (socket, request) => {
+    broker.handleStream(createWebSocketStream(socket), `${request.socket.remoteAddress ?? '?'}:${request.socket.remotePort ?? '?'}`)
   })
 }

@@ -50,6 +50,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       topics: topicsFor(config.hub.topicPrefix),
       internalUsers: [internal],
       maxClientBuffer: config.limits.maxClientBuffer,
+      maxPacket: config.limits.maxPacket,
+      maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
+      session: { maxMessages: config.limits.sessionMaxMessages, maxAgeMs: config.limits.sessionMaxAgeMs },
       logger: log.child({ service: 'broker' }),
     })
     bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
@@ -74,7 +77,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
   try {
     if (broker !== undefined && config.broker.websocket) {
-      await registerMqttWebSocket(app, broker, '/mqtt')
+      await registerMqttWebSocket(app, broker, '/mqtt', config.limits.maxPacket)
     }
     await coordinator.start()
     await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload, maxDepth: config.limits.maxDepth })

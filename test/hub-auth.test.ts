@@ -5,6 +5,7 @@ import mqtt from 'mqtt'
 import { TestInstance } from './helpers/instance.js'
 import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
+import { clientIds } from '../src/net/bus-client.js'
 
 const dir = tempDir()
 after(() => dir.remove())
@@ -33,6 +34,45 @@ test('with auth enabled, an instance with its credentials works end to end and c
       assert.equal(hub.coordinator.registry.get('araya'), undefined)
     } finally {
       await c1.close()
+    }
+  } finally {
+    await hub.stop()
+  }
+})
+
+test("issue #14 finding 4: an instance user reconnecting as the coordinator is refused 20 times, and 200 QoS 1 submissions are all stored", async () => {
+  const hub = await startTestHub(await testConfig(dir.path, {
+    hub: { dataDir: `${dir.path}/finding-4` },
+    broker: { auth: { enabled: true, users: [
+      { username: 'c1', password: 'c1-secret', role: 'instance' },
+      { username: 'root', password: 'root-secret', role: 'admin' },
+    ] } },
+  }))
+  const t = topicsFor()
+  try {
+    const admin = await mqtt.connectAsync(hub.mqttUrl, { username: 'root', password: 'root-secret', reconnectPeriod: 0 })
+    try {
+      let refused = 0
+      let submitted = 0
+      const coordinatorDrops: number[] = []
+      for (let round = 0; round < 20; round++) {
+        const attempt = mqtt.connectAsync(hub.mqttUrl, { username: 'c1', password: 'c1-secret', clientId: clientIds.coordinator(t.prefix), reconnectPeriod: 0, connectTimeout: 30_000 })
+          .then(async (intruder) => { await intruder.endAsync(); return 0 }, (error: Error & { code?: number }) => error.code)
+        const batch = Array.from({ length: 10 }, () => admin.publishAsync(t.taskSubmit, JSON.stringify({ id: `f4-${submitted++}`, type: 'general', content: 'x' }), { qos: 1 }))
+        const [code] = await Promise.all([attempt, ...batch])
+        if (code === 5) refused++
+        if (!hub.coordinator.connected) coordinatorDrops.push(round)
+      }
+      assert.equal(refused, 20, 'every CONNECT as the coordinator is refused with CONNACK 5 (not authorized)')
+      assert.deepEqual(coordinatorDrops, [], 'the coordinator kept its connection')
+      const stored = async (): Promise<number> => {
+        const list = await http<{ tasks: { id: string }[] }>(hub.httpUrl, 'GET', '/tasks?limit=1000')
+        return list.body.tasks.filter((task) => task.id.startsWith('f4-')).length
+      }
+      await waitFor(async () => (await stored()) === 200, 60_000, 'all 200 acknowledged submissions stored')
+      assert.equal(await stored(), 200)
+    } finally {
+      await admin.endAsync()
     }
   } finally {
     await hub.stop()

@@ -66,15 +66,26 @@ test('the default limit is 1 MiB for HTTP and MQTT alike, and its error names it
   assert.equal(under.status, 202)
   await waitFor(async () => (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${under.body.id}`)).body.state === 'completed', 30_000, 'the task under the limit')
 
-  // MQTT: the same 10 MB task is refused on hub/errors, and nothing runs.
-  const tenMb = JSON.stringify({ id: 'too-big', type: 'general', content: 'x'.repeat(10_000_000) })
-  await client.publishAsync(topics.taskSubmit, tenMb, { qos: 1 })
+  // MQTT: a task just over the limit is refused on hub/errors by the coordinator, naming the limit, and nothing runs.
+  const over = JSON.stringify({ id: 'too-big', type: 'general', content: 'x'.repeat(1024 * 1024 + 10_000) })
+  await client.publishAsync(topics.taskSubmit, over, { qos: 1 })
   await waitFor(() => errors.some((e) => e.topic === topics.taskSubmit), 30_000, 'the refusal on hub/errors')
   const refusal = errors.find((e) => e.topic === topics.taskSubmit)
-  assert.match(refusal?.reason ?? '', new RegExp(`${tenMb.length} bytes, over limits\\.maxPayload, 1 MiB \\(1048576 bytes\\)`))
+  assert.match(refusal?.reason ?? '', new RegExp(`${over.length} bytes, over limits\\.maxPayload, 1 MiB \\(1048576 bytes\\)`))
   assert.equal(refusal?.code, 'TRINITY_ERR_PAYLOAD_TOO_LARGE')
   assert.equal((await http(hub.httpUrl, 'GET', '/tasks/too-big')).status, 404)
   assert.equal(c1.received.filter((t) => t.id === 'too-big').length, 0)
+  // The same 10 MB task is over limits.maxPacket too (maxPayload + 64 KiB): the broker closes the
+  // publisher's connection at the packet's header (issue #14, finding 7), says so, and nothing runs.
+  const tenMb = JSON.stringify({ id: 'ten-mb', type: 'general', content: 'x'.repeat(10_000_000) })
+  const publisher = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
+  const cut = new Promise<void>((resolve) => publisher.once('close', () => resolve()))
+  publisher.publish(topics.taskSubmit, tenMb, { qos: 1 })
+  await cut
+  await publisher.endAsync(true)
+  await waitFor(() => errors.some((e) => e.code === 'TRINITY_ERR_PACKET_TOO_LARGE'), 30_000, 'the broker\'s refusal on hub/errors')
+  assert.match(errors.find((e) => e.code === 'TRINITY_ERR_PACKET_TOO_LARGE')?.reason ?? '', /over limits\.maxPacket, 1\.1 MiB \(1114112 bytes\)/)
+  assert.equal((await http(hub.httpUrl, 'GET', '/tasks/ten-mb')).status, 404)
 
   // A message over the limit is refused too, and not logged.
   const message = { id: 'm-big', from: 'c1', to: 'araya', message: 'm'.repeat(1_000_000), ts: Date.now(), pad: 'p'.repeat(100_000) }

@@ -40,7 +40,7 @@ export const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
-  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb' },
+  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100, sessionMaxMessages: 10_000, sessionMaxAge: '24h' },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -57,6 +57,9 @@ function deepFreeze<T>(value: T): T {
 
 /** YAML reads `2` as a number; every id in the Config is a string. */
 const idString = (id: string | number): string => String(id)
+
+/** What `limits.maxPacket` allows beyond `limits.maxPayload` by default: 64 KiB, the longest topic and the headers (issue #14). */
+const PACKET_HEADROOM = 64 * 1024
 
 function route(raw: { readonly targets: readonly (string | number)[]; readonly strategy?: Route['strategy'] }): Route {
   return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
@@ -151,6 +154,13 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       maxClientBuffer: raw.limits?.maxClientBuffer === undefined
         ? Math.max(parseSize(d.limits.maxClientBuffer), 2 * parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload))
         : parseSize(raw.limits.maxClientBuffer),
+      // Unset: the largest payload plus room for its topic (at most 65,535 bytes) and headers.
+      maxPacket: raw.limits?.maxPacket === undefined
+        ? parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload) + PACKET_HEADROOM
+        : parseSize(raw.limits.maxPacket),
+      maxConnectionsPerUser: raw.limits?.maxConnectionsPerUser ?? d.limits.maxConnectionsPerUser,
+      sessionMaxMessages: raw.limits?.sessionMaxMessages ?? d.limits.sessionMaxMessages,
+      sessionMaxAgeMs: parseDuration(raw.limits?.sessionMaxAge ?? d.limits.sessionMaxAge),
     },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,

@@ -262,6 +262,11 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
       problem(['limits', 'maxClientBuffer'], `expected at least twice limits.maxPayload, ${formatSize(floor)}`)
     }
   }
+  // A packet bound below the payload bound would cut off a client for a payload the hub accepts.
+  if (limits?.maxPacket !== undefined) {
+    const floor = parseSize(limits.maxPayload ?? DEFAULTS.limits.maxPayload)
+    if (parseSize(limits.maxPacket) < floor) problem(['limits', 'maxPacket'], `expected at least limits.maxPayload, ${formatSize(floor)}`)
+  }
   return problems
 }
 

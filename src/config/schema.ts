@@ -226,6 +226,18 @@ export const ConfigSchema = Type.Object(
           maxClientBuffer: Type.Optional(Type.Union([Type.Integer({ minimum: 65_536 }), Type.String({ pattern: SIZE_PATTERN })], {
             description: 'bytes the embedded broker queues for one client that is not reading; over it the client is disconnected (a slow consumer): bytes, or e.g. 8mb',
           })),
+          maxPacket: Type.Optional(Type.Union([Type.Integer({ minimum: 1024 }), Type.String({ pattern: SIZE_PATTERN })], {
+            description: 'largest MQTT packet a client may send the embedded broker (CONNECT included), judged from its header before it is buffered; over it the connection is closed: bytes, or e.g. 2mb. Default limits.maxPayload + 64kb',
+          })),
+          maxConnectionsPerUser: Type.Optional(Type.Integer({
+            minimum: 1,
+            description: 'connections one broker.auth user may hold at once (auth on; the hub\'s own clients are not counted); one more is refused with CONNACK 5',
+          })),
+          sessionMaxMessages: Type.Optional(Type.Integer({
+            minimum: 1,
+            description: 'QoS 1 messages the embedded broker keeps for an absent persistent session (disk persistence); over it the oldest are dropped, with a log line. The hub\'s own sessions are not bounded',
+          })),
+          sessionMaxAge: Type.Optional(Duration),
         },
         strict,
       ),
@@ -303,8 +315,17 @@ export interface Config {
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
   readonly store: { readonly sync: 'normal' | 'full' }
-  /** maxPayload, maxClientBuffer: bytes; maxDepth: levels of arrays and objects in one field. */
-  readonly limits: { readonly maxPayload: number; readonly maxDepth: number; readonly maxClientBuffer: number }
+  /** maxPayload, maxClientBuffer, maxPacket: bytes; maxDepth: levels of arrays and objects in one field. */
+  readonly limits: {
+    readonly maxPayload: number
+    readonly maxDepth: number
+    readonly maxClientBuffer: number
+    readonly maxPacket: number
+    readonly maxConnectionsPerUser: number
+    /** What an absent persistent session keeps: messages, and ms since each was queued. */
+    readonly sessionMaxMessages: number
+    readonly sessionMaxAgeMs: number
+  }
   readonly sync: {
     readonly enabled: boolean
     readonly remote: string | undefined

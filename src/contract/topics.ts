@@ -65,6 +65,8 @@ export interface TopicContract {
   /** Topics an instance may publish on when broker ACLs are on. */
   instanceNamespace(instanceId: string): string
   messageNamespace(from: string): string
+  /** `{p}/message/+/{to}`: every message addressed to `to` (an instance's subscribe ACL). */
+  messagesTo(to: string): string
   readonly hubStats: string
   readonly hubErrors: string
   /** Retained: the supervisor's view of every process it runs. */
@@ -132,6 +134,7 @@ function buildContract(p: string): TopicContract {
     anyMessage: `${p}/message/+/+`,
     instanceNamespace: (i: string) => `${p}/instance/${id(i, 'instance id')}/#`,
     messageNamespace: (from: string) => `${p}/message/${id(from, 'sender')}/#`,
+    messagesTo: (to: string) => `${p}/message/+/${id(to, 'recipient')}`,
     hubStats: `${p}/hub/stats`,
     hubErrors: `${p}/hub/errors`,
     supervisorStatus: `${p}/supervisor/status`,
@@ -213,4 +216,23 @@ export function topicMatches(filter: string, topic: string): boolean {
     if (level !== '+' && level !== t[i]) return false
   }
   return f.length === t.length
+}
+
+/**
+ * Whether every topic `filter` matches is also matched by `allowed` (both
+ * filters, [MQTT-4.7]): a subscription is within an ACL entry. `+` in
+ * `allowed` covers one level of anything, `+` included; `#` in `allowed`
+ * covers the rest; `#` in `filter` only under a `#`.
+ */
+export function filterCovers(allowed: string, filter: string): boolean {
+  const a = allowed.split('/')
+  const f = filter.split('/')
+  for (let i = 0; i < a.length; i++) {
+    const level = a[i]
+    if (level === '#') return true
+    const wanted = f[i]
+    if (wanted === undefined || wanted === '#') return false
+    if (level !== '+' && level !== wanted) return false
+  }
+  return a.length === f.length
 }

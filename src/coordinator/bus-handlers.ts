@@ -129,6 +129,9 @@ function busHandlers(ctx: BusContext): BusHandlers {
       const previousSession = registry.get(t.instanceId)?.session ?? null
       const outcome = registry.applyStatus(t.instanceId, decoded.value, Date.now())
       if (outcome === 'stale') return void log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
+      if (outcome === 'unknown-session') {
+        return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth starts a session`)
+      }
       const current = registry.get(t.instanceId)
       if (current === undefined) return
       log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')

@@ -129,7 +129,8 @@ export class Instance {
   }
 }
 
-export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged'
+/** `unknown-session`: an offline status for a session newer than the last birth's: refused. */
+export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session'
 
 export class Registry {
   private readonly instances = new Map<string, Instance>()
@@ -171,6 +172,14 @@ export class Registry {
    * whose session is older than the current one is stale and ignored, the
    * Sparkplug bdSeq pitfall). A birth or draining status also carries the
    * instance's profile.
+   *
+   * A Will (an offline status) ends the session it was set on, so it never
+   * starts one: one for a newer session than the last birth's is forged or
+   * lost its way, and adopted, its number would make every real birth after
+   * it stale (issue #14: an offline status with session 99999999999999 locked
+   * an instance out until the hub restarted). Refused while a birth is known;
+   * before any, its state applies but its number is not kept. (An error
+   * status may open a session: an instance that fails as it starts.)
    */
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
@@ -183,10 +192,13 @@ export class Registry {
       this.instances.set(id, instance)
       joined = true
     }
+    const bornSession = instance.session
+    const beyondBirth = status.state === 'offline' && (bornSession === null || status.session > bornSession)
+    if (beyondBirth && bornSession !== null) return 'unknown-session'
     const step = nextHealth(instance.health, statusEvent(status))
     if (step.stale) return 'stale'
     instance.lastSeenAt = now
-    instance.health = step.next
+    instance.health = beyondBirth ? { ...step.next, session: bornSession } : step.next
     switch (status.state) {
       case 'online':
       case 'draining':

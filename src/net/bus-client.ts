@@ -50,13 +50,16 @@ export type FirstConnect = { readonly retryForMs: number; readonly error: () => 
 
 const flat = (prefix: string): string => prefix.replaceAll('/', '-')
 
+/** Every id in `clientIds` starts with this; with broker auth on, only the hub's users may use them (broker/client-ids.ts). */
+export const CLIENT_ID_NAMESPACE = 'trinity-'
+
 /** Every client id Trinity's processes use; stable, since persistent sessions are keyed on them. */
 export const clientIds = {
-  coordinator: (prefix: string): string => `trinity-coordinator-${flat(prefix)}`,
-  agent: (prefix: string, id: string): string => `trinity-agent-${flat(prefix)}-${id}`,
-  bridge: (prefix: string, computer: string): string => `trinity-bridge-${flat(prefix)}-${computer}`,
+  coordinator: (prefix: string): string => `${CLIENT_ID_NAMESPACE}coordinator-${flat(prefix)}`,
+  agent: (prefix: string, id: string): string => `${CLIENT_ID_NAMESPACE}agent-${flat(prefix)}-${id}`,
+  bridge: (prefix: string, computer: string): string => `${CLIENT_ID_NAMESPACE}bridge-${flat(prefix)}-${computer}`,
   /** Per process and clean: a supervisor has nothing to resume. */
-  supervisor: (pid: number = process.pid): string => `trinity-supervisor-${pid}`,
+  supervisor: (pid: number = process.pid): string => `${CLIENT_ID_NAMESPACE}supervisor-${pid}`,
 }
 
 /** Turns Nagle off on the client's current socket (a reconnect makes a new one). */

@@ -116,21 +116,55 @@ test('an admin may publish and subscribe anywhere', async (t) => {
   }
 })
 
-test('others may subscribe under the prefix only', async (t) => {
+test('a client-role user may subscribe under the prefix only', async (t) => {
   const broker = await securedBroker(t)
-  const araya = await connect(t, tcpUrl(broker), login('araya'))
+  const submitter = await connect(t, tcpUrl(broker), login('submitter'))
   for (const filter of [topics.all, topics.instanceInbox('bob')]) {
-    const granted = await araya.subscribeAsync(filter, { qos: 1 })
+    const granted = await submitter.subscribeAsync(filter, { qos: 1 })
     assert.deepEqual(granted.map((g) => g.qos), [1])
   }
   for (const filter of ['#', 'outside/+', '$SYS/#']) {
     // SUBACK return code 0x80: MQTT.js rejects with the SUBACK attached.
-    await assert.rejects(araya.subscribeAsync(filter, { qos: 1 }), (error: Error & { packet?: { granted?: unknown } }) => {
+    await assert.rejects(submitter.subscribeAsync(filter, { qos: 1 }), (error: Error & { packet?: { granted?: unknown } }) => {
       assert.deepEqual(error.packet?.granted, [128])
       return true
     })
   }
+  assert.equal(submitter.connected, true)
+})
+
+test('an instance subscribes only to its own topics, its health and messages to it or to all (issue #14)', async (t) => {
+  const broker = await securedBroker(t)
+  const araya = await connect(t, tcpUrl(broker), login('araya'))
+  const allowed = [
+    topics.instanceInbox('araya'), topics.instanceStatus('araya'), topics.instanceNamespace('araya'), topics.health('araya'),
+    topics.message('bob', 'araya'), topics.messagesTo('araya'), topics.messagesTo('all'),
+  ]
+  for (const filter of allowed) {
+    const granted = await araya.subscribeAsync(filter, { qos: 1 })
+    assert.deepEqual(granted.map((g) => g.qos), [1], filter)
+  }
+  // Other instances' inboxes carry their task contents and lease tokens.
+  const refused = [
+    topics.all, topics.instanceInbox('bob'), 'trinity/instance/+/inbox', 'trinity/instance/#', topics.anyMessage, 'trinity/message/araya/+',
+    topics.anyTaskEvent, topics.taskSubmit, topics.health('bob'), '#', 'outside/+', '$SYS/#',
+  ]
+  for (const filter of refused) {
+    await assert.rejects(araya.subscribeAsync(filter, { qos: 1 }), (error: Error & { packet?: { granted?: unknown } }) => {
+      assert.deepEqual(error.packet?.granted, [128], filter)
+      return true
+    })
+  }
   assert.equal(araya.connected, true)
+  // What araya may read reaches it; what it was refused does not (the marker on its own inbox comes after).
+  const seen = record(araya)
+  const admin = await connect(t, tcpUrl(broker), login('hub-internal'))
+  await admin.publishAsync(topics.instanceInbox('bob'), 'for bob', { qos: 1 })
+  await admin.publishAsync(topics.message('bob', 'all'), 'to all', { qos: 1 })
+  const marker = nextMessage(araya, (topic) => topic === topics.instanceInbox('araya'))
+  await admin.publishAsync(topics.instanceInbox('araya'), 'for araya', { qos: 1 })
+  await marker
+  assert.deepEqual([...new Set(seen.map((m) => m.payload))], ['to all', 'for araya'], 'overlapping filters may deliver twice; bob\'s inbox never')
 })
 
 test('with auth disabled, anonymous clients may do anything', async (t) => {

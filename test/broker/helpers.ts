@@ -5,11 +5,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { startEmbeddedBroker, type EmbeddedBroker, type EmbeddedBrokerOptions } from '../../broker/embedded.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { silentLogger } from '../../src/log.js'
+import { pino } from 'pino'
+import { silentLogger, type Logger } from '../../src/log.js'
 
 export const topics = topicsFor('trinity')
 
@@ -72,4 +74,16 @@ export function record(client: MqttClient): Received[] {
   const seen: Received[] = []
   client.on('message', (topic: string, payload: Buffer) => seen.push({ topic, payload: payload.toString() }))
   return seen
+}
+
+/** A logger whose JSON records land in `records`, to see what the broker says. */
+export function captureLog(): { logger: Logger; records: Record<string, unknown>[] } {
+  const records: Record<string, unknown>[] = []
+  const sink = new Writable({ write(chunk: Buffer, _encoding, done) { records.push(JSON.parse(chunk.toString()) as Record<string, unknown>); done() } })
+  return { logger: pino({ level: 'info' }, sink), records }
+}
+
+/** What a refused `mqtt.connectAsync` rejects with: the CONNACK return code. */
+export function connackCode(error: unknown): number | undefined {
+  return (error as { code?: number }).code
 }
