@@ -8,6 +8,7 @@
  *  - instance: publishes only under its own instance and message namespaces
  *    (its instance id is its username).
  *  - client: the same, plus task submission.
+ *  - reader: publishes nothing (the dashboards' bus login from GET /auth/bus).
  * Every authenticated user may subscribe to anything under the topic prefix.
  *
  * A denied PUBLISH is acknowledged and dropped, as Mosquitto does: MQTT 3.1.1
@@ -54,7 +55,8 @@ function digest(secret: string | Buffer): Buffer {
 }
 
 function publishFiltersFor(user: BrokerUser, topics: TopicContract, logger: Logger): string[] {
-  if (user.role === 'admin') return []
+  // admin publishes anywhere (checked by role); a reader (the dashboards' login, GET /auth/bus) nowhere.
+  if (user.role === 'admin' || user.role === 'reader') return []
   try {
     const own = [topics.instanceNamespace(user.username), topics.messageNamespace(user.username)]
     return user.role === 'client' ? [...own, topics.taskSubmit] : own

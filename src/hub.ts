@@ -4,20 +4,23 @@
  * the broker knows nothing of the coordinator, and the coordinator reaches
  * the broker only as a bus client.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { registerMqttWebSocket } from '../broker/websocket.js'
 import { topicsFor } from './contract/topics.js'
 import type { Config } from './config/schema.js'
 import { busUrl, hubHttpUrl } from './config/urls.js'
+import { isLoopbackHost } from './config/exposure.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
 import { ENV } from './config/env.js'
-import { HUB_USERNAME } from './hub-identity.js'
+import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
+import { registerHttpAuth } from './coordinator/http-auth.js'
 import type { Logger } from './log.js'
 
 export interface Hub {
@@ -35,10 +38,15 @@ export interface Hub {
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: BusCredentials
+  /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */
+  let pageLogin: { username: string; password: string } | null = null
   if (config.broker.mode === 'embedded') {
     // The hub's own clients use a random admin credential that never leaves this process.
     // Under `trinity start` the supervisor chose the secret and shares it with the bridge.
     const internal = { username: HUB_USERNAME, password: process.env[ENV.hubSecret] ?? randomBytes(24).toString('base64url'), role: 'admin' as const }
+    // Derived from that secret, so a page's login outlives a hub restart under one supervisor.
+    const reader = { username: DASHBOARD_USERNAME, password: createHash('sha256').update(`dashboard:${internal.password}`).digest('base64url'), role: 'reader' as const }
+    if (config.broker.auth.enabled) pageLogin = { username: reader.username, password: reader.password }
     broker = await startEmbeddedBroker({
       host: config.broker.host,
       port: config.broker.port,
@@ -48,7 +56,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       sync: config.store.sync,
       auth: config.broker.auth,
       topics: topicsFor(config.hub.topicPrefix),
-      internalUsers: [internal],
+      internalUsers: [reader, internal],
       maxClientBuffer: config.limits.maxClientBuffer,
       logger: log.child({ service: 'broker' }),
     })
@@ -73,6 +81,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     await broker?.close().catch(() => undefined)
   }
   try {
+    // First: its hook guards every route registered after it, /mqtt and the dashboards included.
+    registerHttpAuth(app, { tokens: config.hub.auth.tokens, allowedOrigins: config.hub.allowedOrigins, busLogin: pageLogin })
     if (broker !== undefined && config.broker.websocket) {
       await registerMqttWebSocket(app, broker, '/mqtt')
     }
@@ -92,13 +102,24 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const port = typeof address === 'object' && address !== null ? address.port : config.hub.port
   const httpUrl = hubHttpUrl(config, port)
   log.info({
+    // What the sockets are bound to (0.0.0.0 is every interface), beside the URLs a client here uses.
+    listening: { http: typeof address === 'object' && address !== null ? hostPort(address) : String(address), mqtt: broker === undefined ? null : `${config.broker.host}:${broker.port}` },
+    auth: { tokens: config.hub.auth.tokens.length, broker: config.broker.auth.enabled },
     http: httpUrl, mqtt: bus.url,
     websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null,
     dashboard: `${httpUrl}${PAGES.command}`,
   }, 'trinity hub started')
+  if (config.hub.allowInsecure && (!isLoopbackHost(config.hub.host) || !isLoopbackHost(config.broker.host))) {
+    log.warn({ hub: config.hub.host, broker: config.broker.host, tokens: config.hub.auth.tokens.length, brokerAuth: config.broker.auth.enabled }, 'hub.allowInsecure: listening beyond loopback without the auth that would require (README, Security)')
+  }
   let stopping: Promise<void> | undefined
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
     stop: () => (stopping ??= cleanup()),
   }
+}
+
+/** `0.0.0.0:8900`, `[::]:8900`: an address as the socket reports it. */
+function hostPort(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
 }

@@ -45,6 +45,12 @@ export interface AgentOptions {
   /** Tasks run at once (default DEFAULT_CONCURRENCY, 4, as the hub assumes); the hub sends no more than this. */
   concurrency?: number
   prefix?: string
+  /**
+   * The bus login when the broker has auth on (`broker.auth.users`: an
+   * `instance` user whose username is this agent's id). Default:
+   * $TRINITY_MQTT_USERNAME / $TRINITY_MQTT_PASSWORD, which `trinity start`
+   * sets for each instance from that user.
+   */
   username?: string
   password?: string
   /** Heartbeat period in ms (default 10,000); pings are answered at once regardless. */
@@ -326,6 +332,13 @@ async function connectHolding(options: BusClientOptions): Promise<{ client: Mqtt
   return { client, held: { messages, listener } }
 }
 
+/** The options' login, else the environment's (set by the supervisor); none when neither names a user. */
+function login(options: AgentOptions): { username?: string; password?: string } {
+  const username = options.username ?? process.env[ENV.mqttUsername]
+  if (username === undefined || username === '') return {}
+  return { username, password: options.password ?? (options.username === undefined ? process.env[ENV.mqttPassword] : undefined) ?? '' }
+}
+
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const topics = topicsFor(options.prefix)
   const url = options.url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
@@ -335,7 +348,7 @@ export async function connectAgent(options: AgentOptions): Promise<Agent> {
     clientId: clientIds.agent(topics.prefix, options.id),
     clean: false,
     reconnectPeriod: 1000,
-    ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
+    ...login(options),
     will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
   }
   // A broker that is not listening yet (the hub still starting) is waited for;

@@ -2,10 +2,11 @@
  * Defaults in one place, and the step from a validated raw config to the
  * resolved, frozen Config. The routing table defaults to the seed's.
  */
+import { createHash } from 'node:crypto'
 import { topicsFor } from '../contract/topics.js'
 import { parseDuration } from './duration.js'
 import { parseSize } from './size.js'
-import type { Config, RawConfig, Route } from './schema.js'
+import type { Config, HttpTokenConfig, RawConfig, Route } from './schema.js'
 
 /** The seed's routing table: task type → the instances (or roles) that take it. */
 export const SEED_ROUTES: Readonly<Record<string, Route>> = {
@@ -61,7 +62,17 @@ function route(raw: { readonly targets: readonly (string | number)[]; readonly s
   return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
 }
 
-export function resolveConfig(raw: RawConfig, source: string): Config {
+type RawToken = NonNullable<NonNullable<NonNullable<RawConfig['hub']>['auth']>['tokens']>[number]
+
+/** A token as its sha256: the secret itself goes no further than this (load.ts has checked that exactly one form is set). */
+function resolveToken(raw: RawToken, env: NodeJS.ProcessEnv): HttpTokenConfig {
+  const secret = raw.token ?? (raw.tokenEnv === undefined ? undefined : env[raw.tokenEnv])
+  const sha256 = secret === undefined ? raw.tokenHash ?? '' : createHash('sha256').update(secret).digest('hex')
+  return { name: raw.name, scope: raw.scope, sha256 }
+}
+
+/** `env`: where `tokenEnv` names are read. */
+export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   const d = DEFAULTS
   const hub = raw.hub ?? {}
   const broker = raw.broker ?? {}
@@ -82,6 +93,9 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       dataDir: hub.dataDir ?? d.hub.dataDir,
       topicPrefix: hub.topicPrefix ?? d.hub.topicPrefix,
       statsIntervalMs: parseDuration(hub.statsInterval ?? d.hub.statsInterval),
+      auth: { tokens: (hub.auth?.tokens ?? []).map((t) => resolveToken(t, env)) },
+      allowInsecure: hub.allowInsecure ?? false,
+      allowedOrigins: hub.allowedOrigins ?? [],
     },
     broker: {
       mode: broker.mode ?? d.broker.mode,

@@ -24,12 +24,14 @@ export const ENV = {
   hubSecret: 'TRINITY_HUB_SECRET',
   /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet and the bridge. */
   mqttUrl: 'TRINITY_MQTT_URL',
-  /** Set by the user or the supervisor (bridge): the bus login; read by the bridge. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus login; read by the bridge and the agent SDK. */
   mqttUsername: 'TRINITY_MQTT_USERNAME',
-  /** Set by the user or the supervisor (bridge): the bus password; read by the bridge. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus password; read by the bridge and the agent SDK. */
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
   /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands and the fleet. */
   url: 'TRINITY_URL',
+  /** Set by the user: the bearer token `trinity` client commands send (as --token does; hub.auth.tokens). */
+  token: 'TRINITY_TOKEN',
   /** Set by the supervisor for each instance: its id from the config, so any program knows who it is without the YAML. */
   instanceId: 'TRINITY_INSTANCE_ID',
   /** Set by the supervisor for an instance with a configured port, or by the user (0: any free one); read by the fleet. */

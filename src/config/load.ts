@@ -17,6 +17,7 @@ import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
 import { configPath } from './path.js'
 import { formatSize, parseSize } from './size.js'
+import { exposureProblems } from './exposure.js'
 
 export interface ConfigProblem {
   file: string
@@ -45,13 +46,13 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   if (!existsSync(file)) {
     throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
   }
-  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set])
+  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set], env)
 }
 
 const checker = Compile(ConfigSchema)
 
-/** `overrides`: a TRINITY_SET value, validated with the file. */
-export function parseConfig(text: string, file = '<config>', overrides?: string): Config {
+/** `overrides`: a TRINITY_SET value, validated with the file; `env`: where `hub.auth.tokens[].tokenEnv` is read. */
+export function parseConfig(text: string, file = '<config>', overrides?: string, env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
@@ -61,9 +62,9 @@ export function parseConfig(text: string, file = '<config>', overrides?: string)
   if (syntax !== undefined) {
     throw new ConfigError([{ file, ...at(syntax.pos[0]), field: '(yaml)', expected: yamlMessage(syntax) }])
   }
-  const env = layOverrides(doc, overrides)
+  const layered = layOverrides(doc, overrides)
   const raw: unknown = doc.toJS() ?? {}
-  const problems: ConfigProblem[] = [...env.problems]
+  const problems: ConfigProblem[] = [...layered.problems]
   if (!checker.Check(raw)) {
     const errors = [...checker.Errors(raw)] as SchemaError[]
     // A union reports each failed branch and then itself: keep the union's line only.
@@ -75,14 +76,14 @@ export function parseConfig(text: string, file = '<config>', overrides?: string)
       const key = `${problem.field}|${problem.expected}`
       if (seen.has(key)) continue
       seen.add(key)
-      problems.push(env.relocate(problem))
+      problems.push(layered.relocate(problem))
     }
   } else {
-    problems.push(...semanticProblems(raw, doc, file, at).map(env.relocate))
+    problems.push(...semanticProblems(raw, doc, file, at, env).map(layered.relocate))
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)
-  return resolveConfig(raw as RawConfig, file)
+  return resolveConfig(raw as RawConfig, file, env)
 }
 
 /** The parser's message, first line only; a few made plainer. */
@@ -193,7 +194,7 @@ function findKey(doc: Document, path: (string | number)[], key: string): Node | 
   return nodeAt(doc, path)
 }
 
-function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locate): ConfigProblem[] {
+function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locate, env: NodeJS.ProcessEnv): ConfigProblem[] {
   const problems: ConfigProblem[] = []
   const problem = (path: (string | number)[], expected: string): void => {
     problems.push({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })
@@ -234,6 +235,7 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
       problem(['limits', 'maxClientBuffer'], `expected at least twice limits.maxPayload, ${formatSize(floor)}`)
     }
   }
+  problems.push(...exposureProblems(raw, env).map(({ path, expected }) => ({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })))
   return problems
 }
 
