@@ -20,7 +20,7 @@ import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
 import { ENV } from './config/env.js'
 import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
-import { registerHttpAuth } from './coordinator/http-auth.js'
+import { registerAuthRoutes, registerHttpAuth } from './coordinator/http-auth.js'
 import type { Logger } from './log.js'
 
 export interface Hub {
@@ -82,12 +82,13 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
   try {
     // First: its hook guards every route registered after it, /mqtt and the dashboards included.
-    registerHttpAuth(app, { tokens: config.hub.auth.tokens, allowedOrigins: config.hub.allowedOrigins, busLogin: pageLogin })
+    registerHttpAuth(app, { tokens: config.hub.auth.tokens, allowedOrigins: config.hub.allowedOrigins })
     if (broker !== undefined && config.broker.websocket) {
       await registerMqttWebSocket(app, broker, '/mqtt')
     }
     await coordinator.start()
     await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload, maxDepth: config.limits.maxDepth })
+    registerAuthRoutes(app, { busLogin: pageLogin })
     // The dashboards are bus clients served from here; they import nothing of the coordinator.
     await registerDashboard(app, { topicPrefix: config.hub.topicPrefix, syncEnabled: config.sync.enabled })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {

@@ -70,11 +70,28 @@ function originRefusal(request: FastifyRequest, allowed: ReadonlySet<string>): s
   return null
 }
 
-function changesState(request: FastifyRequest): boolean {
-  return !(request.method === 'GET' || request.method === 'HEAD') || header(request, 'upgrade')?.toLowerCase() === 'websocket'
+function isUpgrade(request: FastifyRequest): boolean {
+  return header(request, 'upgrade')?.toLowerCase() === 'websocket'
 }
 
-export function registerHttpAuth(app: FastifyInstance, options: HttpAuthOptions): void {
+function changesState(request: FastifyRequest): boolean {
+  return !(request.method === 'GET' || request.method === 'HEAD') || isUpgrade(request)
+}
+
+/**
+ * A refused WebSocket handshake: the answer written on the socket, which is
+ * then closed. Through Fastify's reply, the upgrade socket (half-open, as
+ * the HTTP server's are) outlived the answer and held the hub's close.
+ */
+function refuseUpgrade(request: FastifyRequest, error: TrinityError): void {
+  const body = JSON.stringify({ error: error.toJSON() })
+  const socket = request.raw.socket
+  socket.end(`HTTP/1.1 ${error.statusCode} Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  socket.once('finish', () => socket.destroy())
+}
+
+/** The hook; before every route. */
+export function registerHttpAuth(app: FastifyInstance, options: Omit<HttpAuthOptions, 'busLogin'>): void {
   const tokens = options.tokens.map((t) => ({ name: t.name, scope: t.scope, digest: Buffer.from(t.sha256, 'hex') }))
   const allowed = new Set(options.allowedOrigins.map((o) => o.toLowerCase()))
 
@@ -90,9 +107,12 @@ export function registerHttpAuth(app: FastifyInstance, options: HttpAuthOptions)
   }
 
   app.addHook('onRequest', async (request, reply) => {
-    if (changesState(request)) {
-      const refusal = originRefusal(request, allowed)
-      if (refusal !== null) throw new TrinityError('TRINITY_ERR_ORIGIN_REFUSED', refusal, { field: 'origin' })
+    const refusal = changesState(request) ? originRefusal(request, allowed) : null
+    if (refusal !== null) {
+      const error = new TrinityError('TRINITY_ERR_ORIGIN_REFUSED', refusal, { field: 'origin' })
+      if (!isUpgrade(request)) throw error
+      refuseUpgrade(request, error)
+      return reply.hijack()
     }
     if (tokens.length === 0) return
     const route = request.routeOptions.url
@@ -110,6 +130,10 @@ export function registerHttpAuth(app: FastifyInstance, options: HttpAuthOptions)
     }
   })
 
+}
+
+/** GET /auth/bus; after registerRoutes, whose error handler its refusals need. */
+export function registerAuthRoutes(app: FastifyInstance, options: Pick<HttpAuthOptions, 'busLogin'>): void {
   app.get('/auth/bus', { schema: { response: { 200: AuthSession, ...ERROR_RESPONSES } } }, async (request): Promise<AuthSession> => {
     const principal = principalOf(request)
     return { name: principal?.name ?? null, scope: principal?.scope ?? 'admin', bus: options.busLogin === null ? null : { ...options.busLogin } }
