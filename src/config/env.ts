@@ -30,7 +30,7 @@ export const ENV = {
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
   /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands and the fleet. */
   url: 'TRINITY_URL',
-  /** Set by the user: the bearer token `trinity` client commands send (as --token does; hub.auth.tokens). */
+  /** Set by the user (or an instance's `env`): the bearer token `trinity` client commands (as --token does) and the fleet's monitor_system send (hub.auth.tokens). */
   token: 'TRINITY_TOKEN',
   /** Set by the supervisor for each instance: its id from the config, so any program knows who it is without the YAML. */
   instanceId: 'TRINITY_INSTANCE_ID',
