@@ -39,6 +39,7 @@ export async function signIn(): Promise<AuthSession> {
 
 function accepted(session: AuthSession): AuthSession {
   delete document.body.dataset['login']
+  document.getElementById('login')?.remove()
   setSender(session.name)
   // Later, a 401 means the token no longer works (the hub's tokens changed): sign in again.
   whenUnauthorized(() => {
