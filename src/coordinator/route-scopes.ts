@@ -9,7 +9,7 @@ import type { Scope } from '../contract/constants.js'
 
 export type RouteAccess = Scope | 'public'
 
-export const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
+const ROUTE_SCOPES: Readonly<Record<string, RouteAccess>> = {
   // Liveness for the supervisor and probes: says nothing but ok / degraded.
   'GET /health': 'public',
   // MQTT over WebSocket: the broker's own login decides (broker.auth; a page gets one from GET /auth/bus).

@@ -118,7 +118,7 @@ test('a page of another origin can neither POST nor open /mqtt on an open hub; t
   const evil = await context.newPage()
   await evil.goto(url)
   await evil.waitForFunction('window.results !== undefined', undefined, { timeout: 30_000 })
-  const results = await evil.evaluate('window.results') as Record<string, string>
+  const results = await evil.evaluate<Record<string, string>>('window.results')
   assert.equal(results['cancel'], 'sent', 'the browser did send the cancel')
   assert.equal(results['websocket'], 'refused', JSON.stringify(results))
   assert.notEqual(hub.coordinator.scheduler.get(victim)?.state, 'cancelled', 'the forged cancel did nothing')
