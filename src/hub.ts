@@ -5,6 +5,7 @@
  * the broker only as a bus client.
  */
 import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
@@ -58,6 +59,9 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       topics: topicsFor(config.hub.topicPrefix),
       internalUsers: [reader, internal],
       maxClientBuffer: config.limits.maxClientBuffer,
+      ...(config.broker.tls === null ? {} : {
+        tls: { cert: readPem(config.broker.tls.cert, 'broker.tls.cert'), key: readPem(config.broker.tls.key, 'broker.tls.key'), port: config.broker.tls.port },
+      }),
       logger: log.child({ service: 'broker' }),
     })
     bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
@@ -67,7 +71,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
   // Typed as Fastify's own logger, so `app` is the plain FastifyInstance the routes are registered on.
   const httpLog: FastifyBaseLogger = log.child({ service: 'http' })
+  // HTTPS (and so WSS for /mqtt) with hub.tls. Typed as the plain instance the routes are written against:
+  // Fastify's routes, hooks and replies are the same over either server.
+  const https = config.hub.tls === null ? null : { cert: readPem(config.hub.tls.cert, 'hub.tls.cert'), key: readPem(config.hub.tls.key, 'hub.tls.key') }
   const app = Fastify({
+    ...(https === null ? {} : { https }),
     loggerInstance: httpLog,
     logController: new LogController({ disableRequestLogging: true }),
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
@@ -104,7 +112,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const httpUrl = hubHttpUrl(config, port)
   log.info({
     // What the sockets are bound to (0.0.0.0 is every interface), beside the URLs a client here uses.
-    listening: { http: typeof address === 'object' && address !== null ? hostPort(address) : String(address), mqtt: broker === undefined ? null : `${config.broker.host}:${broker.port}` },
+    listening: {
+      http: typeof address === 'object' && address !== null ? hostPort(address) : String(address),
+      mqtt: broker === undefined ? null : `${config.broker.host}:${broker.port}`,
+      mqtts: broker?.tlsPort === undefined ? null : `${config.broker.host}:${broker.tlsPort}`,
+    },
     auth: { tokens: config.hub.auth.tokens.length, broker: config.broker.auth.enabled },
     http: httpUrl, mqtt: bus.url,
     websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null,
@@ -117,6 +129,15 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
     stop: () => (stopping ??= cleanup()),
+  }
+}
+
+/** A PEM file named in the config; load.ts checked it exists, so a failure here is its permissions or a race. */
+function readPem(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new TrinityError('TRINITY_ERR_CONFIG_INVALID', `${field}: cannot read ${path}: ${(err as Error).message}`, { cause: err })
   }
 }
 

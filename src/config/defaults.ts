@@ -22,7 +22,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
 
 export const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
-  broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
+  broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk', tlsPort: 8883 },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
   supervisor: {
     readyTimeout: '30s',
@@ -96,6 +96,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       auth: { tokens: (hub.auth?.tokens ?? []).map((t) => resolveToken(t, env)) },
       allowInsecure: hub.allowInsecure ?? false,
       allowedOrigins: hub.allowedOrigins ?? [],
+      tls: hub.tls === undefined ? null : { cert: hub.tls.cert, key: hub.tls.key },
     },
     broker: {
       mode: broker.mode ?? d.broker.mode,
@@ -107,6 +108,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       username: broker.username,
       password: broker.password,
       auth: { enabled: broker.auth?.enabled ?? false, users: (broker.auth?.users ?? []).map((u) => ({ ...u, username: idString(u.username) })) },
+      tls: broker.tls === undefined ? null : { cert: broker.tls.cert, key: broker.tls.key, port: broker.tls.port ?? d.broker.tlsPort },
     },
     log: {
       level: raw.log?.level ?? d.log.level,

@@ -220,6 +220,13 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     if (peer === String(sync?.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
     if (peers.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
   })
+  // The PEM files are read when the hub starts; a missing one is a config error now, located.
+  for (const [section, tls] of [['hub', raw.hub?.tls], ['broker', raw.broker?.tls]] as const) {
+    for (const part of ['cert', 'key'] as const) {
+      const path = tls?.[part]
+      if (path !== undefined && !existsSync(resolve(path))) problem([section, 'tls', part], `expected a PEM file, ${path} does not exist`)
+    }
+  }
   const users = new Set<string>()
   raw.broker?.auth?.users?.forEach((user, index) => {
     const username = String(user.username)

@@ -15,6 +15,8 @@ const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 const Host = Type.String({ minLength: 1 })
 const strict = { additionalProperties: false } as const
+/** A PEM file (certificate chain or private key); load.ts checks that it is there. */
+const TlsFile = Type.String({ minLength: 1, description: 'the path of a PEM file' })
 /**
  * An id as written in YAML: a string id, or a whole number (`computer: 2`,
  * `peers: [1, 3]`, which YAML reads as integers). Resolved to its decimal
@@ -110,6 +112,7 @@ export const ConfigSchema = Type.Object(
           auth: Type.Optional(Type.Object({ tokens: Type.Optional(Type.Array(HttpToken)) }, strict)),
           allowInsecure: Type.Optional(Type.Boolean({ description: 'start beyond loopback without auth (README, Security)' })),
           allowedOrigins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^/]+$', description: 'an origin such as https://ops.example:8443' }))),
+          tls: Type.Optional(Type.Object({ cert: TlsFile, key: TlsFile }, strict)),
         },
         strict,
       ),
@@ -131,6 +134,7 @@ export const ConfigSchema = Type.Object(
               strict,
             ),
           ),
+          tls: Type.Optional(Type.Object({ cert: TlsFile, key: TlsFile, port: Type.Optional(Port) }, strict)),
         },
         strict,
       ),
@@ -245,6 +249,8 @@ export const ConfigSchema = Type.Object(
 export type RawConfig = Static<typeof ConfigSchema>
 /** One instance as resolved: its id and role are strings, whatever the YAML wrote. */
 export type InstanceConfig = Omit<Static<typeof InstanceConfig>, 'id' | 'role'> & { id: string; role?: string }
+/** PEM file paths, as written in the config (relative to the working directory). */
+export interface TlsFiles { readonly cert: string; readonly key: string }
 /** One HTTP token as resolved: only its digest is kept (and handed to children). */
 export interface HttpTokenConfig { readonly name: string; readonly scope: Scope; readonly sha256: string }
 /** One broker user as resolved: the username is a string. */
@@ -269,6 +275,8 @@ export interface Config {
     readonly allowInsecure: boolean
     /** Origins besides the hub's own whose pages may POST and open /mqtt. */
     readonly allowedOrigins: readonly string[]
+    /** HTTPS (and WSS for /mqtt) with these PEM files; null: plain HTTP. */
+    readonly tls: TlsFiles | null
   }
   readonly broker: {
     readonly mode: 'embedded' | 'external'
@@ -280,6 +288,8 @@ export interface Config {
     readonly username: string | undefined
     readonly password: string | undefined
     readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }
+    /** mqtts on `port` (beside the plain TCP listener) with these PEM files; null: none. */
+    readonly tls: (TlsFiles & { readonly port: number }) | null
   }
   readonly log: {
     readonly level: string
