@@ -129,7 +129,6 @@ export function registerHttpAuth(app: FastifyInstance, options: Omit<HttpAuthOpt
       throw new TrinityError('TRINITY_ERR_FORBIDDEN', `${request.method} ${route ?? request.url} needs scope ${access}, token ${principal.name} has ${principal.scope}`, { field: 'authorization' })
     }
   })
-
 }
 
 /** GET /auth/bus; after registerRoutes, whose error handler its refusals need. */
