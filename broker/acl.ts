@@ -9,6 +9,8 @@
  *    instances' inboxes carry their task contents and lease tokens.
  *  - client U: publishes like an instance, plus `{p}/task/submit` and answers to tasks that ask (`{p}/task/+/respond`); subscribes
  *    to anything under the prefix (it is an operator's view: `trinity tail`).
+ *  - reader: publishes nothing; subscribes to anything under the prefix (the
+ *    dashboards' login from GET /auth/bus, given to holders of a read token).
  */
 import type { BrokerUser } from '../src/config/schema.js'
 import { BROADCAST } from '../src/contract/payloads/message.js'
@@ -29,6 +31,7 @@ export interface Principal {
 export function principalFor(user: BrokerUser, topics: TopicContract, internal: boolean, logger: Logger): Principal {
   const base = { username: user.username, role: user.role, internal }
   if (user.role === 'admin') return { ...base, publishFilters: [], subscribeFilters: null }
+  if (user.role === 'reader') return { ...base, publishFilters: [], subscribeFilters: null }
   try {
     const own = [topics.instanceNamespace(user.username), topics.messageNamespace(user.username)]
     if (user.role === 'client') return { ...base, publishFilters: [...own, topics.taskSubmit, topics.anyTaskRespond], subscribeFilters: null }

@@ -11,6 +11,7 @@
  *    also for Wills stored before a crash (`mayPublishStoredWill`, called by
  *    sqlite-persistence.ts at start, against the owner's current ACL);
  *  - at most `maxConnectionsPerUser` connections per config user.
+ * The role `reader` publishes nothing: the dashboards' bus login from GET /auth/bus.
  * Always: a topic, filter or Will topic containing U+0000 closes the
  * connection [MQTT-1.5.3-2].
  *

@@ -12,6 +12,7 @@
 import type { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
@@ -50,6 +51,8 @@ export interface EmbeddedBrokerOptions {
   maxConnectionsPerUser?: number
   /** What an absent persistent session keeps, disk persistence (`limits.sessionMaxMessages`, `limits.sessionMaxAge`); default no bound. */
   session?: { readonly maxMessages: number; readonly maxAgeMs: number }
+  /** mqtts: a TLS listener on `port` (0 = ephemeral) beside the plain one, with these PEM contents. */
+  tls?: { cert: Buffer; key: Buffer; port: number }
   /** Longest a packet is held back for ordering (socket-writer.ts), ms; default 10. Tests raise it to see the order the discipline makes, not a race with this fallback. */
   maxHoldMs?: number
   logger: Logger
@@ -58,6 +61,8 @@ export interface EmbeddedBrokerOptions {
 export interface EmbeddedBroker {
   /** The actual bound TCP port. */
   readonly port: number
+  /** The actual bound mqtts port, when `tls` was given. */
+  readonly tlsPort: number | undefined
   /** Feeds one MQTT-over-WebSocket stream to the broker; `peer` (the client's address) is for the log. */
   handleStream(stream: Duplex, peer?: string): void
   readonly connectedClients: number
@@ -170,10 +175,32 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   server.on('error', (error: Error) => logger.error({ err: error }, 'broker listener error'))
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : options.port
-  logger.info({ host: options.host, port, persistence: options.persistence, auth: options.auth.enabled }, 'MQTT broker listening')
+  // mqtts: the same broker behind TLS; the connection is handed over once the handshake is done.
+  const tlsServer = options.tls === undefined ? undefined : createTlsServer({ cert: options.tls.cert, key: options.tls.key }, (socket) => {
+    socket.setNoDelay(true)
+    handle(socket)
+  })
+  if (tlsServer !== undefined && options.tls !== undefined) {
+    try {
+      await listen(tlsServer, options.host, options.tls.port)
+    } catch (error) {
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      store?.close()
+      throw error
+    }
+    tlsServer.on('error', (error: Error) => logger.error({ err: error }, 'broker TLS listener error'))
+    tlsServer.on('tlsClientError', (error: Error) => logger.debug({ err: error }, 'broker TLS handshake failed'))
+  }
+  const tlsAddress = tlsServer?.address()
+  const tlsPort = tlsServer === undefined ? undefined : typeof tlsAddress === 'object' && tlsAddress !== null ? tlsAddress.port : options.tls?.port
+  logger.info({ host: options.host, port, tlsPort: tlsPort ?? null, persistence: options.persistence, auth: options.auth.enabled }, 'MQTT broker listening')
 
   const close = async (): Promise<void> => {
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()))
+    const serverClosed = Promise.all([
+      new Promise<void>((resolve) => server.close(() => resolve())),
+      new Promise<void>((resolve) => (tlsServer === undefined ? resolve() : tlsServer.close(() => resolve()))),
+    ])
     await new Promise<void>((resolve) => aedes.close(() => resolve()))
     // Connections that never sent CONNECT are not Aedes clients: end them here.
     for (const connection of connections) connection.destroy()
@@ -184,6 +211,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
 
   return {
     port,
+    tlsPort,
     handleStream: handle,
     get connectedClients(): number {
       return aedes.connectedClients

@@ -4,7 +4,8 @@
 // clients, git, strace (the fsync-order test), paho-mqtt for Python (a client nobody
 // here wrote), Chromium (the dashboard tests drive it with playwright-core,
 // which downloads no browser of its own), and unshare, nsenter, ip and curl
-// (test/user-path runs npm start in a network namespace of its own). Uses apt-get as root (Debian); otherwise says what to install.
+// (test/user-path runs npm start in a network namespace of its own), and openssl
+// (test/tls.test.ts makes its certificate). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 
@@ -21,6 +22,8 @@ const needs = [
   { bin: '/usr/bin/nsenter', pkg: 'util-linux' },
   { bin: '/usr/sbin/ip', pkg: 'iproute2' },
   { bin: '/usr/bin/curl', pkg: 'curl' },
+  // test/tls.test.ts: a self-signed certificate made with `openssl req`
+  { bin: '/usr/bin/openssl', pkg: 'openssl' },
 ]
 // `--bench`: also the peers `npm run bench` measures Trinity against.
 if (process.argv.includes('--bench')) {

@@ -5,3 +5,5 @@
  * (ENV.hubSecret, config/env.ts).
  */
 export const HUB_USERNAME = 'trinity-hub'
+/** The read-only bus user whose login GET /auth/bus hands the dashboards (its password derives from the hub's secret). */
+export const DASHBOARD_USERNAME = 'trinity-dashboard'

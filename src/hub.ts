@@ -4,20 +4,24 @@
  * the broker knows nothing of the coordinator, and the coordinator reaches
  * the broker only as a bus client.
  */
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { registerMqttWebSocket } from '../broker/websocket.js'
 import { topicsFor } from './contract/topics.js'
 import type { Config } from './config/schema.js'
 import { busUrl, hubHttpUrl } from './config/urls.js'
+import { isLoopbackHost } from './config/exposure.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
 import { ENV } from './config/env.js'
-import { HUB_USERNAME } from './hub-identity.js'
+import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
+import { registerAuthRoutes, registerHttpAuth } from './coordinator/http-auth.js'
 import type { Logger } from './log.js'
 
 export interface Hub {
@@ -35,10 +39,15 @@ export interface Hub {
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: BusCredentials
+  /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */
+  let pageLogin: { username: string; password: string } | null = null
   if (config.broker.mode === 'embedded') {
     // The hub's own clients use a random admin credential that never leaves this process.
     // Under `trinity start` the supervisor chose the secret and shares it with the bridge.
     const internal = { username: HUB_USERNAME, password: process.env[ENV.hubSecret] ?? randomBytes(24).toString('base64url'), role: 'admin' as const }
+    // Derived from that secret, so a page's login outlives a hub restart under one supervisor.
+    const reader = { username: DASHBOARD_USERNAME, password: createHash('sha256').update(`dashboard:${internal.password}`).digest('base64url'), role: 'reader' as const }
+    if (config.broker.auth.enabled) pageLogin = { username: reader.username, password: reader.password }
     broker = await startEmbeddedBroker({
       host: config.broker.host,
       port: config.broker.port,
@@ -48,11 +57,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
       sync: config.store.sync,
       auth: config.broker.auth,
       topics: topicsFor(config.hub.topicPrefix),
-      internalUsers: [internal],
+      internalUsers: [reader, internal],
       maxClientBuffer: config.limits.maxClientBuffer,
       maxPacket: config.limits.maxPacket,
       maxConnectionsPerUser: config.limits.maxConnectionsPerUser,
       session: { maxMessages: config.limits.sessionMaxMessages, maxAgeMs: config.limits.sessionMaxAgeMs },
+      ...(config.broker.tls === null ? {} : {
+        tls: { cert: readPem(config.broker.tls.cert, 'broker.tls.cert'), key: readPem(config.broker.tls.key, 'broker.tls.key'), port: config.broker.tls.port },
+      }),
       logger: log.child({ service: 'broker' }),
     })
     bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
@@ -62,7 +74,11 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
   // Typed as Fastify's own logger, so `app` is the plain FastifyInstance the routes are registered on.
   const httpLog: FastifyBaseLogger = log.child({ service: 'http' })
+  // HTTPS (and so WSS for /mqtt) with hub.tls. Typed as the plain instance the routes are written against:
+  // Fastify's routes, hooks and replies are the same over either server.
+  const https = config.hub.tls === null ? null : { cert: readPem(config.hub.tls.cert, 'hub.tls.cert'), key: readPem(config.hub.tls.key, 'hub.tls.key') }
   const app = Fastify({
+    ...(https === null ? {} : { https }),
     loggerInstance: httpLog,
     logController: new LogController({ disableRequestLogging: true }),
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
@@ -76,11 +92,14 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     await broker?.close().catch(() => undefined)
   }
   try {
+    // First: its hook guards every route registered after it, /mqtt and the dashboards included.
+    registerHttpAuth(app, { tokens: config.hub.auth.tokens, allowedOrigins: config.hub.allowedOrigins })
     if (broker !== undefined && config.broker.websocket) {
       await registerMqttWebSocket(app, broker, '/mqtt', config.limits.maxPacket)
     }
     await coordinator.start()
     await registerRoutes(app, coordinator, { version: VERSION, brokerMode: config.broker.mode, maxPayload: config.limits.maxPayload, maxDepth: config.limits.maxDepth })
+    registerAuthRoutes(app, { busLogin: pageLogin })
     // The dashboards are bus clients served from here; they import nothing of the coordinator.
     await registerDashboard(app, { topicPrefix: config.hub.topicPrefix, syncEnabled: config.sync.enabled })
     await app.listen({ host: config.hub.host, port: config.hub.port }).catch((err: NodeJS.ErrnoException) => {
@@ -95,13 +114,37 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   const port = typeof address === 'object' && address !== null ? address.port : config.hub.port
   const httpUrl = hubHttpUrl(config, port)
   log.info({
+    // What the sockets are bound to (0.0.0.0 is every interface), beside the URLs a client here uses.
+    listening: {
+      http: typeof address === 'object' && address !== null ? hostPort(address) : String(address),
+      mqtt: broker === undefined ? null : `${config.broker.host}:${broker.port}`,
+      mqtts: broker?.tlsPort === undefined ? null : `${config.broker.host}:${broker.tlsPort}`,
+    },
+    auth: { tokens: config.hub.auth.tokens.length, broker: config.broker.auth.enabled },
     http: httpUrl, mqtt: bus.url,
     websocket: broker !== undefined && config.broker.websocket ? `${httpUrl.replace('http', 'ws')}/mqtt` : null,
     dashboard: `${httpUrl}${PAGES.command}`,
   }, 'trinity hub started')
+  if (config.hub.allowInsecure && (!isLoopbackHost(config.hub.host) || !isLoopbackHost(config.broker.host))) {
+    log.warn({ hub: config.hub.host, broker: config.broker.host, tokens: config.hub.auth.tokens.length, brokerAuth: config.broker.auth.enabled }, 'hub.allowInsecure: listening beyond loopback without the auth that would require (README, Security)')
+  }
   let stopping: Promise<void> | undefined
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
     stop: () => (stopping ??= cleanup()),
   }
+}
+
+/** A PEM file named in the config; load.ts checked it exists, so a failure here is its permissions or a race. */
+function readPem(path: string, field: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (err) {
+    throw new TrinityError('TRINITY_ERR_CONFIG_INVALID', `${field}: cannot read ${path}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** `0.0.0.0:8900`, `[::]:8900`: an address as the socket reports it. */
+function hostPort(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
 }

@@ -8,10 +8,13 @@ import { topicsFor } from '../src/contract/topics.js'
 import { clientIds } from '../src/net/bus-client.js'
 
 const dir = tempDir()
+const READ_TOKEN = 'hub-auth-read-token-0123456789'
 after(() => dir.remove())
 
 test('with auth enabled, an instance with its credentials works end to end and cannot speak for another', async () => {
   const hub = await startTestHub(await testConfig(dir.path, {
+    // With broker auth on, the HTTP API needs tokens too (config refuses it without: issue #14).
+    hub: { auth: { tokens: [{ name: 'reader', scope: 'read', token: READ_TOKEN }] } },
     broker: { auth: { enabled: true, users: [
       { username: 'c1', password: 'c1-secret', role: 'instance' },
       { username: 'ops', password: 'ops-secret', role: 'client' },
@@ -30,7 +33,10 @@ test('with auth enabled, an instance with its credentials works end to end and c
       const ops = await mqtt.connectAsync(hub.mqttUrl, { username: 'ops', password: 'ops-secret' })
       await ops.publishAsync(t.taskSubmit, JSON.stringify({ id: 'auth-1', type: 'general', content: 'x' }), { qos: 1 })
       await ops.endAsync()
-      await waitFor(async () => (await http<{ state: string }>(hub.httpUrl, 'GET', '/tasks/auth-1')).body?.state === 'completed', 5000, 'completed')
+      assert.equal((await http(hub.httpUrl, 'GET', '/tasks/auth-1')).status, 401, 'the API is closed without the token')
+      const read = async (): Promise<string | undefined> =>
+        ((await (await fetch(`${hub.httpUrl}/tasks/auth-1`, { headers: { authorization: `Bearer ${READ_TOKEN}` } })).json()) as { state?: string }).state
+      await waitFor(async () => (await read()) === 'completed', 5000, 'completed')
       assert.equal(hub.coordinator.registry.get('araya'), undefined)
     } finally {
       await c1.close()

@@ -47,6 +47,12 @@ export interface AgentOptions {
   /** Tasks run at once (default DEFAULT_CONCURRENCY, 4, as the hub assumes); the hub sends no more than this. */
   concurrency?: number
   prefix?: string
+  /**
+   * The bus login when the broker has auth on (`broker.auth.users`: an
+   * `instance` user whose username is this agent's id). Default:
+   * $TRINITY_MQTT_USERNAME / $TRINITY_MQTT_PASSWORD, which `trinity start`
+   * sets for each instance from that user.
+   */
   username?: string
   password?: string
   /** Heartbeat period in ms (default 10,000); pings are answered at once regardless. */
@@ -389,6 +395,7 @@ async function connectHolding(options: AgentOptions, session: number): Promise<{
   const client = await connectInstance(options, session, (c) => c.on('message', listener))
   return { client, held: { messages, listener } }
 }
+
 
 export async function connectAgent(options: AgentOptions): Promise<Agent> {
   const session = Date.now()

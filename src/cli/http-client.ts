@@ -15,12 +15,17 @@ export class HttpError extends Error {
 
 const isErrorCode = (code: unknown): code is ErrorCode => typeof code === 'string' && code in ERRORS
 
-export async function request<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+/** `token`: sent as `Authorization: Bearer …` (hub.auth.tokens). */
+export async function request<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown, token?: string): Promise<T> {
   let response: HttpResponse
+  const headers: Record<string, string> = {
+    ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+  }
   try {
     response = await httpRequestTo(`${base}${path}`, {
-      method,
-      ...(body === undefined ? {} : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+      method, headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
   } catch (err) {
     throw new TrinityError('TRINITY_ERR_HUB_UNREACHABLE', `cannot reach the hub at ${base} (${(err as Error).message}); is it running? (trinity start)`)

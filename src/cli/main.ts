@@ -52,6 +52,17 @@ function hubUrl(options: { url?: string; config?: string }): string {
   }
 }
 
+/** The bearer token for the hub's API: --token, else TRINITY_TOKEN; none when neither is set. */
+function hubToken(): string | undefined {
+  const token = program.opts<{ token?: string }>().token ?? process.env[ENV.token]
+  return token === undefined || token === '' ? undefined : token
+}
+
+/** One call to the hub's HTTP API, with the token when there is one. */
+function api<T = unknown>(base: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  return request<T>(base, method, path, body, hubToken())
+}
+
 // `trinity tail | head`: once the reader has gone, stop quietly instead of dying on EPIPE.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0)
@@ -62,6 +73,7 @@ const program = new Command()
 program.name('trinity').description('Coordination hub for a fleet of agents').version(VERSION)
 program.option('-c, --config <file>', `config file (default: $${ENV.config} or ${DEFAULT_CONFIG_PATH})`)
 program.option('-u, --url <url>', `hub HTTP URL for client commands (default: $${ENV.url} or from the config)`)
+program.option('-t, --token <token>', `bearer token for client commands, when the hub has hub.auth.tokens (default: $${ENV.token})`)
 
 program
   .command('start')
@@ -153,7 +165,7 @@ program
 interface ProcessRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }
 
 async function instanceRow(url: string, id: string): Promise<ProcessRow> {
-  const { instances } = await request<{ instances: ProcessRow[] }>(url, 'GET', '/instances')
+  const { instances } = await api<{ instances: ProcessRow[] }>(url, 'GET', '/instances')
   const row = instances.find((i) => i.id === id)
   if (row === undefined) throw new TrinityError('TRINITY_ERR_INSTANCE_NOT_FOUND', `no instance ${JSON.stringify(id)} (known: ${instances.map((i) => i.id).join(', ') || 'none'})`)
   return row
@@ -213,7 +225,7 @@ program
     const url = hubUrl(program.opts())
     let body: unknown = content
     try { body = JSON.parse(content) } catch { /* a plain string */ }
-    const accepted = await request<{ id: string; state: string; assigned: string[] }>(url, 'POST', '/task', {
+    const accepted = await api<{ id: string; state: string; assigned: string[] }>(url, 'POST', '/task', {
       type, content: body, ...(options.priority === undefined ? {} : { priority: options.priority }), ...(options.id === undefined ? {} : { id: options.id }),
     })
     if (options.wait !== true) {
@@ -223,7 +235,7 @@ program
     const deadline = Date.now() + Number(options.timeout) * 1000
     for (;;) {
       // `waiting`: the hub's reason why an unfinished task is not moving (GET /tasks/:id).
-      const task = await request<TaskRecord & { waiting?: string }>(url, 'GET', `/tasks/${accepted.id}`)
+      const task = await api<TaskRecord & { waiting?: string }>(url, 'GET', `/tasks/${accepted.id}`)
       if (TERMINAL_TASK_STATES.has(task.state)) {
         process.stdout.write(`${JSON.stringify({ id: task.id, state: task.state, result: task.result, error: task.error }, null, 2)}\n`)
         process.exitCode = task.state === 'completed' ? 0 : 1
@@ -263,7 +275,7 @@ program
   .description('send a message from one instance (or computer) to another; `all` broadcasts')
   .argument('<from>').argument('<to>').argument('<message>')
   .action(async (from: string, to: string, message: string) => {
-    const sent = await request(hubUrl(program.opts()), 'POST', '/send', { from, to, message })
+    const sent = await api(hubUrl(program.opts()), 'POST', '/send', { from, to, message })
     process.stdout.write(`${JSON.stringify(sent)}\n`)
   })
 
@@ -271,7 +283,7 @@ program
   .command('sync')
   .description('ask the git bridge for a sync round now (POST /sync)')
   .action(async () => {
-    const answer = await request(hubUrl(program.opts()), 'POST', '/sync')
+    const answer = await api(hubUrl(program.opts()), 'POST', '/sync')
     process.stdout.write(`${JSON.stringify(answer)}\n`)
   })
 
@@ -281,8 +293,8 @@ program
   .option('--json', 'print JSON')
   .action(async (options: { json?: boolean }) => {
     const url = hubUrl(program.opts())
-    const summary = await request<HubSummary>(url, 'GET', '/')
-    const { instances } = await request<InstanceList>(url, 'GET', '/instances')
+    const summary = await api<HubSummary>(url, 'GET', '/')
+    const { instances } = await api<InstanceList>(url, 'GET', '/instances')
     if (options.json === true) {
       process.stdout.write(`${JSON.stringify({ hub: summary, instances }, null, 2)}\n`)
       return

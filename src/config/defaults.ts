@@ -2,10 +2,11 @@
  * Defaults in one place, and the step from a validated raw config to the
  * resolved, frozen Config. The routing table defaults to the seed's.
  */
+import { createHash } from 'node:crypto'
 import { topicsFor } from '../contract/topics.js'
 import { parseDuration } from './duration.js'
 import { parseSize } from './size.js'
-import type { Config, RawConfig, Route } from './schema.js'
+import type { Config, HttpTokenConfig, RawConfig, Route } from './schema.js'
 
 /** The seed's routing table: task type → the instances (or roles) that take it. */
 export const SEED_ROUTES: Readonly<Record<string, Route>> = {
@@ -21,7 +22,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
 
 export const DEFAULTS = {
   hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
-  broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk' },
+  broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk', tlsPort: 8883 },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
   supervisor: {
     readyTimeout: '30s',
@@ -65,7 +66,17 @@ function route(raw: { readonly targets: readonly (string | number)[]; readonly s
   return { targets: raw.targets.map(idString), strategy: raw.strategy ?? 'least-loaded' }
 }
 
-export function resolveConfig(raw: RawConfig, source: string): Config {
+type RawToken = NonNullable<NonNullable<NonNullable<RawConfig['hub']>['auth']>['tokens']>[number]
+
+/** A token as its sha256: the secret itself goes no further than this (load.ts has checked that exactly one form is set). */
+function resolveToken(raw: RawToken, env: NodeJS.ProcessEnv): HttpTokenConfig {
+  const secret = raw.token ?? (raw.tokenEnv === undefined ? undefined : env[raw.tokenEnv])
+  const sha256 = secret === undefined ? raw.tokenHash ?? '' : createHash('sha256').update(secret).digest('hex')
+  return { name: raw.name, scope: raw.scope, sha256 }
+}
+
+/** `env`: where `tokenEnv` names are read. */
+export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.ProcessEnv = process.env): Config {
   const d = DEFAULTS
   const hub = raw.hub ?? {}
   const broker = raw.broker ?? {}
@@ -86,6 +97,10 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       dataDir: hub.dataDir ?? d.hub.dataDir,
       topicPrefix: hub.topicPrefix ?? d.hub.topicPrefix,
       statsIntervalMs: parseDuration(hub.statsInterval ?? d.hub.statsInterval),
+      auth: { tokens: (hub.auth?.tokens ?? []).map((t) => resolveToken(t, env)) },
+      allowInsecure: hub.allowInsecure ?? false,
+      allowedOrigins: hub.allowedOrigins ?? [],
+      tls: hub.tls === undefined ? null : { cert: hub.tls.cert, key: hub.tls.key },
     },
     broker: {
       mode: broker.mode ?? d.broker.mode,
@@ -97,6 +112,7 @@ export function resolveConfig(raw: RawConfig, source: string): Config {
       username: broker.username,
       password: broker.password,
       auth: { enabled: broker.auth?.enabled ?? false, users: (broker.auth?.users ?? []).map((u) => ({ ...u, username: idString(u.username) })) },
+      tls: broker.tls === undefined ? null : { cert: broker.tls.cert, key: broker.tls.key, port: broker.tls.port ?? d.broker.tlsPort },
     },
     log: {
       level: raw.log?.level ?? d.log.level,

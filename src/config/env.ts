@@ -24,12 +24,14 @@ export const ENV = {
   hubSecret: 'TRINITY_HUB_SECRET',
   /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet, the bridge and `trinity mcp`. */
   mqttUrl: 'TRINITY_MQTT_URL',
-  /** Set by the user or the supervisor (bridge): the bus login; read by the bridge and `trinity mcp`. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus login; read by the bridge, the agent SDK and `trinity mcp`. */
   mqttUsername: 'TRINITY_MQTT_USERNAME',
-  /** Set by the user or the supervisor (bridge): the bus password; read by the bridge and `trinity mcp`. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus password; read by the bridge, the agent SDK and `trinity mcp`. */
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
   /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands (`trinity mcp` too) and the fleet. */
   url: 'TRINITY_URL',
+  /** Set by the user (or an instance's `env`): the bearer token `trinity` client commands (as --token does) and the fleet's monitor_system send (hub.auth.tokens). */
+  token: 'TRINITY_TOKEN',
   /** Set by the supervisor for each instance, by the hub for each run of an exec instance's command, or by the user for `trinity mcp`: its id, so any program knows who it is without the YAML. */
   instanceId: 'TRINITY_INSTANCE_ID',
   /** Set by the hub for each run of an exec instance's command (coordinator/exec-adapter.ts): the task's id. */

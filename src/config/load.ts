@@ -18,6 +18,7 @@ import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
 import { configPath } from './path.js'
 import { formatSize, parseSize } from './size.js'
+import { exposureProblems } from './exposure.js'
 
 export interface ConfigProblem {
   file: string
@@ -44,7 +45,10 @@ export class ConfigError extends TrinityError {
  * read the file only for a URL skip it.
  */
 export interface LoadOptions {
+  /** Check that each exec instance's program exists (`trinity hub`, `trinity start`; not the client commands). */
   readonly executables?: boolean
+  /** Where `hub.auth.tokens[].tokenEnv` is read (default process.env). */
+  readonly env?: NodeJS.ProcessEnv
 }
 
 export function formatProblem(p: ConfigProblem): string {
@@ -57,13 +61,14 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   if (!existsSync(file)) {
     throw new TrinityError('TRINITY_ERR_CONFIG_NOT_FOUND', path)
   }
-  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set], options)
+  return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set], { ...options, env })
 }
 
 const checker = Compile(ConfigSchema)
 
 /** `overrides`: a TRINITY_SET value, validated with the file. */
 export function parseConfig(text: string, file = '<config>', overrides?: string, options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true })
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset)
@@ -73,9 +78,9 @@ export function parseConfig(text: string, file = '<config>', overrides?: string,
   if (syntax !== undefined) {
     throw new ConfigError([{ file, ...at(syntax.pos[0]), field: '(yaml)', expected: yamlMessage(syntax) }])
   }
-  const env = layOverrides(doc, overrides)
+  const layered = layOverrides(doc, overrides)
   const raw: unknown = doc.toJS() ?? {}
-  const problems: ConfigProblem[] = [...env.problems]
+  const problems: ConfigProblem[] = [...layered.problems]
   if (!checker.Check(raw)) {
     const errors = [...checker.Errors(raw)] as SchemaError[]
     // A union reports each failed branch and then itself: keep the union's line only.
@@ -87,19 +92,19 @@ export function parseConfig(text: string, file = '<config>', overrides?: string,
       const key = `${problem.field}|${problem.expected}`
       if (seen.has(key)) continue
       seen.add(key)
-      problems.push(env.relocate(problem))
+      problems.push(layered.relocate(problem))
     }
   } else {
-    problems.push(...semanticProblems(raw, doc, file, at).map(env.relocate))
+    problems.push(...semanticProblems(raw, doc, file, at, env).map(layered.relocate))
     // Only of a file that is otherwise valid: the file's own mistakes come first.
     if (problems.length === 0 && options.executables === true) {
-      const missing = missingExecutables(raw, doc, file, at).map(env.relocate)
+      const missing = missingExecutables(raw, doc, file, at).map(layered.relocate)
       if (missing.length > 0) throw new ConfigError(missing, 'TRINITY_ERR_EXEC_COMMAND_NOT_FOUND')
     }
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col)
   if (problems.length > 0) throw new ConfigError(problems)
-  return resolveConfig(raw as RawConfig, file)
+  return resolveConfig(raw as RawConfig, file, env)
 }
 
 /** The parser's message, first line only; a few made plainer. */
@@ -210,7 +215,7 @@ function findKey(doc: Document, path: (string | number)[], key: string): Node | 
   return nodeAt(doc, path)
 }
 
-function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locate): ConfigProblem[] {
+function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locate, env: NodeJS.ProcessEnv): ConfigProblem[] {
   const problems: ConfigProblem[] = []
   const problem = (path: (string | number)[], expected: string): void => {
     problems.push({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })
@@ -247,6 +252,13 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     if (peer === String(sync?.computer ?? '1')) problem(['sync', 'peers', index], `expected the other computers, "${peer}" is sync.computer itself`)
     if (peers.indexOf(peer) !== index) problem(['sync', 'peers', index], `expected unique peers, "${peer}" appears twice`)
   })
+  // The PEM files are read when the hub starts; a missing one is a config error now, located.
+  for (const [section, tls] of [['hub', raw.hub?.tls], ['broker', raw.broker?.tls]] as const) {
+    for (const part of ['cert', 'key'] as const) {
+      const path = tls?.[part]
+      if (path !== undefined && !existsSync(resolve(path))) problem([section, 'tls', part], `expected a PEM file, ${path} does not exist`)
+    }
+  }
   const users = new Set<string>()
   raw.broker?.auth?.users?.forEach((user, index) => {
     const username = String(user.username)
@@ -267,6 +279,7 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     const floor = parseSize(limits.maxPayload ?? DEFAULTS.limits.maxPayload)
     if (parseSize(limits.maxPacket) < floor) problem(['limits', 'maxPacket'], `expected at least limits.maxPayload, ${formatSize(floor)}`)
   }
+  problems.push(...exposureProblems(raw, env).map(({ path, expected }) => ({ file, ...at(nodeAt(doc, path)?.range?.[0] ?? 0), field: fieldName(path), expected })))
   return problems
 }
 

@@ -4,7 +4,7 @@
  * seed's routing table. load.ts validates, applies defaults and freezes.
  */
 import Type, { type Static } from 'typebox'
-import { STRATEGIES, type Strategy } from '../contract/constants.js'
+import { SCOPES, STRATEGIES, type Scope, type Strategy } from '../contract/constants.js'
 import { Id, Priority, TaskType } from '../contract/payloads/common.js'
 import { DURATION_PATTERN } from './duration.js'
 import { SIZE_PATTERN } from './size.js'
@@ -15,6 +15,8 @@ const Duration = Type.Union([Type.Integer({ minimum: 0 }), Type.String({ pattern
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 const Host = Type.String({ minLength: 1 })
 const strict = { additionalProperties: false } as const
+/** A PEM file (certificate chain or private key); load.ts checks that it is there. */
+const TlsFile = Type.String({ minLength: 1, description: 'the path of a PEM file' })
 /**
  * An id as written in YAML: a string id, or a whole number (`computer: 2`,
  * `peers: [1, 3]`, which YAML reads as integers). Resolved to its decimal
@@ -30,11 +32,23 @@ export const BrokerUser = Type.Object(
       description: 'a non-empty string or a whole number ≥ 0 (an instance user\'s username is its id)',
     }),
     password: Type.String({ minLength: 1 }),
-    role: Type.Union([Type.Literal('admin'), Type.Literal('instance'), Type.Literal('client')], {
-      description: 'admin: everything; instance: publishes only under its own instance and message namespaces (its id is the username); client: may also submit tasks',
+    role: Type.Union([Type.Literal('admin'), Type.Literal('instance'), Type.Literal('client'), Type.Literal('reader')], {
+      description: 'admin: everything; instance: publishes only under its own instance and message namespaces (its id is the username); client: may also submit tasks; reader: subscribes, publishes nothing (what the dashboards get from GET /auth/bus)',
     }),
   },
   strict,
+)
+
+/** One bearer token: exactly one of `token`, `tokenHash`, `tokenEnv` (load.ts checks). */
+const HttpToken = Type.Object(
+  {
+    name: Id,
+    scope: Type.Enum([...SCOPES]),
+    token: Type.Optional(Type.String({ minLength: 16, description: 'the token itself (at least 16 characters); prefer tokenHash or tokenEnv' })),
+    tokenHash: Type.Optional(Type.String({ pattern: '^[0-9a-f]{64}$', description: 'the sha256 of the token, 64 lower-case hex digits' })),
+    tokenEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'the name of an environment variable holding the token' })),
+  },
+  { additionalProperties: false },
 )
 
 export const InstanceConfig = Type.Object(
@@ -103,6 +117,10 @@ export const ConfigSchema = Type.Object(
           dataDir: Type.Optional(Type.String({ minLength: 1 })),
           topicPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$' })),
           statsInterval: Type.Optional(Duration),
+          auth: Type.Optional(Type.Object({ tokens: Type.Optional(Type.Array(HttpToken)) }, strict)),
+          allowInsecure: Type.Optional(Type.Boolean({ description: 'start beyond loopback without auth (README, Security)' })),
+          allowedOrigins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^/]+$', description: 'an origin such as https://ops.example:8443' }))),
+          tls: Type.Optional(Type.Object({ cert: TlsFile, key: TlsFile }, strict)),
         },
         strict,
       ),
@@ -124,6 +142,7 @@ export const ConfigSchema = Type.Object(
               strict,
             ),
           ),
+          tls: Type.Optional(Type.Object({ cert: TlsFile, key: TlsFile, port: Type.Optional(Port) }, strict)),
         },
         strict,
       ),
@@ -251,6 +270,10 @@ export const ConfigSchema = Type.Object(
 export type RawConfig = Static<typeof ConfigSchema>
 /** One instance as resolved: its id and role are strings, whatever the YAML wrote. */
 export type InstanceConfig = Omit<Static<typeof InstanceConfig>, 'id' | 'role'> & { id: string; role?: string }
+/** PEM file paths, as written in the config (relative to the working directory). */
+export interface TlsFiles { readonly cert: string; readonly key: string }
+/** One HTTP token as resolved: only its digest is kept (and handed to children). */
+export interface HttpTokenConfig { readonly name: string; readonly scope: Scope; readonly sha256: string }
 /** One broker user as resolved: the username is a string. */
 export type BrokerUser = Omit<Static<typeof BrokerUser>, 'username'> & { username: string }
 
@@ -268,6 +291,13 @@ export interface Config {
     readonly dataDir: string
     readonly topicPrefix: string
     readonly statsIntervalMs: number
+    /** Bearer tokens for the HTTP API, each as the sha256 (hex) of its secret; `tokenEnv` was read at load. */
+    readonly auth: { readonly tokens: readonly HttpTokenConfig[] }
+    readonly allowInsecure: boolean
+    /** Origins besides the hub's own whose pages may POST and open /mqtt. */
+    readonly allowedOrigins: readonly string[]
+    /** HTTPS (and WSS for /mqtt) with these PEM files; null: plain HTTP. */
+    readonly tls: TlsFiles | null
   }
   readonly broker: {
     readonly mode: 'embedded' | 'external'
@@ -279,6 +309,8 @@ export interface Config {
     readonly username: string | undefined
     readonly password: string | undefined
     readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }
+    /** mqtts on `port` (beside the plain TCP listener) with these PEM files; null: none. */
+    readonly tls: (TlsFiles & { readonly port: number }) | null
   }
   readonly log: {
     readonly level: string

@@ -14,9 +14,9 @@ export function reachableHost(host: string): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
 }
 
-/** The hub's HTTP API; `port` when the bound one differs from the config (port 0). */
+/** The hub's HTTP API (https with `hub.tls`); `port` when the bound one differs from the config (port 0). */
 export function hubHttpUrl(config: Config, port: number = config.hub.port): string {
-  return `http://${reachableHost(config.hub.host)}:${port}`
+  return `${config.hub.tls === null ? 'http' : 'https'}://${reachableHost(config.hub.host)}:${port}`
 }
 
 /** The bus: the external broker's URL, or the embedded broker's TCP listener (`port`: the bound one). */

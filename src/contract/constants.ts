@@ -30,3 +30,9 @@ export type Strategy = (typeof STRATEGIES)[number]
 
 export const HEALTH_STATES = ['online', 'offline', 'degraded', 'timeout', 'error'] as const
 export type HealthState = (typeof HEALTH_STATES)[number]
+
+/** What an HTTP token allows (README, Security): read = every GET; submit = read + submissions; admin = everything. */
+export const SCOPES = ['read', 'submit', 'admin'] as const
+export type Scope = (typeof SCOPES)[number]
+/** Each scope with the ones it includes. */
+export const SCOPE_RANK: Readonly<Record<Scope, number>> = { read: 0, submit: 1, admin: 2 }

@@ -15,6 +15,7 @@ import { HubStats } from './payloads/hub.js'
 import { Message } from './payloads/message.js'
 import { CHILD_STATES } from './payloads/supervisor.js'
 import { ERRORS, type ErrorCode } from '../errors.js'
+import { SCOPES } from './constants.js'
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
 
@@ -93,6 +94,18 @@ export type TaskAdmitted = Static<typeof TaskAdmitted>
 /** POST /tasks/:id/respond (202): the answer is stored and on its way to `instance`; the task runs again. */
 export const TaskAnswered = Type.Object({ id: Id, state: TaskStateSchema, instance: Id })
 export type TaskAnswered = Static<typeof TaskAnswered>
+
+/**
+ * GET /auth/bus: who the token is, and the bus login a page uses for MQTT
+ * over WebSocket (a read-only user; null when the broker needs none).
+ * `name` is null when the hub has no tokens (its API is open).
+ */
+export const AuthSession = Type.Object({
+  name: Type.Union([Id, Type.Null()]),
+  scope: Type.Enum([...SCOPES]),
+  bus: Type.Union([Type.Object({ username: Type.String(), password: Type.String() }), Type.Null()]),
+})
+export type AuthSession = Static<typeof AuthSession>
 
 /** Every 4xx and 5xx answer: a registry code, the message, and the offending field when one is to blame. */
 export const ErrorBody = Type.Object({

@@ -18,6 +18,7 @@ import { summarizeTask } from '../contract/task-summary.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Coordinator } from './coordinator.js'
+import { principalOf } from './http-auth.js'
 import { Metrics } from './metrics.js'
 
 const IdParams = Type.Object({ id: Id })
@@ -133,6 +134,11 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
 
   api.post('/send', { schema: { body: SendRequest } }, async (request, reply) => {
     const { from, to, message, instance } = request.body
+    // A token speaks for its own name only; an admin token may relay for anyone (a bridge, an operator).
+    const principal = principalOf(request)
+    if (principal !== undefined && principal.scope !== 'admin' && from !== principal.name) {
+      throw new TrinityError('TRINITY_ERR_FORBIDDEN', `from: token ${principal.name} (scope ${principal.scope}) may send only as "${principal.name}", not "${from}"`, { field: 'from' })
+    }
     if (coordinator.isRemoteComputer(to)) return reply.status(202).send(coordinator.sendToComputer(from, to, message, instance))
     return reply.status(202).send(coordinator.send(from, to, message))
   })

@@ -4,7 +4,9 @@
  * `node dist/src/fleet/instance.js <id> [--config file]`. It takes its role,
  * capabilities and port from the config, does the small real work of
  * ./work.ts for each capability, and serves GET /health on its port.
- * TRINITY_MQTT_URL overrides the broker, TRINITY_INSTANCE_PORT the port
+ * TRINITY_MQTT_URL overrides the broker (TRINITY_MQTT_USERNAME / _PASSWORD, its
+ * login, the SDK reads; `trinity start` sets them from the broker user named as
+ * the instance), TRINITY_INSTANCE_PORT the port
  * (0: any free one, printed in the ready log line), TRINITY_WORKSPACE the
  * folder build_project writes under (default <hub.dataDir>/workspace; each
  * instance in its own <id>/ there).
@@ -39,7 +41,8 @@ const handlers: Record<string, TaskHandler> = {
   analyze_data: (content) => analyzeData(content),
   pattern_analysis: (content) => patternAnalysis(content),
   track_user: (content) => trackUser(content),
-  monitor_system: () => monitorSystem(hubUrl),
+  // TRINITY_TOKEN (the instance's `env` in the config): a read token, for a hub with tokens.
+  monitor_system: () => monitorSystem(hubUrl, process.env[ENV.token]),
   build_project: (content, ctx) => { ctx.progress('scaffolding'); return buildProject(content, workspace, ctx.taskId) },
   bug_fix: (content) => writePlan('bug_fix', content),
   deployment: (content) => writePlan('deployment', content),

@@ -74,11 +74,12 @@ function visitLines(text: string): { user: string; page: string }[] {
   })
 }
 
-/** monitor_system: host metrics, and the hub's own summary when it answers. */
-export async function monitorSystem(hubUrl: string | undefined): Promise<{ host: { loadavg1: number; freeMemMb: number; totalMemMb: number; uptimeS: number }; hub: unknown }> {
+/** monitor_system: host metrics, and the hub's own summary when it answers (`token`: for a hub with hub.auth.tokens). */
+export async function monitorSystem(hubUrl: string | undefined, token?: string): Promise<{ host: { loadavg1: number; freeMemMb: number; totalMemMb: number; uptimeS: number }; hub: unknown }> {
   const host = { loadavg1: loadavg()[0] ?? 0, freeMemMb: Math.round(freemem() / 1048576), totalMemMb: Math.round(totalmem() / 1048576), uptimeS: Math.round(uptime()) }
   let hub: unknown = null
-  if (hubUrl !== undefined) hub = await fetch(`${hubUrl}/`, { signal: AbortSignal.timeout(2000) }).then((r) => r.json()).catch(() => null)
+  const headers: Record<string, string> = token === undefined || token === '' ? {} : { authorization: `Bearer ${token}` }
+  if (hubUrl !== undefined) hub = await fetch(`${hubUrl}/`, { headers, signal: AbortSignal.timeout(2000) }).then((r) => r.json()).catch(() => null)
   return { host, hub }
 }
 

@@ -28,6 +28,13 @@ export interface InstanceConnectionOptions {
   readonly waitForBusMs?: number | undefined
 }
 
+/** The options' login, else the environment's (set by the supervisor); none when neither names a user. */
+function login(options: InstanceConnectionOptions): { username?: string; password?: string } {
+  const username = options.username ?? process.env[ENV.mqttUsername]
+  if (username === undefined || username === '') return {}
+  return { username, password: options.password ?? (options.username === undefined ? process.env[ENV.mqttPassword] : undefined) ?? '' }
+}
+
 /** The bus URL an instance uses when it is given none. */
 function instanceBusUrl(url: string | undefined): string {
   return url ?? process.env[ENV.mqttUrl] ?? 'mqtt://127.0.0.1:1883'
@@ -47,7 +54,7 @@ export async function connectInstance(options: InstanceConnectionOptions, sessio
     clientId: clientIds.agent(topics.prefix, options.id),
     clean: false,
     reconnectPeriod: 1000,
-    ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
+    ...login(options),
     will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
   }
   const deadline = Date.now() + (options.waitForBusMs ?? 30_000)

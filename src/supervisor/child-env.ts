@@ -9,7 +9,10 @@
  *   is known only from the hub's ready signal);
  * - each instance: its id and configured port, so any program knows them
  *   without reading the YAML;
- * - the bridge: the bus login the supervisor uses itself.
+ * - the bridge: the bus login the supervisor uses itself;
+ * - each instance, with broker auth on: the login of the broker user named as
+ *   its id (`broker.auth.users`), so the demo fleet and any SDK program log in
+ *   instead of being refused in a loop (issue #14).
  *
  * The instance's own `env` from the config is laid over this by child.ts.
  */
@@ -46,6 +49,13 @@ export class ChildEnvironment {
     }
   }
 
+  /** With broker auth on the embedded broker: the configured user an instance logs in as (its username is the instance's id). */
+  instanceUser(id: string): { username: string; password: string } | undefined {
+    const { broker } = this.config
+    if (broker.mode !== 'embedded' || !broker.auth.enabled) return undefined
+    return broker.auth.users.find((u) => u.username === id && u.role !== 'reader')
+  }
+
   /** The environment for one start of `spec`; `urls`: the hub's, undefined while it has not said them. */
   for(spec: ChildSpec, urls: { http: string; mqtt: string } | undefined): Record<string, string> {
     const env: Record<string, string> = { [ENV.config]: this.configFile, [ENV.supervised]: '1', ...this.resolved }
@@ -58,6 +68,11 @@ export class ChildEnvironment {
       env[ENV.instanceId] = spec.name
       const port = this.config.instances.find((i) => i.id === spec.name)?.port
       if (port !== undefined) env[ENV.instancePort] = String(port)
+      const user = this.instanceUser(spec.name)
+      if (user !== undefined) {
+        env[ENV.mqttUsername] = user.username
+        env[ENV.mqttPassword] = user.password
+      }
     }
     if (spec.kind === 'bridge') {
       const { username, password } = this.busLogin()

@@ -90,6 +90,11 @@ export class Supervisor {
     this.urls = configuredUrls(config)
     // An exec instance's command is the hub's to run, once per task: nothing long-running to launch.
     const instances = config.instances.filter((i) => i.command !== undefined && i.adapter !== 'exec')
+    if (config.broker.mode === 'embedded' && config.broker.auth.enabled) {
+      for (const instance of instances) {
+        if (this.childEnv.instanceUser(instance.id) === undefined) log.warn({ instance: instance.id }, 'broker auth is on and broker.auth.users has no user named as this instance: it cannot log in to the bus (give it one, role instance)')
+      }
+    }
     const launch = (): Promise<PromiseSettledResult<void>[]> => Promise.allSettled(instances.map((i) => this.add(this.instanceSpec(i)).start()))
     const early = this.urls === undefined ? undefined : launch()
     await hubReady
@@ -120,7 +125,9 @@ export class Supervisor {
     this.state = 'running'
     this.publishStatus()
     const online = instances.length - failed.length
-    log.info({
+    // A warning when some did not start: "started" at info hid a fleet that never reached the bus (issue #14).
+    const say = failed.length === 0 ? log.info.bind(log) : log.warn.bind(log)
+    say({
       http: urls.http, mqtt: urls.mqtt, instances: `${online}/${instances.length}`, ...(failed.length === 0 ? {} : { failed }),
       ms: Date.now() - this.startedAt, lifeline: this.lifeline.pid,
     }, 'trinity started')

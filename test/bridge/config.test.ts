@@ -25,7 +25,8 @@ test('a sync section is validated with file:line:col', () => {
 })
 
 test('the bridge finds the bus by TRINITY_MQTT_URL, else the config', () => {
-  const config = parseConfig('broker: { host: 0.0.0.0, port: 1999 }\n')
+  // allowInsecure: a broker on every address without auth is refused otherwise (issue #14); the URL is what is tested here.
+  const config = parseConfig('hub: { allowInsecure: true }\nbroker: { host: 0.0.0.0, port: 1999 }\n')
   assert.equal(busUrlFor(config, {}), 'mqtt://127.0.0.1:1999')
   assert.equal(busUrlFor(config, { TRINITY_MQTT_URL: 'mqtt://elsewhere:1883' }), 'mqtt://elsewhere:1883')
 })

@@ -10,7 +10,8 @@ test('servers bound to every address are reached on loopback; IPv6 literals are 
 })
 
 test('hub and bus URLs from the config, with the bound port when it differs', () => {
-  const config = parseConfig('hub: { host: "::", port: 8900 }\nbroker: { host: "::1", port: 1883 }\ninstances: []\n', 'test.yaml')
+  // allowInsecure: every address without auth is refused otherwise (issue #14); the URLs are what is tested here.
+  const config = parseConfig('hub: { host: "::", port: 8900, allowInsecure: true }\nbroker: { host: "::1", port: 1883 }\ninstances: []\n', 'test.yaml')
   assert.equal(hubHttpUrl(config), 'http://127.0.0.1:8900')
   assert.equal(hubHttpUrl(config, 40000), 'http://127.0.0.1:40000')
   assert.equal(busUrl(config), 'mqtt://[::1]:1883')

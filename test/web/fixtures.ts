@@ -79,6 +79,8 @@ export interface FleetOptions {
   config?: ConfigObject
   /** Instances checked by HTTP GET at this URL instead of MQTT pings; they need not be online at start. */
   healthUrls?: Record<string, string>
+  /** With broker auth on: each instance's bus password (its username is its id). */
+  passwords?: Record<string, string>
 }
 
 /** A hub whose config lists the six reference instances (MQTT health pings unless `healthUrls` says otherwise), all connected. */
@@ -97,6 +99,7 @@ export async function startFleet(dataDir: string, cleanups: (() => unknown)[], o
       url: hub.mqttUrl, id: spec.id, capabilities: spec.capabilities,
       ...(handler === undefined ? {} : { handler }),
       ...(options.manual?.includes(spec.id) === true ? { manual: true } : {}),
+      ...(options.passwords?.[spec.id] === undefined ? {} : { username: spec.id, password: options.passwords[spec.id] }),
     })
     cleanups.push(() => instance.close())
     instances.set(spec.id, instance)

@@ -1,7 +1,9 @@
 /**
  * The HTTP API calls behind the dashboard's buttons. Every call resolves to a
  * result with a sentence for the user; a refusal carries the API's own error
- * message (`{ error: { code, message } }`, the contract's ErrorBody).
+ * message (`{ error: { code, message } }`, the contract's ErrorBody). With the
+ * hub's tokens on, every call carries the token the user signed in with
+ * (login.ts keeps it in sessionStorage: this tab only, gone when it closes).
  */
 import { ErrorBody, TaskAdmitted } from '../../src/contract/http.js'
 import { validate } from '../../src/contract/payloads/validate.js'
@@ -15,12 +17,31 @@ export interface ApiResult {
   message: string
 }
 
-export async function call(method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiResult> {
+/** Where the page keeps its token: sessionStorage, so it dies with the tab and no other site's page can read it. */
+export const TOKEN_KEY = 'trinity-token'
+
+/** Who signed in (the token's name): a message the page sends is from them; `dashboard` on an open hub. */
+let sender = 'dashboard'
+export function setSender(name: string | null): void {
+  sender = name ?? 'dashboard'
+}
+
+/** A 401 means the token went stale (the hub's config changed): forget it and sign in again. */
+let onUnauthorized: () => void = () => undefined
+export function whenUnauthorized(handler: () => void): void {
+  onUnauthorized = handler
+}
+
+export async function call(method: 'GET' | 'POST', path: string, body?: unknown, token: string | null = sessionStorage.getItem(TOKEN_KEY)): Promise<ApiResult> {
   let response: Response
+  const headers: Record<string, string> = {
+    ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    ...(token === null ? {} : { authorization: `Bearer ${token}` }),
+  }
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers,
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     })
   } catch (err) {
@@ -33,6 +54,7 @@ export async function call(method: 'GET' | 'POST', path: string, body?: unknown)
   } catch {
     parsed = text
   }
+  if (response.status === 401) onUnauthorized()
   const refusal = response.ok ? undefined : validate(ErrorBody, parsed)
   const error = refusal?.ok === true ? refusal.value.error : undefined
   return {
@@ -61,7 +83,7 @@ export async function restartInstance(id: string): Promise<{ ok: boolean; text: 
 }
 
 export async function contact(to: string, message: string): Promise<{ ok: boolean; text: string }> {
-  const r = await call('POST', '/send', { from: 'dashboard', to, message })
+  const r = await call('POST', '/send', { from: sender, to, message })
   return r.ok ? { ok: true, text: `message sent to ${to}` } : { ok: false, text: `message to ${to} not sent: ${r.message}` }
 }
 

@@ -13,6 +13,7 @@ import { call } from './api.js'
 import { connectBus } from './bus.js'
 import { byId, clock, el, reconcile, setAttr, setText } from './dom.js'
 import { frameScheduler, SectionThrottle } from './frame.js'
+import { signIn } from './login.js'
 import { MAX_ROWS, Store, type Section } from './store.js'
 import { symbolOf, type Tone } from './tone.js'
 
@@ -56,7 +57,8 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
       store.log(ok ? 'ok' : 'bad', text)
     },
   }
-  connectBus(topics, {
+  // Signed in first (login.ts): on a hub with tokens, the bus login and every call need it.
+  void signIn().then((session) => connectBus(topics, session.bus, {
     message: (topic, payload) => store.apply(topic, payload),
     garbage: (topic, reason) => store.log('warn', `${topic}: payload dropped: ${reason}`),
     connection: (connected, reason) => {
@@ -64,7 +66,7 @@ export function boot(draw: (dirty: ReadonlySet<Section>, app: App) => void): App
       store.setConnected(connected, reason)
       if (connected && !was) void fill(store)
     },
-  })
+  }))
   // "12s ago" cells age without bus traffic; redraw them now and then (no request is made).
   setInterval(() => { store.mark('instances'); store.mark('computers'); store.mark('platform') }, 5000)
   store.mark('connection')

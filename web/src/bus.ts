@@ -34,8 +34,10 @@ function busUrl(location: Location): string {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/mqtt`
 }
 
-export function connectBus(topics: TopicContract, handlers: BusHandlers): { close(): void } {
+/** `login`: the read-only bus user GET /auth/bus handed the page; null when the broker needs none. */
+export function connectBus(topics: TopicContract, login: { username: string; password: string } | null, handlers: BusHandlers): { close(): void } {
   const client = mqtt.connect(busUrl(window.location), {
+    ...(login === null ? {} : { username: login.username, password: login.password }),
     clientId: `dashboard-${Math.random().toString(36).slice(2, 10)}`,
     clean: true,
     // A PINGREQ after 60 s of silence from us (MQTT.js's and mosquitto_sub's default); the

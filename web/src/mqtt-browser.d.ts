@@ -12,6 +12,8 @@ declare module 'mqtt-browser' {
     reconnectPeriod?: number
     connectTimeout?: number
     resubscribe?: boolean
+    username?: string
+    password?: string
   }
   export interface MqttClient {
     readonly connected: boolean
