@@ -48,7 +48,7 @@ test('with auth enabled, an instance with its credentials works end to end and c
 
 test("issue #14 finding 4: an instance user reconnecting as the coordinator is refused 20 times, and 200 QoS 1 submissions are all stored", async () => {
   const hub = await startTestHub(await testConfig(dir.path, {
-    hub: { dataDir: `${dir.path}/finding-4` },
+    hub: { dataDir: `${dir.path}/finding-4`, auth: { tokens: [{ name: 'reader', scope: 'read', token: READ_TOKEN }] } },
     broker: { auth: { enabled: true, users: [
       { username: 'c1', password: 'c1-secret', role: 'instance' },
       { username: 'root', password: 'root-secret', role: 'admin' },
@@ -72,8 +72,9 @@ test("issue #14 finding 4: an instance user reconnecting as the coordinator is r
       assert.equal(refused, 20, 'every CONNECT as the coordinator is refused with CONNACK 5 (not authorized)')
       assert.deepEqual(coordinatorDrops, [], 'the coordinator kept its connection')
       const stored = async (): Promise<number> => {
-        const list = await http<{ tasks: { id: string }[] }>(hub.httpUrl, 'GET', '/tasks?limit=1000')
-        return list.body.tasks.filter((task) => task.id.startsWith('f4-')).length
+        const response = await fetch(`${hub.httpUrl}/tasks?limit=1000`, { headers: { authorization: `Bearer ${READ_TOKEN}` } })
+        const list = (await response.json()) as { tasks: { id: string }[] }
+        return list.tasks.filter((task) => task.id.startsWith('f4-')).length
       }
       await waitFor(async () => (await stored()) === 200, 60_000, 'all 200 acknowledged submissions stored')
       assert.equal(await stored(), 200)
