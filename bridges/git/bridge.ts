@@ -188,12 +188,20 @@ class GitBridge implements Bridge {
     })
   }
 
-  /** A mirrored publish as outgoing messages: a `computer/{n}/send` goes to n; any other topic to every peer. */
+  /** A mirrored publish as outgoing messages: a `computer/{n}/send` goes to n when n is a peer; any other topic to every peer. */
   private outgoingFrom(topic: string, payload: Buffer): OutgoingMessage[] {
     const parsed = this.topics.parse(topic)
     if (parsed?.kind === 'computerSend') {
       if (parsed.computer === this.computer) {
         this.log.warn({ topic }, 'a message for this computer itself: nothing to carry')
+        return []
+      }
+      // The shared repo is every computer's: only files to a computer this one lists in `sync.peers`
+      // are written there (issue #14), so a typo or a hostile client cannot fill it with `{me}_TO_{anyone}.md`.
+      if (!this.config.sync.peers.includes(parsed.computer)) {
+        const reason = `to: computer ${parsed.computer} is not in sync.peers (${this.config.sync.peers.join(', ') || 'none'}); not written to the shared repo`
+        this.log.warn({ topic, reason }, 'dropped a message for a computer that is not a peer')
+        this.client.publish(this.topics.hubErrors, JSON.stringify({ topic, code: 'TRINITY_ERR_RECIPIENT_UNKNOWN', reason, at: Date.now() } satisfies HubError), { qos: 0 })
         return []
       }
       const decoded = decode(ComputerSend, payload)

@@ -41,7 +41,7 @@ export const DEFAULTS = {
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
   store: { sync: 'normal' },
-  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100, sessionMaxMessages: 10_000, sessionMaxAge: '24h' },
+  limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100, sessionMaxMessages: 10_000, sessionMaxAge: '24h', maxJoinedInstances: 1000 },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
     retries: 4, backoff: ['2s', '4s', '8s', '16s'], retention: 1000,
@@ -177,6 +177,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       maxConnectionsPerUser: raw.limits?.maxConnectionsPerUser ?? d.limits.maxConnectionsPerUser,
       sessionMaxMessages: raw.limits?.sessionMaxMessages ?? d.limits.sessionMaxMessages,
       sessionMaxAgeMs: parseDuration(raw.limits?.sessionMaxAge ?? d.limits.sessionMaxAge),
+      maxJoinedInstances: raw.limits?.maxJoinedInstances ?? d.limits.maxJoinedInstances,
     },
     sync: {
       enabled: sync.enabled ?? d.sync.enabled,

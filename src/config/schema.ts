@@ -257,6 +257,10 @@ export const ConfigSchema = Type.Object(
             description: 'QoS 1 messages the embedded broker keeps for an absent persistent session (disk persistence); over it the oldest are dropped, with a log line. The hub\'s own sessions are not bounded',
           })),
           sessionMaxAge: Type.Optional(Duration),
+          maxJoinedInstances: Type.Optional(Type.Integer({
+            minimum: 0,
+            description: 'instances not in instances[] the hub keeps in its registry at once; a birth from one more new id is refused on hub/errors (configured instances always join; health.forgetAfter expires silent joined ones)',
+          })),
         },
         strict,
       ),
@@ -357,6 +361,7 @@ export interface Config {
     /** What an absent persistent session keeps: messages, and ms since each was queued. */
     readonly sessionMaxMessages: number
     readonly sessionMaxAgeMs: number
+    readonly maxJoinedInstances: number
   }
   readonly sync: {
     readonly enabled: boolean

@@ -15,6 +15,9 @@
  * throws is a bug, reported as TRINITY_ERR_INTERNAL, and the hub goes on.
  * Every payload is bounded by `limits.maxDepth` as it is parsed (a value
  * nested thousands deep overflows the stack when it is stored, issue #14).
+ * A topic a subscription matches whose id levels are not ids (`bad id!`, 65
+ * characters) is refused with TRINITY_ERR_BAD_TOPIC, as a bad payload is,
+ * rather than dropped unsaid (issue #14).
  */
 import { formatSize } from '../config/size.js'
 import { isTrinityError, type ErrorCode } from '../errors.js'
@@ -24,7 +27,8 @@ import { Message } from '../contract/payloads/message.js'
 import { SupervisorStatus } from '../contract/payloads/supervisor.js'
 import { Report, TaskRespond, TaskSubmit, reportProblem } from '../contract/payloads/task.js'
 import { decode as decodeUnbounded, type Decoded } from '../contract/payloads/validate.js'
-import type { ParsedTopic, TopicContract, TopicKind } from '../contract/topics.js'
+import { ID_PATTERN } from '../contract/constants.js'
+import { isTopicId, topicMatches, type ParsedTopic, type TopicContract, type TopicKind } from '../contract/topics.js'
 import type { HealthMonitor } from './health.js'
 import type { Registry } from './registry.js'
 import type { Scheduler } from './scheduler.js'
@@ -67,11 +71,13 @@ function isSubscribed(kind: TopicKind): kind is SubscribedKind {
 /** What the handlers reach in the coordinator: its parts, and its I/O as functions. */
 export interface BusContext {
   readonly scheduler: Pick<Scheduler, 'submit' | 'report' | 'respond' | 'instanceLost' | 'dispatch'>
-  readonly registry: Pick<Registry, 'get' | 'applyStatus'>
+  readonly registry: Pick<Registry, 'get' | 'applyStatus' | 'maxJoined'>
   readonly health: Pick<HealthMonitor, 'heartbeat'>
   readonly log: Logger
   /** `code` is what a program matches on; `reason` says it in words. */
   readonly reject: (topic: string, code: ErrorCode, reason: string) => void
+  /** The hub's topics: what a refused topic is matched against. */
+  readonly topics: TopicContract
   /** `limits.maxDepth`: how deep any field of a payload may nest. */
   readonly maxDepth: number
   /** Publishes an instance's health, retained. */
@@ -129,6 +135,9 @@ function busHandlers(ctx: BusContext): BusHandlers {
       const previousSession = registry.get(t.instanceId)?.session ?? null
       const outcome = registry.applyStatus(t.instanceId, decoded.value, Date.now())
       if (outcome === 'stale') return void log.info({ instance: t.instanceId, session: decoded.value.session }, 'ignored a stale status')
+      if (outcome === 'full') {
+        return reject(raw, 'TRINITY_ERR_REGISTRY_FULL', `instanceId: ${t.instanceId} is not in instances[] and ${registry.maxJoined} joined instances are known already (limits.maxJoinedInstances); health.forgetAfter expires silent ones, DELETE /instances/:id forgets one`)
+      }
       if (outcome === 'unknown-session') {
         return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth starts a session`)
       }
@@ -181,6 +190,22 @@ export class BusDispatcher {
 
   constructor(private readonly ctx: BusContext, private readonly maxPayload: number) {
     this.handlers = busHandlers(ctx)
+  }
+
+  /**
+   * A delivered topic the contract could not parse: one of our filters
+   * matched it (`+` takes any level), so a `+` level is not an id. Says which.
+   */
+  refuseTopic(topic: string): void {
+    const levels = topic.split('/')
+    for (const subscription of Object.values(SUBSCRIPTIONS)) {
+      const filter = subscription.filter(this.ctx.topics)
+      if (!topicMatches(filter, topic)) continue
+      const bad = filter.split('/').flatMap((level, i) => (level === '+' && !isTopicId(levels[i] ?? '') ? [levels[i] ?? ''] : []))
+      if (bad.length === 0) continue
+      const shown = bad.map((id) => JSON.stringify(id.length > 80 ? `${id.slice(0, 80)}…` : id)).join(', ')
+      return this.ctx.reject(topic, 'TRINITY_ERR_BAD_TOPIC', `topic: ${shown} in ${filter} is not an id: expected ${ID_PATTERN} (letters, digits, ., _, -, at most 64)`)
+    }
   }
 
   dispatch(parsed: ParsedTopic, payload: Buffer, topic: string): void {

@@ -69,7 +69,7 @@ export class Coordinator {
   ) {
     this.topics = topicsFor(config.hub.topicPrefix)
     this.store = new Store({ file: join(config.hub.dataDir, 'trinity.db'), sync: config.store.sync })
-    this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY)
+    this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY, config.limits.maxJoinedInstances)
     const now = Date.now
     const router = new Router(this.registry, config.routes, config.tasks.fallback)
     this.router = router
@@ -109,6 +109,7 @@ export class Coordinator {
     this.dispatcher = new BusDispatcher({
       scheduler: this.scheduler, registry: this.registry, health: this.health, log,
       reject: (topic, code, reason) => this.reject(topic, code, reason),
+      topics: this.topics,
       maxDepth: config.limits.maxDepth,
       publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
       isOwnEcho: (id) => this.ownMessages.delete(id),
@@ -274,7 +275,8 @@ export class Coordinator {
 
   private onMessage(topic: string, payload: Buffer): void {
     const parsed = this.topics.parse(topic)
-    if (parsed !== undefined) this.dispatcher.dispatch(parsed, payload, topic)
+    if (parsed === undefined) this.dispatcher.refuseTopic(topic)
+    else this.dispatcher.dispatch(parsed, payload, topic)
   }
 
   /** `code` is what a program matches on; `reason` says it in words (and keeps its old text). */

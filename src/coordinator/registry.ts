@@ -129,13 +129,22 @@ export class Instance {
   }
 }
 
-/** `unknown-session`: an offline status for a session newer than the last birth's: refused. */
-export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session'
+/**
+ * `unknown-session`: an offline status for a session newer than the last birth's: refused.
+ * `full`: a birth from a new id while `limits.maxJoinedInstances` have joined: refused.
+ */
+export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session' | 'full'
 
 export class Registry {
   private readonly instances = new Map<string, Instance>()
 
-  constructor(configured: readonly InstanceConfig[], private readonly defaultConcurrency: number) {
+  /**
+   * `maxJoined`: how many instances not in the config may be known at once.
+   * Each birth on a new id used to add one for good (issue #14: 20,000 births
+   * on distinct ids, 20,000 entries); `health.forgetAfter` expires the silent
+   * ones, this bounds the rest. Configured instances are never counted.
+   */
+  constructor(configured: readonly InstanceConfig[], private readonly defaultConcurrency: number, readonly maxJoined = Number.POSITIVE_INFINITY) {
     for (const config of configured) this.instances.set(config.id, new Instance(config, 'config', defaultConcurrency))
   }
 
@@ -152,6 +161,13 @@ export class Registry {
     const byId = this.instances.get(target)
     if (byId !== undefined) return [byId]
     return this.all().filter((i) => i.role === target || i.capabilities.includes(target))
+  }
+
+  /** Instances that joined by birth, known now. */
+  get joinedCount(): number {
+    let count = 0
+    for (const instance of this.instances.values()) if (instance.source === 'joined') count++
+    return count
   }
 
   /** Removes a joined instance (DELETE /instances/:id, or expiry); the caller checks it may. */
@@ -188,6 +204,7 @@ export class Registry {
     if (instance?.adapter === 'exec') return 'stale'
     if (instance === undefined) {
       if (status.state !== 'online') return 'stale'
+      if (this.joinedCount >= this.maxJoined) return 'full'
       instance = new Instance({ id, ...(status.capabilities ? { capabilities: status.capabilities } : {}) }, 'joined', this.defaultConcurrency)
       this.instances.set(id, instance)
       joined = true
