@@ -96,7 +96,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       ? `broker dropped the oldest ${count} message(s) queued for an absent session: over limits.sessionMaxMessages, ${options.session?.maxMessages}`
       : `broker dropped ${count} message(s) queued for an absent session: older than limits.sessionMaxAge`),
   }
-  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy, sessions) : undefined
+  const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy, sessions, journalErrorLog(logger)) : undefined
 
   let aedes: Aedes
   try {
@@ -253,11 +253,11 @@ function logRefusedProtocol(logger: Logger): NonNullable<AedesOptions['preConnec
   }
 }
 
-async function openStore(dataDir: string, sync: 'normal' | 'full', wills: StoredWillPolicy, sessions: SessionLimits | undefined): Promise<SqlitePersistence> {
+async function openStore(dataDir: string, sync: 'normal' | 'full', wills: StoredWillPolicy, sessions: SessionLimits | undefined, onWriteError: (err: unknown) => void): Promise<SqlitePersistence> {
   await mkdir(dataDir, { recursive: true })
   const location = join(dataDir, 'broker.db')
   try {
-    return new SqlitePersistence(location, { sync, wills, ...(sessions === undefined ? {} : { sessions }) })
+    return new SqlitePersistence(location, { sync, wills, onWriteError, ...(sessions === undefined ? {} : { sessions }) })
   } catch (error) {
     throw new TrinityError('TRINITY_ERR_INTERNAL', `cannot open the broker store at ${location}: ${String(error)}`, { cause: error })
   }
@@ -281,4 +281,18 @@ function listen(server: Server, host: string, port: number): Promise<void> {
     server.once('listening', onListening)
     server.listen(port, host)
   })
+}
+
+/** A full disk fails every journal write (a retained status every few seconds): one line per 10 s, with the count. */
+function journalErrorLog(logger: Logger): (err: unknown) => void {
+  let last = 0
+  let since = 0
+  return (err) => {
+    since++
+    const now = Date.now()
+    if (now - last < 10_000) return
+    logger.error({ err, failures: since }, 'broker journal: writes failed (disk full?); kept in memory until there is room, deferred deletes retried')
+    last = now
+    since = 0
+  }
 }

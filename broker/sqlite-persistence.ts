@@ -85,8 +85,12 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   private readonly wills: StoredWillPolicy
 
-  constructor(file: string, options: { sync: 'normal' | 'full'; wills?: StoredWillPolicy; sessions?: SessionLimits } = { sync: 'normal' }) {
+  /** Told of a write that failed out of any caller's reach (the deferred deletes). */
+  private readonly onWriteError: ((err: unknown) => void) | undefined
+
+  constructor(file: string, options: { sync: 'normal' | 'full'; wills?: StoredWillPolicy; sessions?: SessionLimits; onWriteError?: (err: unknown) => void } = { sync: 'normal' }) {
     super()
+    this.onWriteError = options.onWriteError
     this.wills = options.wills ?? ANYONE
     const sessions = options.sessions
     // aedes-packet's copy, as the memory store makes it: a fresh packet id slot for each delivery.
@@ -160,36 +164,56 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   override async storeRetained(packet: WirePacket): Promise<void> {
-    if (packet.payload.length === 0) this.statements.delRetained.run(packet.topic)
-    else this.statements.putRetained.run(packet.topic, encode(packet))
+    this.journalOrSay(() => {
+      if (packet.payload.length === 0) this.statements.delRetained.run(packet.topic)
+      else this.statements.putRetained.run(packet.topic, encode(packet))
+    })
     await super.storeRetained(packet)
   }
 
   override async addSubscriptions(client: Client, subs: Sub[]): Promise<void> {
-    this.db.transaction(() => { for (const sub of subs) this.statements.putSub.run(client.id, sub.topic, JSON.stringify(sub)) })()
+    this.journalOrSay(() => this.db.transaction(() => { for (const sub of subs) this.statements.putSub.run(client.id, sub.topic, JSON.stringify(sub)) })())
     await super.addSubscriptions(client, subs)
   }
 
   override async removeSubscriptions(client: Client, topics: string[]): Promise<void> {
-    this.db.transaction(() => { for (const topic of topics) this.statements.delSub.run(client.id, topic) })()
+    this.journalOrSay(() => this.db.transaction(() => { for (const topic of topics) this.statements.delSub.run(client.id, topic) })())
     await super.removeSubscriptions(client, topics)
   }
 
   override async cleanSubscriptions(client: Client): Promise<void> {
-    this.statements.delSubs.run(client.id)
+    this.journalOrSay(() => this.statements.delSubs.run(client.id))
     await super.cleanSubscriptions(client)
   }
 
   // The outgoing queue lives in OutgoingQueues (indexed), not in the memory store (scanned).
   override async outgoingEnqueue(sub: { clientId: string }, packet: WirePacket): Promise<void> {
-    this.journalEnqueue(sub.clientId, packet)
+    this.journalOrSay(() => this.journalEnqueue(sub.clientId, packet))
     this.outgoing.enqueue(sub.clientId, packet)
   }
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: WirePacket): Promise<void> {
-    if (subs.length > 1) this.db.transaction(() => { for (const sub of subs) this.journalEnqueue(sub.clientId, packet) })()
-    else if (subs[0] !== undefined) this.journalEnqueue(subs[0].clientId, packet)
+    this.journalOrSay(() => {
+      if (subs.length > 1) this.db.transaction(() => { for (const sub of subs) this.journalEnqueue(sub.clientId, packet) })()
+      else if (subs[0] !== undefined) this.journalEnqueue(subs[0].clientId, packet)
+    })
     for (const sub of subs) this.outgoing.enqueue(sub.clientId, packet)
+  }
+
+  /**
+   * A journal write that fails because the disk is full keeps the change in memory, and says so.
+   * Aedes answers a failed persistence call by dropping the publish and closing the client (or
+   * erroring the broker): a retained status the coordinator publishes would cut it off the bus, and
+   * a submission would never reach it to be refused with the reason (issue #14). What is lost is only
+   * the copy that outlives a broker restart, for as long as the disk is full.
+   */
+  private journalOrSay(write: () => void): void {
+    try {
+      write()
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_FULL') throw err
+      this.onWriteError?.(err)
+    }
   }
 
   override async outgoingUpdate(client: Client, packet: WirePacket): Promise<void> {
@@ -219,31 +243,41 @@ export class SqlitePersistence extends MemoryPersistence {
   private flushCleared(): void {
     if (this.cleared.length === 0 || !this.db.open) return
     const batch = this.cleared.splice(0)
-    this.db.transaction(() => { for (const [clientId, brokerId, counter] of batch) this.statements.clear.run(clientId, brokerId, counter) })()
+    try {
+      this.db.transaction(() => { for (const [clientId, brokerId, counter] of batch) this.statements.clear.run(clientId, brokerId, counter) })()
+    } catch (err) {
+      // Runs from setImmediate, where a throw would kill the hub: a full disk (a delete needs WAL room too)
+      // keeps the batch for a later try. Until then a restart delivers those messages again, which QoS 1 allows.
+      if (!this.db.open) return
+      const retry = this.cleared.length === 0
+      this.cleared.unshift(...batch)
+      if (retry) setTimeout(() => this.flushCleared(), 1000).unref()
+      this.onWriteError?.(err)
+    }
   }
 
   override async incomingStorePacket(client: Client, packet: WirePacket): Promise<void> {
-    this.statements.putIncoming.run(client.id, packet.messageId ?? 0, encode(packet))
+    this.journalOrSay(() => this.statements.putIncoming.run(client.id, packet.messageId ?? 0, encode(packet)))
     await super.incomingStorePacket(client, packet)
   }
 
   override async incomingDelPacket(client: Client, packet: WirePacket): Promise<void> {
-    this.statements.delIncoming.run(client.id, packet.messageId ?? 0)
+    this.journalOrSay(() => this.statements.delIncoming.run(client.id, packet.messageId ?? 0))
     await super.incomingDelPacket(client, packet)
   }
 
   override async cleanIncoming(client: Client): Promise<void> {
-    this.statements.cleanIncoming.run(client.id)
+    this.journalOrSay(() => this.statements.cleanIncoming.run(client.id))
     await super.cleanIncoming(client)
   }
 
   override async putWill(client: Client, packet: WirePacket): Promise<void> {
     await super.putWill(client, packet)
-    this.statements.putWill.run(client.id, encode(packet), this.wills.usernameOf(client))
+    this.journalOrSay(() => this.statements.putWill.run(client.id, encode(packet), this.wills.usernameOf(client)))
   }
 
   override async delWill(client: Client): Promise<WirePacket | undefined> {
-    this.statements.delWill.run(client.id)
+    this.journalOrSay(() => this.statements.delWill.run(client.id))
     return (await super.delWill(client)) as WirePacket | undefined
   }
 

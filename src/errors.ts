@@ -40,6 +40,9 @@ export const ERRORS = {
   TRINITY_ERR_RESTART_FAILED: { status: 500, message: 'restart failed' },
   TRINITY_ERR_PORT_IN_USE: { status: 500, message: 'port already in use' },
   TRINITY_ERR_SYNC_DISABLED: { status: 409, message: 'sync between computers is disabled' },
+  TRINITY_ERR_STORE_CORRUPT: { status: 500, message: 'the task store cannot be opened' },
+  // 507 Insufficient Storage (RFC 4918 §11.5): the server cannot store what it needs to complete the request.
+  TRINITY_ERR_STORE_FULL: { status: 507, message: 'the task store is full' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

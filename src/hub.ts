@@ -6,6 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
@@ -16,6 +17,7 @@ import { busUrl, hubHttpUrl } from './config/urls.js'
 import { isLoopbackHost } from './config/exposure.js'
 import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
 import { registerRoutes } from './coordinator/http.js'
+import { STORE_FILE, Store } from './coordinator/store.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
@@ -37,6 +39,18 @@ export interface Hub {
 }
 
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
+  // The store first: a corrupt or empty trinity.db stops the hub before the broker takes a single
+  // connection (or acknowledges a publish it could not keep).
+  const store = new Store({ file: join(config.hub.dataDir, STORE_FILE), sync: config.store.sync })
+  try {
+    return await startWithStore(config, log, store)
+  } catch (err) {
+    store.close()
+    throw err
+  }
+}
+
+async function startWithStore(config: Config, log: Logger, store: Store): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: BusCredentials
   /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */
@@ -85,7 +99,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
     bodyLimit: config.limits.maxPayload,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   })
-  const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }))
+  const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }), store)
   const cleanup = async (): Promise<void> => {
     await app.close().catch(() => undefined)
     await coordinator.stop().catch(() => undefined)

@@ -9,7 +9,6 @@
  * sends can crash the hub.
  */
 import { randomUUID } from 'node:crypto'
-import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import type { TaskState } from '../contract/constants.js'
 import type { TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
@@ -32,7 +31,7 @@ import { unknownRecipient } from './recipients.js'
 import { Registry, type InstanceView } from './registry.js'
 import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
-import { Store } from './store.js'
+import type { Store } from './store.js'
 
 export interface BusCredentials {
   url: string
@@ -42,7 +41,6 @@ export interface BusCredentials {
 
 export class Coordinator {
   readonly topics: TopicContract
-  readonly store: Store
   readonly registry: Registry
   readonly scheduler: Scheduler
   readonly health: HealthMonitor
@@ -66,9 +64,10 @@ export class Coordinator {
     private readonly config: Config,
     private readonly bus: BusCredentials,
     private readonly log: Logger,
+    /** Opened by the hub before the broker listens; closed by stop(). */
+    readonly store: Store,
   ) {
     this.topics = topicsFor(config.hub.topicPrefix)
-    this.store = new Store({ file: join(config.hub.dataDir, 'trinity.db'), sync: config.store.sync })
     this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY, config.limits.maxJoinedInstances)
     const now = Date.now
     const router = new Router(this.registry, config.routes, config.tasks.fallback)

@@ -18,7 +18,7 @@ import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit } from '..
 import type { InboxFrame } from '../contract/payloads/inbox.js'
 import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
-import { TrinityError } from '../errors.js'
+import { TrinityError, isTrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Registry } from './registry.js'
 import type { Router } from './router.js'
@@ -51,6 +51,8 @@ export class Scheduler {
   private readonly queued = new Map<string, QueuedLeg>()
   /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record and its admission event). */
   private readonly admitted = new Map<string, { record: string; event: string }>()
+  /** Submissions whose first write found the disk full: refused, never acknowledged (submit throws). */
+  private readonly refused = new Map<string, TrinityError>()
   /** A task's content never changes: its preview and size are worked out once. */
   private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
   private wakeTimer: NodeJS.Timeout | undefined
@@ -88,6 +90,11 @@ export class Scheduler {
     // One commit for admission and assignment; the `queued` event still goes out first.
     this.admitted.set(task.id, admitted)
     this.dispatch()
+    const refusal = this.refused.get(task.id)
+    if (refusal !== undefined) {
+      this.refused.delete(task.id)
+      throw refusal
+    }
     return { task, created: true }
   }
 
@@ -387,6 +394,7 @@ export class Scheduler {
       if (task !== undefined && !list.includes(task)) writes.push([task, () => store.saveTaskJson(task, record)])
     }
     for (const task of list) writes.push([task, () => store.saveTask(task)])
+    const admittedIds = new Set(admitted.map(([id]) => id))
     const buried = new Set<string>()
     try {
       store.transaction(() => { for (const [, write] of writes) write() })
@@ -396,8 +404,10 @@ export class Scheduler {
         try {
           store.transaction(write)
         } catch (one) {
-          this.deadLetter(task, `could not be stored: ${messageOf(one)}`)
           buried.add(task.id)
+          // Not yet acknowledged: with the disk full, refusing it (507) loses nothing; a dead letter could not be stored either.
+          if (admittedIds.has(task.id) && isTrinityError(one, 'TRINITY_ERR_STORE_FULL')) this.refuse(task, one)
+          else this.deadLetter(task, `could not be stored: ${messageOf(one)}`)
         }
       }
     }
@@ -413,6 +423,18 @@ export class Scheduler {
       }
     }
     return buried
+  }
+
+  /** Undoes a submission that could not be stored: out of the queue and its instance, as if never made. */
+  private refuse(task: TaskRecord, why: TrinityError): void {
+    this.deps.log.warn({ taskId: task.id, reason: why.message }, 'submission refused: the store is full')
+    task.assignments.forEach((_, index) => {
+      this.release(task, index)
+      const entry = this.queued.get(legKey(task.id, index))
+      if (entry !== undefined) this.unqueue(entry)
+    })
+    this.live.delete(task.id)
+    this.refused.set(task.id, why)
   }
 
   /**

@@ -6,13 +6,23 @@
  * the PUBACK that MQTT.js sends after our message handler returns). With
  * `sync: normal` that survives kill -9 of the hub; `sync: full` also fsyncs
  * every commit, for power loss.
+ *
+ * A store that cannot be trusted stops the hub (TRINITY_ERR_STORE_CORRUPT):
+ * a 0-byte file would otherwise open as a fresh, empty store and silently
+ * forget every task, and a file that is not SQLite fails on its first query.
+ * A full disk fails a write with TRINITY_ERR_STORE_FULL, which the scheduler
+ * turns into a refused submission (507) rather than a lost one.
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ACTIVE_TASK_STATES, type TaskState } from '../contract/constants.js'
 import type { TaskRecord } from '../contract/payloads/task.js'
 import type { Message } from '../contract/payloads/message.js'
+import { TrinityError } from '../errors.js'
+
+/** The store's file name in hub.dataDir. */
+export const STORE_FILE = 'trinity.db'
 
 export interface StoreOptions {
   file: string
@@ -26,11 +36,41 @@ export class Store {
   private readonly selectTask: Database.Statement<[string], { record: string }>
   private readonly trimMessages: Database.Statement<[number]>
 
+  private readonly file: string
+
   constructor(options: StoreOptions) {
-    if (options.file !== ':memory:') mkdirSync(dirname(options.file), { recursive: true })
-    this.db = new Database(options.file)
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+    const { file } = options
+    this.file = file
+    if (file !== ':memory:') {
+      mkdirSync(dirname(file), { recursive: true })
+      // A missing file is a fresh start; an empty one is a store that lost its contents.
+      if (statSync(file, { throwIfNoEntry: false })?.size === 0) {
+        throw new TrinityError('TRINITY_ERR_STORE_CORRUPT', `${file} is empty (truncated?): every task it held is gone. To start with a fresh store, move it aside (mv ${file} ${file}.empty) and start again`)
+      }
+    }
+    this.db = new Database(file)
+    try {
+      this.db.pragma('journal_mode = WAL')
+      this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+      this.createSchema()
+    } catch (err) {
+      this.db.close()
+      const code = (err as { code?: unknown }).code
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new TrinityError('TRINITY_ERR_STORE_CORRUPT', `${file} is not a readable SQLite database (${(err as Error).message}): restore it from a backup, or move it aside (mv ${file} ${file}.corrupt) to start with an empty store`, { cause: err })
+      }
+      throw err
+    }
+    this.upsertTask = this.db.prepare(
+      `INSERT INTO tasks (id, state, type, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record`,
+    )
+    this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
+    this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
+    this.trimMessages = this.db.prepare('DELETE FROM messages WHERE seq <= ?')
+  }
+
+  private createSchema(): void {
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS tasks (
         id TEXT PRIMARY KEY,
@@ -48,13 +88,6 @@ export class Store {
         record TEXT NOT NULL
       );
     `)
-    this.upsertTask = this.db.prepare(
-      `INSERT INTO tasks (id, state, type, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record`,
-    )
-    this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
-    this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
-    this.trimMessages = this.db.prepare('DELETE FROM messages WHERE seq <= ?')
   }
 
   /** Writes the task; returns the JSON written (the same text is its event payload). */
@@ -65,12 +98,31 @@ export class Store {
   }
 
   saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string): void {
-    this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json)
+    this.write(() => this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json))
   }
 
   /** Runs fn in one transaction: one commit for many writes. */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)()
+    return this.write(() => this.db.transaction(fn)())
+  }
+
+  /** A full disk as the registry's error, naming the file and the room left (SQLite rolled the write back). */
+  private write<T>(fn: () => T): T {
+    try {
+      return fn()
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_FULL') throw err
+      throw new TrinityError('TRINITY_ERR_STORE_FULL', `${this.file}: the disk holding hub.dataDir is full (${this.room()}); free space there, then submit again`, { cause: err })
+    }
+  }
+
+  private room(): string {
+    try {
+      const fs = statfsSync(dirname(this.file))
+      return `${fs.bavail * fs.bsize} of ${fs.blocks * fs.bsize} bytes free`
+    } catch {
+      return 'free space unknown'
+    }
   }
 
   getTask(id: string): TaskRecord | undefined {

@@ -1,0 +1,170 @@
+/**
+ * A broken store is loud and safe (issue #14): a corrupt or empty trinity.db
+ * stops `trinity hub` with TRINITY_ERR_STORE_CORRUPT before the broker takes a
+ * connection, and a full data dir (a real 2 MiB tmpfs in a mount namespace of
+ * the hub's own) refuses submissions with TRINITY_ERR_STORE_FULL, over HTTP
+ * and MQTT, until space is freed, losing none it accepted.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import type { TaskRecord } from '../src/contract/payloads/task.js'
+import type { TaskList } from '../src/contract/http.js'
+import type { HubError } from '../src/contract/payloads/hub.js'
+import { topicsFor } from '../src/contract/topics.js'
+import { Store } from '../src/coordinator/store.js'
+import { CLI, freePort, http, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
+
+const { dir, cleanups } = testScope()
+
+/** `trinity hub` on fixed ports (so the test can knock on the broker's); resolves with its exit code and output. */
+async function runHub(name: string, prepare: (dbFile: string) => void): Promise<{ code: number | null; output: string; brokerAccepted: number }> {
+  const dataDir = join(dir.path, name)
+  mkdirSync(dataDir, { recursive: true })
+  prepare(join(dataDir, 'trinity.db'))
+  const brokerPort = await freePort()
+  const config = await testConfig(dataDir, { hub: { port: await freePort() }, broker: { port: brokerPort }, instances: [{ id: 'c1' }] })
+  const child = spawn(process.execPath, [CLI, 'hub', '--config', writeConfig(dataDir, config)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  // While it lives, knock on the broker's port: a hub that cannot store must never have taken a connection.
+  let brokerAccepted = 0
+  let alive = true
+  void exited.then(() => { alive = false })
+  const knock = (async () => {
+    while (alive) {
+      const accepted = await new Promise<boolean>((resolve) => {
+        const socket = connect(brokerPort, '127.0.0.1', () => { socket.destroy(); resolve(true) })
+        socket.once('error', () => resolve(false))
+      })
+      if (accepted) brokerAccepted++
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  })()
+  const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 60_000).unref())
+  const outcome = await Promise.race([exited, timeout])
+  if (outcome === 'timeout') {
+    child.kill('SIGKILL')
+    await exited
+    await knock
+    assert.fail(`the hub did not exit within 60 s (broker accepted ${brokerAccepted} connections):\n${output}`)
+  }
+  await knock
+  return { code: outcome, output, brokerAccepted }
+}
+
+test('a trinity.db whose header is junk: the hub exits non-zero naming the file, and its broker never took a connection', async () => {
+  let file = ''
+  const { code, output, brokerAccepted } = await runHub('corrupt', (dbFile) => {
+    file = dbFile
+    // A real store with a task in it, then its first 100 bytes (the SQLite header) overwritten.
+    const store = new Store({ file: dbFile, sync: 'normal' })
+    store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}')
+    store.close()
+    const fd = openSync(dbFile, 'r+')
+    writeSync(fd, Buffer.alloc(100, 'junk'), 0, 100, 0)
+    closeSync(fd)
+  })
+  assert.notEqual(code, 0, output)
+  assert.notEqual(code, null, output)
+  assert.match(output, /TRINITY_ERR_STORE_CORRUPT/)
+  assert.ok(output.includes(file), `the message names ${file}:\n${output}`)
+  assert.match(output, /move it aside/)
+  assert.equal(brokerAccepted, 0, `the broker accepted connections before the hub gave up:\n${output}`)
+})
+
+test('a 0-byte trinity.db: the hub refuses to start, saying it is empty and how to start fresh', async () => {
+  const { code, output, brokerAccepted } = await runHub('empty', (dbFile) => writeFileSync(dbFile, ''))
+  assert.notEqual(code, 0, output)
+  assert.notEqual(code, null, output)
+  assert.match(output, /TRINITY_ERR_STORE_CORRUPT/)
+  assert.match(output, /empty \(truncated\?\)/)
+  assert.match(output, /move it aside/)
+  assert.equal(brokerAccepted, 0, output)
+})
+
+test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/errors over MQTT, the hub stays up, and works again once space is freed', async () => {
+  // CI and this machine run the tests as root: a real full disk needs a mount of our own.
+  assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs in its own mount namespace: run it as root')
+  const dataDir = join(dir.path, 'full')
+  mkdirSync(dataDir, { recursive: true })
+  const [httpPort, brokerPort] = [await freePort(), await freePort()]
+  // Outside the tmpfs, which covers only the data dir.
+  const configFile = writeConfig(dir.path, await testConfig(dataDir, { hub: { port: httpPort }, broker: { port: brokerPort }, instances: [{ id: 'c1' }] }), 'full.yaml')
+  const filler = join(dataDir, 'filler')
+  // unshare -m: a private mount namespace, so the tmpfs is this hub's alone and vanishes with it.
+  const script = `mount -t tmpfs -o size=2m tmpfs "$1" && head -c 1200000 /dev/zero > "$2" && exec "$3" "$4" hub --config "$5"`
+  const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dataDir, filler, process.execPath, CLI, configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const url = `http://127.0.0.1:${httpPort}`
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
+    return fetch(`${url}/health`).then((r) => r.ok).catch(() => false)
+  }, 60_000, 'the hub on the tmpfs to answer')
+
+  const topics = topicsFor('trinity')
+  const bus = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { reconnectPeriod: 0 })
+  cleanups.push(() => bus.endAsync())
+  const refusals: HubError[] = []
+  bus.on('message', (_t, payload) => refusals.push(JSON.parse(payload.toString()) as HubError))
+  await bus.subscribeAsync(topics.hubErrors, { qos: 1 })
+
+  // Each task ~16 KiB: the ~800 KiB left fills within a few dozen (the WAL grows with every commit).
+  const content = { pad: 'x'.repeat(16_000) }
+  const accepted: string[] = []
+  let refused: { status: number; body: { error: { code: string; message: string } } } | undefined
+  for (let i = 0; i < 400 && refused === undefined; i++) {
+    const r = await http<{ id: string; error: { code: string; message: string } }>(url, 'POST', '/task', { type: 'general', content })
+    if (r.status === 202) accepted.push(r.body.id)
+    else refused = r
+  }
+  assert.ok(refused !== undefined, `the store never filled after ${accepted.length} tasks:\n${output}`)
+  assert.ok(accepted.length > 0, 'some tasks fit before the disk filled')
+  assert.equal(refused.status, 507, JSON.stringify(refused.body))
+  assert.equal(refused.body.error.code, 'TRINITY_ERR_STORE_FULL')
+  assert.match(refused.body.error.message, /trinity\.db/)
+  assert.match(refused.body.error.message, /full/)
+
+  // Over MQTT: refused on hub/errors with the reason (the PUBACK still comes: the broker took the packet).
+  await bus.publishAsync(topics.taskSubmit, JSON.stringify({ id: 'mqtt-full', type: 'general', content }), { qos: 1 })
+  await waitFor(() => refusals.some((e) => e.code === 'TRINITY_ERR_STORE_FULL'), 30_000, () => `a STORE_FULL refusal on hub/errors (got ${JSON.stringify(refusals.map((e) => e.code))}):\n${output}`)
+  assert.match(refusals.find((e) => e.code === 'TRINITY_ERR_STORE_FULL')?.reason ?? '', /full/)
+  assert.equal((await http(url, 'GET', '/tasks/mqtt-full')).status, 404, 'a refused submission leaves nothing behind')
+
+  // Still up, and no crash on the way.
+  assert.equal(child.exitCode, null, output)
+  const health = await http(url, 'GET', '/health')
+  assert.equal(health.status, 200, `${JSON.stringify(health.body)}\n${output}`)
+  assert.doesNotMatch(output, /uncaught|unhandled/i)
+
+  // Free space (inside the hub's mount namespace), and submissions work again.
+  const freed = spawnSync('nsenter', ['-t', String(child.pid), '-m', 'rm', filler], { encoding: 'utf8' })
+  assert.equal(freed.status, 0, freed.stderr)
+  const again = await http<{ id: string }>(url, 'POST', '/task', { type: 'general', content })
+  assert.equal(again.status, 202, JSON.stringify(again.body))
+  accepted.push(again.body.id)
+  await bus.publishAsync(topics.taskSubmit, JSON.stringify({ id: 'mqtt-after', type: 'general', content: { n: 1 } }), { qos: 1 })
+  await waitFor(async () => (await http(url, 'GET', '/tasks/mqtt-after')).status === 200, 30_000, 'the MQTT submission after space was freed')
+
+  // No accepted task was lost.
+  for (const id of accepted) {
+    const task = await http<TaskRecord>(url, 'GET', `/tasks/${id}`)
+    assert.equal(task.status, 200, `accepted task ${id} is gone`)
+    assert.equal(task.body.state, 'queued', `accepted task ${id}: ${JSON.stringify(task.body.error)}`)
+  }
+  // The counts are the store's (countTasksByState), not the queue in memory: every accepted task is on disk.
+  const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
+  assert.equal(counts['queued'], accepted.length + 1, JSON.stringify(counts))
+  assert.equal(child.exitCode, null, output)
+  assert.doesNotMatch(output, /uncaught|unhandled/i)
+})
