@@ -353,7 +353,7 @@ program
   .action(async (options: Record<string, string | undefined>) => {
     // Imported here: only this command loads the MCP SDK.
     const { runMcp } = await import('../mcp/main.js')
-    await runMcp(options, program.opts<{ url?: string; config?: string }>())
+    await runMcp(options, program.opts<{ url?: string; config?: string; token?: string }>())
   })
 
 program.parseAsync().catch((err: unknown) => {

@@ -5,8 +5,8 @@
  * node:http), so an unreachable hub is TRINITY_ERR_HUB_UNREACHABLE and an
  * error answer keeps the registry code its body carried.
  *
- * The one place `trinity mcp` calls the hub: where a bearer token goes once
- * the HTTP API takes one.
+ * The one place `trinity mcp` calls the hub, with the bearer token
+ * (--token or $TRINITY_TOKEN) when the hub has hub.auth.tokens.
  */
 import type { HubSummary, InstanceList, MessageList, TaskAdmitted, TaskDetail, TaskList } from '../contract/http.js'
 import type { TaskSubmit } from '../contract/payloads/task.js'
@@ -14,7 +14,7 @@ import { TrinityError } from '../errors.js'
 import { HttpError, request } from '../cli/http-client.js'
 
 export class HubApi {
-  constructor(readonly base: string) {}
+  constructor(readonly base: string, private readonly token?: string) {}
 
   task(id: string): Promise<TaskDetail> {
     return this.call<TaskDetail>('GET', `/tasks/${encodeURIComponent(id)}`)
@@ -47,7 +47,7 @@ export class HubApi {
   /** A hub error answer as a TrinityError with its code; TRINITY_ERR_HUB_UNREACHABLE passes through. */
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     try {
-      return await request<T>(this.base, method, path, body)
+      return await request<T>(this.base, method, path, body, this.token)
     } catch (err) {
       if (err instanceof HttpError) throw new TrinityError(err.code ?? 'TRINITY_ERR_INTERNAL', err.message, { cause: err })
       throw err

@@ -43,7 +43,7 @@ export async function runMcp(flags: McpFlags, global: GlobalFlags): Promise<void
     journal,
     { arrived: (entry) => instance?.arrived(entry), warn: log, inFlight: () => instance?.inFlight ?? 0 },
   )
-  instance = new McpInstance(options.id, journal, bus, new HubApi(options.hubUrl))
+  instance = new McpInstance(options.id, journal, bus, new HubApi(options.hubUrl, options.token))
   const live = instance
 
   let closeTransport: () => Promise<void>

@@ -31,6 +31,7 @@ export interface McpFlags {
 export interface GlobalFlags {
   readonly url?: string
   readonly config?: string
+  readonly token?: string
 }
 
 export interface McpOptions {
@@ -42,6 +43,8 @@ export interface McpOptions {
   readonly concurrency: number
   readonly busUrl: string
   readonly hubUrl: string
+  /** The bearer token for the hub's API (hub.auth.tokens): --token, else $TRINITY_TOKEN. */
+  readonly token: string | undefined
   readonly prefix: string
   readonly username: string | undefined
   readonly password: string | undefined
@@ -72,7 +75,7 @@ export function resolveMcpOptions(flags: McpFlags, global: GlobalFlags, env: Nod
   const hub = flags.hub ?? (globalUrl !== undefined && !BUS_SCHEME.test(globalUrl) ? globalUrl : undefined) ?? nonEmpty(env[ENV.url]) ?? (config === undefined ? 'http://127.0.0.1:8900' : hubHttpUrl(config))
   return {
     id, capabilities, role: flags.role, name: flags.name, concurrency,
-    busUrl: bus, hubUrl: hub.replace(/\/$/, ''), prefix: config?.hub.topicPrefix ?? 'trinity',
+    busUrl: bus, hubUrl: hub.replace(/\/$/, ''), token: nonEmpty(global.token) ?? nonEmpty(env[ENV.token]), prefix: config?.hub.topicPrefix ?? 'trinity',
     username: nonEmpty(env[ENV.mqttUsername]), password: nonEmpty(env[ENV.mqttPassword]),
     stateDir: resolve(flags.stateDir ?? join(homedir(), '.trinity', 'mcp', id)),
     httpPort,

@@ -42,6 +42,8 @@ export interface McpStart {
   /** The child's working directory: one without a config/trinity.yaml. */
   cwd: string
   capabilities?: string[]
+  /** Extra environment for the child (e.g. TRINITY_TOKEN). */
+  env?: Record<string, string>
 }
 
 export async function startMcp(options: McpStart): Promise<McpSession> {
@@ -49,6 +51,7 @@ export async function startMcp(options: McpStart): Promise<McpSession> {
   for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !(Object.values(ENV) as string[]).includes(key)) env[key] = value
   const args = [CLI, 'mcp', '--id', options.id, '--url', options.busUrl, '--hub', options.hubUrl, '--state-dir', options.stateDir]
   if (options.capabilities !== undefined) args.push('--capabilities', options.capabilities.join(','))
+  Object.assign(env, options.env)
   const transport = new StdioClientTransport({ command: process.execPath, args, cwd: options.cwd, env, stderr: 'pipe' })
   let stderr = ''
   transport.stderr?.on('data', (d: Buffer) => { stderr += d.toString() })
