@@ -3,13 +3,13 @@
  * with the hub's 401 without one, working with `--token` or TRINITY_TOKEN,
  * and a too-small scope's 403 says which scope is needed. Real processes.
  */
-import { spawn } from 'node:child_process'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { ENV } from '../src/config/env.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance } from './helpers/instance.js'
-import { CLI, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { runCli, type CliRun } from './helpers/cli.js'
+import { startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 
 const ADMIN = 'cli-admin-token-0123456789'
 const READ = 'cli-read-token-0123456789'
@@ -30,17 +30,9 @@ after(async () => {
   dir.remove()
 })
 
-/** `trinity …` to its end, with no hub address or token in its environment but what `env` adds. */
-function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const base = { ...process.env }
-  for (const name of [ENV.url, ENV.config, ENV.token]) delete base[name]
-  const child = spawn(process.execPath, [CLI, ...args, '--url', hub.httpUrl], { cwd: dir.path, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  return new Promise((resolve) => child.once('close', (code) => { clearTimeout(guard); resolve({ code, stdout, stderr }) }))
+/** `trinity …` against the hub, with no token but what `env` adds. */
+function run(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCli([...args, '--url', hub.httpUrl], { cwd: dir.path, env })
 }
 
 test('without a token every client command is refused with the hub\'s 401', async () => {

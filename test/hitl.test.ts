@@ -10,7 +10,7 @@
  * whose wait limit is short. Both have a short lease, so a lease that kept
  * running while waiting would show as a second attempt.
  */
-import { execFile, spawn } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -21,7 +21,8 @@ import type { HubError } from '../src/contract/payloads/hub.js'
 import type { TaskEvent, TaskRecord } from '../src/contract/payloads/task.js'
 import { topicsFor } from '../src/contract/topics.js'
 import type { Hub } from '../src/hub.js'
-import { CLI, http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
+import { runCli, type CliRun } from './helpers/cli.js'
+import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 
 const topics = topicsFor()
 const dir = tempDir()
@@ -288,17 +289,8 @@ test('drain does not wait for a person: the asking task goes back to the hub, an
 })
 
 /** `trinity …` against the hub by --url, to the end. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env = { ...process.env }
-  delete env['TRINITY_URL']
-  delete env['TRINITY_CONFIG']
-  const child = spawn(process.execPath, [CLI, ...args, '--url', hub.httpUrl], { cwd: dir.path, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
-  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  return new Promise((resolve) => child.once('close', (code) => { clearTimeout(guard); resolve({ code, stdout, stderr }) }))
+function cli(args: string[]): Promise<CliRun> {
+  return runCli([...args, '--url', hub.httpUrl], { cwd: dir.path })
 }
 
 test('trinity answer: text from the words, JSON with --json; 404 and 409 exit 1 with their registry codes', async () => {

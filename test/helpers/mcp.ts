@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { ResourceUpdatedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { ENV } from '../../src/config/env.js'
-import { CLI, waitFor } from './hub.js'
+import { CLI, http, waitFor } from './hub.js'
 
 export interface ChannelPush {
   content: string
@@ -101,4 +101,12 @@ export async function startMcp(options: McpStart): Promise<McpSession> {
 /** The text of a tool error, for assertions on its code and words. */
 export function errorText(result: CallToolResult): string {
   return result.content.map((c) => (c.type === 'text' ? c.text : '')).join('\n')
+}
+
+/** Until the hub lists `id` online (with `capability`, when given): its birth has reached the registry. */
+export async function waitOnline(httpUrl: string, id: string, capability?: string): Promise<void> {
+  await waitFor(async () => {
+    const { body } = await http<{ instances: { id: string; state: string; capabilities: string[] }[] }>(httpUrl, 'GET', '/instances')
+    return body.instances.some((i) => i.id === id && i.state === 'online' && (capability === undefined || i.capabilities.includes(capability)))
+  }, 60_000, `${id} online${capability === undefined ? '' : ` with ${capability}`}`)
 }

@@ -11,8 +11,8 @@ import { topicsFor } from '../../src/contract/topics.js'
 import { isTrinityError } from '../../src/errors.js'
 import { Journal } from '../../src/mcp/journal.js'
 import { connectBus } from '../../src/net/bus-client.js'
-import { http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
-import { startMcp } from '../helpers/mcp.js'
+import { startTestHub, testConfig, testScope } from '../helpers/hub.js'
+import { startMcp, waitOnline } from '../helpers/mcp.js'
 
 const { dir, cleanups } = testScope()
 
@@ -66,10 +66,7 @@ test('a frame delivered twice reaches the agent once', async () => {
   cleanups.push(() => hub.stop())
   const reviewer = await startMcp({ id: 'reviewer', capabilities: ['code_review'], busUrl: hub.mqttUrl, hubUrl: hub.httpUrl, stateDir: join(dir.path, 'reviewer'), cwd: dir.path })
   cleanups.push(() => reviewer.close())
-  await waitFor(async () => {
-    const { body } = await http<{ instances: { id: string; state: string }[] }>(hub.httpUrl, 'GET', '/instances')
-    return body.instances.some((i) => i.id === 'reviewer' && i.state === 'online')
-  }, 60_000, 'reviewer online')
+  await waitOnline(hub.httpUrl, 'reviewer')
   const bus = await connectBus({ url: hub.mqttUrl }, 'first-error')
   cleanups.push(() => bus.endAsync())
   const inbox = topicsFor().instanceInbox('reviewer')

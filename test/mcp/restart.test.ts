@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import type { TaskDetail } from '../../src/contract/http.js'
 import { CLI, http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
-import { startMcp, type McpSession } from '../helpers/mcp.js'
+import { startMcp, type McpSession, waitOnline } from '../helpers/mcp.js'
 
 const { dir, cleanups } = testScope()
 
@@ -26,10 +26,7 @@ test('SIGKILL between delivery and read loses no inbox frame and duplicates none
     cleanups.push(() => session.close())
     return session
   }
-  const online = (): Promise<void> => waitFor(async () => {
-    const { body } = await http<{ instances: { id: string; state: string }[] }>(hub.httpUrl, 'GET', '/instances')
-    return body.instances.some((i) => i.id === 'reviewer' && i.state === 'online')
-  }, 60_000, 'reviewer online')
+  const online = (): Promise<void> => waitOnline(hub.httpUrl, 'reviewer')
 
   const first = await start()
   await online()

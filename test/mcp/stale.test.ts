@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { TaskDetail } from '../../src/contract/http.js'
 import { http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
-import { errorText, startMcp } from '../helpers/mcp.js'
+import { errorText, startMcp, waitOnline } from '../helpers/mcp.js'
 
 const { dir, cleanups } = testScope()
 
@@ -18,10 +18,7 @@ test('a report on a lease that ran out, or on a cancelled task, is a tool error'
   cleanups.push(() => hub.stop())
   const reviewer = await startMcp({ id: 'reviewer', capabilities: ['code_review'], busUrl: hub.mqttUrl, hubUrl: hub.httpUrl, stateDir: join(dir.path, 'reviewer'), cwd: dir.path })
   cleanups.push(() => reviewer.close())
-  await waitFor(async () => {
-    const { body } = await http<{ instances: { id: string; state: string }[] }>(hub.httpUrl, 'GET', '/instances')
-    return body.instances.some((i) => i.id === 'reviewer' && i.state === 'online')
-  }, 60_000, 'reviewer online')
+  await waitOnline(hub.httpUrl, 'reviewer')
   const record = async (id: string): Promise<TaskDetail> => (await http<TaskDetail>(hub.httpUrl, 'GET', `/tasks/${id}`)).body
 
   const expired = (await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'code_review', content: 'nobody claims this in time' })).body.id

@@ -13,7 +13,7 @@ import { parseConfig } from '../../src/config/load.js'
 import type { TaskDetail } from '../../src/contract/http.js'
 import type { Hub } from '../../src/hub.js'
 import { ROOT, http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
-import { errorText, startMcp } from '../helpers/mcp.js'
+import { errorText, startMcp, waitOnline } from '../helpers/mcp.js'
 
 const { dir, cleanups } = testScope()
 /** Short, so that the wait below outlasts it: only the keep-alive keeps the claim. */
@@ -24,10 +24,7 @@ async function hubAndReviewer(): Promise<{ hub: Hub; reviewer: Awaited<ReturnTyp
   cleanups.push(() => hub.stop())
   const reviewer = await startMcp({ id: 'reviewer', capabilities: ['code_review'], busUrl: hub.mqttUrl, hubUrl: hub.httpUrl, stateDir: join(dir.path, 'reviewer'), cwd: dir.path })
   cleanups.push(() => reviewer.close())
-  await waitFor(async () => {
-    const { body } = await http<{ instances: { id: string; state: string; capabilities: string[] }[] }>(hub.httpUrl, 'GET', '/instances')
-    return body.instances.some((i) => i.id === 'reviewer' && i.state === 'online' && i.capabilities.includes('code_review'))
-  }, 60_000, 'reviewer online with code_review')
+  await waitOnline(hub.httpUrl, 'reviewer', 'code_review')
   return { hub, reviewer }
 }
 

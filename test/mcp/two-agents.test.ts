@@ -9,8 +9,8 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Hub } from '../../src/hub.js'
-import { freePort, http, startTestHub, testConfig, testScope, waitFor } from '../helpers/hub.js'
-import { errorText, startMcp, type McpSession } from '../helpers/mcp.js'
+import { freePort, startTestHub, testConfig, testScope } from '../helpers/hub.js'
+import { errorText, startMcp, type McpSession, waitOnline } from '../helpers/mcp.js'
 
 const { dir, cleanups } = testScope()
 let hub: Hub | undefined
@@ -28,10 +28,7 @@ async function session(id: string, capabilities: string[], hubUrl?: string): Pro
   const h = await theHub()
   const s = await startMcp({ id, capabilities, busUrl: h.mqttUrl, hubUrl: hubUrl ?? h.httpUrl, stateDir: join(dir.path, id), cwd: dir.path })
   cleanups.push(() => s.close())
-  await waitFor(async () => {
-    const { body } = await http<{ instances: { id: string; state: string }[] }>(h.httpUrl, 'GET', '/instances')
-    return body.instances.some((i) => i.id === id && i.state === 'online')
-  }, 60_000, `${id} online`)
+  await waitOnline(h.httpUrl, id)
   return s
 }
 

@@ -1,0 +1,26 @@
+/**
+ * `trinity …` as a child process, run to its end: no hub address, config or
+ * token in its environment but what the test passes, cwd a temp dir (no
+ * config file to find), killed if it still runs after a minute.
+ */
+import { spawn } from 'node:child_process'
+import { ENV } from '../../src/config/env.js'
+import { CLI } from './hub.js'
+
+export interface CliRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+export function runCli(args: readonly string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliRun> {
+  const base = { ...process.env }
+  for (const name of [ENV.url, ENV.config, ENV.token]) delete base[name]
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: { ...base, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d: Buffer) => { stdout += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const guard = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  return new Promise((resolve) => child.once('close', (code) => { clearTimeout(guard); resolve({ code, stdout, stderr }) }))
+}
