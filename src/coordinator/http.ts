@@ -31,11 +31,19 @@ function payloadTooLarge(maxPayload: number): TrinityError {
   return new TrinityError('TRINITY_ERR_PAYLOAD_TOO_LARGE', `the body is over limits.maxPayload, ${formatSize(maxPayload)}`, { field: 'body' })
 }
 
-/** Runs `work` after every list queued before it, and after a turn of the event loop (setImmediate: after pending I/O). */
+/**
+ * Runs `work` after every list queued before it, and after a pause as long as the list before took: lists
+ * get at most half the event loop, whatever number of clients loop on them. One turn (setImmediate) was not
+ * enough: the bus's own hops (Aedes, MQTT.js) each take several turns, and a round trip still waited ~28 s.
+ */
 function oneAtATime(): <T>(work: () => T) => Promise<T> {
   let tail: Promise<unknown> = Promise.resolve()
+  let lastMs = 0
   return <T>(work: () => T): Promise<T> => {
-    const result = tail.then(() => new Promise<void>((resolve) => setImmediate(resolve))).then(work)
+    const result = tail.then(() => new Promise<void>((resolve) => setTimeout(resolve, lastMs))).then(() => {
+      const startedAt = performance.now()
+      try { return work() } finally { lastMs = Math.min(1000, Math.round(performance.now() - startedAt)) }
+    })
     tail = result.catch(() => undefined)
     return result
   }
@@ -130,7 +138,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
       throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `limit: at most ${MAX_FULL_TASKS} with full=true (${MAX_TASKS} for summaries), got ${limit}`, { field: 'limit' })
     }
     const filter = request.query.state === undefined ? { limit } : { state: request.query.state, limit }
-    // One list at a time, each after a turn of the event loop: 20 clients listing 1,000 tasks in a loop
+    // One list at a time, at most half the event loop (oneAtATime): 20 clients listing 1,000 tasks in a loop
     // took turns with nothing else, and a task's round trip went from 9 ms to 11 s (issue #14). Queued
     // lists wait without CPU; between two, the bus and every other request get their turn.
     return listTurn(() => {
