@@ -21,7 +21,7 @@ export function newRunId(name: string): string {
 }
 
 /** PIDs (not this process) whose environment carries `runId` as ENV.runId. */
-export function processesOfRun(runId: string): number[] {
+function processesOfRun(runId: string): number[] {
   const needle = Buffer.from(`${ENV.runId}=${runId}\0`)
   let entries: string[]
   try { entries = readdirSync('/proc') } catch { return [] }
