@@ -91,8 +91,14 @@ async function startWithStore(config: Config, log: Logger, store: Store): Promis
   // HTTPS (and so WSS for /mqtt) with hub.tls. Typed as the plain instance the routes are written against:
   // Fastify's routes, hooks and replies are the same over either server.
   const https = config.hub.tls === null ? null : { cert: readPem(config.hub.tls.cert, 'hub.tls.cert'), key: readPem(config.hub.tls.key, 'hub.tls.key') }
+  // A request must arrive whole, headers and body, within hub.requestTimeout (Fastify's default, 0, never
+  // cuts off a client trickling a byte every few seconds; issue #14). Node checks running requests every
+  // connectionsCheckingInterval (30 s by default), so it is a tenth of the timeout here: the cut comes
+  // close to the bound. No connectionTimeout (socket idle): a trickle defeats it, and it would cut /mqtt.
+  const timeouts = requestTimeouts(config.hub.requestTimeoutMs)
   const app = Fastify({
-    ...(https === null ? {} : { https }),
+    ...(https === null ? { http: timeouts } : { https: { ...https, ...timeouts } }),
+    requestTimeout: config.hub.requestTimeoutMs,
     loggerInstance: httpLog,
     logController: new LogController({ disableRequestLogging: true }),
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
@@ -161,4 +167,13 @@ function readPem(path: string, field: string): Buffer {
 /** `0.0.0.0:8900`, `[::]:8900`: an address as the socket reports it. */
 function hostPort(address: AddressInfo): string {
   return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`
+}
+
+/** Node's server options behind hub.requestTimeout: headers within it too, checked at a tenth of it (1–30 s). */
+function requestTimeouts(requestTimeoutMs: number): { headersTimeout: number; connectionsCheckingInterval: number } {
+  if (requestTimeoutMs === 0) return { headersTimeout: 60_000, connectionsCheckingInterval: 30_000 }
+  return {
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+    connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.round(requestTimeoutMs / 10))),
+  }
 }

@@ -43,7 +43,7 @@ test('a wrong type names the line, column, field path and expectation', () => {
 test('unknown keys, bad enums, bad durations and YAML syntax errors are all located', () => {
   const found = problems('hub:\n  prot: 1\nroutes:\n  general: { targets: [c1], strategy: fastest }\ntasks:\n  lease: 10 minutes\n')
   assert.deepEqual(found, [
-    'x.yaml:2:3: hub.prot: unknown field (allowed: host, port, dataDir, topicPrefix, statsInterval, auth, allowInsecure, allowedOrigins, tls)',
+    'x.yaml:2:3: hub.prot: unknown field (allowed: host, port, dataDir, topicPrefix, statsInterval, requestTimeout, auth, allowInsecure, allowedOrigins, tls)',
     'x.yaml:4:39: routes.general.strategy: expected one of "all", "least-loaded", "round-robin", got "fastest"',
     'x.yaml:6:10: tasks.lease: expected milliseconds, or a string such as 500ms, 30s, 5m, 2h, 7d, got "10 minutes"',
   ])

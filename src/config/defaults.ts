@@ -21,7 +21,7 @@ export const SEED_ROUTES: Readonly<Record<string, Route>> = {
 }
 
 export const DEFAULTS = {
-  hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s' },
+  hub: { host: '127.0.0.1', port: 8900, dataDir: './data', topicPrefix: 'trinity', statsInterval: '1s', requestTimeout: '30s' },
   broker: { mode: 'embedded', host: '127.0.0.1', port: 1883, websocket: true, persistence: 'disk', tlsPort: 8883 },
   log: { level: 'info', pretty: 'auto', maxSize: '10m', maxFiles: 5 },
   supervisor: {
@@ -97,6 +97,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       dataDir: hub.dataDir ?? d.hub.dataDir,
       topicPrefix: hub.topicPrefix ?? d.hub.topicPrefix,
       statsIntervalMs: parseDuration(hub.statsInterval ?? d.hub.statsInterval),
+      requestTimeoutMs: parseDuration(hub.requestTimeout ?? d.hub.requestTimeout),
       auth: { tokens: (hub.auth?.tokens ?? []).map((t) => resolveToken(t, env)) },
       allowInsecure: hub.allowInsecure ?? false,
       allowedOrigins: hub.allowedOrigins ?? [],

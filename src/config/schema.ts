@@ -117,6 +117,7 @@ export const ConfigSchema = Type.Object(
           dataDir: Type.Optional(Type.String({ minLength: 1 })),
           topicPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$' })),
           statsInterval: Type.Optional(Duration),
+          requestTimeout: Type.Optional(Duration),
           auth: Type.Optional(Type.Object({ tokens: Type.Optional(Type.Array(HttpToken)) }, strict)),
           allowInsecure: Type.Optional(Type.Boolean({ description: 'start beyond loopback without auth (README, Security)' })),
           allowedOrigins: Type.Optional(Type.Array(Type.String({ pattern: '^https?://[^/]+$', description: 'an origin such as https://ops.example:8443' }))),
@@ -295,6 +296,8 @@ export interface Config {
     readonly dataDir: string
     readonly topicPrefix: string
     readonly statsIntervalMs: number
+    /** The longest one HTTP request may take to arrive, headers and body: a slow client is cut off (408). */
+    readonly requestTimeoutMs: number
     /** Bearer tokens for the HTTP API, each as the sha256 (hex) of its secret; `tokenEnv` was read at load. */
     readonly auth: { readonly tokens: readonly HttpTokenConfig[] }
     readonly allowInsecure: boolean

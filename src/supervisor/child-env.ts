@@ -14,6 +14,10 @@
  *   its id (`broker.auth.users`), so the demo fleet and any SDK program log in
  *   instead of being refused in a loop (issue #14).
  *
+ * - every run of every child: its tag, ENV.runId (runTag below), laid over
+ *   everything else, so what the run leaves behind (a `setsid` grandchild too)
+ *   is found and killed when it ends (run-reaper.ts).
+ *
  * The instance's own `env` from the config is laid over this by child.ts.
  */
 import { randomBytes } from 'node:crypto'
@@ -81,4 +85,9 @@ export class ChildEnvironment {
     }
     return env
   }
+}
+
+/** The tag of one run (run-reaper.ts newRunId): child.ts lays it over the instance's own `env`, which cannot untag a run. */
+export function runTag(runId: string): Record<string, string> {
+  return { [ENV.runId]: runId }
 }

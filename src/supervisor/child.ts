@@ -1,5 +1,6 @@
 /**
- * One supervised process: spawn it in its own process group, split its
+ * One supervised process: spawn it in its own process group, tagged with a
+ * run id (run-reaper.ts: a `setsid` grandchild is killed with its run), split its
  * output into lines, wait for it to report ready, restart it by the restart
  * policy when it exits on its own, and stop it with SIGTERM, then SIGKILL
  * after the stop timeout. Readiness is decided outside (the ready signal of
@@ -11,7 +12,9 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { EventEmitter } from 'node:events'
 import { createInterface } from 'node:readline'
 import { READY_STDIO } from '../ready.js'
+import { runTag } from './child-env.js'
 import type { Lifeline } from './lifeline.js'
+import { newRunId, reapRun } from './run-reaper.js'
 import { RestartTracker, type CrashLoopPolicy, type RestartPolicy } from './restart-policy.js'
 
 export type { ChildState } from '../contract/payloads/supervisor.js'
@@ -71,6 +74,8 @@ export class Child extends EventEmitter<ChildEvents> {
   lastExit: SupervisedChild['lastExit'] = null
   nextRestartAt: number | null = null
   private proc: ChildProcess | undefined
+  /** The tag of the current run (ENV.runId in its environment): what carries it is killed when the run ends. */
+  private runId = ''
   private exited: Promise<void> = Promise.resolve()
   private timer: NodeJS.Timeout | undefined
   private readyTimer: NodeJS.Timeout | undefined
@@ -157,7 +162,8 @@ export class Child extends EventEmitter<ChildEvents> {
 
   private spawnOnce(): void {
     const { spec, options } = this
-    const env = { ...process.env, ...options.env(), ...spec.env }
+    this.runId = newRunId(spec.name)
+    const env = { ...process.env, ...options.env(), ...spec.env, ...runTag(this.runId) }
     const stdio: StdioOptions = spec.kind === 'instance' ? ['ignore', 'pipe', 'pipe'] : READY_STDIO
     const proc: ChildProcess = spec.args === undefined
       ? spawn(shellLine(spec.command), { shell: true, cwd: spec.cwd, env, detached: true, stdio })
@@ -195,6 +201,8 @@ export class Child extends EventEmitter<ChildEvents> {
     if (proc.pid !== undefined) this.options.lifeline.release(proc.pid)
     // The group may hold grandchildren of a shell command line: take them down too.
     if (proc.pid !== undefined) { try { process.kill(-proc.pid, 'SIGKILL') } catch { /* already gone */ } }
+    // And what left the group (setsid) but still carries this run's tag.
+    reapRun(this.runId)
     const now = Date.now()
     this.lastExit = { code, signal, at: now }
     resolve()
