@@ -44,7 +44,7 @@ export const ENV = {
   taskContent: 'TRINITY_TASK_CONTENT',
   /** Set by the supervisor for an instance with a configured port, or by the user (0: any free one); read by the fleet. */
   instancePort: 'TRINITY_INSTANCE_PORT',
-  /** Set by the supervisor for each run of each child (and so inherited by all it starts): the run's tag; read by the supervisor from /proc/<pid>/environ, to kill what is left of a run when it ends, `setsid` escapees too (supervisor/run-reaper.ts). */
+  /** Set by the supervisor for each run of each child (and so inherited by all it starts): the run's tag; read by the supervisor (and by its lifeline once it is killed) from /proc/<pid>/environ, to kill what is left of a run when it ends, `setsid` escapees too (supervisor/run-reaper.ts). */
   runId: 'TRINITY_RUN_ID',
   /** Set by the user (or an instance's `env` in the config): where the fleet's build_project writes; read by the fleet. */
   workspace: 'TRINITY_WORKSPACE',

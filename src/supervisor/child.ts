@@ -174,7 +174,7 @@ export class Child extends EventEmitter<ChildEvents> {
     this.readyAt = null
     this.reason = null
     const pgid = proc.pid
-    if (pgid !== undefined) options.lifeline.watch(pgid)
+    if (pgid !== undefined) options.lifeline.watch(pgid, this.runId)
     for (const stream of ['stdout', 'stderr'] as const) {
       const lines = createInterface({ input: proc[stream]!, crlfDelay: Infinity })
       lines.on('line', (line) => this.emit('line', stream, line))

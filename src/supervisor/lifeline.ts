@@ -2,36 +2,50 @@
  * The lifeline: no orphans, even if the supervisor is SIGKILLed.
  *
  * Every child runs in its own process group. A tiny `sh` process, started
- * before any child and detached from the terminal, is told each group as it
- * starts ("+pgid") and ends ("-pgid") over a pipe from the supervisor. It
- * ignores signals and waits for the pipe to close, which the kernel does
+ * before any child and detached from the terminal, is told each run as it
+ * starts ("+pgid runId") and ends ("-pgid") over a pipe from the supervisor.
+ * It ignores signals and waits for the pipe to close, which the kernel does
  * when the supervisor dies for any reason; then it sends SIGTERM to every
- * group still listed and SIGKILL two seconds later. A shell, not a second
- * Node process: it costs about a megabyte and cannot itself crash on a bug
- * of ours. A clean shutdown empties the list first, so the lifeline just exits.
+ * group still listed and SIGKILL two seconds later. A grandchild that called
+ * `setsid` has left its group, so last the lifeline runs the run reaper
+ * (run-reaper.ts, through reap-main.ts: one Node process, only then) on the
+ * run ids still listed, as the supervisor does when a run ends (issue #14).
+ * A shell, not a second Node process, for the long wait: it costs about a
+ * megabyte and cannot itself crash on a bug of ours. A clean shutdown empties
+ * the list first, so the lifeline just exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 
+/** The run reaper's process entry point: `node reap-main.js RUN_ID…`. */
+const REAP_MAIN = fileURLToPath(new URL('./reap-main.js', import.meta.url))
+
+/** What a run id may hold (newRunId: pid, child name, hex): one shell word, no `:` (the list's separator). */
+const RUN_ID = /^[A-Za-z0-9._-]+$/
+
+// $1: node, $2: reap-main.js. Entries are `pgid:runId`.
 const SCRIPT = `
 trap '' INT TERM HUP
-groups=""
+runs=""
 while IFS= read -r line; do
   case "$line" in
-    +*) groups="$groups \${line#+}" ;;
-    -*) g="\${line#-}"; kept=""; for x in $groups; do [ "$x" = "$g" ] || kept="$kept $x"; done; groups="$kept" ;;
+    +*) e="\${line#+}"; runs="$runs \${e%% *}:\${e#* }" ;;
+    -*) g="\${line#-}"; kept=""; for x in $runs; do [ "\${x%%:*}" = "$g" ] || kept="$kept $x"; done; runs="$kept" ;;
   esac
 done
-[ -z "$groups" ] && exit 0
-for g in $groups; do kill -TERM -"$g" 2>/dev/null; done
+[ -z "$runs" ] && exit 0
+for x in $runs; do kill -TERM -"\${x%%:*}" 2>/dev/null; done
 sleep 2
-for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
+ids=""
+for x in $runs; do kill -KILL -"\${x%%:*}" 2>/dev/null; ids="$ids \${x#*:}"; done
+exec "$1" "$2" $ids
 `
 
 export class Lifeline {
   private readonly proc: ChildProcess
 
   constructor() {
-    this.proc = spawn('/bin/sh', ['-c', SCRIPT], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] })
+    this.proc = spawn('/bin/sh', ['-c', SCRIPT, 'trinity-lifeline', process.execPath, REAP_MAIN], { detached: true, stdio: ['pipe', 'ignore', 'ignore'] })
     this.proc.unref()
     this.proc.stdin?.on('error', () => undefined)
   }
@@ -40,8 +54,10 @@ export class Lifeline {
     return this.proc.pid
   }
 
-  watch(pgid: number): void {
-    this.proc.stdin?.write(`+${pgid}\n`)
+  /** A run started: its group `pgid`, and `runId`, the tag (ENV.runId) of what it starts. */
+  watch(pgid: number, runId: string): void {
+    if (!RUN_ID.test(runId)) throw new Error(`run id ${JSON.stringify(runId)}: not one shell word`)
+    this.proc.stdin?.write(`+${pgid} ${runId}\n`)
   }
 
   release(pgid: number): void {

@@ -5,7 +5,8 @@
  * restart, one orphan per run (issue #14). Every process inherits its parent's
  * environment, setsid or not, so each run is tagged with ENV.runId
  * (child-env.ts) and, when it ends, the processes still carrying the tag are
- * found in /proc/<pid>/environ and killed. No native code: Linux's /proc only;
+ * found in /proc/<pid>/environ and killed: by the supervisor (child.ts), or,
+ * once it is killed, by its lifeline (lifeline.ts, reap-main.ts). No native code: Linux's /proc only;
  * elsewhere (no /proc) this finds nothing and the group kill is all there is.
  *
  * What it cannot catch: a process that exec's with a scrubbed environment
@@ -21,7 +22,7 @@ export function newRunId(name: string): string {
 }
 
 /** PIDs (not this process) whose environment carries `runId` as ENV.runId. */
-function processesOfRun(runId: string): number[] {
+export function processesOfRun(runId: string): number[] {
   const needle = Buffer.from(`${ENV.runId}=${runId}\0`)
   let entries: string[]
   try { entries = readdirSync('/proc') } catch { return [] }
