@@ -24,6 +24,7 @@ import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { TrinityError, isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
 import { connectBus } from '../net/bus-client.js'
+import { busLogin, isLoginRefused } from '../net/bus-login.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
 import { HttpError, request } from './http-client.js'
@@ -315,7 +316,9 @@ program
   .description('print bus traffic as `topic payload` lines (default: everything under the prefix)')
   .argument('[topic]', 'MQTT topic filter')
   .option('--mqtt <url>', 'broker URL (default: from the config, or mqtt://127.0.0.1:1883)')
-  .action(async (topic: string | undefined, options: { mqtt?: string }) => {
+  .option('--username <name>', `bus login, when the broker has broker.auth (default: $${ENV.mqttUsername})`)
+  .option('--password <password>', `its password (default: $${ENV.mqttPassword}, with $${ENV.mqttUsername} only)`)
+  .action(async (topic: string | undefined, options: { mqtt?: string; username?: string; password?: string }) => {
     let config: Config | undefined
     try {
       config = loadConfigFile(configPath(program.opts<{ config?: string }>().config))
@@ -323,10 +326,15 @@ program
       config = undefined
     }
     const url = options.mqtt ?? (config === undefined ? 'mqtt://127.0.0.1:1883' : busUrl(config))
+    const login = busLogin(options)
     let client
     try {
-      client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000 }, 'first-error')
+      client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000, ...login }, 'first-error')
     } catch (err) {
+      // Said once, with the way out; reconnectPeriod 0, so no retry loop behind it.
+      if (isLoginRefused(err)) {
+        throw new TrinityError('TRINITY_ERR_BUS_LOGIN_REFUSED', `${url} ${login.username === undefined ? 'without a login' : `as ${login.username}`}: ${(err as Error).message} (--username and --password, or $${ENV.mqttUsername} and $${ENV.mqttPassword})`, { cause: err })
+      }
       throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `cannot reach the bus at ${url} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); is the hub running? (trinity start)`)
     }
     // Before the subscribe: the broker sends retained messages right behind

@@ -24,9 +24,9 @@ export const ENV = {
   hubSecret: 'TRINITY_HUB_SECRET',
   /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet, the bridge and `trinity mcp`. */
   mqttUrl: 'TRINITY_MQTT_URL',
-  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus login; read by the bridge, the agent SDK and `trinity mcp`. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus login; read by the bridge, the agent SDK, `trinity mcp` and `trinity tail`. */
   mqttUsername: 'TRINITY_MQTT_USERNAME',
-  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus password; read by the bridge, the agent SDK and `trinity mcp`. */
+  /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus password; read by the bridge, the agent SDK, `trinity mcp` and `trinity tail`. */
   mqttPassword: 'TRINITY_MQTT_PASSWORD',
   /** Set by the user or the supervisor (bridge, instances): the hub's HTTP URL; read by `trinity` client commands (`trinity mcp` too) and the fleet. */
   url: 'TRINITY_URL',

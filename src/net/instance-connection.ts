@@ -16,6 +16,7 @@ import { topicsFor } from '../contract/topics.js'
 import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'
 import { clientIds, connectBus, type BusClientOptions } from './bus-client.js'
+import { busLogin } from './bus-login.js'
 
 export interface InstanceConnectionOptions {
   readonly id: string
@@ -26,13 +27,6 @@ export interface InstanceConnectionOptions {
   readonly password?: string | undefined
   /** How long to keep trying while the broker refuses connections (default 30,000 ms). */
   readonly waitForBusMs?: number | undefined
-}
-
-/** The options' login, else the environment's (set by the supervisor); none when neither names a user. */
-function login(options: InstanceConnectionOptions): { username?: string; password?: string } {
-  const username = options.username ?? process.env[ENV.mqttUsername]
-  if (username === undefined || username === '') return {}
-  return { username, password: options.password ?? (options.username === undefined ? process.env[ENV.mqttPassword] : undefined) ?? '' }
 }
 
 /** The bus URL an instance uses when it is given none. */
@@ -54,7 +48,8 @@ export async function connectInstance(options: InstanceConnectionOptions, sessio
     clientId: clientIds.agent(topics.prefix, options.id),
     clean: false,
     reconnectPeriod: 1000,
-    ...login(options),
+    // The options' login, else the environment's (set by the supervisor).
+    ...busLogin(options),
     will: { topic: topics.instanceStatus(options.id), payload: Buffer.from(JSON.stringify({ state: 'offline', session })), qos: 1, retain: true },
   }
   const deadline = Date.now() + (options.waitForBusMs ?? 30_000)

@@ -1,7 +1,7 @@
 /**
- * `trinity …` as a child process, run to its end: no hub address, config or
- * token in its environment but what the test passes, cwd a temp dir (no
- * config file to find), killed if it still runs after a minute.
+ * `trinity …` as a child process, run to its end: no hub address, config,
+ * token or bus login in its environment but what the test passes, cwd a temp
+ * dir (no config file to find), killed if it still runs after a minute.
  */
 import { spawn } from 'node:child_process'
 import { ENV } from '../../src/config/env.js'
@@ -13,9 +13,12 @@ export interface CliRun {
   stderr: string
 }
 
+/** What the caller's environment could add to a CLI run: a test passes what it means. */
+export const CLEARED = [ENV.url, ENV.config, ENV.token, ENV.mqttUsername, ENV.mqttPassword] as const
+
 export function runCli(args: readonly string[], options: { cwd: string; env?: Record<string, string> }): Promise<CliRun> {
   const base = { ...process.env }
-  for (const name of [ENV.url, ENV.config, ENV.token]) delete base[name]
+  for (const name of CLEARED) delete base[name]
   const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: { ...base, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
