@@ -139,7 +139,7 @@ function busHandlers(ctx: BusContext): BusHandlers {
         return reject(raw, 'TRINITY_ERR_REGISTRY_FULL', `instanceId: ${t.instanceId} is not in instances[] and ${registry.maxJoined} joined instances are known already (limits.maxJoinedInstances); health.forgetAfter expires silent ones, DELETE /instances/:id forgets one`)
       }
       if (outcome === 'unknown-session') {
-        return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth starts a session`)
+        return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth (online) starts a session, a ${decoded.value.state} status speaks for one`)
       }
       const current = registry.get(t.instanceId)
       if (current === undefined) return

@@ -130,7 +130,7 @@ export class Instance {
 }
 
 /**
- * `unknown-session`: an offline status for a session newer than the last birth's: refused.
+ * `unknown-session`: an offline, error or draining status for a session newer than the last birth's: refused.
  * `full`: a birth from a new id while `limits.maxJoinedInstances` have joined: refused.
  */
 export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session' | 'full'
@@ -189,13 +189,14 @@ export class Registry {
    * Sparkplug bdSeq pitfall). A birth or draining status also carries the
    * instance's profile.
    *
-   * A Will (an offline status) ends the session it was set on, so it never
-   * starts one: one for a newer session than the last birth's is forged or
-   * lost its way, and adopted, its number would make every real birth after
-   * it stale (issue #14: an offline status with session 99999999999999 locked
-   * an instance out until the hub restarted). Refused while a birth is known;
-   * before any, its state applies but its number is not kept. (An error
-   * status may open a session: an instance that fails as it starts.)
+   * Only a birth (`online`) opens a session. Any other status speaks for a
+   * session a birth opened: one for a newer session than the last birth's is
+   * forged or lost its way, and adopted, its number would make every real
+   * birth after it stale (issue #14: an offline status with session
+   * 99999999999999 locked an instance out until the hub restarted; an `error`
+   * or `draining` one did the same, and took it out of routing meanwhile).
+   * Refused while a birth is known; before any (a hub that just started),
+   * its state applies but its number is not kept.
    */
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
@@ -210,7 +211,7 @@ export class Registry {
       joined = true
     }
     const bornSession = instance.session
-    const beyondBirth = status.state === 'offline' && (bornSession === null || status.session > bornSession)
+    const beyondBirth = status.state !== 'online' && (bornSession === null || status.session > bornSession)
     if (beyondBirth && bornSession !== null) return 'unknown-session'
     const step = nextHealth(instance.health, statusEvent(status))
     if (step.stale) return 'stale'
