@@ -82,6 +82,8 @@ export interface BusContext {
   readonly maxDepth: number
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
+  /** Keeps the instance's birth (session, profile) for the next start of the hub (store.ts). */
+  rememberBirth(instanceId: string): void
   /** True (once) for a message this hub published itself: its echo is not news. */
   isOwnEcho(messageId: string): boolean
   /** Why `to` cannot receive a message, or null when it can. */
@@ -144,6 +146,7 @@ function busHandlers(ctx: BusContext): BusHandlers {
       const current = registry.get(t.instanceId)
       if (current === undefined) return
       log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')
+      if (decoded.value.state === 'online') ctx.rememberBirth(t.instanceId)
       ctx.publishHealth(t.instanceId, { state: current.state, responseMs: null, checkedAt: Date.now(), ...(current.reason === null ? {} : { reason: current.reason }) })
       if (outcome === 'offline') scheduler.instanceLost(t.instanceId, 'went offline')
       else if (previousSession !== null && decoded.value.session !== previousSession && decoded.value.state === 'online') {

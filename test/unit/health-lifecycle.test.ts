@@ -230,6 +230,25 @@ test('the registry: outcomes of statuses and the crash loop in the view, without
   assert.deepEqual([c1.view().state, c1.view().reason], ['online', null])
 })
 
+test('the registry after a restart: remembered births make each session known again, and a joined instance known, offline', () => {
+  const registry = new Registry([{ id: 'c1' }], 4, 1)
+  registry.restore([
+    { id: 'c1', session: 7, profile: {} },
+    { id: 'scribe', session: 3, profile: { capabilities: ['summarize'], role: 'writer', concurrency: 2 } },
+    { id: 'one-too-many', session: 1, profile: {} },
+  ], 100)
+  const scribe = registry.get('scribe')!
+  assert.deepEqual([scribe.source, scribe.state, scribe.connected, scribe.session, scribe.capabilities, scribe.role, scribe.concurrency, scribe.lastSeenAt], ['joined', 'offline', false, 3, ['summarize'], 'writer', 2, 100])
+  assert.equal(registry.get('one-too-many'), undefined, 'limits.maxJoinedInstances holds for remembered births too')
+  assert.deepEqual([registry.get('c1')?.session, registry.get('c1')?.state], [7, 'offline'])
+  // A forged retained offline, the first status a restarted hub sees: refused, as while it runs.
+  assert.equal(registry.applyStatus('scribe', { state: 'offline', session: 99_999_999_999_999 }, 110), 'unknown-session')
+  assert.equal(registry.applyStatus('c1', { state: 'offline', session: 99_999_999_999_999 }, 110), 'unknown-session')
+  // Its own Will, published by a restarted broker, still applies; its next birth too.
+  assert.equal(registry.applyStatus('scribe', { state: 'offline', session: 3 }, 120), 'offline')
+  assert.equal(registry.applyStatus('scribe', { state: 'online', session: 3 }, 130), 'online')
+})
+
 /** The table as docs/topics.md shows it. */
 function tableMarkdown(): string {
   const rows = HEALTH_EVENTS.map((e) => `| \`${e}\` | ${HEALTH_TABLE_STATES.map((s) => HEALTH_TABLE[e].to[s].join(', ')).join(' | ')} | ${HEALTH_TABLE[e].why} |`)
