@@ -5,7 +5,7 @@
  *
  * Roles (config `broker.auth.users`, plus the hub's internal users) and what
  * each may publish and subscribe to: acl.ts. With auth on, also:
- *  - client ids are bound to users (client-ids.ts);
+ *  - client ids are bound to users (client-ids.ts), across restarts with disk persistence;
  *  - a Will must be on a topic its user may publish to: checked at CONNECT
  *    (refused with CONNACK 5, said in the log) and again when it is published,
  *    also for Wills stored before a crash (`mayPublishStoredWill`, called by
@@ -28,7 +28,7 @@ import type { ErrorCode } from '../src/errors.js'
 import type { TopicContract } from '../src/contract/topics.js'
 import type { Logger } from '../src/log.js'
 import { mayPublish, maySubscribe, principalFor, type Principal } from './acl.js'
-import { ClientIdBindings } from './client-ids.js'
+import { ClientIdBindings, type ClientIdJournal } from './client-ids.js'
 
 export interface BrokerPolicyOptions {
   readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }
@@ -57,6 +57,8 @@ export type BrokerPolicy = Required<
   usernameOf(client: object): string | null
   /** A Will stored before a restart, whose connection is gone: may it be published, by its owner's current ACL? */
   mayPublishStoredWill(owner: string | null, will: { readonly topic: string }): boolean
+  /** Client-id bindings of persistent sessions outlive a restart there (disk persistence); `maxAwayMs`: `limits.sessionMaxAge`. */
+  keepClientIds(journal: ClientIdJournal, maxAwayMs: number): void
 }
 
 interface Account {
@@ -127,7 +129,7 @@ export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
 
   const admit = (client: Client, principal: Principal): void => {
     principals.set(client, principal)
-    bindings.hold(client.id, principal.username, client)
+    bindings.hold(client.id, principal.username, client, client.clean)
     const live = connections.get(principal.username) ?? new Set<Client>()
     live.add(client)
     connections.set(principal.username, live)
@@ -242,5 +244,7 @@ export function createBrokerPolicy(options: BrokerPolicyOptions): BrokerPolicy {
     return false
   }
 
-  return { preConnect, authenticate, authorizePublish, authorizeSubscribe, authorizeForward, usernameOf, mayPublishStoredWill }
+  const keepClientIds = (journal: ClientIdJournal, maxAwayMs: number): void => bindings.keep(journal, maxAwayMs)
+
+  return { preConnect, authenticate, authorizePublish, authorizeSubscribe, authorizeForward, usernameOf, mayPublishStoredWill, keepClientIds }
 }

@@ -49,7 +49,7 @@ export interface EmbeddedBrokerOptions {
   maxPacket?: number
   /** Connections one config user may hold at once, auth on (`limits.maxConnectionsPerUser`); default no bound. */
   maxConnectionsPerUser?: number
-  /** What an absent persistent session keeps, disk persistence (`limits.sessionMaxMessages`, `limits.sessionMaxAge`); default no bound. */
+  /** What an absent persistent session keeps, disk persistence (`limits.sessionMaxMessages`, `limits.sessionMaxAge`, which also bounds its client-id binding); default no bound. */
   session?: { readonly maxMessages: number; readonly maxAgeMs: number }
   /** mqtts: a TLS listener on `port` (0 = ephemeral) beside the plain one, with these PEM contents. */
   tls?: { cert: Buffer; key: Buffer; port: number }
@@ -97,6 +97,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
       : `broker dropped ${count} message(s) queued for an absent session: older than limits.sessionMaxAge`),
   }
   const store = options.persistence === 'disk' ? await openStore(options.dataDir, options.sync ?? 'normal', policy, sessions, journalErrorLog(logger)) : undefined
+  // Bound as the sessions they guard: gone with the session, or past its age.
+  if (store !== undefined) policy.keepClientIds(store.clientIdJournal(), options.session?.maxAgeMs ?? Number.POSITIVE_INFINITY)
 
   let aedes: Aedes
   try {

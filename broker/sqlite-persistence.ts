@@ -19,6 +19,9 @@
  * finding 5: published unchecked, a forbidden Will injected a task after a
  * kill -9): `StoredWillPolicy`, the broker's auth policy.
  *
+ * The client-id bindings of persistent sessions (who may resume each) are
+ * journaled here too, for broker/client-ids.ts: a restart must not free them.
+ *
  * Packet ids (`outgoingUpdate`) are not journaled: they belong to one
  * connection, and after a restart queued messages go out with fresh ones.
  */
@@ -26,6 +29,7 @@ import Database from 'better-sqlite3'
 import MemoryPersistence from 'aedes-persistence/asyncPersistence.js'
 import Packet from 'aedes-packet'
 import type { Readable } from 'node:stream'
+import type { ClientIdJournal, StoredBinding } from './client-ids.js'
 import { OutgoingQueues, type QueuedPacket, type SessionBounds } from './outgoing-queues.js'
 
 interface WirePacket {
@@ -113,6 +117,7 @@ export class SqlitePersistence extends MemoryPersistence {
         counter INTEGER NOT NULL, message_id INTEGER, packet TEXT NOT NULL, UNIQUE (client, broker, counter));
       CREATE TABLE IF NOT EXISTS incoming (client TEXT NOT NULL, message_id INTEGER NOT NULL, packet TEXT NOT NULL, PRIMARY KEY (client, message_id));
       CREATE TABLE IF NOT EXISTS wills (client TEXT PRIMARY KEY, packet TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS client_ids (client TEXT PRIMARY KEY, username TEXT NOT NULL, away_since INTEGER);
     `)
     // Journals from before owners were kept: their Wills have none, and are published only with auth off.
     const willColumns = this.db.prepare('PRAGMA table_info(wills)').all() as { name: string }[]
@@ -134,6 +139,8 @@ export class SqlitePersistence extends MemoryPersistence {
       cleanIncoming: db.prepare('DELETE FROM incoming WHERE client = ?'),
       putWill: db.prepare('INSERT OR REPLACE INTO wills (client, packet, owner) VALUES (?, ?, ?)'),
       delWill: db.prepare('DELETE FROM wills WHERE client = ?'),
+      putClientId: db.prepare('INSERT OR REPLACE INTO client_ids (client, username, away_since) VALUES (?, ?, ?)'),
+      delClientId: db.prepare('DELETE FROM client_ids WHERE client = ?'),
     }
   }
 
@@ -279,6 +286,17 @@ export class SqlitePersistence extends MemoryPersistence {
   override async delWill(client: Client): Promise<WirePacket | undefined> {
     this.journalOrSay(() => this.statements.delWill.run(client.id))
     return (await super.delWill(client)) as WirePacket | undefined
+  }
+
+  /** Who holds each persistent session's client id (client-ids.ts), beside the sessions themselves. */
+  clientIdJournal(): ClientIdJournal {
+    return {
+      load: () => (this.db.prepare('SELECT client, username, away_since FROM client_ids').all() as { client: string; username: string; away_since: number | null }[])
+        .map((row): StoredBinding => ({ clientId: row.client, username: row.username, awaySince: row.away_since })),
+      // A connection closing as the broker stops may come after the journal closed: its row says connected, read as away since the next start.
+      put: (binding) => { if (this.db.open) this.journalOrSay(() => this.statements.putClientId.run(binding.clientId, binding.username, binding.awaySince)) },
+      drop: (clientId) => { if (this.db.open) this.journalOrSay(() => this.statements.delClientId.run(clientId)) },
+    }
   }
 
   override async destroy(): Promise<void> {

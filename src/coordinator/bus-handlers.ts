@@ -82,6 +82,8 @@ export interface BusContext {
   readonly maxDepth: number
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
+  /** Keeps the instance's birth (session, profile) for the next start of the hub (store.ts). */
+  rememberBirth(instanceId: string): void
   /** True (once) for a message this hub published itself: its echo is not news. */
   isOwnEcho(messageId: string): boolean
   /** Why `to` cannot receive a message, or null when it can. */
@@ -139,11 +141,12 @@ function busHandlers(ctx: BusContext): BusHandlers {
         return reject(raw, 'TRINITY_ERR_REGISTRY_FULL', `instanceId: ${t.instanceId} is not in instances[] and ${registry.maxJoined} joined instances are known already (limits.maxJoinedInstances); health.forgetAfter expires silent ones, DELETE /instances/:id forgets one`)
       }
       if (outcome === 'unknown-session') {
-        return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth starts a session`)
+        return reject(raw, 'TRINITY_ERR_SESSION_UNKNOWN', `session: ${decoded.value.session} is newer than ${t.instanceId}'s last birth (session ${String(previousSession)}); only a birth (online) starts a session, a ${decoded.value.state} status speaks for one`)
       }
       const current = registry.get(t.instanceId)
       if (current === undefined) return
       log.info({ instance: t.instanceId, state: decoded.value.state, session: decoded.value.session, outcome }, 'instance status')
+      if (decoded.value.state === 'online') ctx.rememberBirth(t.instanceId)
       ctx.publishHealth(t.instanceId, { state: current.state, responseMs: null, checkedAt: Date.now(), ...(current.reason === null ? {} : { reason: current.reason }) })
       if (outcome === 'offline') scheduler.instanceLost(t.instanceId, 'went offline')
       else if (previousSession !== null && decoded.value.session !== previousSession && decoded.value.state === 'online') {

@@ -59,6 +59,8 @@ export class Coordinator {
   /** The last retained supervisor status, if a supervisor runs this hub. */
   private supervisor: SupervisorStatus | undefined
   readonly startedAt = Date.now()
+  /** The birth last written per instance (rememberBirth). */
+  private readonly remembered = new Map<string, string>()
 
   constructor(
     private readonly config: Config,
@@ -111,6 +113,7 @@ export class Coordinator {
       topics: this.topics,
       maxDepth: config.limits.maxDepth,
       publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
+      rememberBirth: (id) => this.rememberBirth(id),
       isOwnEcho: (id) => this.ownMessages.delete(id),
       unknownRecipient: (to) => this.unknownRecipient(to),
       acceptMessage: (message) => { this.acceptMessage(message) },
@@ -124,6 +127,8 @@ export class Coordinator {
 
   async start(): Promise<void> {
     this.warnUnmatchedRoutes()
+    // Before the tasks: a leg assigned to a joined instance finds it in the registry again.
+    this.registry.restore(this.store.births(), Date.now())
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
     const client = busClient({
@@ -336,8 +341,26 @@ export class Coordinator {
     for (const instance of this.registry.expired(Date.now(), afterMs)) this.forget(instance.id, `offline and silent for more than ${afterMs} ms (health.forgetAfter)`)
   }
 
+  /** Written when the session or the profile changed: an agent births again on every handle() and reconnect. */
+  private rememberBirth(id: string): void {
+    const instance = this.registry.get(id)
+    if (instance === undefined || instance.session === null) return
+    const profile = { capabilities: instance.capabilities, role: instance.role, name: instance.name, concurrency: instance.concurrency, ...(instance.port === null ? {} : { port: instance.port }) }
+    const key = JSON.stringify([instance.session, profile])
+    if (this.remembered.get(id) === key) return
+    try {
+      this.store.saveBirth({ id, session: instance.session, profile })
+      this.remembered.set(id, key)
+    } catch (err) {
+      // Only the next start's knowledge of this session is lost; the status itself is applied.
+      this.log.warn({ instance: id, err: (err as Error).message }, 'could not keep the instance\'s birth for the next start')
+    }
+  }
+
   private forget(id: string, reason: string): void {
     this.registry.forget(id)
+    this.remembered.delete(id)
+    try { this.store.forgetBirth(id) } catch (err) { this.log.warn({ instance: id, err: (err as Error).message }, 'could not forget the instance\'s birth') }
     // Empty retained payloads clear the broker's copies (MQTT-3.3.1-6); the status handler ignores them.
     this.publishRaw(this.topics.instanceStatus(id), '', { qos: 1, retain: true })
     this.publishRaw(this.topics.health(id), '', { qos: 0, retain: true })

@@ -42,7 +42,7 @@ export interface HealthRecord {
   readonly connected: boolean
   /** Finishing its work, taking no more. */
   readonly draining: boolean
-  /** The bus session of the last status applied. */
+  /** The bus session of the last birth (only a birth opens one: registry.ts), or of a status applied before any. */
   readonly session: number | null
   /** Probes missed in a row. */
   readonly misses: number

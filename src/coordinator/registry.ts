@@ -9,6 +9,7 @@ import type { InstanceView } from '../contract/http.js'
 import type { HealthState } from '../contract/constants.js'
 import type { Health, InstanceStatus } from '../contract/payloads/instance.js'
 import type { InstanceConfig } from '../config/schema.js'
+import type { RememberedBirth } from './store.js'
 import { HOSTED_HEALTH, INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
 
 export type { InstanceProcess } from './health-lifecycle.js'
@@ -130,7 +131,7 @@ export class Instance {
 }
 
 /**
- * `unknown-session`: an offline status for a session newer than the last birth's: refused.
+ * `unknown-session`: an offline, error or draining status for a session newer than the last birth's: refused.
  * `full`: a birth from a new id while `limits.maxJoinedInstances` have joined: refused.
  */
 export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' | 'unchanged' | 'unknown-session' | 'full'
@@ -170,6 +171,35 @@ export class Registry {
     return count
   }
 
+  /**
+   * The last births a previous run of the hub saw (store.ts): each instance's
+   * session is known again, and a joined one is known again, offline until
+   * evidence of life (a heartbeat, then an answered ping: health.ts) or a
+   * birth. Without this, a restarted hub had no birth to bound a status by:
+   * a forged retained offline with a huge session, the first status it saw,
+   * kept a joined instance unknown (its heartbeats ignored) until its next
+   * birth, which an instance that stays connected never sends (issue #14).
+   */
+  restore(births: readonly RememberedBirth[], now: number): void {
+    for (const birth of births) {
+      let instance = this.instances.get(birth.id)
+      if (instance?.adapter === 'exec') continue
+      if (instance === undefined) {
+        if (this.joinedCount >= this.maxJoined) continue
+        const { profile } = birth
+        instance = new Instance({ id: birth.id, ...(profile.capabilities === undefined ? {} : { capabilities: profile.capabilities }) }, 'joined', this.defaultConcurrency)
+        if (profile.role !== undefined) instance.role = profile.role
+        if (profile.name !== undefined) instance.name = profile.name
+        if (profile.concurrency !== undefined) instance.concurrency = profile.concurrency
+        if (profile.port !== undefined) instance.port = profile.port
+        // `health.forgetAfter` counts from the restart: a live one heartbeats before then.
+        instance.lastSeenAt = now
+        this.instances.set(birth.id, instance)
+      }
+      instance.health = { ...instance.health, session: birth.session }
+    }
+  }
+
   /** Removes a joined instance (DELETE /instances/:id, or expiry); the caller checks it may. */
   forget(id: string): boolean {
     return this.instances.delete(id)
@@ -189,13 +219,14 @@ export class Registry {
    * Sparkplug bdSeq pitfall). A birth or draining status also carries the
    * instance's profile.
    *
-   * A Will (an offline status) ends the session it was set on, so it never
-   * starts one: one for a newer session than the last birth's is forged or
-   * lost its way, and adopted, its number would make every real birth after
-   * it stale (issue #14: an offline status with session 99999999999999 locked
-   * an instance out until the hub restarted). Refused while a birth is known;
-   * before any, its state applies but its number is not kept. (An error
-   * status may open a session: an instance that fails as it starts.)
+   * Only a birth (`online`) opens a session. Any other status speaks for a
+   * session a birth opened: one for a newer session than the last birth's is
+   * forged or lost its way, and adopted, its number would make every real
+   * birth after it stale (issue #14: an offline status with session
+   * 99999999999999 locked an instance out until the hub restarted; an `error`
+   * or `draining` one did the same, and took it out of routing meanwhile).
+   * Refused while a birth is known (also one a previous run saw: `restore`);
+   * before any, its state applies but its number is not kept.
    */
   applyStatus(id: string, status: InstanceStatus, now: number): StatusOutcome {
     let instance = this.instances.get(id)
@@ -210,7 +241,7 @@ export class Registry {
       joined = true
     }
     const bornSession = instance.session
-    const beyondBirth = status.state === 'offline' && (bornSession === null || status.session > bornSession)
+    const beyondBirth = status.state !== 'online' && (bornSession === null || status.session > bornSession)
     if (beyondBirth && bornSession !== null) return 'unknown-session'
     const step = nextHealth(instance.health, statusEvent(status))
     if (step.stale) return 'stale'

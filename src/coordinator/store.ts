@@ -1,5 +1,6 @@
 /**
- * The durable store: tasks and the message log in one SQLite file (WAL).
+ * The durable store: tasks, the message log and each instance's last birth
+ * in one SQLite file (WAL).
  *
  * Writes are synchronous (better-sqlite3): when save() returns, the row is in
  * the WAL, so a task is on disk before the hub acknowledges it (HTTP 202 or
@@ -19,10 +20,18 @@ import { dirname } from 'node:path'
 import { ACTIVE_TASK_STATES, type TaskState } from '../contract/constants.js'
 import type { TaskRecord } from '../contract/payloads/task.js'
 import type { Message } from '../contract/payloads/message.js'
+import type { InstanceStatus } from '../contract/payloads/instance.js'
 import { TrinityError } from '../errors.js'
 
 /** The store's file name in hub.dataDir. */
 export const STORE_FILE = 'trinity.db'
+
+/** What a birth said, kept across restarts: the session it opened and the profile it carried. */
+export interface RememberedBirth {
+  readonly id: string
+  readonly session: number
+  readonly profile: Pick<InstanceStatus, 'capabilities' | 'role' | 'name' | 'concurrency' | 'port'>
+}
 
 export interface StoreOptions {
   file: string
@@ -87,7 +96,30 @@ export class Store {
         ts INTEGER NOT NULL,
         record TEXT NOT NULL
       );
+      CREATE TABLE IF NOT EXISTS births (
+        id TEXT PRIMARY KEY,
+        session INTEGER NOT NULL,
+        profile TEXT NOT NULL
+      );
     `)
+  }
+
+  /**
+   * An instance's last birth: its session and profile, so that a restarted hub
+   * knows which session the instance runs (registry.ts `restore`). Bounded as the
+   * registry is: a forgotten instance's row goes with it (`forgetBirth`).
+   */
+  saveBirth(birth: RememberedBirth): void {
+    this.write(() => this.db.prepare('INSERT OR REPLACE INTO births (id, session, profile) VALUES (?, ?, ?)').run(birth.id, birth.session, JSON.stringify(birth.profile)))
+  }
+
+  forgetBirth(id: string): void {
+    this.db.prepare('DELETE FROM births WHERE id = ?').run(id)
+  }
+
+  births(): RememberedBirth[] {
+    const rows = this.db.prepare('SELECT id, session, profile FROM births ORDER BY rowid').all() as { id: string; session: number; profile: string }[]
+    return rows.map((r) => ({ id: r.id, session: r.session, profile: JSON.parse(r.profile) as RememberedBirth['profile'] }))
   }
 
   /** Writes the task; returns the JSON written (the same text is its event payload). */

@@ -38,6 +38,8 @@ export interface TestInstanceOptions {
   session?: number
   username?: string
   password?: string
+  /** Also heartbeat every this many ms, unasked (as the agent SDK does); default only in answer to pings. */
+  heartbeatMs?: number
 }
 
 export class TestInstance {
@@ -47,6 +49,7 @@ export class TestInstance {
   client!: MqttClient
   session: number
   private readonly waiters: { count: number; resolve: () => void }[] = []
+  private beat: NodeJS.Timeout | undefined
 
   constructor(readonly options: TestInstanceOptions) {
     this.topics = topicsFor(options.prefix)
@@ -80,6 +83,12 @@ export class TestInstance {
       state: 'online', session: this.session,
       capabilities: options.capabilities ?? [], role: options.role ?? options.id, concurrency: options.concurrency ?? 4,
     }), { qos: 1, retain: true })
+    if (options.heartbeatMs !== undefined && this.beat === undefined) {
+      this.beat = setInterval(() => {
+        if (this.client.connected) this.client.publish(topics.instanceHeartbeat(options.id), JSON.stringify({ ts: Date.now() }), { qos: 0 })
+      }, options.heartbeatMs)
+      this.beat.unref()
+    }
   }
 
   /** Goes away without a Will (a clean DISCONNECT), keeping its session. */
@@ -94,6 +103,7 @@ export class TestInstance {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.beat)
     await this.client.endAsync(true).catch(() => undefined)
   }
 

@@ -211,14 +211,42 @@ test('the registry: outcomes of statuses and the crash loop in the view, without
   const c1 = registry.get('c1')!
   assert.deepEqual([c1.state, c1.concurrency, c1.lastSeenAt], ['online', 2, 30], 'a stale Will is not a sign of life either')
   assert.equal(registry.applyStatus('c1', { state: 'offline', session: 7 }, 50), 'offline')
-  assert.equal(registry.applyStatus('c1', { state: 'error', session: 8, error: 'disk full' }, 60), 'error')
+  // Only a birth opens a session: an error or draining status for a newer one is refused (issue #14, forged with 99999999999999).
+  for (const state of ['error', 'draining', 'offline'] as const) assert.equal(registry.applyStatus('c1', { state, session: 8, error: 'forged' }, 55), 'unknown-session', state)
+  assert.deepEqual([c1.state, c1.session, c1.lastSeenAt], ['offline', 7, 50], 'a refused status changes nothing')
+  assert.equal(registry.applyStatus('c1', { state: 'error', session: 7, error: 'disk full' }, 60), 'error')
   assert.deepEqual([c1.state, c1.reason, c1.connected], ['error', 'disk full', true])
+  // Before any birth (a hub that remembers none), a status applies but its number is not kept: the next real birth is not stale.
+  const fresh = new Registry([{ id: 'c2' }], 4)
+  assert.equal(fresh.applyStatus('c2', { state: 'draining', session: 99_999_999_999_999 }, 10), 'online')
+  assert.deepEqual([fresh.get('c2')?.draining, fresh.get('c2')?.session], [true, null])
+  assert.equal(fresh.applyStatus('c2', { state: 'online', session: 5 }, 20), 'unchanged')
+  assert.deepEqual([fresh.get('c2')?.draining, fresh.get('c2')?.session], [false, 5])
   c1.process = crashLoop
   assert.deepEqual([c1.view().state, c1.view().reason, c1.state], ['error', crashLoop.reason, 'error'])
   registry.applyStatus('c1', { state: 'online', session: 9 }, 70)
   assert.deepEqual([c1.view().state, c1.view().reason, c1.view().process], ['error', crashLoop.reason, crashLoop], 'a birth does not end the crash loop the supervisor reports')
   c1.process = running
   assert.deepEqual([c1.view().state, c1.view().reason], ['online', null])
+})
+
+test('the registry after a restart: remembered births make each session known again, and a joined instance known, offline', () => {
+  const registry = new Registry([{ id: 'c1' }], 4, 1)
+  registry.restore([
+    { id: 'c1', session: 7, profile: {} },
+    { id: 'scribe', session: 3, profile: { capabilities: ['summarize'], role: 'writer', concurrency: 2 } },
+    { id: 'one-too-many', session: 1, profile: {} },
+  ], 100)
+  const scribe = registry.get('scribe')!
+  assert.deepEqual([scribe.source, scribe.state, scribe.connected, scribe.session, scribe.capabilities, scribe.role, scribe.concurrency, scribe.lastSeenAt], ['joined', 'offline', false, 3, ['summarize'], 'writer', 2, 100])
+  assert.equal(registry.get('one-too-many'), undefined, 'limits.maxJoinedInstances holds for remembered births too')
+  assert.deepEqual([registry.get('c1')?.session, registry.get('c1')?.state], [7, 'offline'])
+  // A forged retained offline, the first status a restarted hub sees: refused, as while it runs.
+  assert.equal(registry.applyStatus('scribe', { state: 'offline', session: 99_999_999_999_999 }, 110), 'unknown-session')
+  assert.equal(registry.applyStatus('c1', { state: 'offline', session: 99_999_999_999_999 }, 110), 'unknown-session')
+  // Its own Will, published by a restarted broker, still applies; its next birth too.
+  assert.equal(registry.applyStatus('scribe', { state: 'offline', session: 3 }, 120), 'offline')
+  assert.equal(registry.applyStatus('scribe', { state: 'online', session: 3 }, 130), 'online')
 })
 
 /** The table as docs/topics.md shows it. */
