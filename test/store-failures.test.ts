@@ -66,7 +66,7 @@ test('a trinity.db whose header is junk: the hub exits non-zero naming the file,
     file = dbFile
     // A real store with a task in it, then its first 100 bytes (the SQLite header) overwritten.
     const store = new Store({ file: dbFile, sync: 'normal' })
-    store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}')
+    store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}', '{}')
     store.close()
     const fd = openSync(dbFile, 'r+')
     writeSync(fd, Buffer.alloc(100, 'junk'), 0, 100, 0)

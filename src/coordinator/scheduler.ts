@@ -11,12 +11,19 @@
  * One task cannot stop the others (issue #14): a task whose record cannot be
  * stored, or whose assignment or event cannot be sent, is a dead letter at
  * once (`deadLetter`, its legs `bury`), with the reason, and dispatch and the lease sweep go on.
+ *
+ * A full disk is not such a task: a change to an accepted task that finds no
+ * room is kept in memory (`unwritten`) and written again each second and
+ * before every other write; meanwhile nothing new is assigned and client
+ * writes (submit, respond, cancel, retry) are refused with 507, and once the
+ * disk has room the held changes go out (their events with them) and the
+ * tasks carry on in the same run (issue #14).
  */
 import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TASK_STATES, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
-import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit } from '../contract/payloads/task.js'
+import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit, TaskSummary } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
-import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
+import { contentFacts, summarizeTask, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
 import { TrinityError, isTrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -49,8 +56,12 @@ export class Scheduler {
   /** Pending legs per priority rank (index = rank), FIFO. */
   private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
   private readonly queued = new Map<string, QueuedLeg>()
-  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record and its admission event). */
-  private readonly admitted = new Map<string, { record: string; event: string }>()
+  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record, its summary and its admission event). */
+  private readonly admitted = new Map<string, { record: string; summary: string; event: string }>()
+  /** Accepted tasks whose latest change found the disk full: held here (their events too) until a write gets through. */
+  private readonly unwritten = new Map<string, TaskRecord>()
+  /** Set while the disk is full (the last write said so): the refusal, and the timer that retries `unwritten`. */
+  private full: { error: TrinityError; retry: NodeJS.Timeout } | undefined
   /** Submissions whose first write found the disk full: refused, never acknowledged (submit throws). */
   private readonly refused = new Map<string, TrinityError>()
   /** A task's content never changes: its preview and size are worked out once. */
@@ -73,18 +84,23 @@ export class Scheduler {
   }
 
   submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
-    const { store, router, tasks, now } = this.deps
+    const { router, tasks, now } = this.deps
     if (request.id !== undefined) {
-      const existing = this.live.get(request.id) ?? store.getTask(request.id)
+      const existing = this.get(request.id)
       if (existing !== undefined) {
         if (!sameSubmission(existing, request)) throw new TrinityError('TRINITY_ERR_ID_CONFLICT', request.id, { field: 'id' })
         return { task: existing, created: false }
       }
     }
+    this.mustBeWritable()
     const route = router.routeFor(request.type)
     const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
     // Serialised before the task joins the queue: a record that cannot be written leaves nothing behind.
-    const admitted = { record: JSON.stringify(task), event: JSON.stringify(taskEvent(task, true, this.factsOf(task))) }
+    const admitted = {
+      record: JSON.stringify(task),
+      summary: JSON.stringify(summarizeTask(task, this.factsOf(task))),
+      event: JSON.stringify(taskEvent(task, true, this.factsOf(task))),
+    }
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
@@ -98,12 +114,24 @@ export class Scheduler {
     return { task, created: true }
   }
 
+  /** As it is now: a change the disk had no room for is seen here before it is stored. */
   get(id: string): TaskRecord | undefined {
-    return this.live.get(id) ?? this.deps.store.getTask(id)
+    return this.live.get(id) ?? this.unwritten.get(id) ?? this.deps.store.getTask(id)
   }
 
+  /** Whole records, as stored. */
   list(filter: { state?: TaskState; limit: number }): TaskRecord[] {
     return this.deps.store.listTasks(filter)
+  }
+
+  /** Summaries, as stored (from the store's summary column: no record is parsed). */
+  listSummaries(filter: { state?: TaskState; limit: number }): TaskSummary[] {
+    return this.deps.store.listSummaries(filter)
+  }
+
+  /** true while the disk holding the store is full: the last write found no room (GET /health says `store: "full"`). */
+  get storeFull(): boolean {
+    return this.full !== undefined
   }
 
   counts(): Record<TaskState, number> {
@@ -117,11 +145,13 @@ export class Scheduler {
     const { registry, router, now: clock } = this.deps
     const now = clock()
     const changed = new Map<string, TaskRecord>()
-    const frames: [string, InboxFrame, TaskRecord][] = []
+    const frames: { instanceId: string; frame: InboxFrame; task: TaskRecord; index: number; queued: Assignment }[] = []
     const full = new Set<string>()
     let nextWake = Infinity
     const anyAvailable = (): boolean => registry.all().some((i) => i.available)
-    for (let rank = 3; rank >= 0 && anyAvailable(); rank--) {
+    // Each assignment is a write: none while changes wait for room on the disk.
+    const writable = this.flushUnwritten()
+    for (let rank = 3; rank >= 0 && writable && anyAvailable(); rank--) {
       const queue = this.queues[rank]
       if (queue === undefined) continue
       for (const entry of queue) {
@@ -142,15 +172,20 @@ export class Scheduler {
         deriveState(entry.task)
         changed.set(entry.task.id, entry.task)
         const { id, type, content, priority } = entry.task
-        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }, entry.task])
+        const frame: InboxFrame = { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }
+        frames.push({ instanceId: instance.id, frame, task: entry.task, index: entry.leg, queued: leg })
       }
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
     if (changed.size === 0 && this.admitted.size === 0) return 0
     const buried = this.persist(changed.values())
     let sent = 0
-    for (const [instanceId, frame, task] of frames) {
-      if (buried.has(task.id)) continue
+    for (const { instanceId, frame, task, index, queued } of frames) {
+      if (buried.has(task.id)) {
+        // The disk had no room for the assignment: it never happened, the leg waits in the queue again.
+        if (this.unwritten.has(task.id)) this.unassign(task, index, queued)
+        continue
+      }
       try {
         this.deps.sendToInbox(instanceId, frame)
         sent++
@@ -205,6 +240,7 @@ export class Scheduler {
    * 409 naming the state when nothing waits.
    */
   respond(id: string, request: TaskRespond): { task: TaskRecord; instance: string } {
+    this.mustBeWritable()
     const task = this.live.get(id)
     if (task === undefined) {
       const stored = this.deps.store.getTask(id)
@@ -287,6 +323,7 @@ export class Scheduler {
   }
 
   cancel(id: string): TaskRecord {
+    this.mustBeWritable()
     const task = this.live.get(id)
     if (task === undefined) {
       const stored = this.deps.store.getTask(id)
@@ -311,6 +348,7 @@ export class Scheduler {
 
   /** Replays a dead, failed or cancelled task: its unfinished legs start over. */
   retry(id: string): TaskRecord {
+    this.mustBeWritable()
     const task = this.live.get(id) ?? this.deps.store.getTask(id)
     if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
     if (!TERMINAL_TASK_STATES.has(task.state) || task.state === 'completed') {
@@ -331,6 +369,7 @@ export class Scheduler {
   close(): void {
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer)
     this.wakeTimer = undefined
+    if (this.full !== undefined) clearInterval(this.full.retry)
   }
 
   // -------------------------------------------------------------------------
@@ -377,42 +416,54 @@ export class Scheduler {
   }
 
   /**
-   * Writes the changed tasks (and any just admitted) in one commit, then
-   * publishes their events. Returns the ids of tasks buried on the way: when
-   * the commit fails, each task is written in a commit of its own and those
-   * that still fail are dead letters, so the others are not held back.
+   * Writes the changed tasks (and any just admitted, and any a full disk held
+   * back) in one commit, then publishes their events. Returns the ids of tasks
+   * not written: when the commit fails, each task is written in a commit of
+   * its own and those that still fail are dead letters, so the others are not
+   * held back; for lack of space, a submission is refused (507) and a change
+   * to an accepted task is held in `unwritten`, tried again with the next write.
    */
   private persist(tasks: Iterable<TaskRecord>): Set<string> {
     const list = [...tasks]
     const admitted = [...this.admitted]
     this.admitted.clear()
     const { store } = this.deps
+    const listed = new Set(list)
     // Admitted tasks that changed since are written from the record as it is now.
     const writes: [TaskRecord, () => void][] = []
-    for (const [id, { record }] of admitted) {
+    for (const [id, { record, summary }] of admitted) {
       const task = this.live.get(id)
-      if (task !== undefined && !list.includes(task)) writes.push([task, () => store.saveTaskJson(task, record)])
+      if (task !== undefined && !listed.has(task)) writes.push([task, () => store.saveTaskJson(task, record, summary)])
     }
-    for (const task of list) writes.push([task, () => store.saveTask(task)])
+    for (const task of list) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
+    const retried = [...this.unwritten.values()].filter((task) => !listed.has(task))
+    for (const task of retried) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
     const admittedIds = new Set(admitted.map(([id]) => id))
     const buried = new Set<string>()
+    let noRoom: TrinityError | undefined
     try {
       store.transaction(() => { for (const [, write] of writes) write() })
     } catch (err) {
-      this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
+      // A full disk is said once (noSpace), not on every retry.
+      if (!isTrinityError(err, 'TRINITY_ERR_STORE_FULL')) this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
       for (const [task, write] of writes) {
         try {
           store.transaction(write)
         } catch (one) {
           buried.add(task.id)
-          // Not yet acknowledged: with the disk full, refusing it (507) loses nothing; a dead letter could not be stored either.
-          if (admittedIds.has(task.id) && isTrinityError(one, 'TRINITY_ERR_STORE_FULL')) this.refuse(task, one)
-          else this.deadLetter(task, `could not be stored: ${messageOf(one)}`)
+          if (!isTrinityError(one, 'TRINITY_ERR_STORE_FULL')) { this.deadLetter(task, `could not be stored: ${messageOf(one)}`); continue }
+          noRoom = one
+          // Not yet acknowledged: refusing it (507) loses nothing. Accepted: held, never given up for want of room.
+          if (admittedIds.has(task.id)) this.refuse(task, one)
+          else this.unwritten.set(task.id, task)
         }
       }
     }
+    for (const [task] of writes) if (!buried.has(task.id)) this.unwritten.delete(task.id)
+    if (noRoom !== undefined) this.noSpace(noRoom)
+    else if (this.unwritten.size === 0 && writes.some(([task]) => !buried.has(task.id))) this.spaceAgain()
     for (const [id, { event }] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
-    for (const task of list) {
+    for (const task of [...list, ...retried]) {
       if (buried.has(task.id)) continue
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
       try {
@@ -423,6 +474,52 @@ export class Scheduler {
       }
     }
     return buried
+  }
+
+  /**
+   * Writes what a full disk held back, if anything; true when nothing is held
+   * (a retry failing again keeps it held, and says nothing new).
+   */
+  private flushUnwritten(): boolean {
+    if (this.unwritten.size > 0) this.persist([])
+    return this.unwritten.size === 0
+  }
+
+  /** Client writes while changes to accepted tasks wait for room: refused (507) rather than taken into memory. */
+  private mustBeWritable(): void {
+    if (this.full === undefined || this.flushUnwritten()) return
+    throw this.full.error
+  }
+
+  /** The first write to find the disk full: said once, and the held changes retried each second from now on. */
+  private noSpace(error: TrinityError): void {
+    if (this.full !== undefined) { this.full.error = error; return }
+    const retry = setInterval(() => {
+      try {
+        if (this.unwritten.size > 0) this.dispatch()
+      } catch (err) {
+        this.deps.log.error({ err }, 'retrying the held task writes failed')
+      }
+    }, 1000)
+    retry.unref()
+    this.full = { error, retry }
+    this.deps.log.error({ reason: error.message, held: this.unwritten.size }, 'the store is full: changes to accepted tasks are kept in memory and retried each second; new submissions are refused (507) and nothing new is assigned until there is room')
+  }
+
+  /** A write got through: the disk has room again. */
+  private spaceAgain(): void {
+    if (this.full === undefined) return
+    clearInterval(this.full.retry)
+    this.full = undefined
+    this.deps.log.info('the store has room again: held task changes written, dispatch resumes')
+  }
+
+  /** An assignment whose write found no room: the leg goes back to the queue as it was, and its instance keeps no slot for it. */
+  private unassign(task: TaskRecord, index: number, queued: Assignment): void {
+    this.release(task, index)
+    task.assignments[index] = queued
+    this.enqueue(task, index)
+    deriveState(task)
   }
 
   /** Undoes a submission that could not be stored: out of the queue and its instance, as if never made. */
@@ -460,6 +557,12 @@ export class Scheduler {
     try {
       this.deps.store.saveTask(task)
     } catch (err) {
+      if (isTrinityError(err, 'TRINITY_ERR_STORE_FULL')) {
+        // Written, and its event published, when there is room (persist).
+        this.unwritten.set(task.id, task)
+        this.noSpace(err)
+        return
+      }
       stored = withoutBodies(task, `${reason}; its content, result and outputs could not be stored either (${messageOf(err)}) and were dropped`)
       try {
         this.deps.store.saveTask(stored)
