@@ -17,7 +17,9 @@
  * before every other write; meanwhile nothing new is assigned and client
  * writes (submit, respond, cancel, retry) are refused with 507, and once the
  * disk has room the held changes go out (their events with them) and the
- * tasks carry on in the same run (issue #14).
+ * tasks carry on in the same run (issue #14). A client's own write that finds
+ * no room is not held but undone and refused (507): its 2xx or PUBACK would
+ * say it is on disk (`commitRequest`).
  */
 import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TASK_STATES, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
@@ -62,7 +64,7 @@ export class Scheduler {
   private readonly unwritten = new Map<string, TaskRecord>()
   /** Set while the disk is full (the last write said so): the refusal, and the timer that retries `unwritten`. */
   private full: { error: TrinityError; retry: NodeJS.Timeout } | undefined
-  /** Submissions whose first write found the disk full: refused, never acknowledged (submit throws). */
+  /** Submissions, and client changes (`commitRequest`), whose first write found the disk full: refused, never acknowledged (the caller throws). */
   private readonly refused = new Map<string, TrinityError>()
   /** A task's content never changes: its preview and size are worked out once. */
   private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
@@ -260,14 +262,18 @@ export class Scheduler {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `instance: no leg of task ${id} held by ${request.instance ?? '?'} is waiting for input`, { field: 'instance' })
     }
     const now = this.deps.now()
+    const before = snapshot(task)
     task.assignments[index] = answer(leg, request.answer, this.deps.tasks.leaseMs, now)
     task.updatedAt = now
-    this.finishChange([task])
-    try {
-      this.deps.sendToInbox(leg.instance, { kind: 'input', taskId: id, leaseToken: leg.leaseToken, answer: request.answer })
-    } catch (err) {
-      this.deadLetter(task, `its answer could not be sent to ${leg.instance}: ${messageOf(err)}`)
+    // No `input` frame for an answer that is not stored: the instance would run on what the hub then forgets.
+    if (this.commitRequest(task, before)) {
+      try {
+        this.deps.sendToInbox(leg.instance, { kind: 'input', taskId: id, leaseToken: leg.leaseToken, answer: request.answer })
+      } catch (err) {
+        this.deadLetter(task, `its answer could not be sent to ${leg.instance}: ${messageOf(err)}`)
+      }
     }
+    this.dispatch()
     return { task, instance: leg.instance }
   }
 
@@ -330,19 +336,27 @@ export class Scheduler {
       if (stored === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${stored.state}`)
     }
+    const before = snapshot(task)
+    const withdrawn: { instance: string; leaseToken: string }[] = []
+    const cancelled: number[] = []
     task.assignments.forEach((leg, index) => {
       if (isLegFinished(leg)) return
-      if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) {
-        this.deps.sendToInbox(leg.instance, { kind: 'cancel', taskId: id, leaseToken: leg.leaseToken })
-      }
-      this.release(task, index)
-      const entry = this.queued.get(legKey(id, index))
-      if (entry !== undefined) this.unqueue(entry)
+      if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) withdrawn.push({ instance: leg.instance, leaseToken: leg.leaseToken })
       task.assignments[index] = cancel(leg)
+      cancelled.push(index)
     })
     task.state = 'cancelled'
     task.updatedAt = this.deps.now()
-    this.finishChange([task])
+    // The queue, the instances' slots and the cancel frames follow the write: a cancel the disk has no
+    // room for is undone whole, and no instance stops work on a task that still runs.
+    this.commitRequest(task, before)
+    for (const index of cancelled) {
+      this.release(task, index)
+      const entry = this.queued.get(legKey(id, index))
+      if (entry !== undefined) this.unqueue(entry)
+    }
+    for (const { instance, leaseToken } of withdrawn) this.sendCancel(instance, id, leaseToken)
+    this.dispatch()
     return task
   }
 
@@ -355,14 +369,18 @@ export class Scheduler {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `only dead, failed or cancelled tasks can be retried; ${id} is ${task.state}`)
     }
     const now = this.deps.now()
+    const before = snapshot(task)
     task.assignments = task.assignments.map((leg) => (leg.state === 'completed' ? leg : replay(leg, now)))
     task.state = 'queued'
     delete task.error
     delete task.result
     task.updatedAt = now
-    this.live.set(task.id, task)
-    task.assignments.forEach((leg, index) => { if (leg.state === 'queued') this.enqueue(task, index) })
-    this.finishChange([task])
+    // Queued only once stored: a replay the disk has no room for leaves the task as it was, finished.
+    if (this.commitRequest(task, before)) {
+      this.live.set(task.id, task)
+      task.assignments.forEach((leg, index) => { if (leg.state === 'queued') this.enqueue(task, index) })
+    }
+    this.dispatch()
     return task
   }
 
@@ -416,14 +434,31 @@ export class Scheduler {
   }
 
   /**
+   * Stores a client's change to one task (respond, cancel, retry) before anything follows from it, so
+   * a 2xx or a PUBACK means it is on disk. A change the disk has no room for is not held (the client
+   * would take it for done) but undone, the record put back as `before`, and refused with the 507.
+   * true when stored; false when the write failed otherwise and the task is a dead letter.
+   */
+  private commitRequest(task: TaskRecord, before: TaskRecord): boolean {
+    deriveState(task)
+    const buried = this.persist([task], task)
+    const refusal = this.refused.get(task.id)
+    if (refusal === undefined) return !buried.has(task.id)
+    this.refused.delete(task.id)
+    restore(task, before)
+    throw refusal
+  }
+
+  /**
    * Writes the changed tasks (and any just admitted, and any a full disk held
    * back) in one commit, then publishes their events. Returns the ids of tasks
    * not written: when the commit fails, each task is written in a commit of
    * its own and those that still fail are dead letters, so the others are not
    * held back; for lack of space, a submission is refused (507) and a change
-   * to an accepted task is held in `unwritten`, tried again with the next write.
+   * to an accepted task is held in `unwritten`, tried again with the next write,
+   * unless it is `request`, a client's change, which is refused (`commitRequest`).
    */
-  private persist(tasks: Iterable<TaskRecord>): Set<string> {
+  private persist(tasks: Iterable<TaskRecord>, request?: TaskRecord): Set<string> {
     const list = [...tasks]
     const admitted = [...this.admitted]
     this.admitted.clear()
@@ -455,6 +490,7 @@ export class Scheduler {
           noRoom = one
           // Not yet acknowledged: refusing it (507) loses nothing. Accepted: held, never given up for want of room.
           if (admittedIds.has(task.id)) this.refuse(task, one)
+          else if (task === request) this.refused.set(task.id, one)
           else this.unwritten.set(task.id, task)
         }
       }
@@ -619,6 +655,17 @@ function withoutBodies(task: TaskRecord, error: string): TaskRecord {
   const { result: _result, ...rest } = task
   const assignments = task.assignments.map(({ output: _output, progress: _progress, ...leg }) => leg)
   return { ...rest, content: null, assignments, error }
+}
+
+/** The record as it is now: legs are never changed in place (leg-lifecycle.ts), so copying the list of them copies them. */
+function snapshot(task: TaskRecord): TaskRecord {
+  return { ...task, assignments: [...task.assignments] }
+}
+
+/** Puts the record back as `snapshot` took it, in place: the queue and the instances hold this very object. */
+function restore(task: TaskRecord, before: TaskRecord): void {
+  for (const key of Object.keys(task) as (keyof TaskRecord)[]) if (!(key in before)) delete (task as Partial<TaskRecord>)[key]
+  Object.assign(task, before)
 }
 
 function splitKey(key: string): [string, number] {

@@ -56,7 +56,7 @@ function setUp() {
     return frame.leaseToken
   }
   const eventsOf = (id: string, state: string): number => events.filter((e) => e.id === id && e.state === state).length
-  return { store, registry, scheduler, online, tasksSent, leaseOf, eventsOf }
+  return { store, registry, scheduler, online, tasksSent, leaseOf, eventsOf, sent }
 }
 
 test('a completion the disk has no room for is held, not dead-lettered; once there is room it is stored, published once, and the next task goes out', async () => {
@@ -136,5 +136,112 @@ test('a submission that finds the disk full is refused (507) and leaves nothing;
   assert.equal(scheduler.submit({ id: 'room', type: 'general', content: 'a' }).created, true)
   assert.equal(store.getTask('room')?.state, 'assigned')
   assert.equal(scheduler.storeFull, false)
+  scheduler.close()
+})
+
+// A client's own write that is the first to find the disk full (respond, cancel, retry) is not held: its 2xx or
+// PUBACK would say it is on disk. The call throws the 507, the task is as it was, no frame goes out.
+const isStoreFull = (err: unknown): boolean => isTrinityError(err, 'TRINITY_ERR_STORE_FULL')
+
+test('an answer whose write finds the disk full is refused (507) and undone: the task still waits, no input frame; with room the same answer goes through', () => {
+  const { store, scheduler, online, leaseOf, eventsOf, sent } = setUp()
+  online()
+  scheduler.submit({ id: 'asks', type: 'general', content: 'a' })
+  const lease = leaseOf('asks')
+  assert.equal(scheduler.report('c1', { taskId: 'asks', leaseToken: lease, state: 'started' }), 'applied')
+  assert.equal(scheduler.report('c1', { taskId: 'asks', leaseToken: lease, state: 'needs_input', question: 'go on?' }), 'applied')
+  const before = structuredClone(scheduler.get('asks'))
+  const frames = sent.length
+  assert.equal(scheduler.storeFull, false, 'nothing has found the disk full before the answer')
+
+  store.full = true
+  assert.throws(() => scheduler.respond('asks', { answer: 'yes' }), isStoreFull)
+  assert.equal(scheduler.storeFull, true)
+  assert.deepEqual(scheduler.get('asks'), before, 'in memory: as before the answer')
+  assert.equal(scheduler.get('asks')?.state, 'needs_input')
+  assert.equal(store.getTask('asks')?.state, 'needs_input')
+  assert.equal(sent.length, frames, 'no input frame for an answer that is not stored')
+  assert.equal(eventsOf('asks', 'running'), 1, 'only the start: no event for the answer')
+  // Still waiting: a second try while full is refused the same way.
+  assert.throws(() => scheduler.respond('asks', { answer: 'yes' }), isStoreFull)
+  assert.deepEqual(scheduler.get('asks'), before)
+
+  store.full = false
+  assert.deepEqual(scheduler.respond('asks', { answer: 'yes' }).instance, 'c1')
+  assert.equal(scheduler.storeFull, false)
+  assert.equal(store.getTask('asks')?.state, 'running')
+  assert.equal(store.getTask('asks')?.assignments[0]?.input?.answer, 'yes')
+  assert.deepEqual(sent.slice(frames).map(([to, f]) => [to, f]), [['c1', { kind: 'input', taskId: 'asks', leaseToken: lease, answer: 'yes' }]])
+  assert.equal(eventsOf('asks', 'running'), 2)
+  scheduler.close()
+})
+
+test('a cancel whose write finds the disk full is refused (507) and undone: no cancel frame, the task keeps its instance and its place in the queue; with room it goes through', () => {
+  const { store, registry, scheduler, online, leaseOf, tasksSent, eventsOf, sent } = setUp()
+  online()
+  scheduler.submit({ id: 'runs', type: 'general', content: 'a' })
+  scheduler.submit({ id: 'waits', type: 'general', content: 'b' })
+  const lease = leaseOf('runs')
+  assert.equal(scheduler.report('c1', { taskId: 'runs', leaseToken: lease, state: 'started' }), 'applied')
+  const runs = structuredClone(scheduler.get('runs'))
+  const waits = structuredClone(scheduler.get('waits'))
+  const frames = sent.length
+  assert.equal(scheduler.storeFull, false)
+
+  store.full = true
+  assert.throws(() => scheduler.cancel('runs'), isStoreFull)
+  assert.equal(scheduler.storeFull, true)
+  assert.deepEqual(scheduler.get('runs'), runs, 'in memory: as before the cancel')
+  assert.equal(store.getTask('runs')?.state, 'running')
+  assert.equal(sent.length, frames, 'no cancel frame for a cancel that is not stored')
+  assert.equal(registry.get('c1')?.inFlight.size, 1, 'c1 still holds it')
+  assert.equal(eventsOf('runs', 'cancelled'), 0)
+  // A queued task's cancel: refused as well, and the task keeps its place.
+  assert.throws(() => scheduler.cancel('waits'), isStoreFull)
+  assert.deepEqual(scheduler.get('waits'), waits)
+  assert.equal(eventsOf('waits', 'cancelled'), 0)
+  // Its lease runs as before: a report is still applied.
+  assert.equal(scheduler.report('c1', { taskId: 'runs', leaseToken: lease, state: 'progress', output: 'half' }), 'applied')
+
+  store.full = false
+  assert.equal(scheduler.cancel('runs').state, 'cancelled')
+  assert.equal(scheduler.storeFull, false)
+  assert.equal(store.getTask('runs')?.state, 'cancelled')
+  assert.deepEqual(sent.slice(frames).map(([to, f]) => [to, f]).filter(([, f]) => typeof f === 'object' && f.kind === 'cancel'),
+    [['c1', { kind: 'cancel', taskId: 'runs', leaseToken: lease }]])
+  assert.equal(eventsOf('runs', 'cancelled'), 1)
+  // c1's slot is free and `waits` was still queued: it goes out now.
+  assert.deepEqual(tasksSent(), ['runs', 'waits'])
+  assert.equal(store.getTask('waits')?.state, 'assigned')
+  assert.equal(registry.get('c1')?.inFlight.size, 1)
+  scheduler.close()
+})
+
+test('a retry whose write finds the disk full is refused (507) and undone: the task stays failed and unqueued, nothing is sent; with room it goes through', () => {
+  const { store, scheduler, online, leaseOf, tasksSent, eventsOf } = setUp()
+  online()
+  scheduler.submit({ id: 'again', type: 'general', content: 'a' })
+  assert.equal(scheduler.report('c1', { taskId: 'again', leaseToken: leaseOf('again'), state: 'failed', error: 'no', retryable: false }), 'applied')
+  const before = structuredClone(scheduler.get('again'))
+  assert.equal(before?.state, 'failed')
+  assert.equal(scheduler.storeFull, false)
+
+  store.full = true
+  assert.throws(() => scheduler.retry('again'), isStoreFull)
+  assert.equal(scheduler.storeFull, true)
+  assert.deepEqual(scheduler.get('again'), before, 'as before the retry')
+  assert.equal(store.getTask('again')?.state, 'failed')
+  assert.equal(eventsOf('again', 'queued'), 1, 'only the admission: no event for the retry')
+
+  store.full = false
+  // Nothing was queued by the refused retry: c1 is free, and there is nothing to send it.
+  assert.equal(scheduler.dispatch(), 0)
+  assert.deepEqual(tasksSent(), ['again'])
+  assert.equal(scheduler.retry('again').state, 'assigned', 'queued, then assigned to the free c1 at once')
+  assert.equal(scheduler.storeFull, false)
+  assert.deepEqual(tasksSent(), ['again', 'again'])
+  assert.equal(store.getTask('again')?.state, 'assigned')
+  assert.equal(store.getTask('again')?.assignments[0]?.attempts, 1, 'the replay starts over')
+  assert.equal(eventsOf('again', 'queued'), 2)
   scheduler.close()
 })
