@@ -3,7 +3,9 @@
  * stops `trinity hub` with TRINITY_ERR_STORE_CORRUPT before the broker takes a
  * connection, and a full data dir (a real 2 MiB tmpfs in a mount namespace of
  * the hub's own) refuses submissions with TRINITY_ERR_STORE_FULL, over HTTP
- * and MQTT, until space is freed, losing none it accepted.
+ * and MQTT, until space is freed, losing none it accepted; a change to an
+ * accepted task that finds the disk full is held and written once there is
+ * room, and the task completes in the same run.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -12,12 +14,13 @@ import { mkdirSync, openSync, writeSync, closeSync, writeFileSync } from 'node:f
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import type { TaskRecord } from '../src/contract/payloads/task.js'
-import type { TaskList } from '../src/contract/http.js'
+import type { TaskEvent, TaskRecord } from '../src/contract/payloads/task.js'
+import type { HubHealth, TaskList } from '../src/contract/http.js'
 import type { HubError } from '../src/contract/payloads/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
 import { Store } from '../src/coordinator/store.js'
 import { CLI, freePort, http, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
+import { TestInstance } from './helpers/instance.js'
 
 const { dir, cleanups } = testScope()
 
@@ -66,7 +69,7 @@ test('a trinity.db whose header is junk: the hub exits non-zero naming the file,
     file = dbFile
     // A real store with a task in it, then its first 100 bytes (the SQLite header) overwritten.
     const store = new Store({ file: dbFile, sync: 'normal' })
-    store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}')
+    store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}', '{}')
     store.close()
     const fd = openSync(dbFile, 'r+')
     writeSync(fd, Buffer.alloc(100, 'junk'), 0, 100, 0)
@@ -167,4 +170,100 @@ test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/er
   assert.equal(counts['queued'], accepted.length + 1, JSON.stringify(counts))
   assert.equal(child.exitCode, null, output)
   assert.doesNotMatch(output, /uncaught|unhandled/i)
+})
+
+test('the disk fills while an accepted task runs: its completion is held, not buried; once space is freed it completes in the same run, exactly once, and the task queued behind it runs too', async () => {
+  assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs in its own mount namespace: run it as root')
+  const dataDir = join(dir.path, 'fills')
+  mkdirSync(dataDir, { recursive: true })
+  const [httpPort, brokerPort] = [await freePort(), await freePort()]
+  // info: the full disk and its end are each said once, at error and info.
+  const configFile = writeConfig(dir.path, await testConfig(dataDir, {
+    hub: { port: httpPort }, broker: { port: brokerPort }, log: { level: 'info' }, instances: [{ id: 'c1' }],
+    routes: { general: { targets: ['c1'] } }, tasks: { lease: '120s' }, health: { timeout: '30s', degradedAfter: '20s', missesBeforeOffline: 5 },
+  }), 'fills.yaml')
+  const filler = join(dataDir, 'filler')
+  const script = `mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" "$3" hub --config "$4"`
+  const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dataDir, process.execPath, CLI, configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
+  const url = `http://127.0.0.1:${httpPort}`
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
+    return fetch(`${url}/health`).then((r) => r.ok).catch(() => false)
+  }, 60_000, 'the hub on the tmpfs to answer')
+  const hubPid = child.pid
+  const inHub = (...command: string[]) => spawnSync('nsenter', ['-t', String(hubPid), '-m', ...command], { encoding: 'utf8' })
+
+  // Every event of the two tasks, to count completions.
+  const topics = topicsFor('trinity')
+  const watcher = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { reconnectPeriod: 0 })
+  cleanups.push(() => watcher.endAsync())
+  const events: TaskEvent[] = []
+  watcher.on('message', (_t, payload) => events.push(JSON.parse(payload.toString()) as TaskEvent))
+  await watcher.subscribeAsync([topics.taskEvent('runs'), topics.taskEvent('waits')], { qos: 1 })
+  // c1 takes one task at a time and reports by hand.
+  const c1 = await TestInstance.start({ url: `mqtt://127.0.0.1:${brokerPort}`, id: 'c1', capabilities: ['general'], concurrency: 1, manual: true })
+  cleanups.push(() => c1.close())
+  const state = async (id: string): Promise<string | undefined> => (await http<TaskRecord>(url, 'GET', `/tasks/${id}`)).body.state
+  const stored = async (id: string, wanted: string): Promise<boolean> =>
+    (await http<TaskList>(url, 'GET', `/tasks?state=${wanted}`)).body.tasks.some((t) => t.id === id)
+  await waitFor(async () => (await http<{ instances: { id: string; state: string }[] }>(url, 'GET', '/instances')).body.instances.some((i) => i.id === 'c1' && i.state === 'online'), 60_000, 'c1 online')
+
+  for (const id of ['runs', 'waits']) assert.equal((await http(url, 'POST', '/task', { id, type: 'general', content: { id } })).status, 202)
+  await c1.waitForTasks(1, 60_000)
+  const runs = c1.received[0]
+  assert.equal(runs?.id, 'runs')
+  await c1.report({ taskId: 'runs', leaseToken: runs.leaseToken, state: 'started' })
+  await waitFor(async () => await stored('runs', 'running'), 60_000, 'runs stored as running')
+
+  // Fill the tmpfs to the last byte (head stops at ENOSPC), then complete with an output the WAL has no room for.
+  const filled = inHub('sh', '-c', `head -c 4000000 /dev/zero > "${filler}"; df -B1 "${dataDir}" | tail -1`)
+  assert.match(filled.stdout, /\s0\s+100%/, `the tmpfs is full: ${filled.stdout}${filled.stderr}`)
+  const output_ = { text: 'o'.repeat(300_000) }
+  await c1.report({ taskId: 'runs', leaseToken: runs.leaseToken, state: 'completed', output: output_ })
+  await waitFor(async () => (await http<HubHealth>(url, 'GET', '/health')).body.store === 'full', 60_000, () => `GET /health to say store: full:\n${output}`)
+  const health = await http<HubHealth>(url, 'GET', '/health')
+  assert.equal(health.status, 200, 'a full store is not a dead hub')
+  assert.deepEqual(health.body, { status: 'degraded', bus: 'connected', store: 'full' })
+  assert.equal(await state('runs'), 'completed', 'the change is kept in memory')
+  assert.equal(await stored('runs', 'running'), true, 'and not yet on disk')
+  assert.equal(events.filter((e) => e.id === 'runs' && e.state === 'completed').length, 0, 'not published before it is stored')
+  // Nothing new needs a write meanwhile: c1 is free, but `waits` is not assigned; a submission is refused.
+  const refused = await http<{ error: { code: string } }>(url, 'POST', '/task', { type: 'general', content: 'more' })
+  assert.equal(refused.status, 507)
+  assert.equal(refused.body.error.code, 'TRINITY_ERR_STORE_FULL')
+  await new Promise((r) => setTimeout(r, 2500)) // a few retries, which must not assign anything
+  assert.equal(c1.received.length, 1, 'nothing assigned while the disk is full')
+  assert.equal(await state('waits'), 'queued')
+
+  // Free the space: the retry writes the completion, and `waits` goes to c1.
+  const freed = inHub('rm', filler)
+  assert.equal(freed.status, 0, freed.stderr)
+  await waitFor(async () => await stored('runs', 'completed'), 60_000, () => `runs stored as completed once space is freed:\n${output}`)
+  await c1.waitForTasks(2, 60_000)
+  const waits = c1.received[1]
+  assert.equal(waits?.id, 'waits')
+  await c1.report({ taskId: 'waits', leaseToken: waits.leaseToken, state: 'completed', output: 'done' })
+  await waitFor(async () => await stored('waits', 'completed'), 60_000, 'waits completed')
+  await waitFor(() => events.filter((e) => e.state === 'completed').length >= 2, 30_000, 'both completion events')
+
+  const record = (await http<TaskRecord>(url, 'GET', '/tasks/runs')).body
+  assert.deepEqual(record.result, output_, 'the completion, with its output, as reported')
+  assert.equal(record.assignments[0]?.attempts, 1, 'one attempt: never re-run')
+  assert.equal(events.filter((e) => e.id === 'runs' && e.state === 'completed').length, 1, 'runs completed exactly once')
+  assert.equal(events.filter((e) => e.id === 'waits' && e.state === 'completed').length, 1)
+  assert.ok(!events.some((e) => e.state === 'dead'), JSON.stringify(events.map((e) => [e.id, e.state])))
+  assert.deepEqual(c1.received.map((t) => t.id), ['runs', 'waits'], 'each sent once')
+  assert.deepEqual((await http<HubHealth>(url, 'GET', '/health')).body, { status: 'ok', bus: 'connected', store: 'ok' })
+  const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
+  assert.equal(counts['completed'], 2, JSON.stringify(counts))
+  // The same process all along, and the full disk said once, its end once.
+  assert.equal(child.exitCode, null, output)
+  assert.equal(child.pid, hubPid)
+  assert.equal(output.match(/the store is full/g)?.length, 1, output)
+  assert.equal(output.match(/the store has room again/g)?.length, 1, output)
+  assert.doesNotMatch(output, /dead-lettered|uncaught|unhandled/i)
 })

@@ -72,6 +72,18 @@ export const HubSummary = Type.Object({
 })
 export type HubSummary = Static<typeof HubSummary>
 
+/**
+ * GET /health: 200 while the coordinator is on the bus, else 503. `store: "full"` while the disk
+ * holding the store is full (submissions get 507; accepted tasks wait in memory): `status` says
+ * `degraded`, still 200, since a restart would not make room.
+ */
+export const HubHealth = Type.Object({
+  status: Type.Enum(['ok', 'degraded']),
+  bus: Type.Enum(['connected', 'disconnected']),
+  store: Type.Enum(['ok', 'full']),
+})
+export type HubHealth = Static<typeof HubHealth>
+
 /** GET /tasks: counts by state, and summaries (or whole records with `?full=true`). */
 export const TaskList = Type.Object({
   counts: TaskCounts,

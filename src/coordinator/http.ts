@@ -13,8 +13,7 @@ import { Id } from '../contract/payloads/common.js'
 import { TaskRespond, TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
 import { SendRequest } from '../contract/payloads/message.js'
 import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
-import { ERROR_RESPONSES, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskAnswered, TaskDetail, TaskList } from '../contract/http.js'
-import { summarizeTask } from '../contract/task-summary.js'
+import { ERROR_RESPONSES, HubHealth, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskAnswered, TaskDetail, TaskList } from '../contract/http.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Coordinator } from './coordinator.js'
@@ -103,9 +102,16 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     ...coordinator.stats(),
   }))
 
-  api.get('/health', async (_request, reply) => {
+  // A full store is still 200: the hub runs, keeps accepted tasks in memory and retries their writes, and a
+  // restart would not make room; `store: "full"` says why submissions get 507 (issue #14).
+  api.get('/health', { schema: { response: { 200: HubHealth, 503: HubHealth } } }, async (_request, reply) => {
     const ok = coordinator.connected
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', bus: ok ? 'connected' : 'disconnected' })
+    const storeFull = coordinator.scheduler.storeFull
+    return reply.status(ok ? 200 : 503).send({
+      status: ok && !storeFull ? 'ok' : 'degraded',
+      bus: ok ? 'connected' : 'disconnected',
+      store: storeFull ? 'full' : 'ok',
+    })
   })
 
   api.get('/instances', { schema: { response: { 200: InstanceList, ...ERROR_RESPONSES } } }, async () => ({ instances: coordinator.instances() }))
@@ -142,9 +148,10 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     // took turns with nothing else, and a task's round trip went from 9 ms to 11 s (issue #14). Queued
     // lists wait without CPU; between two, the bus and every other request get their turn.
     return listTurn(() => {
-      const records = coordinator.scheduler.list(filter)
-      // Summaries by default: a list of big tasks must not weigh what their bodies weigh (issue #10).
-      return { counts: coordinator.taskCounts(), tasks: request.query.full === true ? records : records.map((task) => summarizeTask(task)) }
+      // Summaries by default: a list of big tasks must not weigh what their bodies weigh (issue #10), nor
+      // cost their parsing (the store keeps each summary beside its record, issue #14).
+      const { scheduler } = coordinator
+      return { counts: coordinator.taskCounts(), tasks: request.query.full === true ? scheduler.list(filter) : scheduler.listSummaries(filter) }
     })
   })
 

@@ -11,12 +11,21 @@
  * One task cannot stop the others (issue #14): a task whose record cannot be
  * stored, or whose assignment or event cannot be sent, is a dead letter at
  * once (`deadLetter`, its legs `bury`), with the reason, and dispatch and the lease sweep go on.
+ *
+ * A full disk is not such a task: a change to an accepted task that finds no
+ * room is kept in memory (`unwritten`) and written again each second and
+ * before every other write; meanwhile nothing new is assigned and client
+ * writes (submit, respond, cancel, retry) are refused with 507, and once the
+ * disk has room the held changes go out (their events with them) and the
+ * tasks carry on in the same run (issue #14). A client's own write that finds
+ * no room is not held but undone and refused (507): its 2xx or PUBACK would
+ * say it is on disk (`commitRequest`).
  */
 import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TASK_STATES, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
-import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit } from '../contract/payloads/task.js'
+import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit, TaskSummary } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
-import { contentFacts, taskEvent, type ContentFacts } from '../contract/task-summary.js'
+import { contentFacts, summarizeTask, taskEvent, type ContentFacts } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
 import { TrinityError, isTrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -49,9 +58,13 @@ export class Scheduler {
   /** Pending legs per priority rank (index = rank), FIFO. */
   private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
   private readonly queued = new Map<string, QueuedLeg>()
-  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record and its admission event). */
-  private readonly admitted = new Map<string, { record: string; event: string }>()
-  /** Submissions whose first write found the disk full: refused, never acknowledged (submit throws). */
+  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record, its summary and its admission event). */
+  private readonly admitted = new Map<string, { record: string; summary: string; event: string }>()
+  /** Accepted tasks whose latest change found the disk full: held here (their events too) until a write gets through. */
+  private readonly unwritten = new Map<string, TaskRecord>()
+  /** Set while the disk is full (the last write said so): the refusal, and the timer that retries `unwritten`. */
+  private full: { error: TrinityError; retry: NodeJS.Timeout } | undefined
+  /** Submissions, and client changes (`commitRequest`), whose first write found the disk full: refused, never acknowledged (the caller throws). */
   private readonly refused = new Map<string, TrinityError>()
   /** A task's content never changes: its preview and size are worked out once. */
   private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
@@ -73,18 +86,23 @@ export class Scheduler {
   }
 
   submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
-    const { store, router, tasks, now } = this.deps
+    const { router, tasks, now } = this.deps
     if (request.id !== undefined) {
-      const existing = this.live.get(request.id) ?? store.getTask(request.id)
+      const existing = this.get(request.id)
       if (existing !== undefined) {
         if (!sameSubmission(existing, request)) throw new TrinityError('TRINITY_ERR_ID_CONFLICT', request.id, { field: 'id' })
         return { task: existing, created: false }
       }
     }
+    this.mustBeWritable()
     const route = router.routeFor(request.type)
     const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
     // Serialised before the task joins the queue: a record that cannot be written leaves nothing behind.
-    const admitted = { record: JSON.stringify(task), event: JSON.stringify(taskEvent(task, true, this.factsOf(task))) }
+    const admitted = {
+      record: JSON.stringify(task),
+      summary: JSON.stringify(summarizeTask(task, this.factsOf(task))),
+      event: JSON.stringify(taskEvent(task, true, this.factsOf(task))),
+    }
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
@@ -98,12 +116,24 @@ export class Scheduler {
     return { task, created: true }
   }
 
+  /** As it is now: a change the disk had no room for is seen here before it is stored. */
   get(id: string): TaskRecord | undefined {
-    return this.live.get(id) ?? this.deps.store.getTask(id)
+    return this.live.get(id) ?? this.unwritten.get(id) ?? this.deps.store.getTask(id)
   }
 
+  /** Whole records, as stored. */
   list(filter: { state?: TaskState; limit: number }): TaskRecord[] {
     return this.deps.store.listTasks(filter)
+  }
+
+  /** Summaries, as stored (from the store's summary column: no record is parsed). */
+  listSummaries(filter: { state?: TaskState; limit: number }): TaskSummary[] {
+    return this.deps.store.listSummaries(filter)
+  }
+
+  /** true while the disk holding the store is full: the last write found no room (GET /health says `store: "full"`). */
+  get storeFull(): boolean {
+    return this.full !== undefined
   }
 
   counts(): Record<TaskState, number> {
@@ -117,11 +147,13 @@ export class Scheduler {
     const { registry, router, now: clock } = this.deps
     const now = clock()
     const changed = new Map<string, TaskRecord>()
-    const frames: [string, InboxFrame, TaskRecord][] = []
+    const frames: { instanceId: string; frame: InboxFrame; task: TaskRecord; index: number; queued: Assignment }[] = []
     const full = new Set<string>()
     let nextWake = Infinity
     const anyAvailable = (): boolean => registry.all().some((i) => i.available)
-    for (let rank = 3; rank >= 0 && anyAvailable(); rank--) {
+    // Each assignment is a write: none while changes wait for room on the disk.
+    const writable = this.flushUnwritten()
+    for (let rank = 3; rank >= 0 && writable && anyAvailable(); rank--) {
       const queue = this.queues[rank]
       if (queue === undefined) continue
       for (const entry of queue) {
@@ -142,15 +174,20 @@ export class Scheduler {
         deriveState(entry.task)
         changed.set(entry.task.id, entry.task)
         const { id, type, content, priority } = entry.task
-        frames.push([instance.id, { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }, entry.task])
+        const frame: InboxFrame = { kind: 'task', task: { id, type, content, priority }, leaseToken: assigned.leaseToken as string, leaseMs, attempt: assigned.attempts }
+        frames.push({ instanceId: instance.id, frame, task: entry.task, index: entry.leg, queued: leg })
       }
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
     if (changed.size === 0 && this.admitted.size === 0) return 0
     const buried = this.persist(changed.values())
     let sent = 0
-    for (const [instanceId, frame, task] of frames) {
-      if (buried.has(task.id)) continue
+    for (const { instanceId, frame, task, index, queued } of frames) {
+      if (buried.has(task.id)) {
+        // The disk had no room for the assignment: it never happened, the leg waits in the queue again.
+        if (this.unwritten.has(task.id)) this.unassign(task, index, queued)
+        continue
+      }
       try {
         this.deps.sendToInbox(instanceId, frame)
         sent++
@@ -205,6 +242,7 @@ export class Scheduler {
    * 409 naming the state when nothing waits.
    */
   respond(id: string, request: TaskRespond): { task: TaskRecord; instance: string } {
+    this.mustBeWritable()
     const task = this.live.get(id)
     if (task === undefined) {
       const stored = this.deps.store.getTask(id)
@@ -224,14 +262,18 @@ export class Scheduler {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `instance: no leg of task ${id} held by ${request.instance ?? '?'} is waiting for input`, { field: 'instance' })
     }
     const now = this.deps.now()
+    const before = snapshot(task)
     task.assignments[index] = answer(leg, request.answer, this.deps.tasks.leaseMs, now)
     task.updatedAt = now
-    this.finishChange([task])
-    try {
-      this.deps.sendToInbox(leg.instance, { kind: 'input', taskId: id, leaseToken: leg.leaseToken, answer: request.answer })
-    } catch (err) {
-      this.deadLetter(task, `its answer could not be sent to ${leg.instance}: ${messageOf(err)}`)
+    // No `input` frame for an answer that is not stored: the instance would run on what the hub then forgets.
+    if (this.commitRequest(task, before)) {
+      try {
+        this.deps.sendToInbox(leg.instance, { kind: 'input', taskId: id, leaseToken: leg.leaseToken, answer: request.answer })
+      } catch (err) {
+        this.deadLetter(task, `its answer could not be sent to ${leg.instance}: ${messageOf(err)}`)
+      }
     }
+    this.dispatch()
     return { task, instance: leg.instance }
   }
 
@@ -287,50 +329,65 @@ export class Scheduler {
   }
 
   cancel(id: string): TaskRecord {
+    this.mustBeWritable()
     const task = this.live.get(id)
     if (task === undefined) {
       const stored = this.deps.store.getTask(id)
       if (stored === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `task ${id} is ${stored.state}`)
     }
+    const before = snapshot(task)
+    const withdrawn: { instance: string; leaseToken: string }[] = []
+    const cancelled: number[] = []
     task.assignments.forEach((leg, index) => {
       if (isLegFinished(leg)) return
-      if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) {
-        this.deps.sendToInbox(leg.instance, { kind: 'cancel', taskId: id, leaseToken: leg.leaseToken })
-      }
-      this.release(task, index)
-      const entry = this.queued.get(legKey(id, index))
-      if (entry !== undefined) this.unqueue(entry)
+      if (isLegActive(leg) && leg.instance !== null && leg.leaseToken !== null) withdrawn.push({ instance: leg.instance, leaseToken: leg.leaseToken })
       task.assignments[index] = cancel(leg)
+      cancelled.push(index)
     })
     task.state = 'cancelled'
     task.updatedAt = this.deps.now()
-    this.finishChange([task])
+    // The queue, the instances' slots and the cancel frames follow the write: a cancel the disk has no
+    // room for is undone whole, and no instance stops work on a task that still runs.
+    this.commitRequest(task, before)
+    for (const index of cancelled) {
+      this.release(task, index)
+      const entry = this.queued.get(legKey(id, index))
+      if (entry !== undefined) this.unqueue(entry)
+    }
+    for (const { instance, leaseToken } of withdrawn) this.sendCancel(instance, id, leaseToken)
+    this.dispatch()
     return task
   }
 
   /** Replays a dead, failed or cancelled task: its unfinished legs start over. */
   retry(id: string): TaskRecord {
+    this.mustBeWritable()
     const task = this.live.get(id) ?? this.deps.store.getTask(id)
     if (task === undefined) throw new TrinityError('TRINITY_ERR_TASK_NOT_FOUND', id)
     if (!TERMINAL_TASK_STATES.has(task.state) || task.state === 'completed') {
       throw new TrinityError('TRINITY_ERR_TASK_CONFLICT', `only dead, failed or cancelled tasks can be retried; ${id} is ${task.state}`)
     }
     const now = this.deps.now()
+    const before = snapshot(task)
     task.assignments = task.assignments.map((leg) => (leg.state === 'completed' ? leg : replay(leg, now)))
     task.state = 'queued'
     delete task.error
     delete task.result
     task.updatedAt = now
-    this.live.set(task.id, task)
-    task.assignments.forEach((leg, index) => { if (leg.state === 'queued') this.enqueue(task, index) })
-    this.finishChange([task])
+    // Queued only once stored: a replay the disk has no room for leaves the task as it was, finished.
+    if (this.commitRequest(task, before)) {
+      this.live.set(task.id, task)
+      task.assignments.forEach((leg, index) => { if (leg.state === 'queued') this.enqueue(task, index) })
+    }
+    this.dispatch()
     return task
   }
 
   close(): void {
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer)
     this.wakeTimer = undefined
+    if (this.full !== undefined) clearInterval(this.full.retry)
   }
 
   // -------------------------------------------------------------------------
@@ -377,42 +434,72 @@ export class Scheduler {
   }
 
   /**
-   * Writes the changed tasks (and any just admitted) in one commit, then
-   * publishes their events. Returns the ids of tasks buried on the way: when
-   * the commit fails, each task is written in a commit of its own and those
-   * that still fail are dead letters, so the others are not held back.
+   * Stores a client's change to one task (respond, cancel, retry) before anything follows from it, so
+   * a 2xx or a PUBACK means it is on disk. A change the disk has no room for is not held (the client
+   * would take it for done) but undone, the record put back as `before`, and refused with the 507.
+   * true when stored; false when the write failed otherwise and the task is a dead letter.
    */
-  private persist(tasks: Iterable<TaskRecord>): Set<string> {
+  private commitRequest(task: TaskRecord, before: TaskRecord): boolean {
+    deriveState(task)
+    const buried = this.persist([task], task)
+    const refusal = this.refused.get(task.id)
+    if (refusal === undefined) return !buried.has(task.id)
+    this.refused.delete(task.id)
+    restore(task, before)
+    throw refusal
+  }
+
+  /**
+   * Writes the changed tasks (and any just admitted, and any a full disk held
+   * back) in one commit, then publishes their events. Returns the ids of tasks
+   * not written: when the commit fails, each task is written in a commit of
+   * its own and those that still fail are dead letters, so the others are not
+   * held back; for lack of space, a submission is refused (507) and a change
+   * to an accepted task is held in `unwritten`, tried again with the next write,
+   * unless it is `request`, a client's change, which is refused (`commitRequest`).
+   */
+  private persist(tasks: Iterable<TaskRecord>, request?: TaskRecord): Set<string> {
     const list = [...tasks]
     const admitted = [...this.admitted]
     this.admitted.clear()
     const { store } = this.deps
+    const listed = new Set(list)
     // Admitted tasks that changed since are written from the record as it is now.
     const writes: [TaskRecord, () => void][] = []
-    for (const [id, { record }] of admitted) {
+    for (const [id, { record, summary }] of admitted) {
       const task = this.live.get(id)
-      if (task !== undefined && !list.includes(task)) writes.push([task, () => store.saveTaskJson(task, record)])
+      if (task !== undefined && !listed.has(task)) writes.push([task, () => store.saveTaskJson(task, record, summary)])
     }
-    for (const task of list) writes.push([task, () => store.saveTask(task)])
+    for (const task of list) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
+    const retried = [...this.unwritten.values()].filter((task) => !listed.has(task))
+    for (const task of retried) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
     const admittedIds = new Set(admitted.map(([id]) => id))
     const buried = new Set<string>()
+    let noRoom: TrinityError | undefined
     try {
       store.transaction(() => { for (const [, write] of writes) write() })
     } catch (err) {
-      this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
+      // A full disk is said once (noSpace), not on every retry.
+      if (!isTrinityError(err, 'TRINITY_ERR_STORE_FULL')) this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
       for (const [task, write] of writes) {
         try {
           store.transaction(write)
         } catch (one) {
           buried.add(task.id)
-          // Not yet acknowledged: with the disk full, refusing it (507) loses nothing; a dead letter could not be stored either.
-          if (admittedIds.has(task.id) && isTrinityError(one, 'TRINITY_ERR_STORE_FULL')) this.refuse(task, one)
-          else this.deadLetter(task, `could not be stored: ${messageOf(one)}`)
+          if (!isTrinityError(one, 'TRINITY_ERR_STORE_FULL')) { this.deadLetter(task, `could not be stored: ${messageOf(one)}`); continue }
+          noRoom = one
+          // Not yet acknowledged: refusing it (507) loses nothing. Accepted: held, never given up for want of room.
+          if (admittedIds.has(task.id)) this.refuse(task, one)
+          else if (task === request) this.refused.set(task.id, one)
+          else this.unwritten.set(task.id, task)
         }
       }
     }
+    for (const [task] of writes) if (!buried.has(task.id)) this.unwritten.delete(task.id)
+    if (noRoom !== undefined) this.noSpace(noRoom)
+    else if (this.unwritten.size === 0 && writes.some(([task]) => !buried.has(task.id))) this.spaceAgain()
     for (const [id, { event }] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
-    for (const task of list) {
+    for (const task of [...list, ...retried]) {
       if (buried.has(task.id)) continue
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
       try {
@@ -423,6 +510,52 @@ export class Scheduler {
       }
     }
     return buried
+  }
+
+  /**
+   * Writes what a full disk held back, if anything; true when nothing is held
+   * (a retry failing again keeps it held, and says nothing new).
+   */
+  private flushUnwritten(): boolean {
+    if (this.unwritten.size > 0) this.persist([])
+    return this.unwritten.size === 0
+  }
+
+  /** Client writes while changes to accepted tasks wait for room: refused (507) rather than taken into memory. */
+  private mustBeWritable(): void {
+    if (this.full === undefined || this.flushUnwritten()) return
+    throw this.full.error
+  }
+
+  /** The first write to find the disk full: said once, and the held changes retried each second from now on. */
+  private noSpace(error: TrinityError): void {
+    if (this.full !== undefined) { this.full.error = error; return }
+    const retry = setInterval(() => {
+      try {
+        if (this.unwritten.size > 0) this.dispatch()
+      } catch (err) {
+        this.deps.log.error({ err }, 'retrying the held task writes failed')
+      }
+    }, 1000)
+    retry.unref()
+    this.full = { error, retry }
+    this.deps.log.error({ reason: error.message, held: this.unwritten.size }, 'the store is full: changes to accepted tasks are kept in memory and retried each second; new submissions are refused (507) and nothing new is assigned until there is room')
+  }
+
+  /** A write got through: the disk has room again. */
+  private spaceAgain(): void {
+    if (this.full === undefined) return
+    clearInterval(this.full.retry)
+    this.full = undefined
+    this.deps.log.info('the store has room again: held task changes written, dispatch resumes')
+  }
+
+  /** An assignment whose write found no room: the leg goes back to the queue as it was, and its instance keeps no slot for it. */
+  private unassign(task: TaskRecord, index: number, queued: Assignment): void {
+    this.release(task, index)
+    task.assignments[index] = queued
+    this.enqueue(task, index)
+    deriveState(task)
   }
 
   /** Undoes a submission that could not be stored: out of the queue and its instance, as if never made. */
@@ -460,6 +593,12 @@ export class Scheduler {
     try {
       this.deps.store.saveTask(task)
     } catch (err) {
+      if (isTrinityError(err, 'TRINITY_ERR_STORE_FULL')) {
+        // Written, and its event published, when there is room (persist).
+        this.unwritten.set(task.id, task)
+        this.noSpace(err)
+        return
+      }
       stored = withoutBodies(task, `${reason}; its content, result and outputs could not be stored either (${messageOf(err)}) and were dropped`)
       try {
         this.deps.store.saveTask(stored)
@@ -516,6 +655,17 @@ function withoutBodies(task: TaskRecord, error: string): TaskRecord {
   const { result: _result, ...rest } = task
   const assignments = task.assignments.map(({ output: _output, progress: _progress, ...leg }) => leg)
   return { ...rest, content: null, assignments, error }
+}
+
+/** The record as it is now: legs are never changed in place (leg-lifecycle.ts), so copying the list of them copies them. */
+function snapshot(task: TaskRecord): TaskRecord {
+  return { ...task, assignments: [...task.assignments] }
+}
+
+/** Puts the record back as `snapshot` took it, in place: the queue and the instances hold this very object. */
+function restore(task: TaskRecord, before: TaskRecord): void {
+  for (const key of Object.keys(task) as (keyof TaskRecord)[]) if (!(key in before)) delete (task as Partial<TaskRecord>)[key]
+  Object.assign(task, before)
 }
 
 function splitKey(key: string): [string, number] {

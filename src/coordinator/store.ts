@@ -13,12 +13,19 @@
  * forget every task, and a file that is not SQLite fails on its first query.
  * A full disk fails a write with TRINITY_ERR_STORE_FULL, which the scheduler
  * turns into a refused submission (507) rather than a lost one.
+ *
+ * Each row carries its task's summary (src/contract/task-summary.ts) as JSON
+ * beside the record, written with it: GET /tasks lists up to 1000 summaries,
+ * and building them from records meant parsing every content and result (up
+ * to `limits.maxPayload` each) to throw them away (issue #14). A store made
+ * before the column existed gets it at open, filled once from the records.
  */
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { ACTIVE_TASK_STATES, type TaskState } from '../contract/constants.js'
-import type { TaskRecord } from '../contract/payloads/task.js'
+import type { TaskRecord, TaskSummary } from '../contract/payloads/task.js'
+import { summarizeTask, type ContentFacts } from '../contract/task-summary.js'
 import type { Message } from '../contract/payloads/message.js'
 import type { InstanceStatus } from '../contract/payloads/instance.js'
 import { TrinityError } from '../errors.js'
@@ -40,7 +47,7 @@ export interface StoreOptions {
 
 export class Store {
   private readonly db: Database.Database
-  private readonly upsertTask: Database.Statement<[string, string, string, number, number, string]>
+  private readonly upsertTask: Database.Statement<[string, string, string, number, number, string, string]>
   private readonly insertMessage: Database.Statement<[string, number, string]>
   private readonly selectTask: Database.Statement<[string], { record: string }>
   private readonly trimMessages: Database.Statement<[number]>
@@ -62,6 +69,7 @@ export class Store {
       this.db.pragma('journal_mode = WAL')
       this.db.pragma(`synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
       this.createSchema()
+      this.addSummaries()
     } catch (err) {
       this.db.close()
       const code = (err as { code?: unknown }).code
@@ -71,8 +79,8 @@ export class Store {
       throw err
     }
     this.upsertTask = this.db.prepare(
-      `INSERT INTO tasks (id, state, type, created_at, updated_at, record) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record`,
+      `INSERT INTO tasks (id, state, type, created_at, updated_at, record, summary) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, record = excluded.record, summary = excluded.summary`,
     )
     this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
     this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
@@ -87,6 +95,8 @@ export class Store {
         type TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         updated_at INTEGER NOT NULL,
+        -- Before the record: reading a column after a big one walks that one's overflow pages.
+        summary TEXT,
         record TEXT NOT NULL
       );
       CREATE INDEX IF NOT EXISTS tasks_state ON tasks (state, updated_at);
@@ -122,15 +132,46 @@ export class Store {
     return rows.map((r) => ({ id: r.id, session: r.session, profile: JSON.parse(r.profile) as RememberedBirth['profile'] }))
   }
 
-  /** Writes the task; returns the JSON written (the same text is its event payload). */
-  saveTask(task: TaskRecord): string {
+  /**
+   * A store made before tasks had a `summary` column: added, and filled from each record, in one
+   * transaction (a crash on the way leaves the old store as it was). At the end of the row, where
+   * ADD COLUMN puts it; new stores have it before the record.
+   */
+  private addSummaries(): void {
+    const columns = this.db.prepare('PRAGMA table_info(tasks)').all() as { name: string }[]
+    if (columns.some((c) => c.name === 'summary')) return
+    const page = this.db.prepare('SELECT rowid AS row, id, record FROM tasks WHERE rowid > ? ORDER BY rowid LIMIT 500')
+    this.write(() => this.db.transaction(() => {
+      this.db.exec('ALTER TABLE tasks ADD COLUMN summary TEXT')
+      const fill = this.db.prepare('UPDATE tasks SET summary = ? WHERE rowid = ?')
+      // Pages by rowid: better-sqlite3 allows no write while a query is being iterated.
+      for (let after = 0; ;) {
+        const rows = page.all(after) as { row: number; id: string; record: string }[]
+        if (rows.length === 0) break
+        for (const { row, id, record } of rows) {
+          let summary: string
+          try {
+            summary = JSON.stringify(summarizeTask(JSON.parse(record) as TaskRecord))
+          } catch (err) {
+            throw new TrinityError('TRINITY_ERR_STORE_CORRUPT', `${this.file}: the record of task ${id} is not a task (${(err as Error).message}): restore the file from a backup`, { cause: err })
+          }
+          fill.run(summary, row)
+          after = row
+        }
+      }
+    })())
+  }
+
+  /** Writes the task and its summary; returns the record's JSON. `facts`: the content's, when the caller has them. */
+  saveTask(task: TaskRecord, facts?: ContentFacts): string {
     const json = JSON.stringify(task)
-    this.saveTaskJson(task, json)
+    this.saveTaskJson(task, json, JSON.stringify(summarizeTask(task, facts)))
     return json
   }
 
-  saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string): void {
-    this.write(() => this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json))
+  /** `json` and `summary`: the record and its summary (summarizeTask) as JSON, serialised by the caller. */
+  saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string, summary: string): void {
+    this.write(() => this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json, summary))
   }
 
   /** Runs fn in one transaction: one commit for many writes. */
@@ -180,6 +221,18 @@ export class Store {
             .all(filter.state, filter.limit)
     ) as { record: string }[]
     return rows.map((r) => JSON.parse(r.record) as TaskRecord)
+  }
+
+  /** What GET /tasks lists by default, from the summary column alone: no record is read. */
+  listSummaries(filter: { state?: TaskState; limit: number }): TaskSummary[] {
+    const rows = (
+      filter.state === undefined
+        ? this.db.prepare('SELECT summary FROM tasks ORDER BY updated_at DESC, rowid DESC LIMIT ?').all(filter.limit)
+        : this.db
+            .prepare('SELECT summary FROM tasks WHERE state = ? ORDER BY updated_at DESC, rowid DESC LIMIT ?')
+            .all(filter.state, filter.limit)
+    ) as { summary: string }[]
+    return rows.map((r) => JSON.parse(r.summary) as TaskSummary)
   }
 
   countTasksByState(): Map<string, number> {

@@ -28,9 +28,9 @@ class PoisonableStore extends Store {
     return super.saveTask(task)
   }
 
-  override saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string): void {
+  override saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string, summary: string): void {
     if (this.poisoned.has(task.id) && json.includes('"content":"poison"')) throw new RangeError('Maximum call stack size exceeded')
-    super.saveTaskJson(task, json)
+    super.saveTaskJson(task, json, summary)
   }
 
   private refuse(task: TaskRecord): void {
