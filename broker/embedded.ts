@@ -168,10 +168,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     sayOnHubErrors({ topic: '', code: 'TRINITY_ERR_PACKET_TOO_LARGE', reason, at: Date.now(), ...(clientId === null ? {} : { clientId }) })
   }
   let closing: Promise<void> | undefined
+  // With an in-process consumer, connections wait at the door until it attaches: a publish it has not
+  // handled must not be acknowledged (socket-writer.ts releases a held PUBACK after maxHoldMs), and one
+  // that arrived before it could only wait in memory.
+  const atDoor: [Duplex, string][] | undefined = local === undefined ? undefined : []
+  let doorOpen = local === undefined
 
   const handle = (transport: Duplex, peer = 'unknown'): void => {
     if (closing !== undefined) {
       transport.destroy()
+      return
+    }
+    if (!doorOpen) {
+      atDoor?.push([transport, peer])
       return
     }
     const connection: MqttConnection = new MqttConnection(transport, {
@@ -226,6 +235,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     await new Promise<void>((resolve) => aedes.close(() => resolve()))
     // Connections that never sent CONNECT are not Aedes clients: end them here.
     for (const connection of connections) connection.destroy()
+    for (const [transport] of atDoor?.splice(0) ?? []) transport.destroy()
     await serverClosed
     store?.close()
     logger.info({ port }, 'MQTT broker closed')
@@ -235,7 +245,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     port,
     tlsPort,
     handleStream: handle,
-    local,
+    local: local === undefined ? undefined : {
+      ...local,
+      async attach(onMessage) {
+        await local.attach(onMessage)
+        doorOpen = true
+        for (const [transport, peer] of atDoor?.splice(0) ?? []) handle(transport, peer)
+      },
+    },
     get connectedClients(): number {
       return aedes.connectedClients
     },

@@ -13,8 +13,9 @@
  *   publish pipeline), and this one calls back after the handler returns, so
  *   a QoS 1 message the coordinator stores is on disk before its PUBACK.
  * - Nothing published before the consumer attaches is lost: the subscription
- *   exists before the broker listens, and messages that arrive before
- *   `attach` wait, unacknowledged, in order.
+ *   exists before the broker listens, clients are let in only once it has
+ *   attached (embedded.ts), and what the broker publishes itself before then
+ *   waits, in order.
  * - Retained messages on its filters come first at `attach`, as a broker
  *   sends them to a client that subscribes.
  * - What an older hub left queued in a persistent session of its own (the
@@ -35,15 +36,18 @@ export interface LocalPublishOptions {
 export interface LocalBus {
   /** Starts delivery: retained messages on the filters, then what waited, then live traffic. */
   attach(onMessage: (topic: string, payload: Buffer) => void): Promise<void>
-  /** Stops delivery; what arrives after waits again (unacknowledged) until the broker closes. */
+  /** Stops delivery; what arrives after waits again until the broker closes. */
   detach(): void
   publish(topic: string, payload: string | Buffer, options: LocalPublishOptions, done?: (error?: Error) => void): void
 }
 
 interface Waiting {
-  readonly topic: string
-  readonly payload: Buffer
+  readonly packet: AedesPublishPacket
   readonly ack: () => void
+}
+
+function payloadOf(packet: { payload: Buffer | string }): Buffer {
+  return Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
 }
 
 /** What the consumer takes over from a persistent session an older hub left behind. */
@@ -75,29 +79,41 @@ export async function createLocalBus(aedes: Aedes, options: LocalBusOptions): Pr
   }
   let handler: ((topic: string, payload: Buffer) => void) | undefined
   const waiting: Waiting[] = []
+  /**
+   * The retained messages delivered at attach, by topic: a copy of one (or an
+   * older message on its topic) that reaches the subscription afterwards is
+   * not news. Aedes stores a retained message before it routes it, so a
+   * publish racing the attach shows up in both.
+   */
+  const replayed = new Map<string, { brokerId: string; counter: number }>()
+  const isReplayed = (packet: AedesPublishPacket): boolean => {
+    const seen = replayed.get(packet.topic)
+    if (seen === undefined) return false
+    if (seen.brokerId === packet.brokerId && packet.brokerCounter <= seen.counter) return true
+    replayed.delete(packet.topic)
+    return false
+  }
   const deliver = (packet: AedesPublishPacket, ack: () => void): void => {
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
-    if (handler === undefined) return void waiting.push({ topic: packet.topic, payload, ack })
-    handle(handler, packet.topic, payload)
+    if (handler === undefined) return void waiting.push({ packet, ack })
+    if (!isReplayed(packet)) handle(handler, packet.topic, payloadOf(packet))
     ack()
   }
   await Promise.all(filters.map((filter) => new Promise<void>((resolve) => aedes.subscribe(filter, deliver, resolve))))
 
   return {
     async attach(onMessage) {
-      // Retained copies of topics that also wait would replay an older message after a newer one.
-      const pending = new Set(waiting.map((w) => w.topic))
       for await (const packet of retained([...filters]) as AsyncIterable<AedesPublishPacket>) {
-        if (pending.has(packet.topic)) continue
-        handle(onMessage, packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+        replayed.set(packet.topic, { brokerId: packet.brokerId, counter: packet.brokerCounter })
+        handle(onMessage, packet.topic, payloadOf(packet))
       }
       if (adopted !== undefined) {
-        for (const packet of adopted.packets) handle(onMessage, packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload))
+        // Queued by an earlier process: older than any retained copy of its topic.
+        for (const packet of adopted.packets) if (!replayed.has(packet.topic)) handle(onMessage, packet.topic, payloadOf(packet))
         adopted.handled()
       }
-      for (const w of waiting.splice(0)) {
-        handle(onMessage, w.topic, w.payload)
-        w.ack()
+      for (const { packet, ack } of waiting.splice(0)) {
+        if (!isReplayed(packet)) handle(onMessage, packet.topic, payloadOf(packet))
+        ack()
       }
       handler = onMessage
     },
