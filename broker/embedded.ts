@@ -14,7 +14,7 @@ import { mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
+import type { Duplex, Readable } from 'node:stream'
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import type { BrokerUser } from '../src/config/schema.js'
 import type { HubError } from '../src/contract/payloads/hub.js'
@@ -24,6 +24,7 @@ import { TrinityError } from '../src/errors.js'
 import type { Logger } from '../src/log.js'
 import { createBrokerPolicy } from './auth.js'
 import type { OversizedPacket } from './mqtt-framing.js'
+import { createLocalBus, type LocalBus } from './local-consumer.js'
 import { MqttConnection, type BufferOverflow } from './socket-writer.js'
 import { SqlitePersistence, type SessionLimits, type StoredWillPolicy } from './sqlite-persistence.js'
 import { clientIds } from '../src/net/bus-client.js'
@@ -55,6 +56,12 @@ export interface EmbeddedBrokerOptions {
   tls?: { cert: Buffer; key: Buffer; port: number }
   /** Longest a packet is held back for ordering (socket-writer.ts), ms; default 10. Tests raise it to see the order the discipline makes, not a race with this fallback. */
   maxHoldMs?: number
+  /**
+   * An in-process consumer of these filters (local-consumer.ts), subscribed
+   * before the broker listens. `adoptSession`: a client id whose persistent
+   * session it takes over (what an older hub queued there is handed to it).
+   */
+  local?: { filters: readonly string[]; adoptSession?: string }
   logger: Logger
 }
 
@@ -66,6 +73,8 @@ export interface EmbeddedBroker {
   /** Feeds one MQTT-over-WebSocket stream to the broker; `peer` (the client's address) is for the log. */
   handleStream(stream: Duplex, peer?: string): void
   readonly connectedClients: number
+  /** The in-process consumer's door, when `local` was given. */
+  readonly local: LocalBus | undefined
   /** Closes the server, all clients, Aedes and the store. Idempotent. */
   close(): Promise<void>
 }
@@ -131,6 +140,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
   sayOnHubErrors = (error) => {
     running.publish({ cmd: 'publish', topic: options.topics.hubErrors, payload: Buffer.from(JSON.stringify(error)), qos: 0, retain: false, dup: false }, () => undefined)
   }
+  let local: LocalBus | undefined
+  if (options.local !== undefined) {
+    const adoptId = options.local.adoptSession
+    const packets = store === undefined || adoptId === undefined ? [] : await store.takeSession(adoptId)
+    if (packets.length > 0) logger.info({ clientId: adoptId, messages: packets.length }, 'handing what an older hub queued for its coordinator session to the in-process coordinator')
+    const persistence = (running as unknown as { persistence: { createRetainedStreamCombi(patterns: string[]): Readable } }).persistence
+    local = await createLocalBus(running, {
+      filters: options.local.filters,
+      retained: (patterns) => persistence.createRetainedStreamCombi(patterns),
+      adopted: packets.length === 0 || adoptId === undefined ? undefined : { packets, handled: () => store?.forgetTaken(adoptId) },
+      onError: (error, topic) => logger.error({ err: error, topic }, 'in-process consumer failed on a message'),
+    })
+  }
   const clientIdOf = (connection: MqttConnection): string | null => (connection as { client?: Client }).client?.id ?? null
 
   const reportSlowConsumer = (connection: MqttConnection, overflow: BufferOverflow): void => {
@@ -148,10 +170,19 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     sayOnHubErrors({ topic: '', code: 'TRINITY_ERR_PACKET_TOO_LARGE', reason, at: Date.now(), ...(clientId === null ? {} : { clientId }) })
   }
   let closing: Promise<void> | undefined
+  // With an in-process consumer, connections wait at the door until it attaches: a publish it has not
+  // handled must not be acknowledged (socket-writer.ts releases a held PUBACK after maxHoldMs), and one
+  // that arrived before it could only wait in memory.
+  const atDoor: [Duplex, string][] | undefined = local === undefined ? undefined : []
+  let doorOpen = local === undefined
 
   const handle = (transport: Duplex, peer = 'unknown'): void => {
     if (closing !== undefined) {
       transport.destroy()
+      return
+    }
+    if (!doorOpen) {
+      atDoor?.push([transport, peer])
       return
     }
     const connection: MqttConnection = new MqttConnection(transport, {
@@ -206,6 +237,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     await new Promise<void>((resolve) => aedes.close(() => resolve()))
     // Connections that never sent CONNECT are not Aedes clients: end them here.
     for (const connection of connections) connection.destroy()
+    for (const [transport] of atDoor?.splice(0) ?? []) transport.destroy()
     await serverClosed
     store?.close()
     logger.info({ port }, 'MQTT broker closed')
@@ -215,6 +247,14 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promi
     port,
     tlsPort,
     handleStream: handle,
+    local: local === undefined ? undefined : {
+      ...local,
+      async attach(onMessage) {
+        await local.attach(onMessage)
+        doorOpen = true
+        for (const [transport, peer] of atDoor?.splice(0) ?? []) handle(transport, peer)
+      },
+    },
     get connectedClients(): number {
       return aedes.connectedClients
     },

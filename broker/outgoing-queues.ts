@@ -126,6 +126,13 @@ export class OutgoingQueues {
     return stored
   }
 
+  /** Removes and returns a client's whole queue, in order (a session handed over to an in-process consumer). */
+  take(clientId: string): QueuedPacket[] {
+    const packets = [...(this.queues.get(clientId)?.packets.values() ?? [])]
+    this.queues.delete(clientId)
+    return packets
+  }
+
   /** The queue to replay to a client that (re)connects; what aged while it was away goes first. */
   stream(clientId: string): Readable {
     const queue = this.queues.get(clientId)

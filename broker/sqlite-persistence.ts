@@ -134,6 +134,7 @@ export class SqlitePersistence extends MemoryPersistence {
       delSubs: db.prepare('DELETE FROM subs WHERE client = ?'),
       enqueue: db.prepare('INSERT OR IGNORE INTO outgoing (client, broker, counter, message_id, packet, queued_at) VALUES (?, ?, ?, ?, ?, ?)'),
       clear: db.prepare('DELETE FROM outgoing WHERE client = ? AND broker = ? AND counter = ?'),
+      delOutgoing: db.prepare('DELETE FROM outgoing WHERE client = ?'),
       putIncoming: db.prepare('INSERT OR REPLACE INTO incoming (client, message_id, packet) VALUES (?, ?, ?)'),
       delIncoming: db.prepare('DELETE FROM incoming WHERE client = ? AND message_id = ?'),
       cleanIncoming: db.prepare('DELETE FROM incoming WHERE client = ?'),
@@ -261,6 +262,25 @@ export class SqlitePersistence extends MemoryPersistence {
       if (retry) setTimeout(() => this.flushCleared(), 1000).unref()
       this.onWriteError?.(err)
     }
+  }
+
+  /**
+   * Ends a persistent session for good and returns what was queued for it, in
+   * order: the hub's coordinator once had one (before it took its messages
+   * in-process), and what an older hub left queued there is handed over rather
+   * than stranded. The journal rows go with the caller's commit of them
+   * (`forgetTaken`), so a crash in between delivers them again.
+   */
+  async takeSession(clientId: string): Promise<WirePacket[]> {
+    const packets = this.outgoing.take(clientId) as WirePacket[]
+    this.journalOrSay(() => this.statements.delSubs.run(clientId))
+    await super.cleanSubscriptions({ id: clientId })
+    return packets
+  }
+
+  /** The journal rows of a taken session, once their messages are handled. */
+  forgetTaken(clientId: string): void {
+    this.journalOrSay(() => this.statements.delOutgoing.run(clientId))
   }
 
   override async incomingStorePacket(client: Client, packet: WirePacket): Promise<void> {

@@ -15,7 +15,10 @@ import { topicsFor } from './contract/topics.js'
 import type { Config } from './config/schema.js'
 import { busUrl, hubHttpUrl } from './config/urls.js'
 import { isLoopbackHost } from './config/exposure.js'
-import { Coordinator, type BusCredentials } from './coordinator/coordinator.js'
+import { Coordinator } from './coordinator/coordinator.js'
+import { mqttHubBus, type HubBus } from './coordinator/hub-bus.js'
+import { subscriptionsFor } from './coordinator/bus-handlers.js'
+import { clientIds } from './net/bus-client.js'
 import { registerRoutes } from './coordinator/http.js'
 import { STORE_FILE, Store } from './coordinator/store.js'
 import { PAGES, registerDashboard } from '../web/server.js'
@@ -52,7 +55,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
 
 async function startWithStore(config: Config, log: Logger, store: Store): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
-  let bus: BusCredentials
+  let bus: HubBus
   /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */
   let pageLogin: { username: string; password: string } | null = null
   if (config.broker.mode === 'embedded') {
@@ -79,11 +82,17 @@ async function startWithStore(config: Config, log: Logger, store: Store): Promis
       ...(config.broker.tls === null ? {} : {
         tls: { cert: readPem(config.broker.tls.cert, 'broker.tls.cert'), key: readPem(config.broker.tls.key, 'broker.tls.key'), port: config.broker.tls.port },
       }),
+      // The coordinator reads the bus in-process (hub-bus.ts), subscribed before the broker listens. Its
+      // persistent session of older versions is taken over, so nothing queued there is stranded.
+      local: { filters: Object.keys(subscriptionsFor(topicsFor(config.hub.topicPrefix))), adoptSession: clientIds.coordinator(config.hub.topicPrefix) },
       logger: log.child({ service: 'broker' }),
     })
-    bus = { url: busUrl(config, broker.port), ...(config.broker.auth.enabled ? { username: internal.username, password: internal.password } : {}) }
+    bus = inProcessBus(broker, busUrl(config, broker.port), log.child({ service: 'coordinator' }))
   } else {
-    bus = { url: config.broker.url ?? '', username: config.broker.username, password: config.broker.password }
+    bus = mqttHubBus({
+      url: config.broker.url ?? '', clientId: clientIds.coordinator(config.hub.topicPrefix),
+      username: config.broker.username, password: config.broker.password, log: log.child({ service: 'coordinator' }),
+    })
   }
 
   // Typed as Fastify's own logger, so `app` is the plain FastifyInstance the routes are registered on.
@@ -152,6 +161,29 @@ async function startWithStore(config: Config, log: Logger, store: Store): Promis
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
     stop: () => (stopping ??= cleanup()),
+  }
+}
+
+/** The embedded broker's in-process door as the coordinator's bus: connected for as long as the broker runs. */
+function inProcessBus(broker: EmbeddedBroker, url: string, log: Logger): HubBus {
+  const local = broker.local
+  if (local === undefined) throw new TrinityError('TRINITY_ERR_INTERNAL', 'the embedded broker was started without its in-process consumer')
+  let open = false
+  return {
+    url,
+    get connected() { return open },
+    async start(_filters, onMessage) {
+      // The filters were given to the broker before it listened (`local` above).
+      await local.attach(onMessage)
+      open = true
+    },
+    publish(topic, payload, options) {
+      local.publish(topic, payload, options, (err) => { if (err !== undefined) log.warn({ topic, err: err.message }, 'publish failed') })
+    },
+    async close() {
+      open = false
+      local.detach()
+    },
   }
 }
 

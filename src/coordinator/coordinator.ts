@@ -1,15 +1,15 @@
 /**
- * The coordinator: one MQTT client on the bus plus the durable store.
+ * The coordinator: its side of the bus plus the durable store.
  *
- * It is an ordinary bus client (persistent session, QoS 1), so it works the
- * same against the embedded broker and an external one. Incoming messages go
+ * On an external broker it is an ordinary bus client (persistent session,
+ * QoS 1); on the embedded one it reads and publishes in-process (hub-bus.ts),
+ * with the same guarantees. Incoming messages go
  * through one dispatch table keyed on the parsed topic (bus-handlers.ts);
  * this file wires the parts together, runs their timers, and publishes. Bad
  * input is rejected with a reason on `{prefix}/hub/errors`; nothing a client
  * sends can crash the hub.
  */
 import { randomUUID } from 'node:crypto'
-import type { MqttClient } from 'mqtt'
 import type { TaskState } from '../contract/constants.js'
 import type { TaskRecord, TaskSubmit } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
@@ -22,7 +22,6 @@ import { topicsFor, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
 import { TrinityError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
-import { busClient, clientIds, firstConnect } from '../net/bus-client.js'
 import { BusDispatcher, subscriptionsFor } from './bus-handlers.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
@@ -32,12 +31,7 @@ import { Registry, type InstanceView } from './registry.js'
 import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
 import type { Store } from './store.js'
-
-export interface BusCredentials {
-  url: string
-  username?: string | undefined
-  password?: string | undefined
-}
+import type { HubBus } from './hub-bus.js'
 
 export class Coordinator {
   readonly topics: TopicContract
@@ -50,7 +44,6 @@ export class Coordinator {
   /** The configured `adapter: exec` instances' commands, by instance id. */
   private readonly execCommands = new Map<string, ExecCommand>()
   private readonly dispatcher: BusDispatcher
-  private client: MqttClient | undefined
   private readonly timers: NodeJS.Timeout[] = []
   private lastStats = ''
   rejected = 0
@@ -64,7 +57,7 @@ export class Coordinator {
 
   constructor(
     private readonly config: Config,
-    private readonly bus: BusCredentials,
+    private readonly bus: HubBus,
     private readonly log: Logger,
     /** Opened by the hub before the broker listens; closed by stop(). */
     readonly store: Store,
@@ -122,7 +115,7 @@ export class Coordinator {
   }
 
   get connected(): boolean {
-    return this.client?.connected === true
+    return this.bus.connected
   }
 
   async start(): Promise<void> {
@@ -131,17 +124,7 @@ export class Coordinator {
     this.registry.restore(this.store.births(), Date.now())
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
-    const client = busClient({
-      url: this.bus.url, clientId: clientIds.coordinator(this.topics.prefix), clean: false, reconnectPeriod: 500, connectTimeoutMs: 10_000,
-      username: this.bus.username, password: this.bus.password,
-    })
-    this.client = client
-    client.on('connect', () => this.log.info({ url: this.bus.url }, 'coordinator connected to the bus'))
-    client.on('error', (err) => this.log.warn({ err: err.message }, 'bus client error'))
-    client.on('offline', () => this.log.warn('coordinator lost the bus; reconnecting'))
-    client.on('message', (topic, payload) => this.onMessage(topic, payload))
-    await firstConnect(client, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${this.bus.url}`) })
-    await client.subscribeAsync(subscriptionsFor(this.topics))
+    await this.bus.start(subscriptionsFor(this.topics), (topic, payload) => this.onMessage(topic, payload))
     this.publishHostedHealth()
     this.health.start()
     const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))
@@ -160,7 +143,7 @@ export class Coordinator {
     this.httpAdapter.stop()
     await this.execAdapter.stop()
     this.scheduler.close()
-    if (this.client !== undefined) await this.client.endAsync().catch(() => undefined)
+    await this.bus.close()
     this.store.close()
   }
 
@@ -305,9 +288,7 @@ export class Coordinator {
   }
 
   private publishRaw(topic: string, json: string, options: { qos: 0 | 1; retain?: boolean }): void {
-    this.client?.publish(topic, json, { qos: options.qos, retain: options.retain ?? false }, (err) => {
-      if (err !== undefined && err !== null) this.log.warn({ topic, err: err.message }, 'publish failed')
-    })
+    this.bus.publish(topic, json, { qos: options.qos, retain: options.retain ?? false })
   }
 
   /** The exec instances' health, once: the hub runs them, so they are online while it is (health.ts probes them not). */

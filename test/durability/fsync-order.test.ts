@@ -4,10 +4,11 @@
  * QoS 1 task submit, and the order of system calls on the hub's main thread
  * is read back.
  *
- * - `full`: between reading the client's PUBLISH and writing its PUBACK, the
- *   broker's journal (broker.db-wal) is fsynced; and between the coordinator
- *   reading the forwarded PUBLISH and writing its own PUBACK to the broker,
- *   the task store (trinity.db-wal) is fsynced.
+ * - `full`: between reading a task submission's PUBLISH and writing its
+ *   PUBACK, the task store (trinity.db-wal) is fsynced (the coordinator reads
+ *   the bus in-process, so the submission's only journal is the task store);
+ *   and between reading a PUBLISH queued for a persistent session and writing
+ *   its PUBACK, the broker's journal (broker.db-wal) is fsynced.
  * - `normal`: neither journal is fsynced in those windows (what kill -9
  *   survives, and power loss may not).
  */
@@ -50,16 +51,6 @@ function next(calls: Syscall[], from: number, match: (c: Syscall) => boolean): n
   return -1
 }
 
-/** The packet id of a QoS 1 PUBLISH, from its bytes as hex: after the fixed header and the topic. */
-function packetId(hex: string): string {
-  const bytes = Buffer.from(hex, 'hex')
-  let at = 1
-  while (((bytes[at] ?? 0) & 0x80) !== 0) at++ // the remaining-length varint [MQTT-2.2.3]
-  at++
-  const topicLength = bytes.readUInt16BE(at)
-  return bytes.subarray(at + 2 + topicLength, at + 4 + topicLength).toString('hex')
-}
-
 const isSync = (c: Syscall): boolean => c.name === 'fsync' || c.name === 'fdatasync'
 
 async function observe(sync: 'normal' | 'full'): Promise<{ brokerSynced: boolean; storeSynced: boolean; trace: string }> {
@@ -92,14 +83,19 @@ async function observe(sync: 'normal' | 'full'): Promise<{ brokerSynced: boolean
   // strace passes a signal on to nobody: the hub itself (its pid is in its ready signal) is stopped.
   const httpUrl = started.http
 
+  // A persistent session the broker journals QoS 1 messages for (what backs an instance's inbox).
+  const probeTopic = 'trinity/fsync/probe'
+  const subscriber = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `fsync-sub-${sync}`, clean: false, reconnectPeriod: 0 })
+  await subscriber.subscribeAsync(probeTopic, { qos: 1 })
   const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `fsync-${sync}`, reconnectPeriod: 0 })
   const localPort = (client.stream as unknown as { localPort: number }).localPort
   const id = `fsync-${sync}-task`
-  const packet = await client.publishAsync('trinity/task/submit', JSON.stringify({ type: 'general', content: 'durable?', id }), { qos: 1 })
-  const messageId = packet?.messageId
-  assert.ok(messageId !== undefined, 'the PUBACK carried a packet id')
+  const submitId = (await client.publishAsync('trinity/task/submit', JSON.stringify({ type: 'general', content: 'durable?', id }), { qos: 1 }))?.messageId
+  const probeId = (await client.publishAsync(probeTopic, 'queued', { qos: 1 }))?.messageId
+  assert.ok(submitId !== undefined && probeId !== undefined, 'the PUBACKs carried packet ids')
   await waitFor(async () => (await http<TaskRecord>(httpUrl, 'GET', `/tasks/${id}`)).status === 200, 30_000, 'the task stored')
   await client.endAsync()
+  await subscriber.endAsync()
   process.kill(started.pid, 'SIGTERM')
   await exited
 
@@ -108,32 +104,27 @@ async function observe(sync: 'normal' | 'full'): Promise<{ brokerSynced: boolean
   const hex = (n: number): string => n.toString(16).padStart(4, '0')
   // The broker's side of our connection: its fd shows `127.0.0.1:{port}->127.0.0.1:{localPort}`.
   const publisherSide = (c: Syscall): boolean => c.fdPath.includes(`:${port}->127.0.0.1:${localPort}]`)
-  const publishRead = next(calls, -1, (c) => c.name === 'read' && publisherSide(c) && c.data.startsWith('32'))
-  const pubackWrite = next(calls, publishRead, (c) => (c.name === 'write' || c.name === 'writev') && publisherSide(c) && c.data.includes(`4002${hex(messageId)}`))
-  assert.ok(publishRead >= 0 && pubackWrite > publishRead, `the PUBLISH read and the PUBACK write are in the trace (${sync})`)
-  const mainTid = (calls[publishRead] as Syscall).tid
-  const brokerSynced = calls.slice(publishRead, pubackWrite).some((c) => c.tid === mainTid && isSync(c) && c.fdPath.endsWith('broker.db-wal'))
-
-  // The coordinator's own connection: `127.0.0.1:{ephemeral}->127.0.0.1:{port}`. It reads the
-  // forwarded PUBLISH (a QoS 1 PUBLISH on trinity/task/submit) and answers with its PUBACK.
-  const coordinatorSide = (c: Syscall): boolean => c.fdPath.endsWith(`->127.0.0.1:${port}]`) && !c.fdPath.includes(`:${localPort}->`)
-  const topicHex = Buffer.from('trinity/task/submit').toString('hex')
-  const forwardedRead = next(calls, publishRead, (c) => c.name === 'read' && coordinatorSide(c) && c.data.includes(topicHex))
-  const forwardedId = packetId(calls[forwardedRead]?.data ?? '')
-  const coordinatorPuback = next(calls, forwardedRead, (c) => (c.name === 'write' || c.name === 'writev') && coordinatorSide(c) && c.data.includes(`4002${forwardedId}`))
-  assert.ok(forwardedRead >= 0 && coordinatorPuback > forwardedRead, `the coordinator's read and PUBACK are in the trace (${sync})`)
-  const storeSynced = calls.slice(forwardedRead, coordinatorPuback).some((c) => c.tid === mainTid && isSync(c) && c.fdPath.endsWith('trinity.db-wal'))
-  return { brokerSynced, storeSynced, trace }
+  /** Whether `wal` was fsynced on the main thread between the read of the PUBLISH (from `after` on) and the write of its PUBACK. */
+  const syncedBeforePuback = (after: number, messageId: number, wal: string): { synced: boolean; puback: number } => {
+    const publishRead = next(calls, after, (c) => c.name === 'read' && publisherSide(c) && c.data.startsWith('32'))
+    const puback = next(calls, publishRead, (c) => (c.name === 'write' || c.name === 'writev') && publisherSide(c) && c.data.includes(`4002${hex(messageId)}`))
+    assert.ok(publishRead >= 0 && puback > publishRead, `the PUBLISH read and its PUBACK write are in the trace (${sync}, ${wal})`)
+    const mainTid = (calls[publishRead] as Syscall).tid
+    return { synced: calls.slice(publishRead, puback).some((c) => c.tid === mainTid && isSync(c) && c.fdPath.endsWith(wal)), puback }
+  }
+  const submit = syncedBeforePuback(-1, submitId, 'trinity.db-wal')
+  const probe = syncedBeforePuback(submit.puback, probeId, 'broker.db-wal')
+  return { brokerSynced: probe.synced, storeSynced: submit.synced, trace }
 }
 
 test('store.sync: full fsyncs the broker journal before the PUBACK, and the task store before the coordinator acknowledges', async () => {
   const { brokerSynced, storeSynced } = await observe('full')
-  assert.equal(brokerSynced, true, 'broker.db-wal fsynced between the PUBLISH and its PUBACK')
-  assert.equal(storeSynced, true, 'trinity.db-wal fsynced between the forwarded PUBLISH and the coordinator\'s PUBACK')
+  assert.equal(brokerSynced, true, 'broker.db-wal fsynced between a queued PUBLISH and its PUBACK')
+  assert.equal(storeSynced, true, 'trinity.db-wal fsynced between the submission\'s PUBLISH and its PUBACK')
 })
 
 test('store.sync: normal acknowledges without an fsync (survives kill -9, not power loss)', async () => {
   const { brokerSynced, storeSynced } = await observe('normal')
   assert.equal(brokerSynced, false, 'no fsync of broker.db-wal before the PUBACK')
-  assert.equal(storeSynced, false, 'no fsync of trinity.db-wal before the coordinator\'s PUBACK')
+  assert.equal(storeSynced, false, 'no fsync of trinity.db-wal before the submission\'s PUBACK')
 })
