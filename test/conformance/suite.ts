@@ -12,9 +12,11 @@ import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { TEST_ENV } from '../../src/config/env.js'
 import { TestInstance, type TestInstanceOptions } from '../helpers/instance.js'
+import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { ROOT, http, startMosquitto, startTestHub, tempDir, testConfig, waitFor, type ConfigObject, type Mosquitto } from '../helpers/hub.js'
 
-export type Mode = 'embedded' | 'external'
+/** `external`: a real Mosquitto; `nats`: a 3-node nats-server cluster (hub on node 1, instances on node 2). */
+export type Mode = 'embedded' | 'external' | 'nats'
 
 let counter = 0
 
@@ -22,14 +24,17 @@ export function conformance(mode: Mode): void {
   describe(`hub conformance (${mode} broker)`, () => {
     const dir = tempDir()
     let mosquitto: Mosquitto | undefined
+    let nats: NatsCluster | undefined
     const cleanups: (() => unknown)[] = [] // each awaited, so a cleanup may return a promise
 
     before(async () => {
       if (mode === 'external') mosquitto = await startMosquitto(dir.path)
+      if (mode === 'nats') nats = await startNatsCluster(dir.path)
     })
     after(async () => {
       for (const cleanup of cleanups.reverse()) await cleanup()
       await mosquitto?.stop()
+      await nats?.stop()
       dir.remove()
     })
 
@@ -37,13 +42,17 @@ export function conformance(mode: Mode): void {
     async function setup(overrides: ConfigObject = {}) {
       const prefix = `t${process.pid}x${++counter}`
       const dataDir = tempDir().path
-      const broker = mode === 'external' ? { mode: 'external', url: mosquitto?.url } : {}
+      const broker = mode === 'external' ? { mode: 'external', url: mosquitto?.url }
+        : mode === 'nats' ? { mode: 'external', url: nats?.nodes[0]?.mqttUrl, flavor: 'nats' }
+        : {}
       const config = await testConfig(dataDir, { hub: { topicPrefix: prefix }, broker, ...overrides })
       const hub = await startTestHub(config)
       cleanups.push(() => hub.stop())
+      // On the cluster the instances are on another node than the hub: what a cluster is for.
+      const instanceUrl = nats?.nodes[1]?.mqttUrl ?? hub.mqttUrl
       const instances: TestInstance[] = []
       const instance = async (options: Omit<TestInstanceOptions, 'url' | 'prefix'>): Promise<TestInstance> => {
-        const i = await TestInstance.start({ url: hub.mqttUrl, prefix, ...options })
+        const i = await TestInstance.start({ url: instanceUrl, prefix, ...options })
         instances.push(i)
         cleanups.push(() => i.close())
         await waitFor(() => hub.coordinator.registry.get(options.id)?.state === 'online', 5000, `${options.id} online`)
@@ -60,7 +69,7 @@ export function conformance(mode: Mode): void {
         await waitFor(async () => { record = await task(id); return ['completed', 'failed', 'dead', 'cancelled'].includes(record.state) }, timeoutMs, `task ${id} to finish`)
         return record as TaskRecord
       }
-      return { hub, prefix, topics: topicsFor(prefix), instance, instances, submit, task, finished }
+      return { hub, prefix, topics: topicsFor(prefix), instanceUrl, instance, instances, submit, task, finished }
     }
 
     test('every seed routing rule reaches its instances, with fan-out to two', async () => {
@@ -151,7 +160,7 @@ export function conformance(mode: Mode): void {
     test('an instance SIGKILLed mid-task: the task is re-run on another and completes once', async () => {
       const h = await setup({ instances: [{ id: 'worker-a', role: 'analytics' }, { id: 'worker-b', role: 'analytics' }] })
       const child = spawn(process.execPath, [`${ROOT}/dist/test/fixtures/instance-process.js`], {
-        env: { ...process.env, [TEST_ENV.testInstance]: JSON.stringify({ url: h.hub.mqttUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
+        env: { ...process.env, [TEST_ENV.testInstance]: JSON.stringify({ url: h.instanceUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
         stdio: ['ignore', 'pipe', 'inherit'],
       })
       cleanups.push(() => child.kill('SIGKILL'))
