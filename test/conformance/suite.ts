@@ -8,6 +8,8 @@ import { spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
+import { stringify } from 'yaml'
+import { parseConfig } from '../../src/config/load.js'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { TEST_ENV } from '../../src/config/env.js'
@@ -311,6 +313,53 @@ export function conformance(mode: Mode): void {
       const log = await http<{ messages: { message: string }[] }>(h.hub.httpUrl, 'GET', '/messages?limit=50')
       assert.deepEqual(log.body.messages.map((m) => m.message), ['hello araya', 'hi all'])
     })
+
+    // ids may hold a `.` (ID_PATTERN); nats-server 2.9 closes the connection of a client that
+    // publishes one inside a topic level, so there the hub refuses them (src/coordinator/broker-ids.ts).
+    if (mode !== 'nats') {
+      test('ids with a "." join, are routed to and complete', async () => {
+        const h = await setup({ instances: [{ id: 'w.eu-1', role: 'analytics' }] })
+        const w = await h.instance({ id: 'w.eu-1', role: 'analytics' })
+        const { id } = await h.submit({ id: 'job.1', type: 'analyze_data', content: 'x' })
+        assert.equal(id, 'job.1')
+        const done = await h.finished(id)
+        assert.equal(done.state, 'completed')
+        assert.deepEqual(done.result, { by: 'w.eu-1' })
+        assert.equal((await http(h.hub.httpUrl, 'POST', '/send', { from: 'ops.desk', to: 'w.eu-1', message: 'dotted' })).status, 202)
+        await waitFor(() => w.messages.length === 1, 5000, 'the message to w.eu-1')
+      })
+    } else {
+      test('ids with a "." are refused with TRINITY_ERR_ID_UNSUPPORTED: in the config at start, over HTTP and MQTT at submit', async () => {
+        const refused = await testConfig(dir.path, {
+          hub: { topicPrefix: 'dotted' }, broker: { mode: 'external', url: nats?.nodes[0]?.mqttUrl, flavor: 'nats' },
+          instances: [{ id: 'w.eu-1', role: 'analytics' }],
+        })
+        assert.throws(() => parseConfig(stringify(refused), 'nats.yaml'), /nats\.yaml:\d+:\d+: instances\[0\]\.id: expected an instance id without "\." with broker\.flavor "nats"/)
+        const h = await setup()
+        await h.instance({ id: 'c1' })
+        const errors = await collect(h.hub.mqttUrl, h.topics.hubErrors)
+        cleanups.push(() => errors.stop())
+        const submitted = await http<{ error: { code: string; field: string } }>(h.hub.httpUrl, 'POST', '/task', { id: 'job.1', type: 'general', content: 'x' })
+        assert.equal(submitted.status, 400)
+        assert.equal(submitted.body.error.code, 'TRINITY_ERR_ID_UNSUPPORTED')
+        assert.equal(submitted.body.error.field, 'id')
+        const sent = await http<{ error: { code: string; field: string } }>(h.hub.httpUrl, 'POST', '/send', { from: 'ops.desk', to: 'c1', message: 'dotted' })
+        assert.equal(sent.status, 400)
+        assert.equal(sent.body.error.code, 'TRINITY_ERR_ID_UNSUPPORTED')
+        assert.equal(sent.body.error.field, 'from')
+        const client = await mqtt.connectAsync(h.hub.mqttUrl)
+        cleanups.push(() => client.endAsync())
+        await client.publishAsync(h.topics.taskSubmit, JSON.stringify({ id: 'job.2', type: 'general', content: 'x' }), { qos: 1 })
+        await waitFor(() => errors.received.some((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED'), 10_000, 'the MQTT submission refused')
+        assert.match((errors.received.find((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED') as { reason: string }).reason, /id: "job\.2" contains "\."/)
+        for (const id of ['job.1', 'job.2']) assert.equal((await http(h.hub.httpUrl, 'GET', `/tasks/${id}`)).status, 404)
+        // Had the hub published task/job.1/event, nats-server would have closed its connection.
+        const { id } = await h.submit({ type: 'general', content: 'still connected' })
+        assert.equal((await h.finished(id)).state, 'completed')
+        assert.equal(h.hub.coordinator.connected, true)
+        assert.equal(h.instances[0]?.client.connected, true)
+      })
+    }
   })
 }
 

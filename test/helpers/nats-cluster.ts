@@ -142,6 +142,9 @@ ${all.filter((n) => n !== node).map((n) => `    nats-route://127.0.0.1:${n.route
 }
 mqtt {
   listen: 127.0.0.1:${node.mqttPort}
+  # Left to itself nats-server sizes the MQTT streams by the peers it knows at the first
+  # MQTT connect (2 was seen here): one node lost would then leave a stream without quorum.
+  stream_replicas: ${all.length}
 }
 `
 }
