@@ -8,8 +8,8 @@
  * fixed upstream after it). Trinity's ids allow `.` (ID_PATTERN), and ids
  * become topic levels: `task/{id}/event`, `instance/{id}/inbox`,
  * `message/{from}/{to}`. Were the hub to publish one, NATS would close the
- * hub's own connection, and MQTT.js would resend the same QoS 1 PUBLISH on
- * every reconnect and be closed again. So with `broker.flavor: nats` the hub
+ * hub's own connection, and a QoS 1 one, still unacknowledged, MQTT.js sends
+ * again on the reconnect (a persistent session). So with `broker.flavor: nats` the hub
  * refuses such an id where it comes in (a submission, a message's sender, a
  * birth), with TRINITY_ERR_ID_UNSUPPORTED; config ids are refused at load.
  */

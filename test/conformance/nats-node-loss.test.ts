@@ -90,6 +90,11 @@ test('SIGKILL of the NATS node an instance is on, while tasks flow: it reconnect
   // Events are QoS 0 from a hub on a node that stayed up: give a late duplicate its chance to show.
   await sleep(1000)
   for (const id of accepted) assert.equal(completions.get(id), 1, `task ${id}: ${completions.get(id) ?? 0} completions`)
+  // Node 2 back on its ports and store: it rejoins, and the cluster carries on.
+  await cluster.restart(1)
+  const after = await http<{ id: string }>(hub.httpUrl, 'POST', '/task', { type: 'general', content: 'after the restart' })
+  assert.equal(after.status, 202)
+  await waitFor(async () => (await http<TaskRecord>(hub.httpUrl, 'GET', `/tasks/${after.body.id}`)).body.state === 'completed', 60_000, 'a task after node 2 rejoined')
   const reruns = [...runs.values()].filter((n) => n > 1).length
   t.diagnostic(`handlers run twice: ${reruns} of ${total}`)
 })

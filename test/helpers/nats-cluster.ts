@@ -10,15 +10,20 @@
  * other two and JetStream has a meta leader (nats-server's MQTT layer creates
  * its streams on the first MQTT connect, and before a meta leader exists that
  * connect fails). `stop` SIGKILLs what is left; call it from `after`, failure
- * or not.
+ * or not. Should the test process die first (SIGKILL, a runner's timeout, a
+ * cleanup before `stop` that hangs until the process is ended), the nodes are
+ * reaped anyway: each runs in its own process group, watched by the
+ * supervisor's lifeline (src/supervisor/lifeline.ts), which kills the groups
+ * left when this process goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
+import { Lifeline } from '../../src/supervisor/lifeline.js'
 import { freePort, waitFor } from './hub.js'
 
-export const NATS_SERVER = '/usr/sbin/nats-server'
+const NATS_SERVER = '/usr/sbin/nats-server'
 
 export interface NatsNode {
   readonly name: string
@@ -70,10 +75,17 @@ export async function startNatsCluster(dir: string, size = 3): Promise<NatsClust
   for (const node of nodes) writeFileSync(node.configFile, nodeConfig(node, nodes))
 
   const running: (Running | undefined)[] = nodes.map(() => undefined)
+  const lifeline = new Lifeline()
   const launch = (index: number): void => {
     const node = nodes[index]!
-    const child = spawn(NATS_SERVER, ['-c', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-    const entry: Running = { child, output: '', exited: new Promise((resolve) => child.once('exit', () => resolve())) }
+    // detached: its own process group, the unit the lifeline kills.
+    const child = spawn(NATS_SERVER, ['-c', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+    const pid = child.pid
+    if (pid !== undefined) lifeline.watch(pid)
+    const entry: Running = {
+      child, output: '',
+      exited: new Promise((resolve) => child.once('exit', () => { if (pid !== undefined) lifeline.release(pid); resolve() })),
+    }
     const append = (d: Buffer): void => { entry.output += d.toString() }
     child.stdout?.on('data', append)
     child.stderr?.on('data', append)
@@ -104,6 +116,7 @@ export async function startNatsCluster(dir: string, size = 3): Promise<NatsClust
     },
     async stop() {
       for (let i = 0; i < nodes.length; i++) await kill(i)
+      lifeline.close()
     },
   }
   try {
