@@ -49,7 +49,9 @@ export function conformance(mode: Mode): void {
     /** A hub plus helpers bound to it. */
     async function setup(overrides: ConfigObject = {}) {
       const prefix = `t${process.pid}x${++counter}`
-      const dataDir = tempDir().path
+      const data = tempDir()
+      cleanups.push(() => data.remove()) // reversed: after the hub below has stopped
+      const dataDir = data.path
       const broker = mode === 'external' ? { mode: 'external', url: mosquitto?.url }
         : mode === 'nats' ? { mode: 'external', url: nats?.nodes[0]?.mqttUrl, flavor: 'nats' }
         : {}
