@@ -5,7 +5,8 @@
 // here wrote), Chromium (the dashboard tests drive it with playwright-core,
 // which downloads no browser of its own), and unshare, nsenter, ip and curl
 // (test/user-path runs npm start in a network namespace of its own), and openssl
-// (test/tls.test.ts makes its certificate). Uses apt-get as root (Debian); otherwise says what to install.
+// (test/tls.test.ts makes its certificate), and nats-server (test/conformance/nats*.test.ts start a
+// 3-node cluster of it). Uses apt-get as root (Debian); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 
@@ -24,10 +25,12 @@ const needs = [
   { bin: '/usr/bin/curl', pkg: 'curl' },
   // test/tls.test.ts: a self-signed certificate made with `openssl req`
   { bin: '/usr/bin/openssl', pkg: 'openssl' },
+  // test/conformance/nats*.test.ts: the suite and a node loss on a 3-node nats-server cluster with JetStream
+  { bin: '/usr/sbin/nats-server', pkg: 'nats-server' },
 ]
-// `--bench`: also the peers `npm run bench` measures Trinity against.
+// `--bench`: also the peers `npm run bench` measures Trinity against (nats-server, the other, is above).
 if (process.argv.includes('--bench')) {
-  needs.push({ bin: '/usr/bin/redis-server', pkg: 'redis-server' }, { bin: '/usr/sbin/nats-server', pkg: 'nats-server' })
+  needs.push({ bin: '/usr/bin/redis-server', pkg: 'redis-server' })
 }
 const missing = [...new Set(needs.filter((n) => !existsSync(n.bin)).map((n) => n.pkg))]
 if (missing.length === 0) process.exit(0)

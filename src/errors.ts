@@ -15,6 +15,7 @@ export const ERRORS = {
   TRINITY_ERR_SLOW_CONSUMER: { status: 503, message: 'slow consumer disconnected' },
   TRINITY_ERR_PACKET_TOO_LARGE: { status: 413, message: 'MQTT packet too large' },
   TRINITY_ERR_BAD_TOPIC: { status: 400, message: 'malformed topic' },
+  TRINITY_ERR_ID_UNSUPPORTED: { status: 400, message: 'id the external broker cannot carry in a topic' },
   TRINITY_ERR_REGISTRY_FULL: { status: 429, message: 'too many joined instances' },
   TRINITY_ERR_SESSION_UNKNOWN: { status: 409, message: 'status for a session the hub has not seen born' },
   TRINITY_ERR_TASK_NOT_FOUND: { status: 404, message: 'task not found' },

@@ -94,3 +94,17 @@ test('retryForMs: a broker that comes up later is waited for; none at all gives 
   t.after(() => never.endAsync(true))
   await assert.rejects(firstConnect(never, { retryForMs: 300, error: () => new Error('no broker') }), /^Error: no broker$/)
 })
+
+test('a comma-separated URL list: a node that refuses is passed over, a reconnect moves to the next', async (t) => {
+  const broker = await startBroker(t)
+  const down = `mqtt://127.0.0.1:${await freePort()}`
+  const client = busClient({ url: `${down}, ${tcpUrl(broker)}`, reconnectPeriod: 50 })
+  t.after(() => client.endAsync(true))
+  // The first connect goes to `down` and is refused; the reconnect goes to the broker.
+  await firstConnect(client, { retryForMs: 30_000, error: () => new Error('no CONNACK from either URL') })
+  assert.equal(client.connected, true)
+  const first = client.stream
+  // Round the list: the next reconnect tries `down` again, then the broker.
+  client.stream.destroy()
+  await waitFor(() => client.connected && client.stream !== first, 30_000, 'the reconnect round the list')
+})

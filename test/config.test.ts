@@ -53,6 +53,25 @@ test('unknown keys, bad enums, bad durations and YAML syntax errors are all loca
   assert.deepEqual(problems('instances:\n  - id: a\n    adapter: http\n'), ['x.yaml:3:14: instances[0].adapter: expected `url` to be set when adapter is "http"'])
 })
 
+test('broker.url takes a list of a cluster\'s nodes; broker.flavor nats refuses config ids with a "." at load', () => {
+  const nodes = 'mqtt://127.0.0.1:1884,mqtt://127.0.0.1:1885'
+  const config = parseConfig(`broker:\n  mode: external\n  url: ${nodes}\n  flavor: nats\n`, 'x.yaml')
+  assert.equal(config.broker.url, nodes)
+  assert.equal(config.broker.flavor, 'nats')
+  assert.equal(parseConfig('', 'x.yaml').broker.flavor, 'mqtt')
+  assert.match(problems('broker:\n  mode: external\n  url: mqtt://a:1,http://b:2\n')[0] ?? '', /^x\.yaml:3:8: broker\.url: expected /)
+  assert.deepEqual(problems('broker:\n  flavor: nats\n'), ['x.yaml:2:11: broker.flavor: expected only with broker.mode "external" (it names the external broker)'])
+  const nats = 'broker:\n  mode: external\n  url: mqtt://127.0.0.1:1884\n  flavor: nats\n'
+  assert.deepEqual(problems(`${nats}hub:\n  topicPrefix: eu.trinity\ninstances:\n  - id: c1\n  - id: w.1\nsync:\n  computer: c.1\n  peers: [a.b, c]\n`), [
+    'x.yaml:6:16: hub.topicPrefix: expected a topic prefix without "." with broker.flavor "nats" (nats-server 2.9 cannot carry it in a topic level), got "eu.trinity"',
+    'x.yaml:9:9: instances[1].id: expected an instance id without "." with broker.flavor "nats" (nats-server 2.9 cannot carry it in a topic level), got "w.1"',
+    'x.yaml:11:13: sync.computer: expected a computer id without "." with broker.flavor "nats" (nats-server 2.9 cannot carry it in a topic level), got "c.1"',
+    'x.yaml:12:11: sync.peers[0]: expected a computer id without "." with broker.flavor "nats" (nats-server 2.9 cannot carry it in a topic level), got "a.b"',
+  ])
+  // The same ids are fine on any other broker.
+  assert.equal(parseConfig('hub:\n  topicPrefix: eu.trinity\ninstances:\n  - id: w.1\n', 'x.yaml').instances[0]?.id, 'w.1')
+})
+
 test('trinity start with an invalid file prints file:line:col and exits with code 2', () => {
   const dir = tempDir()
   try {

@@ -34,7 +34,11 @@ export class NonRetryableError extends Error {
 
 export interface AgentOptions {
   id: string
-  /** Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. */
+  /**
+   * Default: $TRINITY_MQTT_URL or mqtt://127.0.0.1:1883. The nodes of a
+   * clustered broker (NATS) as one comma-separated list: each reconnect tries
+   * the next, so the agent survives the loss of the node it is on.
+   */
   url?: string
   capabilities?: string[]
   /**

@@ -110,6 +110,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       websocket: broker.websocket ?? d.broker.websocket,
       persistence: broker.persistence ?? d.broker.persistence,
       url: broker.url,
+      flavor: broker.flavor ?? 'mqtt',
       username: broker.username,
       password: broker.password,
       auth: { enabled: broker.auth?.enabled ?? false, users: (broker.auth?.users ?? []).map((u) => ({ ...u, username: idString(u.username) })) },

@@ -22,7 +22,7 @@ export const ENV = {
   supervised: 'TRINITY_SUPERVISED',
   /** Set by the supervisor for the hub only: the hub's bus secret, shared with the bridge as its password (hub-identity.ts). */
   hubSecret: 'TRINITY_HUB_SECRET',
-  /** Set by the user or the supervisor (bridge, instances): the bus URL; read by the agent SDK, the fleet, the bridge and `trinity mcp`. */
+  /** Set by the user or the supervisor (bridge, instances): the bus URL (or a clustered broker's node URLs, comma separated); read by the agent SDK, the fleet, the bridge and `trinity mcp`. */
   mqttUrl: 'TRINITY_MQTT_URL',
   /** Set by the user or the supervisor (bridge; each instance with a broker user of its id): the bus login; read by the bridge, the agent SDK, `trinity mcp` and `trinity tail`. */
   mqttUsername: 'TRINITY_MQTT_USERNAME',

@@ -245,6 +245,20 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
     problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
   }
+  if (raw.broker?.flavor !== undefined && raw.broker.mode !== 'external') {
+    problem(['broker', 'flavor'], 'expected only with broker.mode "external" (it names the external broker)')
+  }
+  // nats-server 2.9 closes the connection of a client that publishes a `.` inside a topic
+  // level (src/coordinator/broker-ids.ts): every id below becomes one.
+  if (raw.broker?.flavor === 'nats') {
+    const noDot = (path: (string | number)[], value: string | number | undefined, what: string): void => {
+      if (value !== undefined && String(value).includes('.')) problem(path, `expected ${what} without "." with broker.flavor "nats" (nats-server 2.9 cannot carry it in a topic level), got "${String(value)}"`)
+    }
+    noDot(['hub', 'topicPrefix'], raw.hub?.topicPrefix, 'a topic prefix')
+    raw.instances?.forEach((instance, index) => noDot(['instances', index, 'id'], instance.id, 'an instance id'))
+    noDot(['sync', 'computer'], raw.sync?.computer, 'a computer id')
+    raw.sync?.peers?.forEach((peer, index) => noDot(['sync', 'peers', index], peer, 'a computer id'))
+  }
   const sync = raw.sync
   if (sync?.enabled === true && sync.remote === undefined) problem(['sync', 'enabled'], 'expected sync.remote to be set when sync is enabled')
   const peers = (sync?.peers ?? []).map(String)

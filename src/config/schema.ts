@@ -134,7 +134,13 @@ export const ConfigSchema = Type.Object(
           port: Type.Optional(Port),
           websocket: Type.Optional(Type.Boolean()),
           persistence: Type.Optional(Type.Union([Type.Literal('disk'), Type.Literal('memory')])),
-          url: Type.Optional(Type.String({ pattern: '^(mqtt|mqtts|ws|wss|tcp)://' })),
+          url: Type.Optional(Type.String({
+            pattern: '^(mqtt|mqtts|ws|wss|tcp)://[^,\\s]+(,(mqtt|mqtts|ws|wss|tcp)://[^,\\s]+)*$',
+            description: 'a broker URL, or the URLs of one clustered broker\'s nodes separated by commas (each reconnect tries the next)',
+          })),
+          flavor: Type.Optional(Type.Union([Type.Literal('mqtt'), Type.Literal('nats')], {
+            description: 'mode external: which broker broker.url is. nats: nats-server 2.9 (ids with `.` refused, see docs/topics.md)',
+          })),
           username: Type.Optional(Type.String()),
           password: Type.Optional(Type.String()),
           auth: Type.Optional(
@@ -313,6 +319,8 @@ export interface Config {
     readonly websocket: boolean
     readonly persistence: 'disk' | 'memory'
     readonly url: string | undefined
+    /** The external broker's kind: `nats` makes the hub refuse what nats-server 2.9 cannot carry (docs/topics.md). */
+    readonly flavor: 'mqtt' | 'nats'
     readonly username: string | undefined
     readonly password: string | undefined
     readonly auth: { readonly enabled: boolean; readonly users: readonly BrokerUser[] }

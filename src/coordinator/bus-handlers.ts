@@ -29,6 +29,7 @@ import { Report, TaskRespond, TaskSubmit, reportProblem } from '../contract/payl
 import { decode as decodeUnbounded, type Decoded } from '../contract/payloads/validate.js'
 import { ID_PATTERN } from '../contract/constants.js'
 import { isTopicId, topicMatches, type ParsedTopic, type TopicContract, type TopicKind } from '../contract/topics.js'
+import { unsupportedId, type BrokerFlavor } from './broker-ids.js'
 import type { HealthMonitor } from './health.js'
 import type { Registry } from './registry.js'
 import type { Scheduler } from './scheduler.js'
@@ -80,6 +81,8 @@ export interface BusContext {
   readonly topics: TopicContract
   /** `limits.maxDepth`: how deep any field of a payload may nest. */
   readonly maxDepth: number
+  /** `broker.flavor`: which ids the broker cannot carry in a topic level (broker-ids.ts). */
+  readonly brokerFlavor: BrokerFlavor
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
   /** Keeps the instance's birth (session, profile) for the next start of the hub (store.ts). */
@@ -104,6 +107,8 @@ function busHandlers(ctx: BusContext): BusHandlers {
     taskSubmit: (_t, payload, raw) => {
       const decoded = decode(TaskSubmit, payload)
       if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
+      const unsupported = decoded.value.id === undefined ? null : unsupportedId(ctx.brokerFlavor, 'id', decoded.value.id)
+      if (unsupported !== null) return reject(raw, unsupported.code, unsupported.message)
       try {
         scheduler.submit(decoded.value)
       } catch (err) {
@@ -132,6 +137,9 @@ function busHandlers(ctx: BusContext): BusHandlers {
     },
     instanceStatus: (t, payload, raw) => {
       if (payload.length === 0) return // a cleared retained status
+      // Refused at join: the hub could never answer it (its inbox is a topic with the id in it).
+      const unsupported = unsupportedId(ctx.brokerFlavor, 'instanceId', t.instanceId)
+      if (unsupported !== null) return reject(raw, unsupported.code, unsupported.message)
       const decoded = decode(InstanceStatus, payload)
       if (!decoded.ok) return reject(raw, refusalCode(decoded), decoded.reason)
       const previousSession = registry.get(t.instanceId)?.session ?? null

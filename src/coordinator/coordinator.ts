@@ -22,6 +22,7 @@ import { topicsFor, type TopicContract } from '../contract/topics.js'
 import type { Config } from '../config/schema.js'
 import { TrinityError, type ErrorCode } from '../errors.js'
 import type { Logger } from '../log.js'
+import { unsupportedId } from './broker-ids.js'
 import { BusDispatcher, subscriptionsFor } from './bus-handlers.js'
 import { HealthMonitor } from './health.js'
 import { HttpAdapter } from './http-adapter.js'
@@ -105,6 +106,7 @@ export class Coordinator {
       reject: (topic, code, reason) => this.reject(topic, code, reason),
       topics: this.topics,
       maxDepth: config.limits.maxDepth,
+      brokerFlavor: config.broker.flavor,
       publishHealth: (id, health) => this.publish(this.topics.health(id), health, { qos: 0, retain: true }),
       rememberBirth: (id) => this.rememberBirth(id),
       isOwnEcho: (id) => this.ownMessages.delete(id),
@@ -150,6 +152,8 @@ export class Coordinator {
   // --- the API the HTTP routes and the CLI use -------------------------------
 
   submit(request: TaskSubmit): { task: TaskRecord; created: boolean } {
+    const unsupported = request.id === undefined ? null : unsupportedId(this.config.broker.flavor, 'id', request.id)
+    if (unsupported !== null) throw unsupported
     return this.scheduler.submit(request)
   }
 
@@ -162,6 +166,11 @@ export class Coordinator {
   }
 
   send(from: string, to: string, text: string): Message {
+    // Both are levels of the topic the message is published on.
+    for (const [field, id] of [['from', from], ['to', to]] as const) {
+      const unsupported = unsupportedId(this.config.broker.flavor, field, id)
+      if (unsupported !== null) throw unsupported
+    }
     const unknown = this.unknownRecipient(to)
     if (unknown !== null) throw new TrinityError('TRINITY_ERR_RECIPIENT_UNKNOWN', unknown, { field: 'to' })
     const message: Message = { id: randomUUID(), from, to, message: text, ts: Date.now() }

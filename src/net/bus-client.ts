@@ -12,6 +12,11 @@
  *   (`clientIds`). A persistent session (clean: false) is keyed on its id:
  *   a changed id strands what the broker queued for the old one.
  * - The first connect awaited one of two ways (`FirstConnect`).
+ * - A URL may be a comma-separated list (`mqtt://a:1883,mqtt://b:1883`):
+ *   the nodes of one clustered broker (NATS). The first connect goes to the
+ *   first; each reconnect to the next, round the list (MQTT.js `servers`), so
+ *   a client whose node died lands on another node of the cluster, where its
+ *   persistent session lives on.
  *
  * Options left out keep MQTT.js's defaults (a random `mqttjs_…` id, a clean
  * session, a reconnect every second, 30 s for a CONNACK), so each caller says
@@ -21,6 +26,7 @@ import type { Socket } from 'node:net'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 
 export interface BusClientOptions {
+  /** One broker URL, or several separated by commas (see the header). */
   readonly url: string
   readonly clientId?: string
   /** MQTT clean session [MQTT-3.1.2-6]; false: a persistent session the broker queues QoS 1 for. */
@@ -67,9 +73,29 @@ export function setNoDelay(client: MqttClient): void {
   ;(client.stream as Partial<Socket> | undefined)?.setNoDelay?.(true)
 }
 
+/** The URLs of a comma-separated list, trimmed, empty items dropped. */
+function busUrls(url: string): string[] {
+  return url.split(',').map((u) => u.trim()).filter((u) => u !== '')
+}
+
+/** MQTT.js's `servers` for a list of two or more URLs: it moves to the next on each reconnect. */
+function servers(urls: readonly string[]): Pick<IClientOptions, 'servers'> {
+  if (urls.length < 2) return {}
+  return {
+    servers: urls.map((u) => {
+      const parsed = new URL(u)
+      // The config schema allows mqtt, mqtts, ws, wss and tcp, all of them MQTT.js server protocols.
+      const protocol = parsed.protocol.replace(/:$/, '') as 'mqtt' | 'mqtts' | 'ws' | 'wss' | 'tcp'
+      return { host: parsed.hostname, port: Number(parsed.port === '' ? (protocol === 'mqtts' ? 8883 : 1883) : parsed.port), protocol }
+    }),
+  }
+}
+
 /** A client, connecting; it does not wait (see `firstConnect`, `connectBus`). */
 export function busClient(options: BusClientOptions): MqttClient {
-  const client = mqtt.connect(options.url, {
+  const urls = busUrls(options.url)
+  const client = mqtt.connect(urls[0] ?? options.url, {
+    ...servers(urls),
     ...(options.clientId === undefined ? {} : { clientId: options.clientId }),
     ...(options.clean === undefined ? {} : { clean: options.clean }),
     ...(options.reconnectPeriod === undefined ? {} : { reconnectPeriod: options.reconnectPeriod }),

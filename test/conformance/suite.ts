@@ -1,20 +1,26 @@
 /**
  * The hub conformance suite: the same behaviour, with real MQTT clients and
- * real HTTP, against the embedded broker and against a real Mosquitto
- * (`broker.mode: external`). Each test gets its own hub, data dir and topic
- * prefix, so tests run in parallel on one broker.
+ * real HTTP, against the embedded broker, a real Mosquitto and a 3-node
+ * nats-server cluster (both `broker.mode: external`). Each test gets its own
+ * hub, data dir and topic prefix, so tests run in parallel on one broker.
+ * What nats-server 2.9 cannot carry (a `.` in a topic level) is a test of
+ * the hub's refusal there, of the behaviour elsewhere.
  */
 import { spawn } from 'node:child_process'
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
+import { stringify } from 'yaml'
+import { parseConfig } from '../../src/config/load.js'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { TEST_ENV } from '../../src/config/env.js'
 import { TestInstance, type TestInstanceOptions } from '../helpers/instance.js'
+import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { ROOT, http, startMosquitto, startTestHub, tempDir, testConfig, waitFor, type ConfigObject, type Mosquitto } from '../helpers/hub.js'
 
-export type Mode = 'embedded' | 'external'
+/** `external`: a real Mosquitto; `nats`: a 3-node nats-server cluster (hub on node 1, instances on node 2). */
+export type Mode = 'embedded' | 'external' | 'nats'
 
 let counter = 0
 
@@ -22,28 +28,41 @@ export function conformance(mode: Mode): void {
   describe(`hub conformance (${mode} broker)`, () => {
     const dir = tempDir()
     let mosquitto: Mosquitto | undefined
+    let nats: NatsCluster | undefined
     const cleanups: (() => unknown)[] = [] // each awaited, so a cleanup may return a promise
 
     before(async () => {
       if (mode === 'external') mosquitto = await startMosquitto(dir.path)
+      if (mode === 'nats') nats = await startNatsCluster(dir.path)
     })
     after(async () => {
-      for (const cleanup of cleanups.reverse()) await cleanup()
-      await mosquitto?.stop()
-      dir.remove()
+      try {
+        for (const cleanup of cleanups.reverse()) await cleanup()
+      } finally {
+        // The brokers go whatever a cleanup before them did (a throw; a hang is the lifeline's, nats-cluster.ts).
+        await mosquitto?.stop()
+        await nats?.stop()
+        dir.remove()
+      }
     })
 
     /** A hub plus helpers bound to it. */
     async function setup(overrides: ConfigObject = {}) {
       const prefix = `t${process.pid}x${++counter}`
-      const dataDir = tempDir().path
-      const broker = mode === 'external' ? { mode: 'external', url: mosquitto?.url } : {}
+      const data = tempDir()
+      cleanups.push(() => data.remove()) // reversed: after the hub below has stopped
+      const dataDir = data.path
+      const broker = mode === 'external' ? { mode: 'external', url: mosquitto?.url }
+        : mode === 'nats' ? { mode: 'external', url: nats?.nodes[0]?.mqttUrl, flavor: 'nats' }
+        : {}
       const config = await testConfig(dataDir, { hub: { topicPrefix: prefix }, broker, ...overrides })
       const hub = await startTestHub(config)
       cleanups.push(() => hub.stop())
+      // On the cluster the instances are on another node than the hub: what a cluster is for.
+      const instanceUrl = nats?.nodes[1]?.mqttUrl ?? hub.mqttUrl
       const instances: TestInstance[] = []
       const instance = async (options: Omit<TestInstanceOptions, 'url' | 'prefix'>): Promise<TestInstance> => {
-        const i = await TestInstance.start({ url: hub.mqttUrl, prefix, ...options })
+        const i = await TestInstance.start({ url: instanceUrl, prefix, ...options })
         instances.push(i)
         cleanups.push(() => i.close())
         await waitFor(() => hub.coordinator.registry.get(options.id)?.state === 'online', 5000, `${options.id} online`)
@@ -60,7 +79,7 @@ export function conformance(mode: Mode): void {
         await waitFor(async () => { record = await task(id); return ['completed', 'failed', 'dead', 'cancelled'].includes(record.state) }, timeoutMs, `task ${id} to finish`)
         return record as TaskRecord
       }
-      return { hub, prefix, topics: topicsFor(prefix), instance, instances, submit, task, finished }
+      return { hub, prefix, topics: topicsFor(prefix), instanceUrl, instance, instances, submit, task, finished }
     }
 
     test('every seed routing rule reaches its instances, with fan-out to two', async () => {
@@ -151,7 +170,7 @@ export function conformance(mode: Mode): void {
     test('an instance SIGKILLed mid-task: the task is re-run on another and completes once', async () => {
       const h = await setup({ instances: [{ id: 'worker-a', role: 'analytics' }, { id: 'worker-b', role: 'analytics' }] })
       const child = spawn(process.execPath, [`${ROOT}/dist/test/fixtures/instance-process.js`], {
-        env: { ...process.env, [TEST_ENV.testInstance]: JSON.stringify({ url: h.hub.mqttUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
+        env: { ...process.env, [TEST_ENV.testInstance]: JSON.stringify({ url: h.instanceUrl, prefix: h.prefix, id: 'worker-a', role: 'analytics', hang: true }) },
         stdio: ['ignore', 'pipe', 'inherit'],
       })
       cleanups.push(() => child.kill('SIGKILL'))
@@ -302,6 +321,74 @@ export function conformance(mode: Mode): void {
       const log = await http<{ messages: { message: string }[] }>(h.hub.httpUrl, 'GET', '/messages?limit=50')
       assert.deepEqual(log.body.messages.map((m) => m.message), ['hello araya', 'hi all'])
     })
+
+    // ids may hold a `.` (ID_PATTERN); nats-server 2.9 closes the connection of a client that
+    // publishes one inside a topic level, so there the hub refuses them (src/coordinator/broker-ids.ts).
+    if (mode !== 'nats') {
+      test('ids with a "." join, are routed to and complete', async () => {
+        const h = await setup({ instances: [{ id: 'w.eu-1', role: 'analytics' }] })
+        const w = await h.instance({ id: 'w.eu-1', role: 'analytics' })
+        const { id } = await h.submit({ id: 'job.1', type: 'analyze_data', content: 'x' })
+        assert.equal(id, 'job.1')
+        const done = await h.finished(id)
+        assert.equal(done.state, 'completed')
+        assert.deepEqual(done.result, { by: 'w.eu-1' })
+        assert.equal((await http(h.hub.httpUrl, 'POST', '/send', { from: 'ops.desk', to: 'w.eu-1', message: 'dotted' })).status, 202)
+        await waitFor(() => w.messages.length === 1, 5000, 'the message to w.eu-1')
+      })
+    }
+    if (mode === 'external') {
+      // On nats-server 2.9 itself such a birth never reaches the hub (the publisher is
+      // disconnected first); a broker that delivers it shows the hub's refusal at join.
+      test('broker.flavor nats: a birth from an id with a "." is refused at join with TRINITY_ERR_ID_UNSUPPORTED', async () => {
+        const h = await setup({ broker: { mode: 'external', url: mosquitto?.url, flavor: 'nats' } })
+        const errors = await collect(h.hub.mqttUrl, h.topics.hubErrors)
+        cleanups.push(() => errors.stop())
+        const dotted = await TestInstance.start({ url: h.instanceUrl, prefix: h.prefix, id: 'w.eu-1' })
+        cleanups.push(() => dotted.close())
+        await waitFor(() => errors.received.some((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED'), 10_000, 'the birth refused')
+        const refusal = errors.received.find((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED') as { topic: string; reason: string }
+        assert.equal(refusal.topic, h.topics.instanceStatus('w.eu-1'))
+        assert.match(refusal.reason, /instanceId: "w\.eu-1" contains "\."/)
+        assert.equal(h.hub.coordinator.registry.get('w.eu-1'), undefined)
+        const c1 = await h.instance({ id: 'c1' })
+        const { id } = await h.submit({ type: 'general', content: 'the others join as ever' })
+        assert.equal((await h.finished(id)).state, 'completed')
+        assert.equal(c1.received.length, 1)
+      })
+    }
+    if (mode === 'nats') {
+      test('ids with a "." are refused with TRINITY_ERR_ID_UNSUPPORTED: in the config at start, over HTTP and MQTT at submit', async () => {
+        const refused = await testConfig(dir.path, {
+          hub: { topicPrefix: 'dotted' }, broker: { mode: 'external', url: nats?.nodes[0]?.mqttUrl, flavor: 'nats' },
+          instances: [{ id: 'w.eu-1', role: 'analytics' }],
+        })
+        assert.throws(() => parseConfig(stringify(refused), 'nats.yaml'), /nats\.yaml:\d+:\d+: instances\[0\]\.id: expected an instance id without "\." with broker\.flavor "nats"/)
+        const h = await setup()
+        await h.instance({ id: 'c1' })
+        const errors = await collect(h.hub.mqttUrl, h.topics.hubErrors)
+        cleanups.push(() => errors.stop())
+        const submitted = await http<{ error: { code: string; field: string } }>(h.hub.httpUrl, 'POST', '/task', { id: 'job.1', type: 'general', content: 'x' })
+        assert.equal(submitted.status, 400)
+        assert.equal(submitted.body.error.code, 'TRINITY_ERR_ID_UNSUPPORTED')
+        assert.equal(submitted.body.error.field, 'id')
+        const sent = await http<{ error: { code: string; field: string } }>(h.hub.httpUrl, 'POST', '/send', { from: 'ops.desk', to: 'c1', message: 'dotted' })
+        assert.equal(sent.status, 400)
+        assert.equal(sent.body.error.code, 'TRINITY_ERR_ID_UNSUPPORTED')
+        assert.equal(sent.body.error.field, 'from')
+        const client = await mqtt.connectAsync(h.hub.mqttUrl)
+        cleanups.push(() => client.endAsync())
+        await client.publishAsync(h.topics.taskSubmit, JSON.stringify({ id: 'job.2', type: 'general', content: 'x' }), { qos: 1 })
+        await waitFor(() => errors.received.some((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED'), 10_000, 'the MQTT submission refused')
+        assert.match((errors.received.find((e) => (e as { code: string }).code === 'TRINITY_ERR_ID_UNSUPPORTED') as { reason: string }).reason, /id: "job\.2" contains "\."/)
+        for (const id of ['job.1', 'job.2']) assert.equal((await http(h.hub.httpUrl, 'GET', `/tasks/${id}`)).status, 404)
+        // Had the hub published task/job.1/event, nats-server would have closed its connection.
+        const { id } = await h.submit({ type: 'general', content: 'still connected' })
+        assert.equal((await h.finished(id)).state, 'completed')
+        assert.equal(h.hub.coordinator.connected, true)
+        assert.equal(h.instances[0]?.client.connected, true)
+      })
+    }
   })
 }
 

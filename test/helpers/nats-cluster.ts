@@ -1,0 +1,195 @@
+/**
+ * A 3-node nats-server cluster with JetStream and an MQTT listener per node,
+ * from Debian's /usr/sbin/nats-server (2.9.x), on free loopback ports: the
+ * external broker of test/conformance/nats.test.ts, and of the store and
+ * failover tests of issue #13. Each node keeps its JetStream store in its own
+ * dir under the caller's temp dir; a restarted node keeps its ports and store,
+ * so it rejoins as the same server.
+ *
+ * `start` resolves once the cluster has formed: every node has routes to the
+ * other two and JetStream has a meta leader (nats-server's MQTT layer creates
+ * its streams on the first MQTT connect, and before a meta leader exists that
+ * connect fails). `stop` SIGKILLs what is left; call it from `after`, failure
+ * or not. Should the test process die first (SIGKILL, a runner's timeout, a
+ * cleanup before `stop` that hangs until the process is ended), the nodes are
+ * reaped anyway: each runs in its own process group, watched by the
+ * supervisor's lifeline (src/supervisor/lifeline.ts), which kills the groups
+ * left when this process goes.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import { Lifeline } from '../../src/supervisor/lifeline.js'
+import { runTag } from '../../src/supervisor/child-env.js'
+import { newRunId } from '../../src/supervisor/run-reaper.js'
+import { freePort, waitFor } from './hub.js'
+
+const NATS_SERVER = '/usr/sbin/nats-server'
+
+export interface NatsNode {
+  readonly name: string
+  readonly clientPort: number
+  readonly routePort: number
+  readonly mqttPort: number
+  readonly monitorPort: number
+  readonly mqttUrl: string
+  readonly monitorUrl: string
+  readonly storeDir: string
+  readonly configFile: string
+}
+
+export interface NatsCluster {
+  readonly nodes: readonly NatsNode[]
+  /** Everything node `index` wrote to stdout and stderr, for a failure message. */
+  output(index: number): string
+  running(index: number): boolean
+  /** SIGKILL one node: no goodbye to its routes or its MQTT clients (their Wills are lost with it). */
+  kill(index: number): Promise<void>
+  /** Starts a killed node again on its ports and store dir, and waits until it has routes to both others. */
+  restart(index: number): Promise<void>
+  /** SIGKILL every node still running. */
+  stop(): Promise<void>
+}
+
+interface Running {
+  child: ChildProcess
+  exited: Promise<void>
+  output: string
+}
+
+const CLUSTER_NAME = 'trinity-test'
+
+export async function startNatsCluster(dir: string, size = 3): Promise<NatsCluster> {
+  const nodes: NatsNode[] = []
+  for (let i = 1; i <= size; i++) {
+    const [clientPort, routePort, mqttPort, monitorPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
+    const name = `n${i}`
+    const storeDir = join(dir, `nats-${name}`)
+    mkdirSync(storeDir, { recursive: true })
+    nodes.push({
+      name, clientPort, routePort, mqttPort, monitorPort, storeDir,
+      mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      monitorUrl: `http://127.0.0.1:${monitorPort}`,
+      configFile: join(dir, `nats-${name}.conf`),
+    })
+  }
+  for (const node of nodes) writeFileSync(node.configFile, nodeConfig(node, nodes))
+
+  const running: (Running | undefined)[] = nodes.map(() => undefined)
+  const lifeline = new Lifeline()
+  const launch = (index: number): void => {
+    const node = nodes[index]!
+    // detached: its own process group, the unit the lifeline kills.
+    // Tagged as the supervisor tags a run, so the lifeline's reaper finds it by its tag too.
+    const runId = newRunId(`nats-${index + 1}`)
+    const child = spawn(NATS_SERVER, ['-c', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...runTag(runId) } })
+    const pid = child.pid
+    if (pid !== undefined) lifeline.watch(pid, runId)
+    const entry: Running = {
+      child, output: '',
+      exited: new Promise((resolve) => child.once('exit', () => { if (pid !== undefined) lifeline.release(pid); resolve() })),
+    }
+    const append = (d: Buffer): void => { entry.output += d.toString() }
+    child.stdout?.on('data', append)
+    child.stderr?.on('data', append)
+    running[index] = entry
+  }
+  const alive = (index: number): boolean => {
+    const child = running[index]?.child
+    return child !== undefined && child.exitCode === null && child.signalCode === null
+  }
+  const kill = async (index: number): Promise<void> => {
+    const entry = running[index]
+    if (entry === undefined) return
+    if (alive(index)) entry.child.kill('SIGKILL')
+    await entry.exited
+  }
+  const cluster: NatsCluster = {
+    nodes,
+    output: (index) => running[index]?.output ?? '',
+    running: alive,
+    kill,
+    async restart(index) {
+      await kill(index)
+      launch(index)
+      await waitFor(async () => {
+        if (!alive(index)) throw new Error(`${nodes[index]!.name} exited:\n${cluster.output(index)}`)
+        return (await routeCount(nodes[index]!)) === nodes.length - 1
+      }, 30_000, `${nodes[index]!.name} to rejoin the cluster`)
+    },
+    async stop() {
+      for (let i = 0; i < nodes.length; i++) await kill(i)
+      lifeline.close()
+    },
+  }
+  try {
+    for (let i = 0; i < nodes.length; i++) launch(i)
+    await waitFor(async () => {
+      for (let i = 0; i < nodes.length; i++) if (!alive(i)) throw new Error(`${nodes[i]!.name} exited:\n${cluster.output(i)}`)
+      const routes = await Promise.all(nodes.map(routeCount))
+      if (!routes.every((n) => n === nodes.length - 1)) return false
+      const leaders = await Promise.all(nodes.map(metaLeader))
+      return leaders.every((l) => l !== undefined && l === leaders[0])
+    }, 60_000, () => `the NATS cluster to form:\n${nodes.map((_, i) => cluster.output(i)).join('\n')}`)
+    // The first MQTT connect to a node creates the MQTT streams (seconds on a cluster); a suite's
+    // first test should not pay for it under its own bounds.
+    for (const node of nodes) await mqttReady(node)
+  } catch (err) {
+    await cluster.stop()
+    throw err
+  }
+  return cluster
+}
+
+/** One node's config file: client port, routes to every node (its own is ignored), JetStream, MQTT. */
+function nodeConfig(node: NatsNode, all: readonly NatsNode[]): string {
+  return `server_name: ${node.name}
+listen: 127.0.0.1:${node.clientPort}
+http: 127.0.0.1:${node.monitorPort}
+jetstream {
+  store_dir: ${JSON.stringify(node.storeDir)}
+}
+cluster {
+  name: ${CLUSTER_NAME}
+  listen: 127.0.0.1:${node.routePort}
+  routes: [
+${all.filter((n) => n !== node).map((n) => `    nats-route://127.0.0.1:${n.routePort}`).join('\n')}
+  ]
+}
+mqtt {
+  listen: 127.0.0.1:${node.mqttPort}
+  # Left to itself nats-server sizes the MQTT streams by the peers it knows at the first
+  # MQTT connect (2 was seen here): one node lost would then leave a stream without quorum.
+  stream_replicas: ${all.length}
+}
+`
+}
+
+async function mqttReady(node: NatsNode): Promise<void> {
+  await waitFor(async () => {
+    const client = await mqtt.connectAsync(node.mqttUrl, { reconnectPeriod: 0, connectTimeout: 10_000 }).catch(() => undefined)
+    await client?.endAsync()
+    return client !== undefined
+  }, 60_000, `${node.name}'s MQTT listener`)
+}
+
+async function monitor<T>(node: NatsNode, path: string): Promise<T | undefined> {
+  try {
+    const response = await fetch(`${node.monitorUrl}${path}`)
+    return response.ok ? (await response.json()) as T : undefined
+  } catch {
+    return undefined
+  }
+}
+
+async function routeCount(node: NatsNode): Promise<number> {
+  return (await monitor<{ num_routes?: number }>(node, '/routez'))?.num_routes ?? 0
+}
+
+/** The JetStream meta leader as this node sees it; undefined before an election. */
+async function metaLeader(node: NatsNode): Promise<string | undefined> {
+  const jsz = await monitor<{ meta_cluster?: { leader?: string } }>(node, '/jsz')
+  const leader = jsz?.meta_cluster?.leader
+  return leader === undefined || leader === '' ? undefined : leader
+}
