@@ -35,6 +35,7 @@ export const ERRORS = {
   TRINITY_ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'unsupported media type' },
   TRINITY_ERR_BUS_UNAVAILABLE: { status: 503, message: 'message bus unavailable' },
   TRINITY_ERR_BUS_LOGIN_REFUSED: { status: 401, message: 'the broker refused the login' },
+  TRINITY_ERR_BUS_SUBSCRIBE_REFUSED: { status: 403, message: 'the broker refused the subscription' },
   TRINITY_ERR_HUB_UNREACHABLE: { status: 503, message: 'hub unreachable' },
   TRINITY_ERR_WORKDIR_LOCKED: { status: 409, message: 'bridge workdir locked' },
   TRINITY_ERR_STATE_LOCKED: { status: 409, message: 'state directory in use' },

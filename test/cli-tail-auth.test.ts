@@ -19,6 +19,7 @@ const dir = tempDir()
 const topics = topicsFor()
 const WATCHER = { username: 'watcher', password: 'watcher-secret' }
 const ROOT_USER = { username: 'root', password: 'root-secret' }
+const INSTANCE_USER = { username: 'c9', password: 'c9-secret' }
 const children = new Set<ChildProcess>()
 let hub: Hub
 
@@ -29,6 +30,7 @@ before(async () => {
     broker: { auth: { enabled: true, users: [
       { ...WATCHER, role: 'reader' },
       { ...ROOT_USER, role: 'admin' },
+      { ...INSTANCE_USER, role: 'instance' },
     ] } },
   }))
 })
@@ -108,4 +110,10 @@ test('no login at all with auth on: refused the same way, and the message says t
   const r = await runCli(['tail', '--mqtt', hub.mqttUrl], { cwd: dir.path })
   assert.equal(r.code, 1, JSON.stringify(r))
   assert.match(r.stderr, /the broker refused the login: mqtt:\/\/127\.0\.0\.1:\d+ without a login: Connection refused: Bad username or password .*--username and --password, or \$TRINITY_MQTT_USERNAME and \$TRINITY_MQTT_PASSWORD.*\(TRINITY_ERR_BUS_LOGIN_REFUSED\)/)
+})
+
+test('a login whose role may not read the filter: tail exits 1 with TRINITY_ERR_BUS_SUBSCRIBE_REFUSED, not a silent wait', async () => {
+  const r = await runCli(['tail', '--mqtt', hub.mqttUrl, '--username', INSTANCE_USER.username, '--password', INSTANCE_USER.password], { cwd: dir.path })
+  assert.equal(r.code, 1, JSON.stringify(r))
+  assert.match(r.stderr, /^trinity: the broker refused the subscription: mqtt:\/\/127\.0\.0\.1:\d+: c9 may not read trinity\/# \(SUBACK 0x80\).*\(TRINITY_ERR_BUS_SUBSCRIBE_REFUSED\)\n$/)
 })

@@ -340,7 +340,17 @@ program
     // Before the subscribe: the broker sends retained messages right behind
     // its SUBACK, and MQTT.js emits them before the subscribe promise resolves.
     client.on('message', (t, payload) => process.stdout.write(`${t} ${payload.toString('utf8')}\n`))
-    await client.subscribeAsync(topic ?? topicsFor(config?.hub.topicPrefix).all, { qos: 0 })
+    const filter = topic ?? topicsFor(config?.hub.topicPrefix).all
+    // SUBACK 0x80 [MQTT-3.9.3]: the broker's ACL refused the filter (MQTT.js rejects the subscribe);
+    // waiting on it would print nothing, ever.
+    const refused = await client.subscribeAsync(filter, { qos: 0 }).then(
+      (granted) => granted.some((g) => g.qos === 128),
+      (err: Error) => { if (/^Subscribe error/.test(err.message)) return true; throw err },
+    )
+    if (refused) {
+      await client.endAsync()
+      throw new TrinityError('TRINITY_ERR_BUS_SUBSCRIBE_REFUSED', `${url}: ${login.username === undefined ? 'without a login' : login.username} may not read ${filter} (SUBACK 0x80); tail with a reader user, or a topic filter the user may read`)
+    }
     const stop = (): void => void client.endAsync().then(() => process.exit(0))
     process.on('SIGINT', stop)
     process.on('SIGTERM', stop)
