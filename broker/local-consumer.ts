@@ -10,8 +10,8 @@
  * What a persistent session gave it is kept:
  * - Nothing is acknowledged before it is handled: a publisher's PUBACK
  *   leaves only after every broker-level listener has called back (Aedes's
- *   publish pipeline), and this one calls back after the handler returns, so
- *   a QoS 1 message the coordinator stores is on disk before its PUBACK.
+ *   publish pipeline), and this one calls back when the handler acks, so a
+ *   QoS 1 message the coordinator stores is on disk before its PUBACK.
  * - Nothing published before the consumer attaches is lost: the subscription
  *   exists before the broker listens, clients are let in only once it has
  *   attached (embedded.ts), and what the broker publishes itself before then
@@ -32,10 +32,17 @@ export interface LocalPublishOptions {
   readonly retain: boolean
 }
 
+/**
+ * Handles one message; `ack` releases it (the publisher's PUBACK waits for
+ * it), exactly once, now or later: a consumer that stores what it reads may
+ * ack once that is on disk (the coordinator's group commit).
+ */
+export type LocalHandler = (topic: string, payload: Buffer, ack: () => void) => void
+
 /** The broker's in-process door, for a consumer that attaches once. */
 export interface LocalBus {
   /** Starts delivery: retained messages on the filters, then what waited, then live traffic. */
-  attach(onMessage: (topic: string, payload: Buffer) => void): Promise<void>
+  attach(onMessage: LocalHandler): Promise<void>
   /** Stops delivery; what arrives after waits again until the broker closes. */
   detach(): void
   publish(topic: string, payload: string | Buffer, options: LocalPublishOptions, done?: (error?: Error) => void): void
@@ -45,6 +52,8 @@ interface Waiting {
   readonly packet: AedesPublishPacket
   readonly ack: () => void
 }
+
+const noop = (): void => undefined
 
 function payloadOf(packet: { payload: Buffer | string }): Buffer {
   return Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
@@ -69,15 +78,18 @@ export interface LocalBusOptions {
 
 export async function createLocalBus(aedes: Aedes, options: LocalBusOptions): Promise<LocalBus> {
   const { filters, retained, adopted } = options
-  const handle = (onMessage: (topic: string, payload: Buffer) => void, topic: string, payload: Buffer): void => {
+  const handle = (onMessage: LocalHandler, topic: string, payload: Buffer, ack: () => void = noop): void => {
+    let acked = false
+    const once = (): void => { if (!acked) { acked = true; ack() } }
     // A throw must not leave the message unacknowledged or stop the ones behind it.
     try {
-      onMessage(topic, payload)
+      onMessage(topic, payload, once)
     } catch (error) {
       options.onError(error, topic)
+      once()
     }
   }
-  let handler: ((topic: string, payload: Buffer) => void) | undefined
+  let handler: LocalHandler | undefined
   const waiting: Waiting[] = []
   /**
    * The retained messages delivered at attach, by topic: a copy of one (or an
@@ -95,8 +107,8 @@ export async function createLocalBus(aedes: Aedes, options: LocalBusOptions): Pr
   }
   const deliver = (packet: AedesPublishPacket, ack: () => void): void => {
     if (handler === undefined) return void waiting.push({ packet, ack })
-    if (!isReplayed(packet)) handle(handler, packet.topic, payloadOf(packet))
-    ack()
+    if (isReplayed(packet)) return ack()
+    handle(handler, packet.topic, payloadOf(packet), ack)
   }
   await Promise.all(filters.map((filter) => new Promise<void>((resolve) => aedes.subscribe(filter, deliver, resolve))))
 
@@ -112,8 +124,8 @@ export async function createLocalBus(aedes: Aedes, options: LocalBusOptions): Pr
         adopted.handled()
       }
       for (const { packet, ack } of waiting.splice(0)) {
-        if (!isReplayed(packet)) handle(onMessage, packet.topic, payloadOf(packet))
-        ack()
+        if (isReplayed(packet)) ack()
+        else handle(onMessage, packet.topic, payloadOf(packet), ack)
       }
       handler = onMessage
     },

@@ -31,9 +31,16 @@
  *  2. Once we have sent a packet the client must answer (PUBLISH QoS > 0,
  *     PUBREC, PUBREL), everything after it waits, in order, until bytes
  *     arrive from the client; then it all leaves in one write.
- *  3. Nothing waits longer than `maxHoldMs` (a client that answers late, a
- *     slow subscriber delaying a PUBACK's routing): at worst we fall back to
- *     plain Aedes's behaviour, never to a longer wait.
+ *  3. Nothing waits longer than `maxHoldMs` for a client's answer (a client
+ *     that answers late): at worst we fall back to plain Aedes's behaviour,
+ *     never to a longer wait. A PUBACK whose PUBLISH is not yet routed is the
+ *     exception: it waits for `ackRouted` however long that takes, since
+ *     routing includes storing the message (the journal of a persistent
+ *     session, the hub's task store through its in-process coordinator and
+ *     its group commit), and a PUBACK is the promise that it is stored
+ *     (issue #12). Routing never waits for a client's socket (slow consumers
+ *     below), so it always ends. A connection that closes first never sends it:
+ *     the client publishes again.
  * Packets are framed whole (mqtt-packet emits one as several tiny writes) and
  * what is ready in one turn of the event loop leaves in one write at
  * setImmediate: Aedes delivers each message in its own setImmediate, and with
@@ -173,7 +180,7 @@ export class MqttConnection extends Duplex {
   /** The broker has routed the client's QoS 1 PUBLISH `messageId`: its PUBACK may go. */
   ackRouted(messageId: number): void {
     const entry = this.#pubacks.find((p) => !p.routed && p.messageId === messageId)
-    if (entry === undefined) return // already sent at its deadline
+    if (entry === undefined) return // the connection closed before it was routed
     entry.routed = true
     this.#releasePubacks(false)
   }
@@ -221,7 +228,8 @@ export class MqttConnection extends Duplex {
       this.#unsentBytes += packet.bytes.length
       this.#largestQueued = Math.max(this.#largestQueued, packet.bytes.length)
       if (packet.type === PacketType.PUBACK) {
-        this.#pubacks.push({ packet, deadline, messageId: packet.bytes.readUInt16BE(packet.bodyOffset), routed: false })
+        // No deadline until routed (point 3): only then is the message stored.
+        this.#pubacks.push({ packet, deadline: Infinity, messageId: packet.bytes.readUInt16BE(packet.bodyOffset), routed: false })
       } else {
         this.#send({ packet, deadline })
       }
@@ -257,14 +265,18 @@ export class MqttConnection extends Duplex {
     }
   }
 
-  /** Point 1: routed PUBACKs from the head of the queue; expired ones (or all) regardless. */
-  #releasePubacks(all: boolean): void {
-    const now = Date.now()
+  /**
+   * Point 1: routed PUBACKs from the head of the queue, in order. `closing`:
+   * the connection ends, and what is not routed never goes (its message is
+   * not stored yet; the client publishes it again).
+   */
+  #releasePubacks(closing: boolean): void {
     while (this.#pubacks.length > 0) {
       const head = this.#pubacks[0]!
-      if (!all && !head.routed && head.deadline > now) break
+      if (!head.routed && !closing) break
       this.#pubacks.shift()
-      this.#send(head)
+      // From now on held like any response (point 2), with its own deadline.
+      if (head.routed) this.#send({ packet: head.packet, deadline: Date.now() + this.#maxHoldMs })
     }
     this.#armTimer()
   }
@@ -286,7 +298,7 @@ export class MqttConnection extends Duplex {
   }
 
   #armTimer(): void {
-    const deadlines = [this.#pubacks[0]?.deadline, this.#held[0]?.deadline].filter((d): d is number => d !== undefined)
+    const deadlines = [this.#held[0]?.deadline].filter((d): d is number => d !== undefined)
     const next = deadlines.length === 0 ? undefined : Math.min(...deadlines)
     if (this.#timer !== undefined) {
       if (next === this.#timerDeadline) return

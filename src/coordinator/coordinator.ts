@@ -72,6 +72,8 @@ export class Coordinator {
       store: this.store, registry: this.registry, router, tasks: config.tasks, log, now,
       sendToInbox: (id, frame) => this.sendToInbox(id, frame),
       publishEvent: (taskId, json) => this.publishRaw(this.topics.taskEvent(taskId), json, { qos: 0 }),
+      // A batched submission (in-process bus) refused at its commit: said as a refused handler would.
+      refusedLater: (_taskId, error) => this.reject(this.topics.taskSubmit, error.code, error.message),
     })
     this.httpAdapter = new HttpAdapter({
       timeoutMs: config.tasks.leaseMs, maxDepth: config.limits.maxDepth, log,
@@ -126,7 +128,11 @@ export class Coordinator {
     this.registry.restore(this.store.births(), Date.now())
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
-    await this.bus.start(subscriptionsFor(this.topics), (topic, payload) => this.onMessage(topic, payload))
+    await this.bus.start(subscriptionsFor(this.topics), (topic, payload, ack) => {
+      // With an ack to give (in-process), a turn's messages share one commit and are released after it.
+      if (ack === undefined) this.onMessage(topic, payload)
+      else this.scheduler.batch(() => this.onMessage(topic, payload), ack)
+    })
     this.publishHostedHealth()
     this.health.start()
     const sweepMs = Math.min(1000, Math.max(50, Math.floor(this.config.tasks.leaseMs / 10)))

@@ -26,8 +26,13 @@ export interface HubBus {
   /** Where it is, for the log. */
   readonly url: string
   readonly connected: boolean
-  /** Subscribes to `filters` and delivers from then on, retained messages first. */
-  start(filters: Readonly<Record<string, { qos: 0 | 1 }>>, onMessage: (topic: string, payload: Buffer) => void): Promise<void>
+  /**
+   * Subscribes to `filters` and delivers from then on, retained messages
+   * first. `ack`, when the bus gives one, releases the message (its PUBACK):
+   * the handler may call it later, once what it stored is committed. Without
+   * one (an MQTT client), the message counts as handled when the handler returns.
+   */
+  start(filters: Readonly<Record<string, { qos: 0 | 1 }>>, onMessage: (topic: string, payload: Buffer, ack?: () => void) => void): Promise<void>
   /** Fire and forget; a failure is logged. */
   publish(topic: string, payload: string, options: HubPublishOptions): void
   close(): Promise<void>

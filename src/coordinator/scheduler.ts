@@ -47,7 +47,12 @@ export interface SchedulerDeps {
   sendToInbox: (instanceId: string, frame: InboxFrame) => void
   /** A change, as the JSON of a TaskEvent: the summary, with the content on admission and the result at the end. */
   publishEvent: (taskId: string, json: string) => void
+  /** A submission made in a batch (`batch`) that its commit refused (the disk was full): the caller had already returned. */
+  refusedLater?: (taskId: string, error: TrinityError) => void
 }
+
+/** Frames of assignments made in `dispatch`, sent once the assignment is stored. */
+interface AssignmentFrame { instanceId: string; frame: InboxFrame; task: TaskRecord; index: number; queued: Assignment }
 
 /** `waiting`: the leg waits for a person's answer, and only the answer (or a cancel, or losing it) moves it on. */
 export type ReportOutcome = 'applied' | 'stale' | 'unknown-task' | 'waiting'
@@ -70,8 +75,52 @@ export class Scheduler {
   private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Infinity
+  /**
+   * Group commit (issue #12). Inside `batch` (the embedded hub's in-process
+   * deliveries), changes are staged and written in one commit at the end of
+   * the event loop's turn, for every message of that turn: their
+   * acknowledgements, events and inbox frames follow the commit. Any write
+   * outside a batch (HTTP, timers, client changes) commits what is staged
+   * with it, at once.
+   */
+  private batching = false
+  private readonly staged = new Set<TaskRecord>()
+  private readonly stagedFrames: AssignmentFrame[] = []
+  /** Acknowledgements of batched messages, released by the commit that holds their changes. */
+  private readonly afterCommit: (() => void)[] = []
+  /** Submissions made in a batch: a refusal at their commit is said through `refusedLater`. */
+  private readonly batchedSubmits = new Set<string>()
+  private commitScheduled = false
 
   constructor(private readonly deps: SchedulerDeps) {}
+
+  /**
+   * Runs `fn` (one message's handling) with its task changes staged for the
+   * turn's commit; `settle` (the message's acknowledgement) runs once they
+   * are on disk, at once when it changed nothing and nothing is waiting.
+   */
+  batch(fn: () => void, settle: () => void): void {
+    this.batching = true
+    try {
+      fn()
+    } finally {
+      this.batching = false
+    }
+    if (this.staged.size === 0 && this.admitted.size === 0 && this.afterCommit.length === 0) return settle()
+    this.afterCommit.push(settle)
+    if (!this.commitScheduled) {
+      this.commitScheduled = true
+      setImmediate(() => {
+        this.commitScheduled = false
+        try {
+          this.persist([])
+        } catch (err) {
+          this.deps.log.error({ err }, 'the batched commit failed')
+          for (const ack of this.afterCommit.splice(0)) ack()
+        }
+      })
+    }
+  }
 
   /** Resumes the queue after a restart: unfinished tasks, leases as they were. */
   restore(): number {
@@ -107,6 +156,7 @@ export class Scheduler {
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
     this.admitted.set(task.id, admitted)
+    if (this.batching) this.batchedSubmits.add(task.id)
     this.dispatch()
     const refusal = this.refused.get(task.id)
     if (refusal !== undefined) {
@@ -147,7 +197,7 @@ export class Scheduler {
     const { registry, router, now: clock } = this.deps
     const now = clock()
     const changed = new Map<string, TaskRecord>()
-    const frames: { instanceId: string; frame: InboxFrame; task: TaskRecord; index: number; queued: Assignment }[] = []
+    const frames: AssignmentFrame[] = []
     const full = new Set<string>()
     let nextWake = Infinity
     const anyAvailable = (): boolean => registry.all().some((i) => i.available)
@@ -180,7 +230,16 @@ export class Scheduler {
     }
     if (nextWake < Infinity) this.wakeAt_(nextWake)
     if (changed.size === 0 && this.admitted.size === 0) return 0
-    const buried = this.persist(changed.values())
+    if (this.batching) {
+      for (const task of changed.values()) this.staged.add(task)
+      this.stagedFrames.push(...frames)
+      return frames.length
+    }
+    return this.sendFrames(frames, this.persist(changed.values()))
+  }
+
+  /** Sends the frames of stored assignments; one whose write found no room never happened (its leg is queued again). */
+  private sendFrames(frames: readonly AssignmentFrame[], buried: ReadonlySet<string>): number {
     let sent = 0
     for (const { instanceId, frame, task, index, queued } of frames) {
       if (buried.has(task.id)) {
@@ -385,6 +444,8 @@ export class Scheduler {
   }
 
   close(): void {
+    // What a batch staged is written now: its messages' acknowledgements wait for it.
+    if (this.staged.size > 0 || this.admitted.size > 0 || this.afterCommit.length > 0) this.persist([])
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer)
     this.wakeTimer = undefined
     if (this.full !== undefined) clearInterval(this.full.retry)
@@ -429,7 +490,8 @@ export class Scheduler {
     const list = [...tasks]
     if (list.length === 0) return
     for (const task of list) deriveState(task)
-    this.persist(list)
+    if (this.batching) for (const task of list) this.staged.add(task)
+    else this.persist(list)
     this.dispatch()
   }
 
@@ -459,7 +521,13 @@ export class Scheduler {
    * unless it is `request`, a client's change, which is refused (`commitRequest`).
    */
   private persist(tasks: Iterable<TaskRecord>, request?: TaskRecord): Set<string> {
-    const list = [...tasks]
+    // What a batch staged goes in this commit too, and what followed from it (frames, acknowledgements) after it.
+    const list = [...new Set([...this.staged, ...tasks])]
+    this.staged.clear()
+    const frames = this.stagedFrames.splice(0)
+    const acks = this.afterCommit.splice(0)
+    const batched = [...this.batchedSubmits]
+    this.batchedSubmits.clear()
     const admitted = [...this.admitted]
     this.admitted.clear()
     const { store } = this.deps
@@ -509,6 +577,14 @@ export class Scheduler {
         buried.add(task.id)
       }
     }
+    if (frames.length > 0) this.sendFrames(frames, buried)
+    for (const id of batched) {
+      const refusal = this.refused.get(id)
+      if (refusal === undefined) continue
+      this.refused.delete(id)
+      this.deps.refusedLater?.(id, refusal)
+    }
+    for (const ack of acks) ack()
     return buried
   }
 

@@ -42,7 +42,7 @@ test('clients wait at the door until the consumer attaches; then retained messag
   assert.equal(broker.connectedClients, 0)
 
   const seen: string[] = []
-  await broker.local?.attach((topic, payload) => { seen.push(`${topic}=${payload.toString()}`) })
+  await broker.local?.attach((topic, payload, ack) => { seen.push(`${topic}=${payload.toString()}`); ack() })
   await connected
   await early.publishAsync(topics.taskSubmit, 'm1', { qos: 1 })
   await early.publishAsync(topics.taskSubmit, 'm2', { qos: 1 })
@@ -59,7 +59,7 @@ test('what the broker publishes before the consumer attaches is delivered at att
   const statuses = [published(topics.instanceStatus('b'), 'online-1', true), published(topics.instanceStatus('b'), 'online-2', true)]
   const submit = published(topics.taskSubmit, 'task-1', false)
   const seen: string[] = []
-  await local.attach((_topic, payload) => { seen.push(payload.toString()) })
+  await local.attach((_topic, payload, ack) => { seen.push(payload.toString()); ack() })
   await Promise.all([...statuses, submit])
   await until('the submission', () => seen.includes('task-1'))
   // As a client subscribing now would see it: the retained copy, not the superseded one after it or the copy twice.
@@ -81,7 +81,7 @@ test('what an older hub queued in the coordinator\'s persistent session is hande
   const { logger, records } = captureLog()
   const upgraded = await startBroker(t, { persistence: 'disk', dataDir, logger, local: { filters: FILTERS, adoptSession: coordinatorId } })
   const seen: string[] = []
-  await upgraded.local?.attach((_topic, payload) => { seen.push(payload.toString()) })
+  await upgraded.local?.attach((_topic, payload, ack) => { seen.push(payload.toString()); ack() })
   assert.deepEqual(seen, ['s1', 's2', 's3'])
   assert.ok(records.some((r) => r['clientId'] === coordinatorId && r['messages'] === 3), 'the hand-over is logged')
   // The old session no longer collects anything: a new submission is not journaled for it.
@@ -93,7 +93,7 @@ test('what an older hub queued in the coordinator\'s persistent session is hande
 
   const again = await startBroker(t, { persistence: 'disk', dataDir, local: { filters: FILTERS, adoptSession: coordinatorId } })
   const later: string[] = []
-  await again.local?.attach((_topic, payload) => { later.push(payload.toString()) })
+  await again.local?.attach((_topic, payload, ack) => { later.push(payload.toString()); ack() })
   assert.deepEqual(later, [], 'handed over once: nothing comes back at the next start')
 })
 
@@ -101,9 +101,10 @@ test('a handler that throws: the message is acknowledged, the error logged, the 
   const { logger, records } = captureLog()
   const broker = await startBroker(t, { logger, local: { filters: FILTERS } })
   const seen: string[] = []
-  await broker.local?.attach((_topic, payload) => {
+  await broker.local?.attach((_topic, payload, ack) => {
     if (payload.toString() === 'bad') throw new Error('handler bug')
     seen.push(payload.toString())
+    ack()
   })
   const publisher = await connect(t, tcpUrl(broker))
   await publisher.publishAsync(topics.taskSubmit, 'bad', { qos: 1 })
@@ -114,10 +115,28 @@ test('a handler that throws: the message is acknowledged, the error logged, the 
 
 test('publish: no client, so no ACL; subscribers get it as from the broker', async (t) => {
   const broker = await startBroker(t, { auth: { enabled: true, users: [{ username: 'r', password: 'r', role: 'reader' }] }, local: { filters: FILTERS } })
-  await broker.local?.attach(() => undefined)
+  await broker.local?.attach((_t, _p, ack) => ack())
   const reader = await connect(t, tcpUrl(broker), { username: 'r', password: 'r' })
   await reader.subscribeAsync(topics.hubStats, { qos: 0 })
   const got = new Promise<string>((resolve) => reader.once('message', (_t, p) => resolve(p.toString())))
   await new Promise<void>((resolve, reject) => broker.local?.publish(topics.hubStats, '{"n":1}', { qos: 0, retain: false }, (err) => (err === undefined ? resolve() : reject(err))))
   assert.equal(await got, '{"n":1}')
+})
+
+test('a handler may ack later (group commit): the PUBACK waits for it, and a second ack does nothing', async (t) => {
+  const broker = await startBroker(t, { local: { filters: FILTERS } })
+  const held: (() => void)[] = []
+  await broker.local?.attach((_topic, _payload, ack) => { held.push(ack) })
+  const publisher = await connect(t, tcpUrl(broker))
+  let acked = false
+  const done = publisher.publishAsync(topics.taskSubmit, 'later', { qos: 1 }).then(() => { acked = true })
+  await until('the message handled', () => held.length === 1)
+  // The PUBACK is written only after the ack: another client's round trip first, then still none.
+  const probe = await connect(t, tcpUrl(broker))
+  await probe.publishAsync(`${topics.prefix}/elsewhere`, 'x', { qos: 1 })
+  assert.equal(acked, false, 'no PUBACK before the handler acked')
+  held[0]?.()
+  held[0]?.()
+  await done
+  assert.equal(acked, true)
 })

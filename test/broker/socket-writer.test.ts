@@ -139,13 +139,33 @@ test('responses keep their order even when routed out of order [MQTT-4.6.0-2]', 
 test('nothing is held past maxHoldMs, even if the client never answers', async () => {
   const { transport, connection } = harness(5)
   connection.write(publish(100, 'forwarded'))
-  connection.write(puback(7)) // never routed, never answered
+  connection.write(puback(7)) // routed, but held behind PUBLISH(100), which the client never answers
+  connection.ackRouted(7)
   const deadline = Date.now() + 5000
   while (transport.wire.length < publish(100, 'forwarded').length + 4 && Date.now() < deadline) {
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
   assert.deepEqual(transport.wire, Buffer.concat([publish(100, 'forwarded'), puback(7)]))
   connection.destroy()
+})
+
+test('a PUBACK whose PUBLISH is not routed (not stored) waits for it past maxHoldMs; closing drops it', async () => {
+  const { transport, connection } = harness(5)
+  connection.write(puback(7))
+  connection.write(puback(8))
+  connection.ackRouted(8)
+  // Many times maxHoldMs: the fallback that releases held packets must not release this one.
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await turn()
+  assert.equal(transport.wire.length, 0, 'neither PUBACK: 8 keeps its place behind 7 [MQTT-4.6.0-2]')
+  connection.ackRouted(7)
+  await turn()
+  await turn()
+  assert.deepEqual(transport.wire, Buffer.concat([puback(7), puback(8)]))
+  connection.write(puback(9)) // never routed
+  connection.destroy()
+  await turn()
+  assert.deepEqual(transport.wire, Buffer.concat([puback(7), puback(8)]), 'the unrouted PUBACK never leaves')
 })
 
 test('reads pass through, and buffered input survives the peer closing', async () => {
