@@ -9,7 +9,7 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, openSync, writeSync, closeSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
@@ -102,18 +102,7 @@ test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/er
   // Outside the tmpfs, which covers only the data dir.
   const configFile = writeConfig(dir.path, await testConfig(dataDir, { hub: { port: httpPort }, broker: { port: brokerPort }, instances: [{ id: 'c1' }] }), 'full.yaml')
   const filler = join(dataDir, 'filler')
-  // unshare -m: a private mount namespace, so the tmpfs is this hub's alone and vanishes with it.
-  const script = `mount -t tmpfs -o size=2m tmpfs "$1" && head -c 1200000 /dev/zero > "$2" && exec "$3" "$4" hub --config "$5"`
-  const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dataDir, filler, process.execPath, CLI, configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const url = `http://127.0.0.1:${httpPort}`
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
-    return fetch(`${url}/health`).then((r) => r.ok).catch(() => false)
-  }, 60_000, 'the hub on the tmpfs to answer')
+  const { child, url, output } = await hubOnTmpfs(dataDir, configFile, httpPort, { file: filler, bytes: 1_200_000 })
 
   const topics = topicsFor('trinity')
   const bus = await mqtt.connectAsync(`mqtt://127.0.0.1:${brokerPort}`, { reconnectPeriod: 0 })
@@ -131,7 +120,7 @@ test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/er
     if (r.status === 202) accepted.push(r.body.id)
     else refused = r
   }
-  assert.ok(refused !== undefined, `the store never filled after ${accepted.length} tasks:\n${output}`)
+  assert.ok(refused !== undefined, `the store never filled after ${accepted.length} tasks:\n${output()}`)
   assert.ok(accepted.length > 0, 'some tasks fit before the disk filled')
   assert.equal(refused.status, 507, JSON.stringify(refused.body))
   assert.equal(refused.body.error.code, 'TRINITY_ERR_STORE_FULL')
@@ -140,15 +129,15 @@ test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/er
 
   // Over MQTT: refused on hub/errors with the reason (the PUBACK still comes: the broker took the packet).
   await bus.publishAsync(topics.taskSubmit, JSON.stringify({ id: 'mqtt-full', type: 'general', content }), { qos: 1 })
-  await waitFor(() => refusals.some((e) => e.code === 'TRINITY_ERR_STORE_FULL'), 30_000, () => `a STORE_FULL refusal on hub/errors (got ${JSON.stringify(refusals.map((e) => e.code))}):\n${output}`)
+  await waitFor(() => refusals.some((e) => e.code === 'TRINITY_ERR_STORE_FULL'), 30_000, () => `a STORE_FULL refusal on hub/errors (got ${JSON.stringify(refusals.map((e) => e.code))}):\n${output()}`)
   assert.match(refusals.find((e) => e.code === 'TRINITY_ERR_STORE_FULL')?.reason ?? '', /full/)
   assert.equal((await http(url, 'GET', '/tasks/mqtt-full')).status, 404, 'a refused submission leaves nothing behind')
 
   // Still up, and no crash on the way.
-  assert.equal(child.exitCode, null, output)
+  assert.equal(child.exitCode, null, output())
   const health = await http(url, 'GET', '/health')
-  assert.equal(health.status, 200, `${JSON.stringify(health.body)}\n${output}`)
-  assert.doesNotMatch(output, /uncaught|unhandled/i)
+  assert.equal(health.status, 200, `${JSON.stringify(health.body)}\n${output()}`)
+  assert.doesNotMatch(output(), /uncaught|unhandled/i)
 
   // Free space (inside the hub's mount namespace), and submissions work again.
   const freed = spawnSync('nsenter', ['-t', String(child.pid), '-m', 'rm', filler], { encoding: 'utf8' })
@@ -168,8 +157,8 @@ test('a full data dir (2 MiB tmpfs): 507 STORE_FULL over HTTP, refused on hub/er
   // The counts are the store's (countTasksByState), not the queue in memory: every accepted task is on disk.
   const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
   assert.equal(counts['queued'], accepted.length + 1, JSON.stringify(counts))
-  assert.equal(child.exitCode, null, output)
-  assert.doesNotMatch(output, /uncaught|unhandled/i)
+  assert.equal(child.exitCode, null, output())
+  assert.doesNotMatch(output(), /uncaught|unhandled/i)
 })
 
 test('the disk fills while an accepted task runs: its completion is held, not buried; once space is freed it completes in the same run, exactly once, and the task queued behind it runs too', async () => {
@@ -183,17 +172,7 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
     routes: { general: { targets: ['c1'] } }, tasks: { lease: '120s' }, health: { timeout: '30s', degradedAfter: '20s', missesBeforeOffline: 5 },
   }), 'fills.yaml')
   const filler = join(dataDir, 'filler')
-  const script = `mount -t tmpfs -o size=2m tmpfs "$1" && exec "$2" "$3" hub --config "$4"`
-  const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dataDir, process.execPath, CLI, configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let output = ''
-  child.stdout.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { output += d.toString() })
-  const url = `http://127.0.0.1:${httpPort}`
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
-    return fetch(`${url}/health`).then((r) => r.ok).catch(() => false)
-  }, 60_000, 'the hub on the tmpfs to answer')
+  const { child, url, output } = await hubOnTmpfs(dataDir, configFile, httpPort)
   const hubPid = child.pid
   const inHub = (...command: string[]) => spawnSync('nsenter', ['-t', String(hubPid), '-m', ...command], { encoding: 'utf8' })
 
@@ -224,7 +203,7 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
   assert.match(filled.stdout, /\s0\s+100%/, `the tmpfs is full: ${filled.stdout}${filled.stderr}`)
   const output_ = { text: 'o'.repeat(300_000) }
   await c1.report({ taskId: 'runs', leaseToken: runs.leaseToken, state: 'completed', output: output_ })
-  await waitFor(async () => (await http<HubHealth>(url, 'GET', '/health')).body.store === 'full', 60_000, () => `GET /health to say store: full:\n${output}`)
+  await waitFor(async () => (await http<HubHealth>(url, 'GET', '/health')).body.store === 'full', 60_000, () => `GET /health to say store: full:\n${output()}`)
   const health = await http<HubHealth>(url, 'GET', '/health')
   assert.equal(health.status, 200, 'a full store is not a dead hub')
   assert.deepEqual(health.body, { status: 'degraded', bus: 'connected', store: 'full' })
@@ -242,7 +221,7 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
   // Free the space: the retry writes the completion, and `waits` goes to c1.
   const freed = inHub('rm', filler)
   assert.equal(freed.status, 0, freed.stderr)
-  await waitFor(async () => await stored('runs', 'completed'), 60_000, () => `runs stored as completed once space is freed:\n${output}`)
+  await waitFor(async () => await stored('runs', 'completed'), 60_000, () => `runs stored as completed once space is freed:\n${output()}`)
   await c1.waitForTasks(2, 60_000)
   const waits = c1.received[1]
   assert.equal(waits?.id, 'waits')
@@ -261,9 +240,30 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
   const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
   assert.equal(counts['completed'], 2, JSON.stringify(counts))
   // The same process all along, and the full disk said once, its end once.
-  assert.equal(child.exitCode, null, output)
+  assert.equal(child.exitCode, null, output())
   assert.equal(child.pid, hubPid)
-  assert.equal(output.match(/the store is full/g)?.length, 1, output)
-  assert.equal(output.match(/the store has room again/g)?.length, 1, output)
-  assert.doesNotMatch(output, /dead-lettered|uncaught|unhandled/i)
+  assert.equal(output().match(/the store is full/g)?.length, 1, output())
+  assert.equal(output().match(/the store has room again/g)?.length, 1, output())
+  assert.doesNotMatch(output(), /dead-lettered|uncaught|unhandled/i)
 })
+
+/**
+ * A hub whose data dir is a 2 MiB tmpfs of its own (unshare -m: a private mount namespace, so the tmpfs
+ * is this hub's alone and vanishes with it), `fill` written there first; answering /health.
+ */
+async function hubOnTmpfs(dataDir: string, configFile: string, httpPort: number, fill?: { file: string; bytes: number }): Promise<{ child: ChildProcess; url: string; output: () => string }> {
+  const script = fill === undefined
+    ? 'mount -t tmpfs -o size=2m tmpfs "$1" && shift && exec "$@"'
+    : `mount -t tmpfs -o size=2m tmpfs "$1" && head -c ${fill.bytes} /dev/zero > "$2" && shift 2 && exec "$@"`
+  const child = spawn('unshare', ['-m', 'sh', '-c', script, 'sh', dataDir, ...(fill === undefined ? [] : [fill.file]), process.execPath, CLI, 'hub', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+  cleanups.push(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
+  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  const url = `http://127.0.0.1:${httpPort}`
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`hub exited with ${child.exitCode}:\n${output}`)
+    return fetch(`${url}/health`).then((r) => r.ok).catch(() => false)
+  }, 60_000, 'the hub on the tmpfs to answer')
+  return { child, url, output: () => output }
+}
