@@ -84,7 +84,7 @@ async function trinity(sync: 'normal' | 'full'): Promise<TaskSystem> {
   const system: TaskSystem = {
     name: sync === 'normal' ? TRINITY_BASE : `Trinity hub, store.sync ${sync}`,
     fsyncPerWrite: sync === 'full',
-    durability: sync === 'full' ? 'both journals fsynced before PUBACK' : 'on disk (WAL) before PUBACK',
+    durability: sync === 'full' ? 'task store fsynced before PUBACK' : 'on disk (WAL) before PUBACK',
     serverPid: hub.child.pid ?? 0,
     onCompleted: () => undefined,
     async submit(id) {
