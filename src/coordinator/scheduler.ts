@@ -85,6 +85,8 @@ export class Scheduler {
    */
   private batching = false
   private readonly staged = new Set<TaskRecord>()
+  /** Each staged change's event, as it was then: observers see every change, not only where a turn ended. */
+  private readonly stagedEvents: [string, string][] = []
   private readonly stagedFrames: AssignmentFrame[] = []
   /** Acknowledgements of batched messages, released by the commit that holds their changes. */
   private readonly afterCommit: (() => void)[] = []
@@ -99,6 +101,12 @@ export class Scheduler {
    * turn's commit; `settle` (the message's acknowledgement) runs once they
    * are on disk, at once when it changed nothing and nothing is waiting.
    */
+  /** A change in a batch: written at the turn's commit, its event as it is now published after it. */
+  private stage(task: TaskRecord): void {
+    this.staged.add(task)
+    this.stagedEvents.push([task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task)))])
+  }
+
   batch(fn: () => void, settle: () => void): void {
     this.batching = true
     try {
@@ -231,7 +239,7 @@ export class Scheduler {
     if (nextWake < Infinity) this.wakeAt_(nextWake)
     if (changed.size === 0 && this.admitted.size === 0) return 0
     if (this.batching) {
-      for (const task of changed.values()) this.staged.add(task)
+      for (const task of changed.values()) this.stage(task)
       this.stagedFrames.push(...frames)
       return frames.length
     }
@@ -490,7 +498,7 @@ export class Scheduler {
     const list = [...tasks]
     if (list.length === 0) return
     for (const task of list) deriveState(task)
-    if (this.batching) for (const task of list) this.staged.add(task)
+    if (this.batching) for (const task of list) this.stage(task)
     else this.persist(list)
     this.dispatch()
   }
@@ -521,9 +529,11 @@ export class Scheduler {
    * unless it is `request`, a client's change, which is refused (`commitRequest`).
    */
   private persist(tasks: Iterable<TaskRecord>, request?: TaskRecord): Set<string> {
-    // What a batch staged goes in this commit too, and what followed from it (frames, acknowledgements) after it.
-    const list = [...new Set([...this.staged, ...tasks])]
+    // What a batch staged goes in this commit too, and what followed from it (events, frames, acknowledgements) after it.
+    const direct = new Set(tasks)
+    const list = [...new Set([...this.staged, ...direct])]
     this.staged.clear()
+    const stagedEvents = this.stagedEvents.splice(0)
     const frames = this.stagedFrames.splice(0)
     const acks = this.afterCommit.splice(0)
     const batched = [...this.batchedSubmits]
@@ -567,9 +577,21 @@ export class Scheduler {
     if (noRoom !== undefined) this.noSpace(noRoom)
     else if (this.unwritten.size === 0 && writes.some(([task]) => !buried.has(task.id))) this.spaceAgain()
     for (const [id, { event }] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
+    for (const [id, event] of stagedEvents) {
+      if (buried.has(id)) continue
+      try {
+        this.deps.publishEvent(id, event)
+      } catch (err) {
+        const task = this.live.get(id)
+        if (task !== undefined) this.deadLetter(task, `its event could not be published: ${messageOf(err)}`)
+        buried.add(id)
+      }
+    }
     for (const task of [...list, ...retried]) {
       if (buried.has(task.id)) continue
       if (TERMINAL_TASK_STATES.has(task.state)) this.live.delete(task.id)
+      // A staged change's event is the one taken when it was staged.
+      if (!direct.has(task) && !retried.includes(task)) continue
       try {
         this.deps.publishEvent(task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task))))
       } catch (err) {

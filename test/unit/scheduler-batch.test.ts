@@ -112,3 +112,17 @@ test('close() writes what a batch staged and releases its acknowledgement', () =
   assert.equal(acked, true)
   assert.equal(store.getTask('at-stop')?.state, 'assigned')
 })
+
+test('every change staged in a turn has its event, in order, after the commit: not only where the turn ended', async () => {
+  const { scheduler, sent, events } = setUp()
+  scheduler.batch(() => { scheduler.submit({ id: 'quick', type: 'general', content: 1 }) }, () => undefined)
+  await turn()
+  const frame = sent.map(([, f]) => f).find((f) => f.kind === 'task')
+  assert.ok(frame?.kind === 'task')
+  // started and completed in one turn (an instance that reports both at once)
+  scheduler.batch(() => { scheduler.report('c1', { taskId: 'quick', leaseToken: frame.leaseToken, state: 'started' }) }, () => undefined)
+  scheduler.batch(() => { scheduler.report('c1', { taskId: 'quick', leaseToken: frame.leaseToken, state: 'completed', output: 'ok' }) }, () => undefined)
+  assert.deepEqual(events.map((e) => e.state), ['queued', 'assigned'], 'nothing of this turn before its commit')
+  await turn()
+  assert.deepEqual(events.map((e) => e.state), ['queued', 'assigned', 'running', 'completed'])
+})
