@@ -23,7 +23,7 @@
  * A refused CONNECT gets CONNACK 5 "not authorized" [MQTT-3.2.2-3] and the
  * holder keeps its connection.
  */
-import { CLIENT_ID_NAMESPACE, clientIds } from '../src/net/bus-client.js'
+import { CLIENT_ID_NAMESPACE, clientIds } from '../src/net/client-ids.js'
 import type { Principal } from './acl.js'
 
 /** The one connection that holds an id, or null: a persistent session whose owner is away (since `awaySince`). */

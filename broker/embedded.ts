@@ -27,7 +27,7 @@ import type { OversizedPacket } from './mqtt-framing.js'
 import { createLocalBus, type LocalBus } from './local-consumer.js'
 import { MqttConnection, type BufferOverflow } from './socket-writer.js'
 import { SqlitePersistence, type SessionLimits, type StoredWillPolicy } from './sqlite-persistence.js'
-import { clientIds } from '../src/net/bus-client.js'
+import { clientIds } from '../src/net/client-ids.js'
 
 export interface EmbeddedBrokerOptions {
   /** Bind address, e.g. '127.0.0.1'. */

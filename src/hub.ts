@@ -16,9 +16,9 @@ import type { Config } from './config/schema.js'
 import { busUrl, hubHttpUrl } from './config/urls.js'
 import { isLoopbackHost } from './config/exposure.js'
 import { Coordinator } from './coordinator/coordinator.js'
-import { mqttHubBus, type HubBus } from './coordinator/hub-bus.js'
+import type { HubBus } from './coordinator/hub-bus.js'
 import { subscriptionsFor } from './coordinator/bus-handlers.js'
-import { clientIds } from './net/bus-client.js'
+import { clientIds } from './net/client-ids.js'
 import { registerRoutes } from './coordinator/http.js'
 import { STORE_FILE, Store } from './coordinator/store.js'
 import { PAGES, registerDashboard } from '../web/server.js'
@@ -89,6 +89,8 @@ async function startWithStore(config: Config, log: Logger, store: Store): Promis
     })
     bus = inProcessBus(broker, busUrl(config, broker.port), log.child({ service: 'coordinator' }))
   } else {
+    // Loaded here only: an embedded hub never loads MQTT.js (about 20 MB of its idle RSS, issue #12).
+    const { mqttHubBus } = await import('./coordinator/hub-bus.js')
     bus = mqttHubBus({
       url: config.broker.url ?? '', clientId: clientIds.coordinator(config.hub.topicPrefix),
       username: config.broker.username, password: config.broker.password, log: log.child({ service: 'coordinator' }),

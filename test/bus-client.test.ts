@@ -7,7 +7,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { MqttClient } from 'mqtt'
-import { busClient, clientIds, connectBus, firstConnect } from '../src/net/bus-client.js'
+import { busClient, connectBus, firstConnect } from '../src/net/bus-client.js'
+import { clientIds } from '../src/net/client-ids.js'
 import { freePort, waitFor } from './helpers/hub.js'
 import { startBroker, tcpUrl, topics } from './broker/helpers.js'
 

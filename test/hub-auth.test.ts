@@ -5,7 +5,7 @@ import mqtt from 'mqtt'
 import { TestInstance } from './helpers/instance.js'
 import { http, startTestHub, tempDir, testConfig, waitFor } from './helpers/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
-import { clientIds } from '../src/net/bus-client.js'
+import { clientIds } from '../src/net/client-ids.js'
 
 const dir = tempDir()
 const READ_TOKEN = 'hub-auth-read-token-0123456789'

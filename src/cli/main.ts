@@ -23,7 +23,6 @@ import type { Config } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
 import { TrinityError, isTrinityError } from '../errors.js'
 import { createLogger, createLoggerWithFile } from '../log.js'
-import { connectBus } from '../net/bus-client.js'
 import { busLogin, isLoginRefused } from '../net/bus-login.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
@@ -327,6 +326,8 @@ program
     }
     const url = options.mqtt ?? (config === undefined ? 'mqtt://127.0.0.1:1883' : busUrl(config))
     const login = busLogin(options)
+    // Loaded here only: the other commands (`trinity hub` among them) never load MQTT.js.
+    const { connectBus } = await import('../net/bus-client.js')
     let client
     try {
       client = await connectBus({ url, reconnectPeriod: 0, connectTimeoutMs: 5000, ...login }, 'first-error')

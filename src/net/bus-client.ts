@@ -8,9 +8,7 @@
  *   requester whose last segment is a PUBACK and whose next is a PUBLISH
  *   waits out the broker's delayed ACK (40 ms a round trip on loopback) under
  *   Nagle, and no broker-side discipline can prevent it (broker/socket-writer.ts).
- * - Client ids by one scheme, `trinity-<role>-<prefix, / as ->-<own id>`
- *   (`clientIds`). A persistent session (clean: false) is keyed on its id:
- *   a changed id strands what the broker queued for the old one.
+ * - Client ids by one scheme (client-ids.ts).
  * - The first connect awaited one of two ways (`FirstConnect`).
  * - A URL may be a comma-separated list (`mqtt://a:1883,mqtt://b:1883`):
  *   the nodes of one clustered broker (NATS). The first connect goes to the
@@ -54,19 +52,6 @@ export interface BusClientOptions {
  */
 export type FirstConnect = { readonly retryForMs: number; readonly error: () => Error } | 'first-error'
 
-const flat = (prefix: string): string => prefix.replaceAll('/', '-')
-
-/** Every id in `clientIds` starts with this; with broker auth on, only the hub's users may use them (broker/client-ids.ts). */
-export const CLIENT_ID_NAMESPACE = 'trinity-'
-
-/** Every client id Trinity's processes use; stable, since persistent sessions are keyed on them. */
-export const clientIds = {
-  coordinator: (prefix: string): string => `${CLIENT_ID_NAMESPACE}coordinator-${flat(prefix)}`,
-  agent: (prefix: string, id: string): string => `${CLIENT_ID_NAMESPACE}agent-${flat(prefix)}-${id}`,
-  bridge: (prefix: string, computer: string): string => `${CLIENT_ID_NAMESPACE}bridge-${flat(prefix)}-${computer}`,
-  /** Per process and clean: a supervisor has nothing to resume. */
-  supervisor: (pid: number = process.pid): string => `${CLIENT_ID_NAMESPACE}supervisor-${pid}`,
-}
 
 /** Turns Nagle off on the client's current socket (a reconnect makes a new one). */
 export function setNoDelay(client: MqttClient): void {

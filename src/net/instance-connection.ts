@@ -15,7 +15,8 @@ import type { MqttClient } from 'mqtt'
 import { topicsFor } from '../contract/topics.js'
 import { ENV } from '../config/env.js'
 import { TrinityError } from '../errors.js'
-import { clientIds, connectBus, type BusClientOptions } from './bus-client.js'
+import { connectBus, type BusClientOptions } from './bus-client.js'
+import { clientIds } from './client-ids.js'
 import { busLogin } from './bus-login.js'
 
 export interface InstanceConnectionOptions {

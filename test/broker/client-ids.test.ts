@@ -10,7 +10,7 @@ import { test, type TestContext } from 'node:test'
 import mqtt from 'mqtt'
 import type { EmbeddedBroker } from '../../broker/embedded.js'
 import type { BrokerUser } from '../../src/config/schema.js'
-import { clientIds } from '../../src/net/bus-client.js'
+import { clientIds } from '../../src/net/client-ids.js'
 import { captureLog, connackCode, connect, startBroker, tcpUrl } from './helpers.js'
 
 const users: BrokerUser[] = [

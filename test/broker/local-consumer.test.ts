@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import mqtt from 'mqtt'
-import { clientIds } from '../../src/net/bus-client.js'
+import { clientIds } from '../../src/net/client-ids.js'
 import { captureLog, connect, startBroker, tcpUrl, tempDir, topics } from './helpers.js'
 
 const FILTERS = [topics.taskSubmit, topics.anyInstanceStatus]

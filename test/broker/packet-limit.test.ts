@@ -16,7 +16,7 @@ import WebSocket from 'ws'
 import { ConfigError, parseConfig } from '../../src/config/load.js'
 import type { HubError } from '../../src/contract/payloads/hub.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { clientIds } from '../../src/net/bus-client.js'
+import { clientIds } from '../../src/net/client-ids.js'
 import { IncomingSizeGuard } from '../../broker/mqtt-framing.js'
 import { http, spawnHub, startTestHub, testConfig, testScope, waitFor, writeConfig, type HubProcess } from '../helpers/hub.js'
 

@@ -12,7 +12,7 @@ import { test } from 'node:test'
 import mqtt from 'mqtt'
 import { OutgoingQueues, type QueuedPacket } from '../../broker/outgoing-queues.js'
 import { parseConfig } from '../../src/config/load.js'
-import { clientIds } from '../../src/net/bus-client.js'
+import { clientIds } from '../../src/net/client-ids.js'
 import { captureLog, connect, record, startBroker, tcpUrl, tempDir, topics } from './helpers.js'
 
 test('limits.sessionMaxMessages and sessionMaxAge: 10,000 and 24 h by default, configurable', () => {
