@@ -62,7 +62,7 @@ function payloadOf(packet: { payload: Buffer | string }): Buffer {
 /** What the consumer takes over from a persistent session an older hub left behind. */
 export interface AdoptedSession {
   readonly packets: readonly { topic: string; payload: Buffer | string }[]
-  /** Called once the packets are handled: their journal rows may go. */
+  /** Called once every packet is acked by the consumer: their journal rows may go. */
   readonly handled: () => void
 }
 
@@ -119,9 +119,13 @@ export async function createLocalBus(aedes: Aedes, options: LocalBusOptions): Pr
         handle(onMessage, packet.topic, payloadOf(packet))
       }
       if (adopted !== undefined) {
-        // Queued by an earlier process: older than any retained copy of its topic.
-        for (const packet of adopted.packets) if (!replayed.has(packet.topic)) handle(onMessage, packet.topic, payloadOf(packet))
-        adopted.handled()
+        // Queued by an earlier process: older than any retained copy of its topic. Their journal rows go
+        // once the consumer has acked every one (it may ack after its own commit), not before.
+        const handover = adopted.packets.filter((packet) => !replayed.has(packet.topic))
+        let pending = handover.length
+        const acked = (): void => { if (--pending === 0) adopted.handled() }
+        if (pending === 0) adopted.handled()
+        for (const packet of handover) handle(onMessage, packet.topic, payloadOf(packet), acked)
       }
       for (const { packet, ack } of waiting.splice(0)) {
         if (isReplayed(packet)) ack()

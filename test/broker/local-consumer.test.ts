@@ -140,3 +140,36 @@ test('a handler may ack later (group commit): the PUBACK waits for it, and a sec
   await done
   assert.equal(acked, true)
 })
+
+test('a hand-over the consumer has not acked yet (its commit not done) is handed over again after a crash; once acked, never', async (t) => {
+  const dataDir = await tempDir(t)
+  const old = await startBroker(t, { persistence: 'disk', dataDir })
+  const session = await connect(t, tcpUrl(old), { clientId: coordinatorId, clean: false })
+  await session.subscribeAsync(topics.taskSubmit, { qos: 1 })
+  await session.endAsync()
+  const publisher = await connect(t, tcpUrl(old))
+  for (const m of ['h1', 'h2']) await publisher.publishAsync(topics.taskSubmit, m, { qos: 1 })
+  await publisher.endAsync()
+  await old.close()
+
+  const options = { persistence: 'disk' as const, dataDir, local: { filters: FILTERS, adoptSession: coordinatorId } }
+  // Handed over, not acked (the consumer's commit never happened): the broker stops.
+  const first = await startBroker(t, options)
+  const held: string[] = []
+  await first.local?.attach((_topic, payload) => { held.push(payload.toString()) })
+  assert.deepEqual(held, ['h1', 'h2'])
+  await first.close()
+
+  const second = await startBroker(t, options)
+  const acks: (() => void)[] = []
+  const again: string[] = []
+  await second.local?.attach((_topic, payload, ack) => { again.push(payload.toString()); acks.push(ack) })
+  assert.deepEqual(again, ['h1', 'h2'], 'not acked: still in the journal')
+  for (const ack of acks) ack()
+  await second.close()
+
+  const third = await startBroker(t, options)
+  const last: string[] = []
+  await third.local?.attach((_topic, payload, ack) => { last.push(payload.toString()); ack() })
+  assert.deepEqual(last, [], 'acked: gone from the journal')
+})
