@@ -6,12 +6,11 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import mqtt from 'mqtt'
 import type { HubError } from '../src/contract/payloads/hub.js'
 import type { InstanceStatus } from '../src/contract/payloads/instance.js'
 import { topicsFor } from '../src/contract/topics.js'
 import { parseConfig } from '../src/config/load.js'
-import { startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
+import { startTestHub, testConfig, testScope, waitFor, watchHubErrors } from './helpers/hub.js'
 
 const { dir, cleanups } = testScope()
 const topics = topicsFor('trinity')
@@ -33,11 +32,7 @@ test('thousands of births on distinct ids: the registry stays at the limit, the 
     health: { interval: '60s', timeout: '60s', forgetAfter: null },
   }))
   cleanups.push(() => hub.stop())
-  const client = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
-  cleanups.push(() => client.endAsync())
-  const errors: HubError[] = []
-  client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString()) as HubError))
-  await client.subscribeAsync(topics.hubErrors, { qos: 0 })
+  const { client, errors } = await watchHubErrors(hub.mqttUrl, cleanups)
 
   for (let i = 0; i < BIRTHS; i++) await client.publishAsync(topics.instanceStatus(`joiner-${i}`), birth(1), { qos: 1 })
   const full = (): HubError[] => errors.filter((e) => e.code === 'TRINITY_ERR_REGISTRY_FULL')

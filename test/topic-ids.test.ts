@@ -9,11 +9,9 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import mqtt from 'mqtt'
 import { ID_PATTERN } from '../src/contract/constants.js'
-import type { HubError } from '../src/contract/payloads/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
-import { http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
+import { http, startTestHub, testConfig, testScope, waitFor, watchHubErrors } from './helpers/hub.js'
 
 const { dir, cleanups } = testScope()
 const topics = topicsFor('trinity')
@@ -21,11 +19,7 @@ const topics = topicsFor('trinity')
 test('a topic id that is not an id is refused with a reason on hub/errors', async () => {
   const hub = await startTestHub(await testConfig(dir.path))
   cleanups.push(() => hub.stop())
-  const client = await mqtt.connectAsync(hub.mqttUrl, { reconnectPeriod: 0 })
-  cleanups.push(() => client.endAsync())
-  const errors: HubError[] = []
-  client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString()) as HubError))
-  await client.subscribeAsync(topics.hubErrors, { qos: 0 })
+  const { client, errors } = await watchHubErrors(hub.mqttUrl, cleanups)
   const known = hub.coordinator.registry.all().map((i) => i.id)
 
   const long = 'a'.repeat(65)

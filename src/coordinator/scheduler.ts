@@ -120,6 +120,8 @@ export class Scheduler {
       this.commitScheduled = true
       setImmediate(() => {
         this.commitScheduled = false
+        // A write outside a batch may have committed it all already.
+        if (this.staged.size === 0 && this.admitted.size === 0 && this.afterCommit.length === 0) return
         try {
           this.persist([])
         } catch (err) {

@@ -6,13 +6,25 @@
  * first, and what an older hub queued in that session handed over once.
  */
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import mqtt from 'mqtt'
 import { clientIds } from '../../src/net/client-ids.js'
 import { captureLog, connect, startBroker, tcpUrl, tempDir, topics } from './helpers.js'
 
 const FILTERS = [topics.taskSubmit, topics.anyInstanceStatus]
 const coordinatorId = clientIds.coordinator(topics.prefix)
+
+/** An older hub's broker journal: the coordinator's persistent session, away while `submissions` were acknowledged. */
+async function olderHubQueued(t: TestContext, dataDir: string, submissions: string[]): Promise<void> {
+  const old = await startBroker(t, { persistence: 'disk', dataDir })
+  const session = await connect(t, tcpUrl(old), { clientId: coordinatorId, clean: false })
+  await session.subscribeAsync(topics.taskSubmit, { qos: 1 })
+  await session.endAsync()
+  const publisher = await connect(t, tcpUrl(old))
+  for (const m of submissions) await publisher.publishAsync(topics.taskSubmit, m, { qos: 1 })
+  await publisher.endAsync()
+  await old.close()
+}
 
 async function until(what: string, ok: () => boolean): Promise<void> {
   const deadline = Date.now() + 30_000
@@ -69,14 +81,7 @@ test('what the broker publishes before the consumer attaches is delivered at att
 
 test('what an older hub queued in the coordinator\'s persistent session is handed over once, in order', async (t) => {
   const dataDir = await tempDir(t)
-  const old = await startBroker(t, { persistence: 'disk', dataDir })
-  const session = await connect(t, tcpUrl(old), { clientId: coordinatorId, clean: false })
-  await session.subscribeAsync(topics.taskSubmit, { qos: 1 })
-  await session.endAsync()
-  const publisher = await connect(t, tcpUrl(old))
-  for (const m of ['s1', 's2', 's3']) await publisher.publishAsync(topics.taskSubmit, m, { qos: 1 })
-  await publisher.endAsync()
-  await old.close()
+  await olderHubQueued(t, dataDir, ['s1', 's2', 's3'])
 
   const { logger, records } = captureLog()
   const upgraded = await startBroker(t, { persistence: 'disk', dataDir, logger, local: { filters: FILTERS, adoptSession: coordinatorId } })
@@ -143,14 +148,7 @@ test('a handler may ack later (group commit): the PUBACK waits for it, and a sec
 
 test('a hand-over the consumer has not acked yet (its commit not done) is handed over again after a crash; once acked, never', async (t) => {
   const dataDir = await tempDir(t)
-  const old = await startBroker(t, { persistence: 'disk', dataDir })
-  const session = await connect(t, tcpUrl(old), { clientId: coordinatorId, clean: false })
-  await session.subscribeAsync(topics.taskSubmit, { qos: 1 })
-  await session.endAsync()
-  const publisher = await connect(t, tcpUrl(old))
-  for (const m of ['h1', 'h2']) await publisher.publishAsync(topics.taskSubmit, m, { qos: 1 })
-  await publisher.endAsync()
-  await old.close()
+  await olderHubQueued(t, dataDir, ['h1', 'h2'])
 
   const options = { persistence: 'disk' as const, dataDir, local: { filters: FILTERS, adoptSession: coordinatorId } }
   // Handed over, not acked (the consumer's commit never happened): the broker stops.

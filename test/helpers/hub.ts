@@ -10,7 +10,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import mqtt, { type MqttClient } from 'mqtt'
 import { stringify } from 'yaml'
+import type { HubError } from '../../src/contract/payloads/hub.js'
+import { topicsFor } from '../../src/contract/topics.js'
 import { TEST_ENV } from '../../src/config/env.js'
 import { parseConfig } from '../../src/config/load.js'
 import { startHub, type Hub } from '../../src/hub.js'
@@ -204,4 +207,14 @@ async function startMosquittoOnce(dir: string, port: number): Promise<Mosquitto>
       await exited
     },
   }
+}
+
+/** A bus client on `mqttUrl` collecting what the hub says on `{prefix}/hub/errors`; ended by `cleanups`. */
+export async function watchHubErrors(mqttUrl: string, cleanups: (() => unknown)[], prefix = 'trinity'): Promise<{ client: MqttClient; errors: HubError[] }> {
+  const client = await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 0 })
+  cleanups.push(() => client.endAsync())
+  const errors: HubError[] = []
+  client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString()) as HubError))
+  await client.subscribeAsync(topicsFor(prefix).hubErrors, { qos: 0 })
+  return { client, errors }
 }
