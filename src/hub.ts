@@ -20,7 +20,8 @@ import type { HubBus } from './coordinator/hub-bus.js'
 import { subscriptionsFor } from './coordinator/bus-handlers.js'
 import { clientIds } from './net/client-ids.js'
 import { registerRoutes } from './coordinator/http.js'
-import { STORE_FILE, Store } from './coordinator/store.js'
+import { STORE_FILE, SqliteStore } from './coordinator/sqlite-store.js'
+import type { TaskStore } from './coordinator/task-store.js'
 import { PAGES, registerDashboard } from '../web/server.js'
 import { TrinityError } from './errors.js'
 import { VERSION } from './version.js'
@@ -44,7 +45,7 @@ export interface Hub {
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
   // The store first: a corrupt or empty trinity.db stops the hub before the broker takes a single
   // connection (or acknowledges a publish it could not keep).
-  const store = new Store({ file: join(config.hub.dataDir, STORE_FILE), sync: config.store.sync })
+  const store = new SqliteStore({ file: join(config.hub.dataDir, STORE_FILE), sync: config.store.sync })
   try {
     return await startWithStore(config, log, store)
   } catch (err) {
@@ -53,7 +54,7 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
 }
 
-async function startWithStore(config: Config, log: Logger, store: Store): Promise<Hub> {
+async function startWithStore(config: Config, log: Logger, store: TaskStore): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: HubBus
   /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */

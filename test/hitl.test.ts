@@ -319,8 +319,8 @@ test('trinity answer: text from the words, JSON with --json; 404 and 409 exit 1 
 })
 
 test('a task waiting for input is unfinished work: the store resumes it after a restart, its question with it', async () => {
-  const { Store } = await import('../src/coordinator/store.js')
-  const store = new Store({ file: `${dir.path}/restore/trinity.db`, sync: 'normal' })
+  const { SqliteStore } = await import('../src/coordinator/sqlite-store.js')
+  const store = new SqliteStore({ file: `${dir.path}/restore/trinity.db`, sync: 'normal' })
   try {
     const leg = { targets: ['asker'], state: 'needs_input' as const, instance: 'asker', attempts: 1, leaseToken: 't', leaseExpiresAt: null, notBefore: 0, tried: [], input: { question: 'still there?', askedAt: 1 } }
     store.saveTask({ id: 'waits', type: 'approve_deploy', content: null, priority: 'normal', state: 'needs_input', strategy: 'least-loaded', createdAt: 1, updatedAt: 2, maxAttempts: 3, assignments: [leg] })

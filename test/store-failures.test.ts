@@ -18,7 +18,7 @@ import type { TaskEvent, TaskRecord } from '../src/contract/payloads/task.js'
 import type { HubHealth, TaskList } from '../src/contract/http.js'
 import type { HubError } from '../src/contract/payloads/hub.js'
 import { topicsFor } from '../src/contract/topics.js'
-import { Store } from '../src/coordinator/store.js'
+import { SqliteStore } from '../src/coordinator/sqlite-store.js'
 import { CLI, freePort, http, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
 import { TestInstance } from './helpers/instance.js'
 
@@ -68,7 +68,7 @@ test('a trinity.db whose header is junk: the hub exits non-zero naming the file,
   const { code, output, brokerAccepted } = await runHub('corrupt', (dbFile) => {
     file = dbFile
     // A real store with a task in it, then its first 100 bytes (the SQLite header) overwritten.
-    const store = new Store({ file: dbFile, sync: 'normal' })
+    const store = new SqliteStore({ file: dbFile, sync: 'normal' })
     store.saveTaskJson({ id: 't-1', state: 'queued', type: 'general', createdAt: 1, updatedAt: 1 }, '{}', '{}')
     store.close()
     const fd = openSync(dbFile, 'r+')

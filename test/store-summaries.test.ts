@@ -14,7 +14,7 @@ import Database from 'better-sqlite3'
 import type { TaskList } from '../src/contract/http.js'
 import type { TaskRecord, TaskSummary } from '../src/contract/payloads/task.js'
 import { summarizeTask } from '../src/contract/task-summary.js'
-import { STORE_FILE, Store } from '../src/coordinator/store.js'
+import { STORE_FILE, SqliteStore } from '../src/coordinator/sqlite-store.js'
 import type { Hub } from '../src/hub.js'
 import { TestInstance } from './helpers/instance.js'
 import { LIVENESS_FLOOR_MS, http, startTestHub, testConfig, testScope, waitFor } from './helpers/hub.js'
@@ -152,13 +152,13 @@ test('a trinity.db with the schema from before the summary column: opened, fille
   check.close()
   assert.equal(rows.length, records.length)
   for (const row of rows) assert.notEqual(row.summary, null, row.id)
-  const again = new Store({ file, sync: 'normal' })
+  const again = new SqliteStore({ file, sync: 'normal' })
   assert.deepEqual(again.listSummaries({ limit: 1000 }), reduced(records))
   again.close()
 })
 
 test('a figure: listing stored summaries against parsing the records they come from (printed, never asserted)', () => {
-  const store = new Store({ file: join(dir.path, 'figure.db'), sync: 'normal' })
+  const store = new SqliteStore({ file: join(dir.path, 'figure.db'), sync: 'normal' })
   const leg = { targets: ['c1'], state: 'completed' as const, instance: 'c1', attempts: 1, leaseToken: null, leaseExpiresAt: null, notBefore: 0, tried: [], output: { text: 'o'.repeat(20_000) } }
   for (let i = 0; i < 300; i++) {
     store.saveTask({ id: `f-${i}`, type: 'general', content: { text: 'c'.repeat(50_000) }, priority: 'normal', state: 'completed', strategy: 'least-loaded', createdAt: i, updatedAt: i, maxAttempts: 3, assignments: [leg], result: leg.output })

@@ -85,7 +85,7 @@ export interface BusContext {
   readonly brokerFlavor: BrokerFlavor
   /** Publishes an instance's health, retained. */
   publishHealth(instanceId: string, health: Health): void
-  /** Keeps the instance's birth (session, profile) for the next start of the hub (store.ts). */
+  /** Keeps the instance's birth (session, profile) for the next start of the hub (task-store.ts). */
   rememberBirth(instanceId: string): void
   /** True (once) for a message this hub published itself: its echo is not news. */
   isOwnEcho(messageId: string): boolean

@@ -31,7 +31,7 @@ import { unknownRecipient } from './recipients.js'
 import { Registry, type InstanceView } from './registry.js'
 import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
-import type { Store } from './store.js'
+import type { TaskStore } from './task-store.js'
 import type { HubBus } from './hub-bus.js'
 
 export class Coordinator {
@@ -61,7 +61,7 @@ export class Coordinator {
     private readonly bus: HubBus,
     private readonly log: Logger,
     /** Opened by the hub before the broker listens; closed by stop(). */
-    readonly store: Store,
+    readonly store: TaskStore,
   ) {
     this.topics = topicsFor(config.hub.topicPrefix)
     this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY, config.limits.maxJoinedInstances)
@@ -152,7 +152,7 @@ export class Coordinator {
     await this.execAdapter.stop()
     this.scheduler.close()
     await this.bus.close()
-    this.store.close()
+    await this.store.close()
   }
 
   // --- the API the HTTP routes and the CLI use -------------------------------

@@ -9,7 +9,7 @@ import type { InstanceView } from '../contract/http.js'
 import type { HealthState } from '../contract/constants.js'
 import type { Health, InstanceStatus } from '../contract/payloads/instance.js'
 import type { InstanceConfig } from '../config/schema.js'
-import type { RememberedBirth } from './store.js'
+import type { RememberedBirth } from './task-store.js'
 import { HOSTED_HEALTH, INITIAL_HEALTH, nextHealth, shownHealth, type HealthRecord, type InstanceProcess, type StatusEvent } from './health-lifecycle.js'
 
 export type { InstanceProcess } from './health-lifecycle.js'
@@ -172,7 +172,7 @@ export class Registry {
   }
 
   /**
-   * The last births a previous run of the hub saw (store.ts): each instance's
+   * The last births a previous run of the hub saw (task-store.ts): each instance's
    * session is known again, and a joined one is known again, offline until
    * evidence of life (a heartbeat, then an answered ping: health.ts) or a
    * birth. Without this, a restarted hub had no birth to bound a status by:

@@ -31,13 +31,13 @@ import { TrinityError, isTrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { Registry } from './registry.js'
 import type { Router } from './router.js'
-import type { Store } from './store.js'
+import type { TaskStore } from './task-store.js'
 import { answer, ask, assign, bury, cancel, complete, fail, inputDeadline, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
 import { deriveState, legKey, newTaskRecord, sameSubmission } from './task-record.js'
 import { LegQueue, type QueuedLeg } from './leg-queue.js'
 
 export interface SchedulerDeps {
-  store: Store
+  store: TaskStore
   registry: Registry
   router: Router
   tasks: Config['tasks']

@@ -15,9 +15,9 @@ import { silentLogger } from '../../src/log.js'
 import { Registry } from '../../src/coordinator/registry.js'
 import { Router } from '../../src/coordinator/router.js'
 import { Scheduler } from '../../src/coordinator/scheduler.js'
-import { Store } from '../../src/coordinator/store.js'
+import { SqliteStore } from '../../src/coordinator/sqlite-store.js'
 
-class CountingStore extends Store {
+class CountingStore extends SqliteStore {
   commits = 0
   full = false
   override transaction<T>(fn: () => T): T {

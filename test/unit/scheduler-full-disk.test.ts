@@ -18,11 +18,11 @@ import { silentLogger } from '../../src/log.js'
 import { Registry } from '../../src/coordinator/registry.js'
 import { Router } from '../../src/coordinator/router.js'
 import { Scheduler } from '../../src/coordinator/scheduler.js'
-import { Store } from '../../src/coordinator/store.js'
+import { SqliteStore } from '../../src/coordinator/sqlite-store.js'
 import { waitFor } from '../helpers/hub.js'
 
 /** A store whose disk can be filled and emptied: while full, every task write fails as SQLITE_FULL makes it fail. */
-class FillableStore extends Store {
+class FillableStore extends SqliteStore {
   full = false
   attempts = 0
 

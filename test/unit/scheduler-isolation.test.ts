@@ -17,10 +17,10 @@ import { silentLogger } from '../../src/log.js'
 import { Registry } from '../../src/coordinator/registry.js'
 import { Router } from '../../src/coordinator/router.js'
 import { Scheduler } from '../../src/coordinator/scheduler.js'
-import { Store } from '../../src/coordinator/store.js'
+import { SqliteStore } from '../../src/coordinator/sqlite-store.js'
 
 /** Refuses any record that still carries a poisoned task's content: stripped of its bodies, it is stored. */
-class PoisonableStore extends Store {
+class PoisonableStore extends SqliteStore {
   readonly poisoned = new Set<string>()
 
   override saveTask(task: TaskRecord): string {

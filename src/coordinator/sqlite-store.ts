@@ -1,6 +1,6 @@
 /**
- * The durable store: tasks, the message log and each instance's last birth
- * in one SQLite file (WAL).
+ * The default task store (task-store.ts): tasks, the message log and each
+ * instance's last birth in one SQLite file (WAL).
  *
  * Writes are synchronous (better-sqlite3): when save() returns, the row is in
  * the WAL, so a task is on disk before the hub acknowledges it (HTTP 202 or
@@ -23,29 +23,22 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync, statfsSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { ACTIVE_TASK_STATES, type TaskState } from '../contract/constants.js'
+import { ACTIVE_TASK_STATES } from '../contract/constants.js'
 import type { TaskRecord, TaskSummary } from '../contract/payloads/task.js'
 import { summarizeTask, type ContentFacts } from '../contract/task-summary.js'
 import type { Message } from '../contract/payloads/message.js'
-import type { InstanceStatus } from '../contract/payloads/instance.js'
 import { TrinityError } from '../errors.js'
+import type { RememberedBirth, TaskFilter, TaskKey, TaskStore } from './task-store.js'
 
 /** The store's file name in hub.dataDir. */
 export const STORE_FILE = 'trinity.db'
-
-/** What a birth said, kept across restarts: the session it opened and the profile it carried. */
-export interface RememberedBirth {
-  readonly id: string
-  readonly session: number
-  readonly profile: Pick<InstanceStatus, 'capabilities' | 'role' | 'name' | 'concurrency' | 'port'>
-}
 
 export interface StoreOptions {
   file: string
   sync: 'normal' | 'full'
 }
 
-export class Store {
+export class SqliteStore implements TaskStore {
   private readonly db: Database.Database
   private readonly upsertTask: Database.Statement<[string, string, string, number, number, string, string]>
   private readonly insertMessage: Database.Statement<[string, number, string]>
@@ -170,7 +163,7 @@ export class Store {
   }
 
   /** `json` and `summary`: the record and its summary (summarizeTask) as JSON, serialised by the caller. */
-  saveTaskJson(task: Pick<TaskRecord, 'id' | 'state' | 'type' | 'createdAt' | 'updatedAt'>, json: string, summary: string): void {
+  saveTaskJson(task: TaskKey, json: string, summary: string): void {
     this.write(() => this.upsertTask.run(task.id, task.state, task.type, task.createdAt, task.updatedAt, json, summary))
   }
 
@@ -212,7 +205,7 @@ export class Store {
     return rows.map((r) => JSON.parse(r.record) as TaskRecord)
   }
 
-  listTasks(filter: { state?: TaskState; limit: number }): TaskRecord[] {
+  listTasks(filter: TaskFilter): TaskRecord[] {
     const rows = (
       filter.state === undefined
         ? this.db.prepare('SELECT record FROM tasks ORDER BY updated_at DESC, rowid DESC LIMIT ?').all(filter.limit)
@@ -224,7 +217,7 @@ export class Store {
   }
 
   /** What GET /tasks lists by default, from the summary column alone: no record is read. */
-  listSummaries(filter: { state?: TaskState; limit: number }): TaskSummary[] {
+  listSummaries(filter: TaskFilter): TaskSummary[] {
     const rows = (
       filter.state === undefined
         ? this.db.prepare('SELECT summary FROM tasks ORDER BY updated_at DESC, rowid DESC LIMIT ?').all(filter.limit)
@@ -280,6 +273,11 @@ export class Store {
       .prepare('DELETE FROM messages WHERE seq IN (SELECT seq FROM messages ORDER BY seq DESC LIMIT -1 OFFSET ?)')
       .run(maxCount).changes
     return old + over
+  }
+
+  /** Every write is in the WAL when its call returns: nothing to wait for. */
+  durable(): undefined {
+    return undefined
   }
 
   close(): void {
