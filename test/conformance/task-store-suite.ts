@@ -117,7 +117,7 @@ export function taskStoreSuite(name: string, backend: StoreBackend): void {
       const tasks = [task({ state: 'queued' }), task({ state: 'completed', result: 'done' }), task({ state: 'queued' }), task({ state: 'failed', error: 'x' })]
       for (const t of tasks) store.saveTask(t)
       await settled(store)
-      const expect = (list: TaskRecord[]) => list.map((t) => JSON.parse(JSON.stringify(summarizeTask(t))))
+      const expect = (list: TaskRecord[]): unknown[] => list.map((t): unknown => JSON.parse(JSON.stringify(summarizeTask(t))))
       assert.deepEqual(store.listSummaries({ limit: 10 }), expect([...tasks].reverse()))
       assert.deepEqual(store.listSummaries({ state: 'queued', limit: 10 }), expect([tasks[2]!, tasks[0]!]))
       assert.deepEqual(store.listSummaries({ limit: 2 }), expect([tasks[3]!, tasks[2]!]))
