@@ -33,6 +33,7 @@ import { Router, unmatchedRoutes } from './router.js'
 import { Scheduler } from './scheduler.js'
 import type { TaskStore } from './task-store.js'
 import type { HubBus } from './hub-bus.js'
+import { DurableGate } from './durable-gate.js'
 
 export class Coordinator {
   readonly topics: TopicContract
@@ -45,6 +46,11 @@ export class Coordinator {
   /** The configured `adapter: exec` instances' commands, by instance id. */
   private readonly execCommands = new Map<string, ExecCommand>()
   private readonly dispatcher: BusDispatcher
+  /** What says "stored" (acknowledgements, events, inbox frames) leaves once the store vouches for it. */
+  private readonly gate: DurableGate
+  private storeLostBy: ((reason: Error) => void) | undefined
+  /** Settles when the store can no longer vouch for writes (a replicated store fenced by a newer leader): this hub must step down. */
+  readonly storeLost: Promise<Error>
   private readonly timers: NodeJS.Timeout[] = []
   private lastStats = ''
   rejected = 0
@@ -64,6 +70,11 @@ export class Coordinator {
     readonly store: TaskStore,
   ) {
     this.topics = topicsFor(config.hub.topicPrefix)
+    this.storeLost = new Promise((resolve) => { this.storeLostBy = resolve })
+    this.gate = new DurableGate(store, log, (reason) => {
+      log.error({ err: reason }, 'the task store can no longer vouch for writes: nothing more is acknowledged by this hub')
+      this.storeLostBy?.(reason)
+    })
     this.registry = new Registry(config.instances, DEFAULT_CONCURRENCY, config.limits.maxJoinedInstances)
     const now = Date.now
     const router = new Router(this.registry, config.routes, config.tasks.fallback)
@@ -131,7 +142,7 @@ export class Coordinator {
     await this.bus.start(subscriptionsFor(this.topics), (topic, payload, ack) => {
       // With an ack to give (in-process), a turn's messages share one commit and are released after it.
       if (ack === undefined) this.onMessage(topic, payload)
-      else this.scheduler.batch(() => this.onMessage(topic, payload), ack)
+      else this.scheduler.batch(() => this.onMessage(topic, payload), () => this.gate.run(ack))
     })
     this.publishHostedHealth()
     this.health.start()
@@ -291,9 +302,9 @@ export class Coordinator {
 
   private sendToInbox(instanceId: string, frame: InboxFrame): void {
     const httpUrl = this.registry.get(instanceId)?.httpUrl ?? null
-    if (httpUrl !== null) this.httpAdapter.deliver(instanceId, httpUrl, frame)
+    if (httpUrl !== null) this.gate.run(() => this.httpAdapter.deliver(instanceId, httpUrl, frame))
     const command = this.execCommands.get(instanceId)
-    if (command !== undefined) this.execAdapter.deliver(instanceId, command, frame)
+    if (command !== undefined) this.gate.run(() => this.execAdapter.deliver(instanceId, command, frame))
     // Published either way: the inbox is also how observers see assignments.
     this.publish(this.topics.instanceInbox(instanceId), frame, { qos: frame.kind === 'ping' ? 0 : 1 })
   }
@@ -303,7 +314,15 @@ export class Coordinator {
   }
 
   private publishRaw(topic: string, json: string, options: { qos: 0 | 1; retain?: boolean }): void {
-    this.bus.publish(topic, json, { qos: options.qos, retain: options.retain ?? false })
+    this.gate.run(() => this.bus.publish(topic, json, { qos: options.qos, retain: options.retain ?? false }))
+  }
+
+  /**
+   * undefined when every change so far is durable (always, on SQLite); else a promise for that moment,
+   * rejected when the store cannot vouch. The HTTP API answers a write only after it (http.ts).
+   */
+  settled(): Promise<void> | undefined {
+    return this.gate.settled()
   }
 
   /** The exec instances' health, once: the hub runs them, so they are online while it is (health.ts probes them not). */

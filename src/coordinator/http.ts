@@ -53,6 +53,17 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
   const metrics = new Metrics(coordinator)
   const listTurn = oneAtATime()
 
+  // A write's answer leaves once the store vouches for the change (coordinator.settled(): at once on
+  // SQLite, whose writes are on disk when made; a replicated store confirms later). A store that cannot
+  // vouch fails the request with its reason: the change may be lost, so it is not reported as done.
+  // Refusals claim nothing: they leave at once (and so does the error reply of a store that cannot vouch).
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.method === 'GET' || request.method === 'HEAD' || reply.statusCode >= 400) return payload
+    const pending = coordinator.settled()
+    if (pending !== undefined) await pending
+    return payload
+  })
+
   // After the JSON parser, before the schema and the handler: every route registered from here on.
   app.addHook('preValidation', async (request) => {
     if (request.body === undefined || request.body === null) return
