@@ -175,6 +175,7 @@ function inProcessBus(broker: EmbeddedBroker, url: string, log: Logger): HubBus 
   return {
     url,
     get connected() { return open },
+    batches: true,
     async start(_filters, onMessage) {
       // The filters were given to the broker before it listened (`local` above).
       await local.attach(onMessage)

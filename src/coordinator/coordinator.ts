@@ -140,9 +140,13 @@ export class Coordinator {
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
     await this.bus.start(subscriptionsFor(this.topics), (topic, payload, ack) => {
-      // With an ack to give (in-process), a turn's messages share one commit and are released after it.
-      if (ack === undefined) this.onMessage(topic, payload)
-      else this.scheduler.batch(() => this.onMessage(topic, payload), () => this.gate.run(ack))
+      // In-process, a turn's messages share one commit and are released after it. Over MQTT.js the next
+      // message waits for this one's PUBACK: written at once, released once the store vouches for it.
+      if (this.bus.batches) this.scheduler.batch(() => this.onMessage(topic, payload), () => this.gate.run(ack))
+      else {
+        this.onMessage(topic, payload)
+        this.gate.run(ack)
+      }
     })
     this.publishHostedHealth()
     this.health.start()

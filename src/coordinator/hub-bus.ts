@@ -2,8 +2,9 @@
  * The coordinator's side of the bus, behind one interface with two kinds:
  *
  * - `mqttHubBus`: an MQTT client with a persistent session (QoS 1), for an
- *   external broker (Mosquitto, NATS). Its PUBACK leaves after the message
- *   handler returns, so what the handler stores is on disk before it.
+ *   external broker (Mosquitto, NATS). Its PUBACK leaves when the handler
+ *   calls `ack`: at once on SQLite, whose writes are on disk when made, and
+ *   once a replicated store confirms them otherwise.
  * - in embedded mode the hub hands the coordinator the broker's in-process
  *   door instead (broker/local-consumer.ts, wired in hub.ts): the same
  *   promises (retained first, nothing acknowledged before it is handled,
@@ -27,12 +28,17 @@ export interface HubBus {
   readonly url: string
   readonly connected: boolean
   /**
-   * Subscribes to `filters` and delivers from then on, retained messages
-   * first. `ack`, when the bus gives one, releases the message (its PUBACK):
-   * the handler may call it later, once what it stored is committed. Without
-   * one (an MQTT client), the message counts as handled when the handler returns.
+   * true when many messages arrive before any is acknowledged (in-process),
+   * so a turn's messages can share one commit; false when the next message
+   * waits for this one's `ack` (MQTT.js reads its socket one packet at a time).
    */
-  start(filters: Readonly<Record<string, { qos: 0 | 1 }>>, onMessage: (topic: string, payload: Buffer, ack?: () => void) => void): Promise<void>
+  readonly batches: boolean
+  /**
+   * Subscribes to `filters` and delivers from then on, retained messages
+   * first. `ack` releases the message (its PUBACK): the handler may call it
+   * later, once what it stored is durable (durable-gate.ts).
+   */
+  start(filters: Readonly<Record<string, { qos: 0 | 1 }>>, onMessage: (topic: string, payload: Buffer, ack: () => void) => void): Promise<void>
   /** Fire and forget; a failure is logged. */
   publish(topic: string, payload: string, options: HubPublishOptions): void
   close(): Promise<void>
@@ -54,6 +60,7 @@ export function mqttHubBus(options: MqttHubBusOptions): HubBus {
     get connected() {
       return client?.connected === true
     },
+    batches: false,
     async start(filters, onMessage) {
       const c = busClient({
         url: options.url, clientId: options.clientId, clean: false, reconnectPeriod: 500, connectTimeoutMs: 10_000,
@@ -63,7 +70,18 @@ export function mqttHubBus(options: MqttHubBusOptions): HubBus {
       c.on('connect', () => log.info({ url: options.url }, 'coordinator connected to the bus'))
       c.on('error', (err) => log.warn({ err: err.message }, 'bus client error'))
       c.on('offline', () => log.warn('coordinator lost the bus; reconnecting'))
-      c.on('message', (topic, payload) => onMessage(topic, payload))
+      // MQTT.js sends the PUBACK (QoS 1) and reads the next packet when this callback is called.
+      c.handleMessage = (packet, done) => {
+        let acked = false
+        const ack = (): void => { if (!acked) { acked = true; done() } }
+        try {
+          onMessage(packet.topic, packet.payload as Buffer, ack)
+        } catch (err) {
+          // The handler reports its own failures; one that escapes must not stop the reading.
+          log.error({ err, topic: packet.topic }, 'a bus message could not be handled')
+          ack()
+        }
+      }
       await firstConnect(c, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${options.url}`) })
       await c.subscribeAsync({ ...filters })
     },
