@@ -72,6 +72,19 @@ test('broker.url takes a list of a cluster\'s nodes; broker.flavor nats refuses 
   assert.equal(parseConfig('hub:\n  topicPrefix: eu.trinity\ninstances:\n  - id: w.1\n', 'x.yaml').instances[0]?.id, 'w.1')
 })
 
+test('store.backend nats-kv: the servers, replicas and lease, only with an external broker; their keys only with it', () => {
+  const external = 'broker:\n  mode: external\n  url: mqtt://127.0.0.1:1884\n'
+  const config = parseConfig(`${external}store:\n  backend: nats-kv\n  url: nats://127.0.0.1:4222,nats://127.0.0.1:4223\n  replicas: 1\n  lease: 3s\n`, 'x.yaml')
+  assert.deepEqual(config.store, { sync: 'normal', backend: 'nats-kv', urls: ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223'], replicas: 1, leaseMs: 3000 })
+  assert.deepEqual(parseConfig('', 'x.yaml').store, { sync: 'normal', backend: 'sqlite', urls: [], replicas: 3, leaseMs: 10_000 })
+  assert.deepEqual(problems(`${external}store:\n  backend: nats-kv\n`), ['x.yaml:5:12: store.backend: expected store.url (the NATS servers, nats://host:4222,…) with backend "nats-kv"'])
+  assert.deepEqual(problems('store:\n  backend: nats-kv\n  url: nats://127.0.0.1:4222\n'), [
+    'x.yaml:2:12: store.backend: expected broker.mode "external" with backend "nats-kv" (an embedded broker goes down with its hub, so no standby could take over)',
+  ])
+  assert.deepEqual(problems('store:\n  replicas: 3\n'), ['x.yaml:2:13: store.replicas: expected only with store.backend "nats-kv"'])
+  assert.match(problems(`${external}store:\n  backend: nats-kv\n  url: mqtt://127.0.0.1:4222\n`)[0] ?? '', /^x\.yaml:6:8: store\.url: expected /)
+})
+
 test('trinity start with an invalid file prints file:line:col and exits with code 2', () => {
   const dir = tempDir()
   try {

@@ -40,7 +40,7 @@ export const DEFAULTS = {
     keepFinished: 10_000,
   },
   messages: { maxCount: 10_000, maxAge: '7d' },
-  store: { sync: 'normal' },
+  store: { sync: 'normal', backend: 'sqlite', replicas: 3, lease: '10s' },
   limits: { maxPayload: '1mb', maxDepth: 64, maxClientBuffer: '8mb', maxConnectionsPerUser: 100, sessionMaxMessages: 10_000, sessionMaxAge: '24h', maxJoinedInstances: 1000 },
   sync: {
     enabled: false, branch: 'main', workdir: './data/sync', computer: '1', interval: '5m', jitter: '30s',
@@ -164,7 +164,13 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       maxCount: messages.maxCount ?? d.messages.maxCount,
       maxAgeMs: parseDuration(messages.maxAge ?? d.messages.maxAge),
     },
-    store: { sync: raw.store?.sync ?? d.store.sync },
+    store: {
+      sync: raw.store?.sync ?? d.store.sync,
+      backend: raw.store?.backend ?? d.store.backend,
+      urls: raw.store?.url === undefined ? [] : raw.store.url.split(','),
+      replicas: raw.store?.replicas ?? d.store.replicas,
+      leaseMs: parseDuration(raw.store?.lease ?? d.store.lease),
+    },
     limits: {
       maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload),
       maxDepth: raw.limits?.maxDepth ?? d.limits.maxDepth,

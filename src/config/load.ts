@@ -245,6 +245,15 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
   if (raw.broker?.mode === 'external' && raw.broker.url === undefined) {
     problem(['broker', 'mode'], 'expected broker.url to be set when mode is "external"')
   }
+  if (raw.store?.backend === 'nats-kv') {
+    if (raw.store.url === undefined) problem(['store', 'backend'], 'expected store.url (the NATS servers, nats://host:4222,…) with backend "nats-kv"')
+    // Standbys on other machines take the coordinator's session over: the bus must outlive the leader.
+    if (raw.broker?.mode !== 'external') problem(['store', 'backend'], 'expected broker.mode "external" with backend "nats-kv" (an embedded broker goes down with its hub, so no standby could take over)')
+  } else {
+    for (const key of ['url', 'replicas', 'lease'] as const) {
+      if (raw.store?.[key] !== undefined) problem(['store', key], 'expected only with store.backend "nats-kv"')
+    }
+  }
   if (raw.broker?.flavor !== undefined && raw.broker.mode !== 'external') {
     problem(['broker', 'flavor'], 'expected only with broker.mode "external" (it names the external broker)')
   }

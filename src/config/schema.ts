@@ -211,7 +211,21 @@ export const ConfigSchema = Type.Object(
       ),
     ),
     store: Type.Optional(
-      Type.Object({ sync: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')])) }, strict),
+      Type.Object(
+        {
+          sync: Type.Optional(Type.Union([Type.Literal('normal'), Type.Literal('full')])),
+          backend: Type.Optional(Type.Union([Type.Literal('sqlite'), Type.Literal('nats-kv')], {
+            description: 'sqlite: trinity.db in hub.dataDir (one hub). nats-kv: JetStream KV on a NATS cluster, shared by a leader hub and its standbys',
+          })),
+          url: Type.Optional(Type.String({
+            pattern: '^nats://[^,\\s]+(,nats://[^,\\s]+)*$',
+            description: 'backend nats-kv: the NATS servers\' client URLs, separated by commas',
+          })),
+          replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 5, description: 'backend nats-kv: copies of each bucket (3 survives the loss of one node of three)' })),
+          lease: Type.Optional(Duration),
+        },
+        strict,
+      ),
     ),
     supervisor: Type.Optional(
       Type.Object(
@@ -361,7 +375,15 @@ export interface Config {
     readonly keepFinished: number
   }
   readonly messages: { readonly maxCount: number; readonly maxAgeMs: number }
-  readonly store: { readonly sync: 'normal' | 'full' }
+  readonly store: {
+    readonly sync: 'normal' | 'full'
+    readonly backend: 'sqlite' | 'nats-kv'
+    /** backend nats-kv: the servers' URLs; [] for sqlite. */
+    readonly urls: readonly string[]
+    readonly replicas: number
+    /** backend nats-kv: the leader's lease; a standby takes over at most this long after the leader stops renewing it. */
+    readonly leaseMs: number
+  }
   /** maxPayload, maxClientBuffer, maxPacket: bytes; maxDepth: levels of arrays and objects in one field. */
   readonly limits: {
     readonly maxPayload: number
