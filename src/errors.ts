@@ -46,6 +46,7 @@ export const ERRORS = {
   TRINITY_ERR_STORE_CORRUPT: { status: 500, message: 'the task store cannot be opened' },
   // 507 Insufficient Storage (RFC 4918 §11.5): the server cannot store what it needs to complete the request.
   TRINITY_ERR_STORE_FULL: { status: 507, message: 'the task store is full' },
+  TRINITY_ERR_NOT_LEADER: { status: 503, message: 'this hub is a standby' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -42,7 +42,9 @@ export interface Hub {
   stop(): Promise<void>
 }
 
+/** A single hub on its SQLite store (store.backend sqlite); cluster-hub.ts starts one on nats-kv. */
 export async function startHub(config: Config, log: Logger): Promise<Hub> {
+  if (config.store.backend !== 'sqlite') throw new TrinityError('TRINITY_ERR_INTERNAL', `startHub runs the sqlite backend; store.backend ${config.store.backend} starts through cluster-hub.ts`)
   // The store first: a corrupt or empty trinity.db stops the hub before the broker takes a single
   // connection (or acknowledges a publish it could not keep).
   const store = new SqliteStore({ file: join(config.hub.dataDir, STORE_FILE), sync: config.store.sync })
@@ -54,7 +56,8 @@ export async function startHub(config: Config, log: Logger): Promise<Hub> {
   }
 }
 
-async function startWithStore(config: Config, log: Logger, store: TaskStore): Promise<Hub> {
+/** The hub on a store already open (a cluster's leader opens its own): the broker, the coordinator, HTTP. */
+export async function startWithStore(config: Config, log: Logger, store: TaskStore): Promise<Hub> {
   let broker: EmbeddedBroker | undefined
   let bus: HubBus
   /** The read-only bus login GET /auth/bus hands the dashboards; null when the broker needs none. */

@@ -206,7 +206,7 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
   await waitFor(async () => (await http<HubHealth>(url, 'GET', '/health')).body.store === 'full', 60_000, () => `GET /health to say store: full:\n${output()}`)
   const health = await http<HubHealth>(url, 'GET', '/health')
   assert.equal(health.status, 200, 'a full store is not a dead hub')
-  assert.deepEqual(health.body, { status: 'degraded', bus: 'connected', store: 'full' })
+  assert.deepEqual(health.body, { status: 'degraded', bus: 'connected', store: 'full', role: 'leader' })
   assert.equal(await state('runs'), 'completed', 'the change is kept in memory')
   assert.equal(await stored('runs', 'running'), true, 'and not yet on disk')
   assert.equal(events.filter((e) => e.id === 'runs' && e.state === 'completed').length, 0, 'not published before it is stored')
@@ -236,7 +236,7 @@ test('the disk fills while an accepted task runs: its completion is held, not bu
   assert.equal(events.filter((e) => e.id === 'waits' && e.state === 'completed').length, 1)
   assert.ok(!events.some((e) => e.state === 'dead'), JSON.stringify(events.map((e) => [e.id, e.state])))
   assert.deepEqual(c1.received.map((t) => t.id), ['runs', 'waits'], 'each sent once')
-  assert.deepEqual((await http<HubHealth>(url, 'GET', '/health')).body, { status: 'ok', bus: 'connected', store: 'ok' })
+  assert.deepEqual((await http<HubHealth>(url, 'GET', '/health')).body, { status: 'ok', bus: 'connected', store: 'ok', role: 'leader' })
   const counts = (await http<TaskList>(url, 'GET', '/tasks?limit=1')).body.counts
   assert.equal(counts['completed'], 2, JSON.stringify(counts))
   // The same process all along, and the full disk said once, its end once.

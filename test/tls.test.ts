@@ -49,7 +49,7 @@ test('hub.tls: the API answers over HTTPS to a client that trusts the certificat
   assert.match(hub.httpUrl, /^https:\/\/127\.0\.0\.1:\d+$/)
   const health = await get(`${hub.httpUrl}/health`, ca)
   assert.equal(health.status, 200)
-  assert.deepEqual(JSON.parse(health.body), { status: 'ok', bus: 'connected', store: 'ok' })
+  assert.deepEqual(JSON.parse(health.body), { status: 'ok', bus: 'connected', store: 'ok', role: 'leader' })
   await assert.rejects(get(`${hub.httpUrl}/health`, undefined), /self[- ]signed/i, 'an untrusted certificate is refused by the client')
   const plain = await fetch(hub.httpUrl.replace('https', 'http') + '/health').then((r) => r.status, (e: Error) => e.message)
   assert.notEqual(plain, 200, 'no plain HTTP on that port')

@@ -36,6 +36,8 @@ const SIGNAL_ECHO_MS = 1000
 const PARENT_POLL_MS = 1000
 /** `restart` waits this long for the new run to be up before it says so and gives up. */
 const RESTART_WAIT_MS = 60_000
+/** `trinity hub` on store.backend nats-kv, when it lost the leader lease or its store was fenced: start it again (as a standby). */
+const DEPOSED_EXIT_CODE = 3
 /** The git bridge's process entry point, run by the supervisor when sync is enabled. */
 const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
 
@@ -140,10 +142,30 @@ program
   .action(async () => {
     const config = loadConfigOrExit(program.opts<{ config?: string }>().config, { executables: true })
     const log = createLogger({ level: config.log.level, pretty: config.log.pretty })
-    const { startHub } = await import('../hub.js')
-    let hub
+    let hub: { stop(): Promise<void>; httpUrl: string }
+    let mqttUrl: string
     try {
-      hub = await startHub(config, log)
+      if (config.store.backend === 'nats-kv') {
+        // One of a cluster's hubs (cluster-hub.ts): a standby until it holds the leader lease.
+        const { startClusterHub } = await import('../cluster-hub.js')
+        const member = await startClusterHub(config, log)
+        hub = member
+        mqttUrl = config.broker.url ?? ''
+        member.leading.catch((err: unknown) => {
+          log.fatal({ code: isTrinityError(err) ? err.code : undefined }, `could not take over as the leader: ${(err as Error).message}`)
+          void member.stop().then(() => process.exit(1))
+        })
+        // A deposed leader stops: its supervisor starts it again, as a standby.
+        void member.deposed.then((reason) => {
+          log.error({ reason }, 'no longer the leader: stopping')
+          void member.stop().then(() => process.exit(DEPOSED_EXIT_CODE))
+        })
+      } else {
+        const { startHub } = await import('../hub.js')
+        const single = await startHub(config, log)
+        hub = single
+        mqttUrl = single.mqttUrl
+      }
     } catch (err) {
       log.fatal({ code: isTrinityError(err) ? err.code : undefined }, (err as Error).message)
       process.exitCode = 1
@@ -159,7 +181,7 @@ program
     process.on('SIGTERM', () => shutdown('SIGTERM'))
     // To a supervisor (or test) that started this process with a channel; the log line is for people.
     // After the listeners: a parent may signal the moment it hears, and without one SIGTERM kills at once.
-    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: hub.mqttUrl })
+    announceReady({ service: 'hub', http: hub.httpUrl, mqtt: mqttUrl })
   })
 
 interface ProcessRow { id: string; state: string; process: { state: string; pid: number | null; restarts: number; reason: string | null } | null }

@@ -81,6 +81,10 @@ export const HubHealth = Type.Object({
   status: Type.Enum(['ok', 'degraded']),
   bus: Type.Enum(['connected', 'disconnected']),
   store: Type.Enum(['ok', 'full']),
+  /** leader: this hub coordinates (a single hub always does). standby (store.backend nats-kv): it waits for the leader lease. */
+  role: Type.Enum(['leader', 'standby']),
+  /** A standby's view of the leader's HTTP URL (null while no hub holds the lease); absent on the leader. */
+  leader: Type.Optional(Type.Union([Type.String(), Type.Null()])),
 })
 export type HubHealth = Static<typeof HubHealth>
 

@@ -122,6 +122,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
       status: ok && !storeFull ? 'ok' : 'degraded',
       bus: ok ? 'connected' : 'disconnected',
       store: storeFull ? 'full' : 'ok',
+      role: 'leader',
     })
   })
 

@@ -1,0 +1,109 @@
+/**
+ * A hub on `store.backend: nats-kv` (issue #13): one of several, on one NATS
+ * cluster, of which one leads. Each starts as a standby:
+ * 1. it answers HTTP on its port as a standby (standby-http.ts: /health says
+ *    so, everything else is redirected to the leader);
+ * 2. it waits for the leader lease (leader-lease.ts), held by the hub that
+ *    renews it, free once that hub stops renewing for `store.lease`;
+ * 3. holding it, it closes the standby server, opens the task store with the
+ *    lease as its fence (nats-kv-store.ts: every write is refused once the
+ *    lease's deadline has passed, and a compare-and-set on its key's revision
+ *    besides), and starts the whole hub on the same port (hub.ts). Its
+ *    coordinator connects with the coordinator's client id and takes over the
+ *    MQTT session, with every message the old leader had not acknowledged.
+ *
+ * A leader that loses its lease (a refused renewal, a pause past its
+ * deadline) or whose store is fenced is `deposed`: it must stop (the CLI exits
+ * non-zero, so a supervisor starts it again, as a standby). Nothing it had not
+ * acknowledged was acknowledged by it afterwards (durable-gate.ts).
+ */
+import { hostname } from 'node:os'
+import { randomUUID } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import type { Config } from './config/schema.js'
+import { hubHttpUrl } from './config/urls.js'
+import type { Logger } from './log.js'
+import { TrinityError } from './errors.js'
+import { startWithStore, type Hub } from './hub.js'
+import { LeaderLease } from './coordinator/leader-lease.js'
+import { NatsKvStore } from './coordinator/nats-kv-store.js'
+import { bucketPrefixFor } from './coordinator/nats-kv.js'
+import { startStandbyHttp } from './standby-http.js'
+
+export interface ClusterHub {
+  readonly role: 'leader' | 'standby'
+  /** This hub's HTTP URL: a standby's answers until it leads, then the hub's. */
+  readonly httpUrl: string
+  /** Settles with the running hub once this one holds the lease and has taken over. */
+  readonly leading: Promise<Hub>
+  /** Settles, with the reason, when this hub may lead no longer: the process must stop. */
+  readonly deposed: Promise<string>
+  stop(): Promise<void>
+}
+
+export async function startClusterHub(config: Config, log: Logger): Promise<ClusterHub> {
+  const prefix = bucketPrefixFor(config.hub.topicPrefix)
+  const tls = config.hub.tls === null ? null : { cert: readFileSync(config.hub.tls.cert), key: readFileSync(config.hub.tls.key) }
+  let leaderUrl: string | undefined
+  const standby = await startStandbyHttp({ host: config.hub.host, port: config.hub.port, tls, leader: () => leaderUrl })
+  const httpUrl = hubHttpUrl(config, standby.port)
+  const hubId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
+  let lease: LeaderLease
+  try {
+    lease = await LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: hubId, url: httpUrl }, replicas: config.store.replicas })
+  } catch (err) {
+    await standby.close()
+    throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `store.url: could not reach NATS JetStream at ${config.store.urls.join(', ')}: ${(err as Error).message}`, { cause: err })
+  }
+  let role: 'leader' | 'standby' = 'standby'
+  let stopped = false
+  let hub: Hub | undefined
+  let depose!: (reason: string) => void
+  const deposed = new Promise<string>((resolve) => { depose = resolve })
+
+  // The standby's view of the leader, for its redirects: the lease's value, read every third of its TTL.
+  const watchLeader = async (): Promise<void> => {
+    leaderUrl = (await lease.current().catch(() => undefined))?.url
+  }
+  await watchLeader()
+  const leaderTimer = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
+  log.info({ hub: hubId, http: httpUrl, leader: leaderUrl ?? null, store: config.store.urls }, 'trinity hub started as a standby: waiting for the leader lease')
+
+  const leading = (async (): Promise<Hub> => {
+    await lease.acquire()
+    clearInterval(leaderTimer)
+    if (stopped) throw new TrinityError('TRINITY_ERR_NOT_LEADER', 'stopped before it could lead')
+    const startedAt = performance.now()
+    void lease.lost.then((reason) => depose(`the leader lease was lost: ${reason}`))
+    await standby.close()
+    const store = await NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas, fence: lease })
+    try {
+      hub = await startWithStore({ ...config, hub: { ...config.hub, port: standby.port } }, log, store)
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+    role = 'leader'
+    void hub.coordinator.storeLost.then((reason) => depose(`the task store was fenced: ${reason.message}`))
+    log.info({ hub: hubId, epoch: lease.epoch, takeoverMs: Math.round(performance.now() - startedAt), tasks: hub.coordinator.scheduler.counts() }, 'this hub holds the leader lease and leads')
+    return hub
+  })()
+  // A failure to take over is said by whoever awaits `leading`; unawaited, it must not crash the process.
+  leading.catch(() => undefined)
+
+  return {
+    get role() { return role },
+    httpUrl,
+    leading,
+    deposed,
+    async stop() {
+      stopped = true
+      clearInterval(leaderTimer)
+      await hub?.stop().catch(() => undefined)
+      // Stepping down on purpose: the tombstone lets a standby take over at once, not after the TTL.
+      if (role === 'leader') await lease.release().catch(() => undefined)
+      await lease.close().catch(() => undefined)
+      await standby.close().catch(() => undefined)
+    },
+  }
+}
