@@ -127,3 +127,16 @@ export async function casPut(handle: NatsHandle, bucket: string, key: string, va
 export async function casDelete(handle: NatsHandle, bucket: string, revision: number): Promise<void> {
   await handle.jsm.streams.deleteMessage(streamFor(bucket), revision, false)
 }
+
+/**
+ * Deletes a key with a tombstone (what `KV.delete` publishes, with the CAS
+ * it allows): unlike `casDelete`, a KV watcher sees it, which is how a
+ * standby learns at once that the leader stepped down.
+ */
+export async function casTombstone(handle: NatsHandle, bucket: string, key: string, revision: number): Promise<number> {
+  const { headers } = await import('nats')
+  const h = headers()
+  h.set('KV-Operation', 'DEL')
+  const ack = await handle.js.publish(subjectFor(bucket, key), new Uint8Array(0), { headers: h, expect: { lastSubjectSequence: revision } })
+  return ack.seq
+}
