@@ -47,6 +47,9 @@ export const ERRORS = {
   // 507 Insufficient Storage (RFC 4918 §11.5): the server cannot store what it needs to complete the request.
   TRINITY_ERR_STORE_FULL: { status: 507, message: 'the task store is full' },
   TRINITY_ERR_NOT_LEADER: { status: 503, message: 'this hub is a standby' },
+  // 503: this hub may not write the store; another hub (the leader) may.
+  TRINITY_ERR_STORE_FENCED: { status: 503, message: 'this hub may no longer write the task store' },
+  TRINITY_ERR_STORE_UNAVAILABLE: { status: 503, message: 'the task store cannot confirm its writes' },
   TRINITY_ERR_INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -34,6 +34,8 @@ export interface NatsNode {
   readonly mqttPort: number
   readonly monitorPort: number
   readonly mqttUrl: string
+  /** The NATS client URL (nats://127.0.0.1:port): the JetStream KV store's and the leader lease's. */
+  readonly natsUrl: string
   readonly monitorUrl: string
   readonly storeDir: string
   readonly configFile: string
@@ -70,6 +72,7 @@ export async function startNatsCluster(dir: string, size = 3): Promise<NatsClust
     nodes.push({
       name, clientPort, routePort, mqttPort, monitorPort, storeDir,
       mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      natsUrl: `nats://127.0.0.1:${clientPort}`,
       monitorUrl: `http://127.0.0.1:${monitorPort}`,
       configFile: join(dir, `nats-${name}.conf`),
     })
