@@ -74,6 +74,7 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
     clearInterval(leaderTimer)
     if (stopped) throw new TrinityError('TRINITY_ERR_NOT_LEADER', 'stopped before it could lead')
     const startedAt = performance.now()
+    log.info({ hub: hubId, epoch: lease.epoch }, 'leader lease acquired: taking over')
     void lease.lost.then((reason) => depose(`the leader lease was lost: ${reason}`))
     await standby.close()
     const store = await NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas, fence: lease })
