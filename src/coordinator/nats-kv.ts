@@ -82,15 +82,18 @@ export interface BucketOptions {
   ttlMs?: number
 }
 
+/** How long creating a bucket may take. */
+const BUCKET_CREATE_TIMEOUT_MS = 30_000
+
 /** Opens (creating if need be) a file-backed bucket keeping one value per key. */
 export async function openBucket(handle: NatsHandle, name: string, options: BucketOptions): Promise<KV> {
   const { StorageType } = await import('nats')
-  return handle.js.views.kv(name, {
-    history: 1,
-    replicas: options.replicas,
-    storage: StorageType.File,
-    ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }),
-  })
+  const config = { history: 1, replicas: options.replicas, storage: StorageType.File, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }
+  // Creating a replicated stream takes a Raft round on every node: seconds on a busy machine, beyond the
+  // short request timeout a lease's renewals need. Created (or found) first with time to spare, then
+  // opened on the handle's own context, whose timeout its writes use.
+  await handle.nc.jetstream({ timeout: BUCKET_CREATE_TIMEOUT_MS }).views.kv(name, config)
+  return handle.js.views.kv(name, config)
 }
 
 /** The subject a key's values are published on (`$KV.{bucket}.{key}`), as nats.js KV builds it. */

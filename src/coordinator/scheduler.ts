@@ -559,6 +559,12 @@ export class Scheduler {
     try {
       store.transaction(() => { for (const [, write] of writes) write() })
     } catch (err) {
+      // Another hub leads (a replicated store's fence): nothing here is this hub's to write any more, nor
+      // to dead-letter; nothing follows from it (the acknowledgements stay held), and the hub steps down.
+      if (isTrinityError(err, 'TRINITY_ERR_STORE_FENCED')) {
+        this.deps.log.warn({ reason: err.message, tasks: writes.length }, 'the store refused the write: another hub leads')
+        return new Set(writes.map(([task]) => task.id))
+      }
       // A full disk is said once (noSpace), not on every retry.
       if (!isTrinityError(err, 'TRINITY_ERR_STORE_FULL')) this.deps.log.error({ err, tasks: writes.length }, 'a task write failed: writing the tasks one by one')
       for (const [task, write] of writes) {

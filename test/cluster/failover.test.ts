@@ -15,15 +15,12 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { stringify } from 'yaml'
-import type { HubHealth } from '../../src/contract/http.js'
 import type { TaskEvent, TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { freePort, spawnHub, testScope, waitFor, type HubProcess } from '../helpers/hub.js'
+import { spawnHub, testScope, waitFor, type HubProcess } from '../helpers/hub.js'
+import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
 import { TestInstance } from '../helpers/instance.js'
 
 const { dir, cleanups } = testScope()
@@ -38,57 +35,16 @@ after(async () => { for (const h of hubs) await h.kill() })
 const PREFIX = 'fo'
 const topics = topicsFor(PREFIX)
 
-async function hubConfig(name: string): Promise<string> {
-  const nodes = cluster?.nodes ?? []
-  const file = join(dir.path, `${name}.yaml`)
-  writeFileSync(file, stringify({
-    hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir.path, name), topicPrefix: PREFIX, statsInterval: '1s' },
-    // The hubs on node 1 (node 3 after a reconnect), the worker on node 2.
-    broker: { mode: 'external', url: `${nodes[0]?.mqttUrl},${nodes[2]?.mqttUrl}`, flavor: 'nats' },
-    store: { backend: 'nats-kv', url: nodes.map((n) => n.natsUrl).join(','), replicas: 3, lease: '3s' },
-    log: { level: 'info', pretty: false },
-    health: { interval: '1s', timeout: '30s', missesBeforeOffline: 1000 },
-    tasks: { lease: '20s' },
-    instances: [{ id: 'w1', role: 'worker', capabilities: ['analyze'] }],
-    routes: { analyze: { targets: ['w1'] } },
-  }))
-  return file
-}
-
-async function health(url: string): Promise<HubHealth | undefined> {
-  try {
-    const response = await fetch(`${url}/health`, { redirect: 'manual' })
-    return (await response.json()) as HubHealth
-  } catch {
-    return undefined
-  }
-}
-
-/** POST /task until some hub acknowledges it: the other one when this one is gone, again while a takeover runs. */
-async function submitOverHttp(urls: readonly string[], id: string): Promise<void> {
-  const body = JSON.stringify({ id, type: 'analyze', content: { n: id } })
-  for (let attempt = 0; ; attempt++) {
-    const url = urls[attempt % urls.length]!
-    try {
-      // fetch follows the standby's 307 to the leader, body and all.
-      const response = await fetch(`${url}/task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
-      if (response.status === 202 || response.status === 200) return
-      await response.text()
-    } catch {
-      // The hub is gone: the next one.
-    }
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
+const hubConfig = (name: string): Promise<string> => clusterHubConfig(cluster!, dir.path, name, PREFIX)
 
 test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes over, every acknowledged task is there once and completes, none completes twice', async (t) => {
   const nodes = cluster?.nodes ?? []
   const a = await spawnHub(await hubConfig('hub-a'))
   hubs.push(a)
-  await waitFor(async () => (await health(a.httpUrl))?.role === 'leader', 60_000, () => `hub a to lead:\n${a.output()}`)
+  await waitFor(async () => (await hubHealth(a.httpUrl))?.role === 'leader', 60_000, () => `hub a to lead:\n${a.output()}`)
   const b = await spawnHub(await hubConfig('hub-b'))
   hubs.push(b)
-  const standby = await health(b.httpUrl)
+  const standby = await hubHealth(b.httpUrl)
   assert.equal(standby?.role, 'standby', JSON.stringify(standby))
   assert.equal(standby?.leader, a.httpUrl, 'the standby names the leader')
   const redirected = await fetch(`${b.httpUrl}/tasks?limit=1`, { redirect: 'manual' })
@@ -125,7 +81,7 @@ test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes ov
     void a.kill('SIGKILL')
     // From the kill on, the standby's /health is watched: when it says leader is the takeover's end.
     tookOver = (async () => {
-      while ((await health(b.httpUrl))?.role !== 'leader') await new Promise((r) => setTimeout(r, 50))
+      while ((await hubHealth(b.httpUrl))?.role !== 'leader') await new Promise((r) => setTimeout(r, 50))
       return performance.now() - killedAt
     })()
   }
@@ -143,7 +99,7 @@ test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes ov
     for (let i = 0; i < TOTAL / 2; i += 10) {
       await Promise.all(Array.from({ length: 10 }, async (_, k) => {
         const id = `h-${i + k}`
-        await submitOverHttp(urls, id)
+        await submitUntilAccepted(urls, id)
         acknowledged.push(id)
       }))
       if (acknowledged.length >= TOTAL / 4) kill()
@@ -152,7 +108,7 @@ test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes ov
   await Promise.all([mqttSide, httpSide])
   assert.ok(killedAt > 0, 'the leader was killed during the burst')
 
-  await waitFor(async () => (await health(b.httpUrl))?.role === 'leader', 60_000, () => `hub b to lead after the kill:\n${b.output()}`)
+  await waitFor(async () => (await hubHealth(b.httpUrl))?.role === 'leader', 60_000, () => `hub b to lead after the kill:\n${b.output()}`)
   t.diagnostic(`takeover: ${Math.round(await (tookOver ?? Promise.resolve(NaN)))} ms from the SIGKILL until the standby's /health said leader (lease 3 s, polled every 50 ms)`)
 
   const pending = new Set(acknowledged)
@@ -169,7 +125,7 @@ test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes ov
   const list = await fetch(`${b.httpUrl}/tasks?limit=1000&state=completed`).then((r) => r.json()) as { counts: Record<string, number> }
   assert.equal(list.counts['completed'], TOTAL, `exactly the ${TOTAL} tasks, each once: ${JSON.stringify(list.counts)}`)
   // Events leave the leader in order: once a last task's completion is seen, every earlier one it published is.
-  await submitOverHttp([b.httpUrl], 'sentinel')
+  await submitUntilAccepted([b.httpUrl], 'sentinel')
   await waitFor(() => completions.has('sentinel'), 60_000, 'the sentinel task\'s completed event')
   const twice = [...completions].filter(([, n]) => n > 1)
   assert.deepEqual(twice, [], 'no task has two applied completions')

@@ -1,0 +1,59 @@
+/**
+ * `trinity hub` processes on `store.backend: nats-kv` over a test NATS
+ * cluster (nats-cluster.ts), for the failover tests of issue #13: their
+ * config, their /health, and a client that submits until some hub
+ * acknowledges, as a client of a cluster does.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { stringify } from 'yaml'
+import type { HubHealth } from '../../src/contract/http.js'
+import type { NatsCluster } from './nats-cluster.js'
+import { freePort } from './hub.js'
+
+/**
+ * A hub's config file: its MQTT on node 1 then node 3, its store on all three (3 replicas), a 3 s
+ * lease, one configured worker `w1` for the task type `analyze`.
+ */
+export async function clusterHubConfig(cluster: NatsCluster, dir: string, name: string, prefix: string, options: { taskLease?: string } = {}): Promise<string> {
+  const nodes = cluster.nodes
+  const file = join(dir, `${name}.yaml`)
+  writeFileSync(file, stringify({
+    hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir, name), topicPrefix: prefix, statsInterval: '1s' },
+    broker: { mode: 'external', url: `${nodes[0]?.mqttUrl},${nodes[2]?.mqttUrl}`, flavor: 'nats' },
+    store: { backend: 'nats-kv', url: nodes.map((n) => n.natsUrl).join(','), replicas: 3, lease: '3s' },
+    log: { level: 'info', pretty: false },
+    health: { interval: '1s', timeout: '30s', missesBeforeOffline: 1000 },
+    tasks: { lease: options.taskLease ?? '20s' },
+    instances: [{ id: 'w1', role: 'worker', capabilities: ['analyze'] }],
+    routes: { analyze: { targets: ['w1'] } },
+  }))
+  return file
+}
+
+/** GET /health, without following anything; undefined when the hub does not answer. */
+export async function hubHealth(url: string): Promise<HubHealth | undefined> {
+  try {
+    const response = await fetch(`${url}/health`, { redirect: 'manual' })
+    return (await response.json()) as HubHealth
+  } catch {
+    return undefined
+  }
+}
+
+/** POST /task until some hub acknowledges it: the next one when this one is gone, again while a takeover runs. */
+export async function submitUntilAccepted(urls: readonly string[], id: string, content: unknown = { n: id }): Promise<void> {
+  const body = JSON.stringify({ id, type: 'analyze', content })
+  for (let attempt = 0; ; attempt++) {
+    const url = urls[attempt % urls.length]!
+    try {
+      // fetch follows a standby's 307 to the leader, body and all.
+      const response = await fetch(`${url}/task`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+      if (response.status === 202 || response.status === 200) return
+      await response.text()
+    } catch {
+      // The hub is gone: the next one.
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
