@@ -29,6 +29,7 @@ import { ENV } from './config/env.js'
 import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
 import { registerAuthRoutes, registerHttpAuth } from './coordinator/http-auth.js'
 import type { Logger } from './log.js'
+import { startHeapSettle } from './heap-settle.js'
 
 export interface Hub {
   readonly config: Config
@@ -160,10 +161,12 @@ async function startWithStore(config: Config, log: Logger, store: TaskStore): Pr
   if (config.hub.allowInsecure && (!isLoopbackHost(config.hub.host) || !isLoopbackHost(config.broker.host))) {
     log.warn({ hub: config.hub.host, broker: config.broker.host, tokens: config.hub.auth.tokens.length, brokerAuth: config.broker.auth.enabled }, 'hub.allowInsecure: listening beyond loopback without the auth that would require (README, Security)')
   }
+  // Collects once a burst is over, where the process was started with --expose-gc (hub-node-args.ts).
+  const settle = startHeapSettle()
   let stopping: Promise<void> | undefined
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
-    stop: () => (stopping ??= cleanup()),
+    stop: () => { settle?.stop(); return (stopping ??= cleanup()) },
   }
 }
 
