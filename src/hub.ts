@@ -28,6 +28,7 @@ import { VERSION } from './version.js'
 import { ENV } from './config/env.js'
 import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
 import { registerAuthRoutes, registerHttpAuth } from './coordinator/http-auth.js'
+import { lazySchemaCompilers } from './coordinator/lazy-schema-compilers.js'
 import type { Logger } from './log.js'
 import { startHeapSettle } from './heap-settle.js'
 
@@ -117,6 +118,8 @@ async function startWithStore(config: Config, log: Logger, store: TaskStore): Pr
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
     bodyLimit: config.limits.maxPayload,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Fastify's own compilers, each schema compiled at its route's first request, not at start (issue #12).
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   })
   const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }), store)
   const cleanup = async (): Promise<void> => {

@@ -20,9 +20,9 @@ const { dir, cleanups } = testScope()
 /**
  * Packages a running embedded hub must not load: other commands' and modes' (MQTT.js: `trinity tail` and
  * the external-mode bus; the MCP SDK: `trinity mcp`; simple-git: the bridge) and what only a TTY or a
- * log file needs (pino-pretty, pino-roll).
+ * log file needs (pino-pretty, pino-roll), and prom-client until the first scrape of GET /metrics.
  */
-const NOT_AT_IDLE = ['mqtt', '@modelcontextprotocol/sdk', 'simple-git', 'pino-pretty', 'pino-roll']
+const NOT_AT_IDLE = ['mqtt', '@modelcontextprotocol/sdk', 'simple-git', 'pino-pretty', 'pino-roll', 'prom-client']
 
 /** The package a module URL or path belongs to, if it is under node_modules. */
 function packageOf(file: string): string | undefined {
