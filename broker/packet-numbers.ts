@@ -15,7 +15,7 @@ import { createRequire } from 'node:module'
 interface PacketWriter { cacheNumbers: boolean }
 
 /** Aedes's mqtt-packet `generate`/`writeToStream`, whose `cacheNumbers` switch decides the cache. */
-export function aedesPacketWriter(): PacketWriter {
+function aedesPacketWriter(): PacketWriter {
   const fromAedes = createRequire(import.meta.resolve('aedes'))
   return (fromAedes('mqtt-packet') as { writeToStream: PacketWriter }).writeToStream
 }

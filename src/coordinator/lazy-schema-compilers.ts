@@ -62,5 +62,5 @@ const lazySerializer = (compile: () => (data: unknown) => string) => (data: unkn
 export function lazySchemaCompilers(): { buildValidator: ValidatorFactory; buildSerializer: SerializerFactory } {
   const validators = lazyFactory(() => (fromFastify('@fastify/ajv-compiler') as () => Factory<Validate>)(), lazyValidator)
   const serializers = lazyFactory(() => (fromFastify('@fastify/fast-json-stringify-compiler') as () => Factory<(data: unknown) => string>)(), lazySerializer)
-  return { buildValidator: validators as unknown as ValidatorFactory, buildSerializer: serializers as unknown as SerializerFactory }
+  return { buildValidator: validators as unknown as ValidatorFactory, buildSerializer: serializers }
 }
