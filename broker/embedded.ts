@@ -26,6 +26,7 @@ import { createBrokerPolicy } from './auth.js'
 import type { OversizedPacket } from './mqtt-framing.js'
 import { createLocalBus, type LocalBus } from './local-consumer.js'
 import { MqttConnection, type BufferOverflow } from './socket-writer.js'
+import { dropPacketNumberCache } from './packet-numbers.js'
 import { SqlitePersistence, type SessionLimits, type StoredWillPolicy } from './sqlite-persistence.js'
 import { clientIds } from '../src/net/client-ids.js'
 
@@ -81,6 +82,8 @@ export interface EmbeddedBroker {
 
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const logger = options.logger.child({ component: 'broker' })
+  // Before the first packet is written: the encoder's number cache is 6 MB of the idle hub (packet-numbers.ts).
+  dropPacketNumberCache()
   // Said on hub/errors, where every client can see why a peer went away; no-op until Aedes runs.
   let sayOnHubErrors = (_error: HubError): void => undefined
   const policy = createBrokerPolicy({

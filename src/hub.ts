@@ -28,7 +28,9 @@ import { VERSION } from './version.js'
 import { ENV } from './config/env.js'
 import { DASHBOARD_USERNAME, HUB_USERNAME } from './hub-identity.js'
 import { registerAuthRoutes, registerHttpAuth } from './coordinator/http-auth.js'
+import { lazySchemaCompilers } from './coordinator/lazy-schema-compilers.js'
 import type { Logger } from './log.js'
+import { startHeapSettle } from './heap-settle.js'
 
 export interface Hub {
   readonly config: Config
@@ -119,6 +121,8 @@ export async function startWithStore(config: Config, log: Logger, store: TaskSto
     // One limit for HTTP bodies and MQTT payloads (the coordinator checks those): limits.maxPayload.
     bodyLimit: config.limits.maxPayload,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // Fastify's own compilers, each schema compiled at its route's first request, not at start (issue #12).
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   })
   const coordinator = new Coordinator(config, bus, log.child({ service: 'coordinator' }), store)
   const cleanup = async (): Promise<void> => {
@@ -163,10 +167,12 @@ export async function startWithStore(config: Config, log: Logger, store: TaskSto
   if (config.hub.allowInsecure && (!isLoopbackHost(config.hub.host) || !isLoopbackHost(config.broker.host))) {
     log.warn({ hub: config.hub.host, broker: config.broker.host, tokens: config.hub.auth.tokens.length, brokerAuth: config.broker.auth.enabled }, 'hub.allowInsecure: listening beyond loopback without the auth that would require (README, Security)')
   }
+  // Collects once a burst is over, where the process was started with --expose-gc (hub-node-args.ts).
+  const settle = startHeapSettle()
   let stopping: Promise<void> | undefined
   return {
     config, coordinator, app, broker, httpUrl, mqttUrl: bus.url,
-    stop: () => (stopping ??= cleanup()),
+    stop: () => { settle?.stop(); return (stopping ??= cleanup()) },
   }
 }
 

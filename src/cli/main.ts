@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
 /**
  * The `trinity` command. `start` runs the supervisor (which runs `hub`, the
  * bridge and the instances as children); `hub` runs the hub alone in this
@@ -6,9 +6,8 @@
  * (submit, send, status, restart) or the bus (tail), so they work from any
  * machine that can reach it.
  *
- * --max-semi-space-size=2 (here, for the hub child, and in the tests' spawnHub):
- * V8's default 16 MB young generation costs the idle hub ~25 MB of RSS and
- * bought no throughput in `npm run bench`.
+ * The shebang's node flags are the hub's (src/hub-node-args.ts), so that
+ * `trinity hub` run directly gets them as the supervisor's hub child does.
  */
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -26,10 +25,9 @@ import { createLogger, createLoggerWithFile } from '../log.js'
 import { busLogin, isLoginRefused } from '../net/bus-login.js'
 import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
+import { HUB_NODE_ARGS } from '../hub-node-args.js'
 import { HttpError, request } from './http-client.js'
 
-/** See the header: the hub's young generation, kept small. */
-const HUB_NODE_ARGS = ['--max-semi-space-size=2']
 /** A repeat of the first stop signal within this long is the same signal delivered twice (see `start`). */
 const SIGNAL_ECHO_MS = 1000
 /** How often `start` checks that its parent is still there. */

@@ -56,4 +56,6 @@ export const TEST_ENV = {
   hubNodeArgs: 'TRINITY_HUB_NODE_ARGS',
   /** Set by a test for test/fixtures/instance-process.ts: that test instance's options as JSON. */
   testInstance: 'TRINITY_TEST_INSTANCE',
+  /** Set by test/hub-footprint.test.ts for test/fixtures/module-probe.ts: where the probe writes what the hub loaded. */
+  moduleProbe: 'TRINITY_TEST_MODULE_PROBE',
 } as const

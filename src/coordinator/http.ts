@@ -18,7 +18,7 @@ import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Coordinator } from './coordinator.js'
 import { principalOf } from './http-auth.js'
-import { Metrics } from './metrics.js'
+import type { Metrics } from './metrics.js'
 
 const IdParams = Type.Object({ id: Id })
 /** The most summaries one GET /tasks returns, and the most whole records (`full=true`): README, HTTP API. */
@@ -50,7 +50,10 @@ function oneAtATime(): <T>(work: () => T) => Promise<T> {
 
 export async function registerRoutes(app: FastifyInstance, coordinator: Coordinator, info: { version: string; brokerMode: string; maxPayload: number; maxDepth: number }): Promise<void> {
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
-  const metrics = new Metrics(coordinator)
+  // Made at the first scrape: prom-client (with @opentelemetry/api, about 85 modules) and its runtime
+  // monitors stay out of a hub nobody scrapes (issue #12).
+  let metrics: Promise<Metrics> | undefined
+  const scrape = (): Promise<Metrics> => (metrics ??= import('./metrics.js').then(({ Metrics }) => new Metrics(coordinator)))
   const listTurn = oneAtATime()
 
   // A write's answer leaves once the store vouches for the change (coordinator.settled(): at once on
@@ -210,5 +213,8 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
     return { messages: coordinator.store.recentMessages(limit ?? 50, filter) }
   })
 
-  api.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.render()))
+  api.get('/metrics', async (_request, reply) => {
+    const registry = await scrape()
+    return reply.type(registry.contentType).send(await registry.render())
+  })
 }

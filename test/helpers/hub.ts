@@ -17,6 +17,7 @@ import { topicsFor } from '../../src/contract/topics.js'
 import { TEST_ENV } from '../../src/config/env.js'
 import { parseConfig } from '../../src/config/load.js'
 import { startHub, type Hub } from '../../src/hub.js'
+import { HUB_NODE_ARGS } from '../../src/hub-node-args.js'
 import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { silentLogger } from '../../src/log.js'
 
@@ -110,9 +111,10 @@ export interface HubProcess {
  * `trinity hub --config file` as a child process; resolves once its HTTP API
  * answers, with the URLs of its ready signal (src/ready.ts).
  */
-export async function spawnHub(configFile: string): Promise<HubProcess> {
-  const nodeArgs = ['--max-semi-space-size=2', ...(process.env[TEST_ENV.hubNodeArgs] ?? '').split(' ').filter((a) => a !== '')]
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true' } })
+export async function spawnHub(configFile: string, options: { nodeArgs?: readonly string[]; env?: Record<string, string> } = {}): Promise<HubProcess> {
+  // The hub's own flags (as `trinity start` runs it), then any the run or the test adds.
+  const nodeArgs = [...HUB_NODE_ARGS, ...(process.env[TEST_ENV.hubNodeArgs] ?? '').split(' ').filter((a) => a !== ''), ...(options.nodeArgs ?? [])]
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true', ...options.env } })
   const ready = waitForReady(child, 'hub', 60_000)
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
