@@ -9,7 +9,7 @@
  * The shebang's node flags are the hub's (src/hub-node-args.ts), so that
  * `trinity hub` run directly gets them as the supervisor's hub child does.
  */
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import type { HubSummary, InstanceList } from '../contract/http.js'
@@ -27,6 +27,7 @@ import { VERSION } from '../version.js'
 import { announceReady } from '../ready.js'
 import { HUB_NODE_ARGS } from '../hub-node-args.js'
 import { HttpError, request } from './http-client.js'
+import type { TaskStore } from '../coordinator/task-store.js'
 
 /** A repeat of the first stop signal within this long is the same signal delivered twice (see `start`). */
 const SIGNAL_ECHO_MS = 1000
@@ -394,6 +395,47 @@ program
     const { runMcp } = await import('../mcp/main.js')
     await runMcp(options, program.opts<{ url?: string; config?: string; token?: string }>())
   })
+
+program
+  .command('store')
+  .description('the task store of the configured hub: export it, or import an export into an empty one (the move from one SQLite hub to a cluster on nats-kv)')
+  .argument('<action>', 'export | import')
+  .argument('[file]', 'export: where to write (default: stdout); import: the file to read')
+  .action(async (action: string, file: string | undefined) => {
+    if (action !== 'export' && action !== 'import') throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `action: expected export or import, got ${JSON.stringify(action)}`)
+    if (action === 'import' && file === undefined) throw new TrinityError('TRINITY_ERR_BAD_REQUEST', 'file: import needs the file `trinity store export` wrote')
+    const config = loadConfigOrExit(program.opts<{ config?: string }>().config)
+    const { exportStore, importStore } = await import('../coordinator/store-transfer.js')
+    const store = await openConfiguredStore(config, action === 'import')
+    try {
+      const counts = action === 'export' ? await exportStore(store, file ?? '-') : await importStore(store, file ?? '', { maxMessages: config.messages.maxCount })
+      process.stderr.write(`trinity: ${action === 'export' ? 'exported' : 'imported'} ${counts.tasks} tasks, ${counts.messages} messages, ${counts.births} births (store.backend ${config.store.backend})\n`)
+    } finally {
+      await store.close()
+    }
+  })
+
+/** The store the config names, opened as a hub would; for an import into nats-kv, only while no hub leads. */
+async function openConfiguredStore(config: Config, writing: boolean): Promise<TaskStore> {
+  if (config.store.backend === 'sqlite') {
+    const { STORE_FILE, SqliteStore } = await import('../coordinator/sqlite-store.js')
+    return new SqliteStore({ file: join(config.hub.dataDir, STORE_FILE), sync: config.store.sync })
+  }
+  const { bucketPrefixFor } = await import('../coordinator/nats-kv.js')
+  const prefix = bucketPrefixFor(config.hub.topicPrefix)
+  if (writing) {
+    const { LeaderLease } = await import('../coordinator/leader-lease.js')
+    const lease = await LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: 'trinity-store-import', url: '' }, replicas: config.store.replicas })
+    try {
+      const leader = await lease.current()
+      if (leader !== undefined) throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `a hub leads this store (${leader.url}): stop every hub before an import`)
+    } finally {
+      await lease.close()
+    }
+  }
+  const { NatsKvStore } = await import('../coordinator/nats-kv-store.js')
+  return NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas })
+}
 
 program.parseAsync().catch((err: unknown) => {
   // The registry code (docs/errors.md) after the words: what a script matches on.
