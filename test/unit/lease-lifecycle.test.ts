@@ -13,7 +13,7 @@ const T0 = 10_000
 function held(): LeaseState & { kind: 'held' } {
   const state = nextLease(STANDBY, { kind: 'acquired', revision: 7, sentAt: T0, at: T0 + 5 }, timing)
   assert.equal(state.kind, 'held')
-  return state as LeaseState & { kind: 'held' }
+  return state
 }
 
 test('the timing: the deadline is sentAt + TTL less a margin, renewals at a third of the TTL', () => {
@@ -57,8 +57,8 @@ test('an acquisition answered after its own deadline is no lease', () => {
 test('an unanswered renewal is retried soon, before the deadline; past it, the lease is lost', () => {
   const retry = nextLease(held(), { kind: 'unanswered', at: T0 + 1_100 }, timing)
   assert.equal(retry.kind, 'held')
-  assert.equal((retry as LeaseState & { kind: 'held' }).renewAt, T0 + 1_250)
-  assert.equal((retry as LeaseState & { kind: 'held' }).deadline, T0 + 2_700, 'the deadline does not move')
+  assert.equal(retry.renewAt, T0 + 1_250)
+  assert.equal(retry.deadline, T0 + 2_700, 'the deadline does not move')
   const nearEnd = nextLease(held(), { kind: 'unanswered', at: T0 + 2_650 }, timing)
   assert.equal((nearEnd as LeaseState & { kind: 'held' }).renewAt, T0 + 2_700, 'never retried after the deadline')
   assert.equal(nextLease(held(), { kind: 'unanswered', at: T0 + 2_700 }, timing).kind, 'lost')
