@@ -266,3 +266,31 @@ test('the cluster without quorum vouches for nothing: a writer killed meanwhile 
     await reader.close()
   }
 })
+
+test('the lease: one holder at a time; a release is seen by a waiting standby at once, which takes a newer epoch and names itself', async () => {
+  const prefix = bucketPrefixFor(`lease-${process.pid}`)
+  const open = (hub: string): Promise<LeaderLease> => LeaderLease.open({ servers: servers(), prefix, ttlMs: 600_000, holder: { hub, url: `http://${hub}.invalid:8080` } })
+  const a = await open('hub-a')
+  cleanups.push(() => a.close())
+  const b = await open('hub-b')
+  cleanups.push(() => b.close())
+  assert.equal(await a.tryAcquire(), true)
+  assert.equal(a.refusal(), undefined, 'the holder may write')
+  assert.equal(await b.tryAcquire(), false, 'a second create fails while the first holder is live')
+  assert.match(b.refusal() ?? '', /does not hold/)
+  assert.deepEqual(await b.current(), { hub: 'hub-a', url: 'http://hub-a.invalid:8080', revision: a.epoch }, 'a standby sees who leads')
+
+  const taken = b.acquire()
+  let tookOver = false
+  void taken.then(() => { tookOver = true })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.equal(tookOver, false, 'the standby waits while the lease is held')
+  await a.release()
+  // The TTL is 10 minutes and the standby polls at a third of it: within the 60 s bound, only the tombstone can wake it.
+  await withBound('the standby to take the released lease', taken)
+  assert.equal(await a.lost, 'this hub released the lease')
+  assert.ok(b.epoch > a.epoch, `the new epoch ${b.epoch} is newer than ${a.epoch}`)
+  assert.match(a.refusal() ?? '', /was lost/)
+  assert.equal(b.refusal(), undefined)
+  assert.equal((await a.current())?.hub, 'hub-b')
+})
