@@ -157,6 +157,8 @@ export class NatsKvStore implements TaskStore {
    * load: its value is taken (it is the newest state) and rewritten again.
    */
   private async takeOver(kv: KV, fence: StoreFence): Promise<void> {
+    const refusal = fence.refusal()
+    if (refusal !== undefined) throw new TrinityError('TRINITY_ERR_STORE_FENCED', refusal)
     if (this.newestEpoch > fence.epoch) throw newerEpoch(this.newestEpoch, fence.epoch)
     await Promise.all(this.unfinishedEntries().map(async ([id]) => {
       const key = keyFor(id)
