@@ -122,13 +122,9 @@ export class KvWriter {
   durable(): Promise<void> | undefined {
     if (this.fenced !== undefined) return Promise.reject(this.fenced)
     if (this.outstanding.size === 0) return undefined
+    if (this.closed) return Promise.reject(new TrinityError('TRINITY_ERR_STORE_UNAVAILABLE', `closed with ${this.outstanding.size} writes not confirmed`))
     const upTo = this.generation
     return new Promise((resolve, reject) => this.waiters.push({ upTo, resolve, reject }))
-  }
-
-  /** How many writes are not yet acknowledged. */
-  get pending(): number {
-    return this.outstanding.size
   }
 
   /** Stops sending; what was not acknowledged is not vouched for (durable() rejects). */

@@ -41,7 +41,7 @@ import type { Message } from '../contract/payloads/message.js'
 import { summarizeTask, type ContentFacts } from '../contract/task-summary.js'
 import { TrinityError } from '../errors.js'
 import { KvWriter } from './kv-writer.js'
-import { casPut, connectNats, idFor, isRevisionConflict, keyFor, openBucket, type NatsHandle } from './nats-kv.js'
+import { casPut, connectNats, idFor, isRevisionConflict, keyFor, openBucket, streamFor, type NatsHandle } from './nats-kv.js'
 import type { RememberedBirth, TaskFilter, TaskKey, TaskStore } from './task-store.js'
 
 /** What the store asks the leader lease (leader-lease.ts implements it). */
@@ -89,6 +89,9 @@ const PRUNABLE = new Set(['completed', 'failed', 'cancelled'])
 
 const encoder = new TextEncoder()
 
+/** How long open waits for a bucket's load to catch up with its stream. */
+const LOAD_BOUND_MS = 30_000
+
 export class NatsKvStore implements TaskStore {
   private readonly tasks = new Map<string, TaskEntry>()
   /** In arrival order (a Map keeps insertion order). */
@@ -115,7 +118,7 @@ export class NatsKvStore implements TaskStore {
       const fence = options.fence
       const writer = new KvWriter(handle, buckets, { writerId: randomUUID(), ...(fence === undefined ? {} : { refusal: () => fence.refusal() }) })
       const store = new NatsKvStore(handle, writer, names, fence?.epoch ?? 0)
-      for (const [name, kv] of buckets) store.load(name, await loadBucket(kv))
+      for (const [name, kv] of buckets) store.load(name, await loadBucket(handle, name, kv))
       if (fence !== undefined) await store.takeOver(buckets.get(names.tasks)!, fence)
       return store
     } catch (err) {
@@ -154,6 +157,8 @@ export class NatsKvStore implements TaskStore {
    * load: its value is taken (it is the newest state) and rewritten again.
    */
   private async takeOver(kv: KV, fence: StoreFence): Promise<void> {
+    const refusal = fence.refusal()
+    if (refusal !== undefined) throw new TrinityError('TRINITY_ERR_STORE_FENCED', refusal)
     if (this.newestEpoch > fence.epoch) throw newerEpoch(this.newestEpoch, fence.epoch)
     await Promise.all(this.unfinishedEntries().map(async ([id]) => {
       const key = keyFor(id)
@@ -333,19 +338,36 @@ function byNewestChange(a: TaskEntry, b: TaskEntry): number {
   return b.key.updatedAt - a.key.updatedAt || b.seq - a.seq
 }
 
-/** Every key's last value (tombstones included, for their revisions), read with one watch that stops once it has caught up. */
-async function loadBucket(kv: KV): Promise<KvEntry[]> {
+/**
+ * Every key's last value (tombstones included, for their revisions), read
+ * with one watch, until it holds as many entries as the stream has messages.
+ * nats.js's own "caught up" signal (`initializedFn`, from the consumer's
+ * pending count) is not enough: right after a node rejoined, it was seen to
+ * fire with 16 of 700 keys still to come, and a new leader that missed them
+ * would forget accepted tasks. So the count is checked against the stream's
+ * (asked again while short: another writer may delete meanwhile), for at most
+ * LOAD_BOUND_MS, after which open fails rather than start on a partial view.
+ */
+async function loadBucket(handle: NatsHandle, bucket: string, kv: KV): Promise<KvEntry[]> {
+  const stream = streamFor(bucket)
   const entries: KvEntry[] = []
   let caughtUp!: () => void
   const initialized = new Promise<void>((resolve) => { caughtUp = resolve })
   const watch = await kv.watch({ initializedFn: () => caughtUp() })
   const reading = (async () => {
-    for await (const entry of watch) {
-      entries.push(entry)
-    }
+    for await (const entry of watch) entries.push(entry)
   })()
-  await initialized
-  watch.stop()
-  await reading
-  return entries
+  try {
+    await initialized
+    const until = performance.now() + LOAD_BOUND_MS
+    for (;;) {
+      const { messages } = (await handle.jsm.streams.info(stream)).state
+      if (entries.length >= messages) return entries
+      if (performance.now() > until) throw new TrinityError('TRINITY_ERR_STORE_UNAVAILABLE', `${bucket}: loaded ${entries.length} of its ${messages} entries in ${LOAD_BOUND_MS} ms`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } finally {
+    watch.stop()
+    await reading
+  }
 }

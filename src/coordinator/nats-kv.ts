@@ -97,7 +97,7 @@ export async function openBucket(handle: NatsHandle, name: string, options: Buck
 }
 
 /** The subject a key's values are published on (`$KV.{bucket}.{key}`), as nats.js KV builds it. */
-export function subjectFor(bucket: string, key: string): string {
+function subjectFor(bucket: string, key: string): string {
   return `$KV.${bucket}.${key}`
 }
 

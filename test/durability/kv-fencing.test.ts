@@ -18,7 +18,7 @@ import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { LeaderLease } from '../../src/coordinator/leader-lease.js'
 import { NatsKvStore } from '../../src/coordinator/nats-kv-store.js'
 import { bucketPrefixFor } from '../../src/coordinator/nats-kv.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
+import { startNatsCluster, streamLeader, type NatsCluster } from '../helpers/nats-cluster.js'
 import { ROOT, testScope, waitFor } from '../helpers/hub.js'
 import type { WriterOptions } from '../fixtures/kv-writer.js'
 
@@ -179,4 +179,118 @@ test('SIGKILL of a writer in the middle of its writes: every write durable() vou
   } finally {
     await reader.close()
   }
+})
+
+/** A fresh store, once the cluster can serve it (after nodes come back, its streams may still be electing leaders). */
+async function openWhenServed(prefix: string): Promise<NatsKvStore> {
+  let store: NatsKvStore | undefined
+  let last: unknown
+  await waitFor(async () => {
+    store = await NatsKvStore.open({ servers: servers(), prefix }).catch((err: unknown) => { last = err; return undefined })
+    return store !== undefined
+  }, 60_000, () => `the store to open (${String(last)})`)
+  return store!
+}
+
+async function withBound<T>(what: string, promise: Promise<T> | undefined): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`timed out after 60 s: ${what}`)), 60_000) })
+  try {
+    return await Promise.race([promise, bound])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('SIGKILL of the NATS node leading the tasks bucket, during writes: durable() settles once the cluster re-forms, no durable write lost', async () => {
+  const live = cluster!
+  const prefix = bucketPrefixFor(`nodeloss-${process.pid}`)
+  const store = await NatsKvStore.open({ servers: servers(), prefix })
+  cleanups.push(() => store.close())
+  const vouched: string[] = []
+  let batch = 0
+  const writeBatch = async (): Promise<void> => {
+    const ids = Array.from({ length: 50 }, (_, i) => `n-${batch}-${i}`)
+    batch++
+    for (const id of ids) store.saveTask(task(id, 'nodeloss'))
+    await withBound(`batch ${batch} to be durable`, store.durable())
+    vouched.push(...ids)
+  }
+  for (let i = 0; i < 5; i++) await writeBatch()
+
+  let leader: number | undefined
+  await waitFor(async () => (leader = await streamLeader(live, `KV_${prefix}_tasks`)) !== undefined, 30_000, 'the tasks stream\'s leader')
+  // Writes in flight when the leader goes: they are retried until a new leader answers.
+  const ids = Array.from({ length: 200 }, (_, i) => `inflight-${i}`)
+  for (const id of ids) store.saveTask(task(id, 'nodeloss'))
+  const inFlight = store.durable()
+  await live.kill(leader!)
+  await withBound('the writes in flight at the kill to be durable', inFlight)
+  vouched.push(...ids)
+  for (let i = 0; i < 5; i++) await writeBatch()
+  const now = await streamLeader(live, `KV_${prefix}_tasks`)
+  assert.notEqual(now, leader, 'another node leads the stream')
+
+  await live.restart(leader!)
+  const reader = await openWhenServed(prefix)
+  try {
+    const missing = vouched.filter((id) => reader.getTask(id) === undefined)
+    assert.deepEqual(missing, [], `${missing.length} of ${vouched.length} durable writes missing`)
+  } finally {
+    await reader.close()
+  }
+})
+
+test('the cluster without quorum vouches for nothing: a writer killed meanwhile loses only writes it never said were durable', async () => {
+  const live = cluster!
+  const prefix = bucketPrefixFor(`quorum-${process.pid}`)
+  const d = startWriter({ prefix, writer: 'D', mode: 'leader', ttlMs: 60_000, ids: 'unique', batchSize: 20, intervalMs: 5 })
+  await waitFor(() => d.events('durable').length >= 10, 60_000, () => `D's first writes\n${d.output()}`)
+  await live.kill(1)
+  await live.kill(2)
+  // Acknowledgements already on their way may still come in; after that, none without a quorum.
+  await new Promise((resolve) => setTimeout(resolve, 1_000))
+  const atOutage = d.events('durable').length
+  await new Promise((resolve) => setTimeout(resolve, 3_000))
+  assert.equal(d.events('durable').length, atOutage, `D vouched for writes with 2 of 3 nodes down\n${d.output()}`)
+  d.child.kill('SIGKILL')
+  await d.exited
+
+  // Together: each waits for routes to both others.
+  await Promise.all([live.restart(1), live.restart(2)])
+  const reader = await openWhenServed(prefix)
+  try {
+    const missing = d.events('durable').flatMap((l) => l.ids ?? []).filter((id) => reader.getTask(id) === undefined)
+    assert.deepEqual(missing, [], 'vouched for but not stored')
+  } finally {
+    await reader.close()
+  }
+})
+
+test('the lease: one holder at a time; a release is seen by a waiting standby at once, which takes a newer epoch and names itself', async () => {
+  const prefix = bucketPrefixFor(`lease-${process.pid}`)
+  const open = (hub: string): Promise<LeaderLease> => LeaderLease.open({ servers: servers(), prefix, ttlMs: 600_000, holder: { hub, url: `http://${hub}.invalid:8080` } })
+  const a = await open('hub-a')
+  cleanups.push(() => a.close())
+  const b = await open('hub-b')
+  cleanups.push(() => b.close())
+  assert.equal(await a.tryAcquire(), true)
+  assert.equal(a.refusal(), undefined, 'the holder may write')
+  assert.equal(await b.tryAcquire(), false, 'a second create fails while the first holder is live')
+  assert.match(b.refusal() ?? '', /does not hold/)
+  assert.deepEqual(await b.current(), { hub: 'hub-a', url: 'http://hub-a.invalid:8080', revision: a.epoch }, 'a standby sees who leads')
+
+  const taken = b.acquire()
+  let tookOver = false
+  void taken.then(() => { tookOver = true })
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  assert.equal(tookOver, false, 'the standby waits while the lease is held')
+  await a.release()
+  // The TTL is 10 minutes and the standby polls at a third of it: within the 60 s bound, only the tombstone can wake it.
+  await withBound('the standby to take the released lease', taken)
+  assert.equal(await a.lost, 'this hub released the lease')
+  assert.ok(b.epoch > a.epoch, `the new epoch ${b.epoch} is newer than ${a.epoch}`)
+  assert.match(a.refusal() ?? '', /was lost/)
+  assert.equal(b.refusal(), undefined)
+  assert.equal((await a.current())?.hub, 'hub-b')
 })

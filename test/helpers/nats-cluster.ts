@@ -196,3 +196,20 @@ async function metaLeader(node: NatsNode): Promise<string | undefined> {
   const leader = jsz?.meta_cluster?.leader
   return leader === undefined || leader === '' ? undefined : leader
 }
+
+/**
+ * The index of the node leading a JetStream stream (a KV bucket's is
+ * `KV_{bucket}`), as a running node's /jsz says; undefined while it has none.
+ */
+export async function streamLeader(cluster: NatsCluster, stream: string): Promise<number | undefined> {
+  for (let i = 0; i < cluster.nodes.length; i++) {
+    if (!cluster.running(i)) continue
+    const jsz = await monitor<{ account_details?: { stream_detail?: { name: string; cluster?: { leader?: string } }[] }[] }>(cluster.nodes[i]!, '/jsz?streams=true')
+    for (const account of jsz?.account_details ?? []) {
+      const leader = account.stream_detail?.find((s) => s.name === stream)?.cluster?.leader
+      const index = cluster.nodes.findIndex((n) => n.name === leader)
+      if (index >= 0) return index
+    }
+  }
+  return undefined
+}

@@ -57,8 +57,8 @@ test('an acquisition answered after its own deadline is no lease', () => {
 test('an unanswered renewal is retried soon, before the deadline; past it, the lease is lost', () => {
   const retry = nextLease(held(), { kind: 'unanswered', at: T0 + 1_100 }, timing)
   assert.equal(retry.kind, 'held')
-  assert.equal((retry).renewAt, T0 + 1_250)
-  assert.equal((retry).deadline, T0 + 2_700, 'the deadline does not move')
+  assert.equal(retry.renewAt, T0 + 1_250)
+  assert.equal(retry.deadline, T0 + 2_700, 'the deadline does not move')
   const nearEnd = nextLease(held(), { kind: 'unanswered', at: T0 + 2_650 }, timing)
   assert.equal((nearEnd as LeaseState & { kind: 'held' }).renewAt, T0 + 2_700, 'never retried after the deadline')
   assert.equal(nextLease(held(), { kind: 'unanswered', at: T0 + 2_700 }, timing).kind, 'lost')
