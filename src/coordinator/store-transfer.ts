@@ -77,7 +77,7 @@ export async function importStore(store: TaskStore, file: string, options: { max
       throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `${file}:${number}: not JSON (${(err as Error).message})`)
     }
     if (number === 1) {
-      if (line.kind !== HEADER.kind || (line as typeof HEADER).version !== HEADER.version) {
+      if (line.kind !== HEADER.kind || (line).version !== HEADER.version) {
         throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `${file}:1: expected the header ${JSON.stringify(HEADER)} of \`trinity store export\``)
       }
       continue
