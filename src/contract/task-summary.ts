@@ -24,7 +24,8 @@ export interface ContentFacts {
 }
 
 export function contentFacts(content: unknown): ContentFacts {
-  return contentFactsOf(content, JSON.stringify(content) as string | undefined)
+  // JSON.stringify says undefined for an undefined content, whatever its type claims.
+  return contentFactsOf(content, JSON.stringify(content))
 }
 
 /** `contentFacts`, from the content's JSON when the caller has it already (serialising it once, not twice). */

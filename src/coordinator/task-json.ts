@@ -80,7 +80,7 @@ export class TaskJson {
   }
 
   private entryOf(task: TaskRecord): Entry {
-    return this.entries.get(task) ?? this.create(task, JSON.stringify(task.content) as string | undefined)
+    return this.entries.get(task) ?? this.create(task, JSON.stringify(task.content))
   }
 
   private create(task: TaskRecord, contentJson: string | undefined): Entry {

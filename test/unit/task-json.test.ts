@@ -72,7 +72,7 @@ test('an event spliced from its summary is the serialised event, byte for byte: 
   for (const task of records()) {
     const summary = JSON.stringify(summarizeTask(task))
     for (const admission of [true, false]) {
-      const spliced = taskEventJson(task, summary, admission, JSON.stringify(task.content) as string | undefined)
+      const spliced = taskEventJson(task, summary, admission, JSON.stringify(task.content))
       assert.equal(spliced, JSON.stringify(taskEvent(task, admission)), `${task.state}, admission ${admission}`)
     }
   }
@@ -88,7 +88,7 @@ test('the cached summary follows every kind of change to the record', () => {
   const json = new TaskJson()
   const task = record({ big: 'b'.repeat(1000) }, [newLeg(['c1'], 1)], { strategy: 'least-loaded' })
   const fresh = (): string => JSON.stringify(summarizeTask(task))
-  assert.equal(JSON.parse(json.admission(task)).content.big, 'b'.repeat(1000))
+  assert.equal((JSON.parse(json.admission(task)) as { content: { big: string } }).content.big, 'b'.repeat(1000))
   assert.equal(json.summary(task), fresh())
   const changes: [string, () => void][] = [
     ['leg replaced', () => { task.assignments[0] = assign(task.assignments[0] as Assignment, { instance: 'c1', leaseToken: 't', leaseMs: 10 }, 3); task.updatedAt = 3 }],
@@ -111,5 +111,5 @@ test('the cached summary follows every kind of change to the record', () => {
   }
   // Unchanged, it says the same.
   assert.equal(json.summary(task), fresh())
-  assert.equal(JSON.parse(json.event(task)).result, 'done')
+  assert.equal((JSON.parse(json.event(task)) as { result: unknown }).result, 'done')
 })
