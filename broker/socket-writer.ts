@@ -298,8 +298,8 @@ export class MqttConnection extends Duplex {
   }
 
   #armTimer(): void {
-    const deadlines = [this.#held[0]?.deadline].filter((d): d is number => d !== undefined)
-    const next = deadlines.length === 0 ? undefined : Math.min(...deadlines)
+    // Called for every write the broker makes: nothing allocated on the way (issue #12).
+    const next = this.#held[0]?.deadline
     if (this.#timer !== undefined) {
       if (next === this.#timerDeadline) return
       clearTimeout(this.#timer)

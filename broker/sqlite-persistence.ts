@@ -201,6 +201,8 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: WirePacket): Promise<void> {
+    // Aedes asks for every QoS 1 publish; most have no persistent session behind them.
+    if (subs.length === 0) return
     this.journalOrSay(() => {
       if (subs.length > 1) this.db.transaction(() => { for (const sub of subs) this.journalEnqueue(sub.clientId, packet) })()
       else if (subs[0] !== undefined) this.journalEnqueue(subs[0].clientId, packet)

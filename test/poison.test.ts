@@ -80,6 +80,12 @@ test('the depth check names the first field too deep, counts [] and {} as one le
   assert.equal(tooDeepField({ a: 'x', b: [[[1]]] }, 2), 'b')
   assert.equal(tooDeepField({ a: { b: { c: {} } } }, 2), 'a')
   assert.equal(tooDeepField([[[]]], 2), '(payload)')
+  assert.equal(tooDeepField([[]], 2), null)
+  // Objects inside arrays and arrays inside objects count alike; a later field is found after a shallow one.
+  assert.equal(tooDeepField({ a: [{ b: [] }] }, 2), 'a')
+  assert.equal(tooDeepField({ a: [{ b: [] }] }, 3), null)
+  assert.equal(tooDeepField({ a: [1, { b: 2 }], c: 'x', d: { e: [{ f: {} }] } }, 3), 'd')
+  assert.equal(tooDeepField({ a: null, b: 0 }, 1), null)
   assert.equal(tooDeepField('just a string', 1), null)
   // A million levels (what 2 MB of brackets parse to) is answered, not a stack overflow.
   const huge = JSON.parse(nested(1_000_000)) as unknown

@@ -19,13 +19,17 @@ export function preview(value: unknown, max = PREVIEW_CHARS): string {
 
 /** UTF-8 bytes of a value as JSON (counted by hand: the dashboard's browser code has no Buffer). */
 export function jsonBytes(value: unknown): number {
-  const json = JSON.stringify(value) ?? ''
+  return utf8Bytes(JSON.stringify(value) ?? '')
+}
+
+/** UTF-8 bytes of a text. */
+export function utf8Bytes(text: string): number {
   let bytes = 0
-  for (let i = 0; i < json.length; i++) {
-    const code = json.charCodeAt(i)
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
     if (code < 0x80) bytes += 1
     else if (code < 0x800) bytes += 2
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < json.length) { bytes += 4; i++ }
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) { bytes += 4; i++ }
     else bytes += 3
   }
   return bytes

@@ -25,7 +25,7 @@ import { randomUUID } from 'node:crypto'
 import { PRIORITY_RANK, TASK_STATES, TERMINAL_TASK_STATES, type TaskState } from '../contract/constants.js'
 import type { Assignment, Report, TaskRecord, TaskRespond, TaskSubmit, TaskSummary } from '../contract/payloads/task.js'
 import type { InboxFrame } from '../contract/payloads/inbox.js'
-import { contentFacts, summarizeTask, taskEvent, type ContentFacts } from '../contract/task-summary.js'
+import { contentFacts, taskEvent } from '../contract/task-summary.js'
 import type { Config, Route } from '../config/schema.js'
 import { TrinityError, isTrinityError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -35,6 +35,7 @@ import type { TaskStore } from './task-store.js'
 import { answer, ask, assign, bury, cancel, complete, fail, inputDeadline, isLegActive, isLegFinished, lose, renew, replay, start, type RetryPolicy } from './leg-lifecycle.js'
 import { deriveState, legKey, newTaskRecord, sameSubmission } from './task-record.js'
 import { LegQueue, type QueuedLeg } from './leg-queue.js'
+import { TaskJson } from './task-json.js'
 
 export interface SchedulerDeps {
   store: TaskStore
@@ -63,16 +64,16 @@ export class Scheduler {
   /** Pending legs per priority rank (index = rank), FIFO. */
   private readonly queues: LegQueue[] = [new LegQueue(), new LegQueue(), new LegQueue(), new LegQueue()]
   private readonly queued = new Map<string, QueuedLeg>()
-  /** Admitted but not yet written: saved with the dispatch that follows, in one commit (the record, its summary and its admission event). */
-  private readonly admitted = new Map<string, { record: string; summary: string; event: string }>()
+  /** Admitted but not yet written: saved with the dispatch that follows, in one commit; the admission event goes out after it. */
+  private readonly admitted = new Map<string, string>()
   /** Accepted tasks whose latest change found the disk full: held here (their events too) until a write gets through. */
   private readonly unwritten = new Map<string, TaskRecord>()
   /** Set while the disk is full (the last write said so): the refusal, and the timer that retries `unwritten`. */
   private full: { error: TrinityError; retry: NodeJS.Timeout } | undefined
   /** Submissions, and client changes (`commitRequest`), whose first write found the disk full: refused, never acknowledged (the caller throws). */
   private readonly refused = new Map<string, TrinityError>()
-  /** A task's content never changes: its preview and size are worked out once. */
-  private readonly facts = new WeakMap<TaskRecord, ContentFacts>()
+  /** Each live task's summary, serialised once per change (the content's preview and size once per task). */
+  private readonly json = new TaskJson()
   private wakeTimer: NodeJS.Timeout | undefined
   private wakeAt = Infinity
   /**
@@ -104,7 +105,7 @@ export class Scheduler {
   /** A change in a batch: written at the turn's commit, its event as it is now published after it. */
   private stage(task: TaskRecord): void {
     this.staged.add(task)
-    this.stagedEvents.push([task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task)))])
+    this.stagedEvents.push([task.id, this.json.event(task)])
   }
 
   batch(fn: () => void, settle: () => void): void {
@@ -156,12 +157,9 @@ export class Scheduler {
     this.mustBeWritable()
     const route = router.routeFor(request.type)
     const task = newTaskRecord(request, route, { priority: tasks.defaultPriority, maxAttempts: tasks.maxAttempts }, now())
-    // Serialised before the task joins the queue: a record that cannot be written leaves nothing behind.
-    const admitted = {
-      record: JSON.stringify(task),
-      summary: JSON.stringify(summarizeTask(task, this.factsOf(task))),
-      event: JSON.stringify(taskEvent(task, true, this.factsOf(task))),
-    }
+    // Serialised before the task joins the queue (the content is the client's part): a record that cannot be written leaves nothing behind.
+    // Its record and summary are serialised when written, as they are then: most tasks are assigned before that.
+    const admitted = this.json.admission(task)
     this.live.set(task.id, task)
     task.assignments.forEach((_, index) => this.enqueue(task, index))
     // One commit for admission and assignment; the `queued` event still goes out first.
@@ -546,13 +544,14 @@ export class Scheduler {
     const listed = new Set(list)
     // Admitted tasks that changed since are written from the record as it is now.
     const writes: [TaskRecord, () => void][] = []
-    for (const [id, { record, summary }] of admitted) {
+    const save = (task: TaskRecord): void => store.saveTaskJson(task, JSON.stringify(task), this.json.summary(task))
+    for (const [id] of admitted) {
       const task = this.live.get(id)
-      if (task !== undefined && !listed.has(task)) writes.push([task, () => store.saveTaskJson(task, record, summary)])
+      if (task !== undefined && !listed.has(task)) writes.push([task, () => save(task)])
     }
-    for (const task of list) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
+    for (const task of list) writes.push([task, () => save(task)])
     const retried = [...this.unwritten.values()].filter((task) => !listed.has(task))
-    for (const task of retried) writes.push([task, () => store.saveTask(task, this.factsOf(task))])
+    for (const task of retried) writes.push([task, () => save(task)])
     const admittedIds = new Set(admitted.map(([id]) => id))
     const buried = new Set<string>()
     let noRoom: TrinityError | undefined
@@ -584,7 +583,7 @@ export class Scheduler {
     for (const [task] of writes) if (!buried.has(task.id)) this.unwritten.delete(task.id)
     if (noRoom !== undefined) this.noSpace(noRoom)
     else if (this.unwritten.size === 0 && writes.some(([task]) => !buried.has(task.id))) this.spaceAgain()
-    for (const [id, { event }] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
+    for (const [id, event] of admitted) if (!buried.has(id)) this.deps.publishEvent(id, event)
     for (const [id, event] of stagedEvents) {
       if (buried.has(id)) continue
       try {
@@ -601,7 +600,7 @@ export class Scheduler {
       // A staged change's event is the one taken when it was staged.
       if (!direct.has(task) && !retried.includes(task)) continue
       try {
-        this.deps.publishEvent(task.id, JSON.stringify(taskEvent(task, false, this.factsOf(task))))
+        this.deps.publishEvent(task.id, this.json.event(task))
       } catch (err) {
         this.deadLetter(task, `its event could not be published: ${messageOf(err)}`)
         buried.add(task.id)
@@ -717,15 +716,6 @@ export class Scheduler {
     } catch (err) {
       this.deps.log.error({ taskId: task.id, err }, 'the dead letter\'s event could not be published')
     }
-  }
-
-  private factsOf(task: TaskRecord): ContentFacts {
-    let facts = this.facts.get(task)
-    if (facts === undefined) {
-      facts = contentFacts(task.content)
-      this.facts.set(task, facts)
-    }
-    return facts
   }
 
   private enqueue(task: TaskRecord, leg: number): void {

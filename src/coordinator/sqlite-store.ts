@@ -44,6 +44,8 @@ export class SqliteStore implements TaskStore {
   private readonly insertMessage: Database.Statement<[string, number, string]>
   private readonly selectTask: Database.Statement<[string], { record: string }>
   private readonly trimMessages: Database.Statement<[number]>
+  /** One transaction function for every commit: better-sqlite3 builds four wrappers per `db.transaction` call. */
+  private readonly inTransaction: (fn: () => unknown) => unknown
 
   private readonly file: string
 
@@ -78,6 +80,7 @@ export class SqliteStore implements TaskStore {
     this.insertMessage = this.db.prepare('INSERT OR IGNORE INTO messages (id, ts, record) VALUES (?, ?, ?)')
     this.selectTask = this.db.prepare('SELECT record FROM tasks WHERE id = ?')
     this.trimMessages = this.db.prepare('DELETE FROM messages WHERE seq <= ?')
+    this.inTransaction = this.db.transaction((fn: () => unknown) => fn())
   }
 
   private createSchema(): void {
@@ -169,7 +172,7 @@ export class SqliteStore implements TaskStore {
 
   /** Runs fn in one transaction: one commit for many writes. */
   transaction<T>(fn: () => T): T {
-    return this.write(() => this.db.transaction(fn)())
+    return this.write(() => this.inTransaction(fn) as T)
   }
 
   /** A full disk as the registry's error, naming the file and the room left (SQLite rolled the write back). */

@@ -57,20 +57,39 @@ export function validate<T extends TSchema>(schema: T, value: unknown): Decoded<
  * The first field of `value` (a top-level key of an object, else
  * `(payload)`) that nests deeper than `maxDepth` levels, `[]` and `{}`
  * counting one; null when none does. Iterative, and it never looks below
- * maxDepth + 1, so the check itself cannot overflow the stack.
+ * maxDepth + 1, so the check itself cannot overflow the stack. Every payload
+ * the hub reads goes through it: nothing is allocated for fields that are
+ * not containers (issue #12).
  */
 export function tooDeepField(value: unknown, maxDepth: number): string | null {
-  const roots: [string, unknown][] = isContainer(value) && !Array.isArray(value) ? Object.entries(value) : [['(payload)', value]]
-  for (const [field, root] of roots) {
-    const pending: [unknown, number][] = [[root, 1]]
-    for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
-      const [node, depth] = next
-      if (!isContainer(node)) continue
-      if (depth > maxDepth) return field
-      for (const child of Object.values(node)) if (isContainer(child)) pending.push([child, depth + 1])
-    }
+  if (!isContainer(value)) return null
+  if (Array.isArray(value)) return nestsDeeper(value, maxDepth) ? '(payload)' : null
+  for (const field in value) {
+    if (!Object.hasOwn(value, field)) continue
+    const root = value[field]
+    if (isContainer(root) && nestsDeeper(root, maxDepth)) return field
   }
   return null
+}
+
+/** Whether `root` (a container, at depth 1) holds a container deeper than `maxDepth`. */
+function nestsDeeper(root: Record<string, unknown> | unknown[], maxDepth: number): boolean {
+  const nodes: (Record<string, unknown> | unknown[])[] = [root]
+  const depths: number[] = [1]
+  for (let node = nodes.pop(); node !== undefined; node = nodes.pop()) {
+    const depth = depths.pop() as number
+    if (depth > maxDepth) return true
+    if (Array.isArray(node)) {
+      for (const child of node) if (isContainer(child)) { nodes.push(child); depths.push(depth + 1) }
+    } else {
+      for (const key in node) {
+        if (!Object.hasOwn(node, key)) continue
+        const child = node[key]
+        if (isContainer(child)) { nodes.push(child); depths.push(depth + 1) }
+      }
+    }
+  }
+  return false
 }
 
 function isContainer(value: unknown): value is Record<string, unknown> | unknown[] {
