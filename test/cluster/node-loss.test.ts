@@ -1,0 +1,92 @@
+/**
+ * SIGKILL of a NATS node under load, with the task store in JetStream KV
+ * (issue #13): two `trinity hub` processes (leader and standby) whose MQTT
+ * and store connections are on node 1 first, a worker on node 2, and 600
+ * HTTP submissions; node 1 is killed after 200 are acknowledged. The hubs
+ * move to node 3 (MQTT) and the other nodes (NATS); whichever hub leads
+ * afterwards (the standby may take over, if the leader could not renew its
+ * lease in time) has every acknowledged task, once, and completes it; no task
+ * shows two completions.
+ */
+import { before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import mqtt from 'mqtt'
+import type { TaskEvent, TaskRecord } from '../../src/contract/payloads/task.js'
+import { topicsFor } from '../../src/contract/topics.js'
+import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
+import { spawnHub, testScope, waitFor } from '../helpers/hub.js'
+import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
+import { TestInstance } from '../helpers/instance.js'
+
+const { dir, cleanups } = testScope()
+let cluster: NatsCluster | undefined
+before(async () => {
+  cluster = await startNatsCluster(dir.path)
+  cleanups.push(() => cluster?.stop())
+})
+
+const PREFIX = 'nl'
+const TOTAL = 600
+
+test('SIGKILL of the NATS node the hubs are on, during 600 submissions: they move to the others, every acknowledged task completes once', async (t) => {
+  if (cluster === undefined) throw new Error('the NATS cluster did not start')
+  const nodes = cluster.nodes
+  const a = await spawnHub(await clusterHubConfig(cluster, dir.path, 'hub-a', PREFIX))
+  cleanups.push(() => a.kill())
+  await waitFor(async () => (await hubHealth(a.httpUrl))?.role === 'leader', 60_000, () => `hub a to lead:\n${a.output()}`)
+  const b = await spawnHub(await clusterHubConfig(cluster, dir.path, 'hub-b', PREFIX))
+  cleanups.push(() => b.kill())
+  const urls = [a.httpUrl, b.httpUrl]
+  const leader = async (): Promise<string | undefined> => {
+    for (const url of urls) if ((await hubHealth(url))?.role === 'leader') return url
+    return undefined
+  }
+
+  const worker = await TestInstance.start({ url: nodes[1]!.mqttUrl, id: 'w1', prefix: PREFIX, capabilities: ['analyze'], concurrency: 32, heartbeatMs: 500 })
+  cleanups.push(() => worker.close())
+  const watcher = await mqtt.connectAsync(nodes[1]!.mqttUrl, { reconnectPeriod: 500 })
+  cleanups.push(() => watcher.endAsync(true))
+  const completions = new Map<string, number>()
+  watcher.on('message', (_topic, payload) => {
+    const event = JSON.parse(payload.toString()) as TaskEvent
+    if (event.state === 'completed') completions.set(event.id, (completions.get(event.id) ?? 0) + 1)
+  })
+  await watcher.subscribeAsync(topicsFor(PREFIX).anyTaskEvent, { qos: 1 })
+
+  const acknowledged: string[] = []
+  let killed: Promise<void> | undefined
+  for (let i = 0; i < TOTAL; i += 10) {
+    await Promise.all(Array.from({ length: 10 }, async (_, k) => {
+      const id = `t-${i + k}`
+      await submitUntilAccepted(urls, id)
+      acknowledged.push(id)
+    }))
+    if (killed === undefined && acknowledged.length >= TOTAL / 3) killed = cluster.kill(0)
+  }
+  await killed
+  assert.equal(cluster.running(0), false, 'node 1 was killed during the burst')
+
+  let leading: string | undefined
+  const pending = new Set(acknowledged)
+  await waitFor(async () => {
+    leading = await leader()
+    if (leading === undefined) return false
+    try {
+      for (const id of [...pending]) {
+        const response = await fetch(`${leading}/tasks/${id}`)
+        if (response.status !== 200) { await response.text(); continue }
+        if (((await response.json()) as TaskRecord).state === 'completed') pending.delete(id)
+      }
+    } catch {
+      // The leader went (it may step down, should it not renew its lease in time): ask again who leads.
+      return false
+    }
+    return pending.size === 0
+  }, 180_000, () => `every acknowledged task completed: ${pending.size} of ${acknowledged.length} not yet\nhub a:\n${a.output().slice(-2000)}\nhub b:\n${b.output().slice(-2000)}`)
+  const list = await fetch(`${leading}/tasks?limit=1`).then((r) => r.json()) as { counts: Record<string, number> }
+  assert.equal(list.counts['completed'], TOTAL, `exactly the ${TOTAL} tasks, each once: ${JSON.stringify(list.counts)}`)
+  await submitUntilAccepted(urls, 'sentinel')
+  await waitFor(() => completions.has('sentinel'), 60_000, 'the sentinel task\'s completed event')
+  assert.deepEqual([...completions].filter(([, n]) => n > 1), [], 'no task has two applied completions')
+  t.diagnostic(`after the node loss ${leading === a.httpUrl ? 'hub a still leads' : 'hub b took over'}; completed events seen: ${completions.size - 1} of ${TOTAL}`)
+})
