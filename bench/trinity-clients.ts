@@ -17,7 +17,7 @@ export interface TrinityClients {
 
 const topics = topicsFor()
 
-export function mqttClient(url: string, clientId: string): Promise<MqttClient> {
+function mqttClient(url: string, clientId: string): Promise<MqttClient> {
   return connectBus({ url, clientId, clean: true, reconnectPeriod: 0 }, 'first-error')
 }
 
