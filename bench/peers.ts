@@ -13,26 +13,27 @@
  * Systems: the Trinity hub (embedded broker) at `store.sync: normal` and
  * `full`; BullMQ on redis-server with AOF `everysec` (its recommended setting),
  * `always`, and no persistence; NATS JetStream (nats-server, file storage,
- * work-queue stream, pull consumer). redis-server and nats-server are
+ * work-queue stream, pull consumer); Trinity as a cluster (bench/cluster.ts:
+ * 3 NATS nodes, leader + standby hub). redis-server and nats-server are
  * Debian's (`node scripts/ensure-system-deps.mjs --bench` installs them).
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import type { MqttClient } from 'mqtt'
-import { topicsFor } from '../src/contract/topics.js'
-import { connectBus } from '../src/net/bus-client.js'
-import type { InboxFrame } from '../src/contract/payloads/inbox.js'
 import { freePort, spawnHub, tempDir, testConfig, waitFor, writeConfig } from '../test/helpers/hub.js'
 import { cpuSeconds, percentile, rssMb } from './proc.js'
 import type { InstanceList } from '../src/contract/http.js'
+import { trinityClients } from './trinity-clients.js'
+import { trinityCluster } from './cluster.js'
 
 /** One system under test, as the harness drives it. */
-interface TaskSystem {
+export interface TaskSystem {
   readonly name: string
-  /** Fsyncs per write: its burst is a fifth of the others' (a full-size one would take minutes), and says so. */
-  readonly fsyncPerWrite: boolean
+  /** Slow per write (an fsync, a replicated write): its burst is a fifth of the others' (a full-size one would take minutes); the burst column says so. */
+  readonly smallBurst: boolean
   /** What an acknowledged submit means on this system. */
   readonly durability: string
   readonly serverPid: number
+  /** Processes the server needs beside itself (a cluster's nodes): their CPU per task is reported too. */
+  readonly supportPids?: { readonly label: string; readonly pids: readonly number[] }
   /** Resolves once the server has acknowledged the task. */
   submit(id: string): Promise<void>
   /** Every completion the producer sees. */
@@ -49,14 +50,10 @@ export interface PeerResult {
   p50: number
   p99: number
   cpuPerTaskMs: number
+  /** The support processes' CPU per task, all of them together, and what they are. */
+  support?: { label: string; count: number; cpuPerTaskMs: number }
   rssIdleMb: number
   rssAfterMb: number
-}
-
-const topics = topicsFor()
-
-function mqttClient(url: string, clientId: string): Promise<MqttClient> {
-  return connectBus({ url, clientId, clean: true, reconnectPeriod: 0 }, 'first-error')
 }
 
 async function trinity(sync: 'normal' | 'full'): Promise<TaskSystem> {
@@ -70,37 +67,20 @@ async function trinity(sync: 'normal' | 'full'): Promise<TaskSystem> {
     routes: { general: { targets: ['noop'] } },
   })
   const hub = await spawnHub(writeConfig(dir.path, config))
-  // The no-op worker, as any instance speaks the contract.
-  const worker = await mqttClient(hub.mqttUrl, 'bench-peer-noop')
-  worker.on('message', (_t, payload) => {
-    const frame = JSON.parse(payload.toString()) as InboxFrame
-    if (frame.kind === 'ping') return void worker.publish(topics.instanceHeartbeat('noop'), JSON.stringify({ ts: Date.now(), nonce: frame.nonce }))
-    if (frame.kind !== 'task') return
-    worker.publish(topics.instanceReport('noop'), JSON.stringify({ taskId: frame.task.id, state: 'completed', leaseToken: frame.leaseToken, output: null }), { qos: 1 })
-  })
-  await worker.subscribeAsync(topics.instanceInbox('noop'), { qos: 1 })
-  await worker.publishAsync(topics.instanceStatus('noop'), JSON.stringify({ state: 'online', session: Date.now(), concurrency: 1000, capabilities: ['general'] }), { qos: 1, retain: true })
-  const producer = await mqttClient(hub.mqttUrl, 'bench-peer-producer')
+  const clients = await trinityClients({ worker: hub.mqttUrl, producer: hub.mqttUrl }, (id) => system.onCompleted(id))
   const system: TaskSystem = {
     name: sync === 'normal' ? TRINITY_BASE : `Trinity hub, store.sync ${sync}`,
-    fsyncPerWrite: sync === 'full',
+    smallBurst: sync === 'full',
     durability: sync === 'full' ? 'task store fsynced before PUBACK' : 'on disk (WAL) before PUBACK',
     serverPid: hub.child.pid ?? 0,
     onCompleted: () => undefined,
-    async submit(id) {
-      await producer.publishAsync(topics.taskSubmit, JSON.stringify({ id, type: 'general', content: 'x' }), { qos: 1 })
-    },
+    submit: (id) => clients.submit(id),
     async close() {
-      await producer.endAsync(); await worker.endAsync()
+      await clients.close()
       await hub.kill('SIGTERM')
       dir.remove()
     },
   }
-  producer.on('message', (_t, payload) => {
-    const event = JSON.parse(payload.toString()) as { id: string; state: string }
-    if (event.state === 'completed') system.onCompleted(event.id)
-  })
-  await producer.subscribeAsync(topics.anyTaskEvent, { qos: 0 })
   await waitFor(async () => (await fetch(`${hub.httpUrl}/instances`).then((r) => r.json() as Promise<InstanceList>))
     .instances.some((i) => i.id === 'noop' && i.state === 'online'), 30_000, 'the no-op instance online')
   return system
@@ -152,7 +132,7 @@ async function bullmq(aof: 'everysec' | 'always' | 'off'): Promise<TaskSystem> {
   await Promise.all([queue.waitUntilReady(), events.waitUntilReady(), worker.waitUntilReady()])
   const system: TaskSystem = {
     name: `BullMQ + Redis, ${aof === 'off' ? 'no persistence' : `AOF ${aof}`}`,
-    fsyncPerWrite: aof === 'always',
+    smallBurst: aof === 'always',
     durability: aof === 'always' ? 'AOF fsynced per write' : aof === 'everysec' ? 'AOF, fsync each second' : 'memory only',
     serverPid: redis.pid ?? 0,
     onCompleted: () => undefined,
@@ -193,7 +173,7 @@ async function jetstream(): Promise<TaskSystem> {
   })()
   const system: TaskSystem = {
     name: 'NATS JetStream, file storage',
-    fsyncPerWrite: false,
+    smallBurst: false,
     durability: 'stream ack (file store)',
     serverPid: server.pid ?? 0,
     onCompleted: () => undefined,
@@ -214,7 +194,7 @@ async function jetstream(): Promise<TaskSystem> {
 }
 
 async function measure(system: TaskSystem, options: { burst: number; sequential: number; round: number }): Promise<PeerResult> {
-  const burst = system.fsyncPerWrite ? Math.max(1, Math.round(options.burst / 5)) : options.burst
+  const burst = system.smallBurst ? Math.max(1, Math.round(options.burst / 5)) : options.burst
   const completions = new Map<string, () => void>()
   let completed = 0
   system.onCompleted = (id) => { completed++; completions.get(id)?.() }
@@ -240,6 +220,9 @@ async function measure(system: TaskSystem, options: { burst: number; sequential:
 
   const before = completed
   const cpu0 = cpuSeconds(system.serverPid)
+  const supportPids = system.supportPids?.pids ?? []
+  const supportCpu = (): number => supportPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+  const supportCpu0 = supportCpu()
   const t0 = performance.now()
   const acks: Promise<void>[] = []
   for (let i = 0; i < burst; i++) acks.push(system.submit(`${prefix}b${i}`))
@@ -247,6 +230,7 @@ async function measure(system: TaskSystem, options: { burst: number; sequential:
   await waitFor(() => completed - before >= burst, 600_000, `${system.name}: the burst completed`)
   const seconds = (performance.now() - t0) / 1000
   const cpu = cpuSeconds(system.serverPid) - cpu0
+  const supportSeconds = supportCpu() - supportCpu0
   await new Promise((r) => setTimeout(r, 1000))
   return {
     round: options.round,
@@ -257,6 +241,7 @@ async function measure(system: TaskSystem, options: { burst: number; sequential:
     p50: percentile(samples, 0.5),
     p99: percentile(samples, 0.99),
     cpuPerTaskMs: (cpu / burst) * 1000,
+    ...(system.supportPids === undefined ? {} : { support: { label: system.supportPids.label, count: supportPids.length, cpuPerTaskMs: (supportSeconds / burst) * 1000 } }),
     rssIdleMb,
     rssAfterMb: rssMb(system.serverPid),
   }
@@ -269,6 +254,7 @@ const SYSTEMS: { key: string; start: () => Promise<TaskSystem> }[] = [
   { key: 'bullmq-always', start: () => bullmq('always') },
   { key: 'bullmq-off', start: () => bullmq('off') },
   { key: 'jetstream', start: () => jetstream() },
+  { key: 'trinity-cluster', start: () => trinityCluster() },
 ]
 
 /** Every system `rounds` times, interleaved; one result per system and round. */
@@ -298,7 +284,8 @@ export function peersTable(results: PeerResult[]): string {
     const trinityRate = base.get(r.round)?.burstPerSecond ?? NaN
     return [
       `${r.system} (round ${r.round})`, r.durability, String(r.burst), r.burstPerSecond.toFixed(0), `${(trinityRate / r.burstPerSecond).toFixed(2)}x`,
-      `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} ms`, `${r.cpuPerTaskMs.toFixed(3)} ms`, `${r.rssIdleMb.toFixed(0)} → ${r.rssAfterMb.toFixed(0)} MB`,
+      `${r.p50.toFixed(2)} / ${r.p99.toFixed(2)} ms`,
+      `${r.cpuPerTaskMs.toFixed(3)} ms${r.support === undefined ? '' : ` + ${r.support.label} ${r.support.cpuPerTaskMs.toFixed(3)} ms (${r.support.count} nodes)`}`, `${r.rssIdleMb.toFixed(0)} → ${r.rssAfterMb.toFixed(0)} MB`,
     ]
   })
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((l) => (l[i] ?? '').length)))

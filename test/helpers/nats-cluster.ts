@@ -46,6 +46,8 @@ export interface NatsCluster {
   /** Everything node `index` wrote to stdout and stderr, for a failure message. */
   output(index: number): string
   running(index: number): boolean
+  /** Node `index`'s process id while it runs (the bench reads its CPU off /proc). */
+  pid(index: number): number | undefined
   /** SIGKILL one node: no goodbye to its routes or its MQTT clients (their Wills are lost with it). */
   kill(index: number): Promise<void>
   /** Starts a killed node again on its ports and store dir, and waits until it has routes to both others. */
@@ -112,6 +114,7 @@ export async function startNatsCluster(dir: string, size = 3): Promise<NatsClust
     nodes,
     output: (index) => running[index]?.output ?? '',
     running: alive,
+    pid: (index) => (alive(index) ? running[index]?.child.pid : undefined),
     kill,
     async restart(index) {
       await kill(index)
