@@ -16,11 +16,11 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
-import type { TaskEvent, TaskRecord } from '../../src/contract/payloads/task.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { spawnHub, testScope, waitFor, type HubProcess } from '../helpers/hub.js'
-import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
+import { clusterHubConfig, hubHealth, submitUntilAccepted, watchCompletions } from '../helpers/cluster-hubs.js'
 import { TestInstance } from '../helpers/instance.js'
 
 const { dir, cleanups } = testScope()
@@ -59,15 +59,8 @@ test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes ov
   })
   cleanups.push(() => worker.close())
 
-  // Every task event, from whichever hub publishes it.
-  const watcher = await mqtt.connectAsync(nodes[1]!.mqttUrl, { reconnectPeriod: 500 })
-  cleanups.push(() => watcher.endAsync(true))
-  const completions = new Map<string, number>()
-  watcher.on('message', (_topic, payload) => {
-    const event = JSON.parse(payload.toString()) as TaskEvent
-    if (event.state === 'completed') completions.set(event.id, (completions.get(event.id) ?? 0) + 1)
-  })
-  await watcher.subscribeAsync(topics.anyTaskEvent, { qos: 1 })
+  const { completions, close: closeWatch } = await watchCompletions(nodes[1]!.mqttUrl, PREFIX)
+  cleanups.push(closeWatch)
 
   const producer = await mqtt.connectAsync(nodes[1]!.mqttUrl, { clientId: 'fo-producer', clean: false, reconnectPeriod: 500 })
   cleanups.push(() => producer.endAsync(true))

@@ -10,12 +10,10 @@
  */
 import { before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import mqtt from 'mqtt'
-import type { TaskEvent, TaskRecord } from '../../src/contract/payloads/task.js'
-import { topicsFor } from '../../src/contract/topics.js'
+import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
 import { spawnHub, testScope, waitFor } from '../helpers/hub.js'
-import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
+import { clusterHubConfig, hubHealth, submitUntilAccepted, watchCompletions } from '../helpers/cluster-hubs.js'
 import { TestInstance } from '../helpers/instance.js'
 
 const { dir, cleanups } = testScope()
@@ -44,14 +42,8 @@ test('SIGKILL of the NATS node the hubs are on, during 600 submissions: they mov
 
   const worker = await TestInstance.start({ url: nodes[1]!.mqttUrl, id: 'w1', prefix: PREFIX, capabilities: ['analyze'], concurrency: 32, heartbeatMs: 500 })
   cleanups.push(() => worker.close())
-  const watcher = await mqtt.connectAsync(nodes[1]!.mqttUrl, { reconnectPeriod: 500 })
-  cleanups.push(() => watcher.endAsync(true))
-  const completions = new Map<string, number>()
-  watcher.on('message', (_topic, payload) => {
-    const event = JSON.parse(payload.toString()) as TaskEvent
-    if (event.state === 'completed') completions.set(event.id, (completions.get(event.id) ?? 0) + 1)
-  })
-  await watcher.subscribeAsync(topicsFor(PREFIX).anyTaskEvent, { qos: 1 })
+  const { completions, close: closeWatch } = await watchCompletions(nodes[1]!.mqttUrl, PREFIX)
+  cleanups.push(closeWatch)
 
   const acknowledged: string[] = []
   let killed: Promise<void> | undefined

@@ -6,8 +6,11 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import mqtt from 'mqtt'
 import { stringify } from 'yaml'
 import type { HubHealth } from '../../src/contract/http.js'
+import type { TaskEvent } from '../../src/contract/payloads/task.js'
+import { topicsFor } from '../../src/contract/topics.js'
 import type { NatsCluster } from './nats-cluster.js'
 import { freePort } from './hub.js'
 
@@ -56,4 +59,19 @@ export async function submitUntilAccepted(urls: readonly string[], id: string, c
     }
     await new Promise((r) => setTimeout(r, 100))
   }
+}
+
+/**
+ * Counts `completed` events per task on `{prefix}/task/+/event`, from whichever hub publishes them:
+ * two for one task would be two applied completions. `close` ends the watcher.
+ */
+export async function watchCompletions(mqttUrl: string, prefix: string): Promise<{ completions: Map<string, number>; close: () => Promise<void> }> {
+  const watcher = await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 500 })
+  const completions = new Map<string, number>()
+  watcher.on('message', (_topic, payload) => {
+    const event = JSON.parse(payload.toString()) as TaskEvent
+    if (event.state === 'completed') completions.set(event.id, (completions.get(event.id) ?? 0) + 1)
+  })
+  await watcher.subscribeAsync(topicsFor(prefix).anyTaskEvent, { qos: 1 })
+  return { completions, close: () => watcher.endAsync(true) }
 }
