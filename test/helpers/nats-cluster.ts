@@ -64,7 +64,22 @@ interface Running {
 
 const CLUSTER_NAME = 'trinity-test'
 
+/**
+ * A free port may be taken by someone else (another test's server, or a client's ephemeral port)
+ * between freePort() and the node's bind: then the cluster is started again on fresh ports, as
+ * startMosquitto does.
+ */
 export async function startNatsCluster(dir: string, size = 3): Promise<NatsCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(join(dir, `try-${attempt}`), size)
+    } catch (err) {
+      if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function startNatsClusterOnce(dir: string, size: number): Promise<NatsCluster> {
   const nodes: NatsNode[] = []
   for (let i = 1; i <= size; i++) {
     const [clientPort, routePort, mqttPort, monitorPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
