@@ -19,12 +19,11 @@
  */
 import { hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
-import { readFileSync } from 'node:fs'
 import type { Config } from './config/schema.js'
 import { hubHttpUrl } from './config/urls.js'
 import type { Logger } from './log.js'
 import { TrinityError } from './errors.js'
-import { startWithStore, type Hub } from './hub.js'
+import { readPem, startWithStore, type Hub } from './hub.js'
 import { LeaderLease } from './coordinator/leader-lease.js'
 import { NatsKvStore } from './coordinator/nats-kv-store.js'
 import { bucketPrefixFor } from './coordinator/nats-kv.js'
@@ -43,7 +42,7 @@ export interface ClusterHub {
 
 export async function startClusterHub(config: Config, log: Logger): Promise<ClusterHub> {
   const prefix = bucketPrefixFor(config.hub.topicPrefix)
-  const tls = config.hub.tls === null ? null : { cert: readFileSync(config.hub.tls.cert), key: readFileSync(config.hub.tls.key) }
+  const tls = config.hub.tls === null ? null : { cert: readPem(config.hub.tls.cert, 'hub.tls.cert'), key: readPem(config.hub.tls.key, 'hub.tls.key') }
   let leaderUrl: string | undefined
   const standby = await startStandbyHttp({ host: config.hub.host, port: config.hub.port, tls, leader: () => leaderUrl })
   const httpUrl = hubHttpUrl(config, standby.port)

@@ -201,7 +201,7 @@ function inProcessBus(broker: EmbeddedBroker, url: string, log: Logger): HubBus 
 }
 
 /** A PEM file named in the config; load.ts checked it exists, so a failure here is its permissions or a race. */
-function readPem(path: string, field: string): Buffer {
+export function readPem(path: string, field: string): Buffer {
   try {
     return readFileSync(path)
   } catch (err) {
