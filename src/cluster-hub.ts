@@ -22,12 +22,12 @@ import { randomUUID } from 'node:crypto'
 import type { Config } from './config/schema.js'
 import { hubHttpUrl } from './config/urls.js'
 import type { Logger } from './log.js'
-import { TrinityError } from './errors.js'
+import { isTrinityError, TrinityError } from './errors.js'
 import { readPem, startWithStore, type Hub } from './hub.js'
 import { LeaderLease } from './coordinator/leader-lease.js'
 import { NatsKvStore } from './coordinator/nats-kv-store.js'
 import { bucketPrefixFor } from './coordinator/nats-kv.js'
-import { startStandbyHttp } from './standby-http.js'
+import { startStandbyHttp, type StandbyHttp } from './standby-http.js'
 
 export interface ClusterHub {
   readonly role: 'leader' | 'standby'
@@ -40,16 +40,22 @@ export interface ClusterHub {
   stop(): Promise<void>
 }
 
+/** After a failed takeover, the wait before the next try as a standby doubles from this, up to the lease's TTL. */
+const RETRY_FIRST_MS = 250
+
 export async function startClusterHub(config: Config, log: Logger): Promise<ClusterHub> {
   const prefix = bucketPrefixFor(config.hub.topicPrefix)
   const tls = config.hub.tls === null ? null : { cert: readPem(config.hub.tls.cert, 'hub.tls.cert'), key: readPem(config.hub.tls.key, 'hub.tls.key') }
   let leaderUrl: string | undefined
-  const standby = await startStandbyHttp({ host: config.hub.host, port: config.hub.port, tls, leader: () => leaderUrl })
-  const httpUrl = hubHttpUrl(config, standby.port)
+  let standby: StandbyHttp | undefined = await startStandbyHttp({ host: config.hub.host, port: config.hub.port, tls, leader: () => leaderUrl })
+  const port = standby.port
+  const httpUrl = hubHttpUrl(config, port)
   const hubId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
+  const openLease = (): Promise<LeaderLease> =>
+    LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: hubId, url: httpUrl }, replicas: config.store.replicas })
   let lease: LeaderLease
   try {
-    lease = await LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: hubId, url: httpUrl }, replicas: config.store.replicas })
+    lease = await openLease()
   } catch (err) {
     await standby.close()
     throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `store.url: could not reach NATS JetStream at ${config.store.urls.join(', ')}: ${(err as Error).message}`, { cause: err })
@@ -65,27 +71,62 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
     leaderUrl = (await lease.current().catch(() => undefined))?.url
   }
   await watchLeader()
-  const leaderTimer = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
+  let leaderTimer: NodeJS.Timeout | undefined = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
   log.info({ hub: hubId, http: httpUrl, leader: leaderUrl ?? null, store: config.store.urls }, 'trinity hub started as a standby: waiting for the leader lease')
 
-  const leading = (async (): Promise<Hub> => {
-    await lease.acquire()
-    clearInterval(leaderTimer)
-    if (stopped) throw new TrinityError('TRINITY_ERR_NOT_LEADER', 'stopped before it could lead')
+  // Holding the lease: the store (fenced by it), then the whole hub on the standby's port.
+  const takeOver = async (): Promise<Hub> => {
     const startedAt = performance.now()
     log.info({ hub: hubId, epoch: lease.epoch }, 'leader lease acquired: taking over')
-    void lease.lost.then((reason) => depose(`the leader lease was lost: ${reason}`))
-    await standby.close()
     const store = await NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas, fence: lease })
     try {
-      hub = await startWithStore({ ...config, hub: { ...config.hub, port: standby.port } }, log, store)
+      await standby?.close()
+      standby = undefined
+      const started = await startWithStore({ ...config, hub: { ...config.hub, port } }, log, store)
+      log.info({ hub: hubId, epoch: lease.epoch, takeoverMs: Math.round(performance.now() - startedAt), tasks: started.coordinator.scheduler.counts() }, 'this hub holds the leader lease and leads')
+      return started
     } catch (err) {
       await store.close()
       throw err
     }
+  }
+
+  // A takeover that fails (NATS unreachable or a request unanswered while a node is lost, the store
+  // fenced by a newer leader) leaves nothing behind: the lease is handed back and this hub waits as a
+  // standby again, on the same port, rather than exit and leave the cluster without a candidate.
+  const backToStandby = async (err: unknown, attempt: number): Promise<void> => {
+    const retryInMs = Math.min(config.store.leaseMs, RETRY_FIRST_MS * 2 ** (attempt - 1))
+    log.error({ hub: hubId, code: isTrinityError(err) ? err.code : undefined, err: (err as Error).message, retryInMs }, 'could not take over as the leader: back to standby')
+    await lease.release().catch(() => undefined)
+    await lease.close().catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, retryInMs))
+    if (stopped) return
+    standby ??= await startStandbyHttp({ host: config.hub.host, port, tls, leader: () => leaderUrl })
+    lease = await openLease()
+  }
+
+  const leading = (async (): Promise<Hub> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (leaderTimer === undefined) leaderTimer = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
+        await lease.acquire()
+        clearInterval(leaderTimer)
+        leaderTimer = undefined
+        // Until this hub leads, its standby answers 503 NOT_LEADER, not a redirect to the hub it replaces.
+        leaderUrl = undefined
+        if (stopped) break
+        hub = await takeOver()
+        break
+      } catch (err) {
+        if (stopped) break
+        await backToStandby(err, attempt).catch((again: unknown) => log.error({ err: (again as Error).message }, 'the standby could not reopen the lease'))
+      }
+    }
+    if (hub === undefined) throw new TrinityError('TRINITY_ERR_NOT_LEADER', 'stopped before it could lead')
     role = 'leader'
+    // Lost during the takeover too: then this resolves at once.
+    void lease.lost.then((reason) => depose(`the leader lease was lost: ${reason}`))
     void hub.coordinator.storeLost.then((reason) => depose(`the task store was fenced: ${reason.message}`))
-    log.info({ hub: hubId, epoch: lease.epoch, takeoverMs: Math.round(performance.now() - startedAt), tasks: hub.coordinator.scheduler.counts() }, 'this hub holds the leader lease and leads')
     return hub
   })()
   // A failure to take over is said by whoever awaits `leading`; unawaited, it must not crash the process.
@@ -103,7 +144,7 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
       // Stepping down on purpose: the tombstone lets a standby take over at once, not after the TTL.
       if (role === 'leader') await lease.release().catch(() => undefined)
       await lease.close().catch(() => undefined)
-      await standby.close().catch(() => undefined)
+      await standby?.close().catch(() => undefined)
     },
   }
 }

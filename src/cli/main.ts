@@ -37,6 +37,8 @@ const PARENT_POLL_MS = 1000
 const RESTART_WAIT_MS = 60_000
 /** `trinity hub` on store.backend nats-kv, when it lost the leader lease or its store was fenced: start it again (as a standby). */
 const DEPOSED_EXIT_CODE = 3
+/** How long a deposed hub's stop may take before it exits anyway. */
+const DEPOSED_STOP_BOUND_MS = 10_000
 /** The git bridge's process entry point, run by the supervisor when sync is enabled. */
 const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
 
@@ -150,14 +152,15 @@ program
         const member = await startClusterHub(config, log)
         hub = member
         mqttUrl = config.broker.url ?? ''
-        member.leading.catch((err: unknown) => {
-          log.fatal({ code: isTrinityError(err) ? err.code : undefined }, `could not take over as the leader: ${(err as Error).message}`)
-          void member.stop().then(() => process.exit(1))
-        })
-        // A deposed leader stops: its supervisor starts it again, as a standby.
+        // A deposed leader stops: its supervisor starts it again, as a standby. It has nothing to save
+        // (what it acknowledged is in the store): its stop is given a bound, then the process goes.
         void member.deposed.then((reason) => {
           log.error({ reason }, 'no longer the leader: stopping')
-          void member.stop().then(() => process.exit(DEPOSED_EXIT_CODE))
+          const bound = setTimeout(() => {
+            log.error({ boundMs: DEPOSED_STOP_BOUND_MS }, 'the deposed hub did not stop in time: exiting')
+            process.exit(DEPOSED_EXIT_CODE)
+          }, DEPOSED_STOP_BOUND_MS)
+          void member.stop().then(() => { clearTimeout(bound); process.exit(DEPOSED_EXIT_CODE) })
         })
       } else {
         const { startHub } = await import('../hub.js')

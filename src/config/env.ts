@@ -58,4 +58,6 @@ export const TEST_ENV = {
   testInstance: 'TRINITY_TEST_INSTANCE',
   /** Set by test/hub-footprint.test.ts for test/fixtures/module-probe.ts: where the probe writes what the hub loaded. */
   moduleProbe: 'TRINITY_TEST_MODULE_PROBE',
+  /** Set by whoever runs the tests: a directory where test/helpers/hub.ts writes each hub's whole output (the failure messages keep only its end). */
+  hubLogDir: 'TRINITY_TEST_HUB_LOG_DIR',
 } as const

@@ -18,6 +18,9 @@ import type { Logger } from '../log.js'
 import { TrinityError } from '../errors.js'
 import { busClient, firstConnect } from '../net/bus-client.js'
 
+/** How long closing waits for the broker to acknowledge what is in flight. */
+const CLOSE_GRACE_MS = 5_000
+
 export interface HubPublishOptions {
   readonly qos: 0 | 1
   readonly retain: boolean
@@ -91,7 +94,22 @@ export function mqttHubBus(options: MqttHubBusOptions): HubBus {
       })
     },
     async close() {
-      if (client !== undefined) await client.endAsync().catch(() => undefined)
+      if (client === undefined) return
+      // MQTT.js's graceful end waits until every QoS 1 publish in flight is acknowledged, which never
+      // happens while the connection is down (a lost node, a deposed leader), and a second end() does
+      // not cut it short. So the acknowledgements are given CLOSE_GRACE_MS while connected, and what is
+      // still in flight then is left to the broker (the session resends it to the next hub).
+      const c = client
+      const inFlight = (): boolean => Object.keys(c.outgoing).length > 0
+      if (c.connected && inFlight()) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => { clearTimeout(timer); c.off('outgoingEmpty', done); c.off('close', done); resolve() }
+          const timer = setTimeout(done, CLOSE_GRACE_MS)
+          c.on('outgoingEmpty', done)
+          c.on('close', done)
+        })
+      }
+      await c.endAsync(!c.connected || inFlight()).catch(() => undefined)
     },
   }
 }

@@ -4,10 +4,10 @@
  * binds 127.0.0.1 and is cleaned up by the caller's `after` hooks.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { after } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -117,8 +117,14 @@ export async function spawnHub(configFile: string, options: { nodeArgs?: readonl
   const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true', ...options.env } })
   const ready = waitForReady(child, 'hub', 60_000)
   let output = ''
-  child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
-  child.stderr?.on('data', (d: Buffer) => { output += d.toString() })
+  const logDir = process.env[TEST_ENV.hubLogDir]
+  const logFile = logDir === undefined ? undefined : join(logDir, `${basename(configFile)}-${child.pid}.log`)
+  const collect = (d: Buffer): void => {
+    output += d.toString()
+    if (logFile !== undefined) appendFileSync(logFile, d)
+  }
+  child.stdout?.on('data', collect)
+  child.stderr?.on('data', collect)
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const proc: HubProcess = {
     child,
@@ -173,6 +179,8 @@ export async function http<T = unknown>(base: string, method: string, path: stri
 export interface Mosquitto {
   url: string
   port: number
+  /** Sends `signal` to the broker (SIGSTOP, SIGCONT, SIGKILL), as a hung or dead broker. */
+  signal(signal: NodeJS.Signals): void
   stop(): Promise<void>
 }
 
@@ -204,8 +212,14 @@ async function startMosquittoOnce(dir: string, port: number): Promise<Mosquitto>
   return {
     url: `mqtt://127.0.0.1:${port}`,
     port,
+    signal(signal) {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal)
+    },
     async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM')
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGCONT')
+        child.kill('SIGTERM')
+      }
       await exited
     },
   }
