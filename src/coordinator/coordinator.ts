@@ -140,8 +140,8 @@ export class Coordinator {
     const restored = this.scheduler.restore()
     if (restored > 0) this.log.info({ tasks: restored }, 'task queue restored from disk')
     await this.bus.start(subscriptionsFor(this.topics), (topic, payload, ack) => {
-      // In-process, a turn's messages share one commit and are released after it. Over MQTT.js the next
-      // message waits for this one's PUBACK: written at once, released once the store vouches for it.
+      // In-process, a turn's messages share one commit and are released after it. Over MQTT.js each is
+      // written at once and its PUBACK released once the store vouches for it, the next read meanwhile.
       if (this.bus.batches) this.scheduler.batch(() => this.onMessage(topic, payload), () => this.gate.run(ack))
       else {
         this.onMessage(topic, payload)

@@ -4,7 +4,8 @@
  * - `mqttHubBus`: an MQTT client with a persistent session (QoS 1), for an
  *   external broker (Mosquitto, NATS). Its PUBACK leaves when the handler
  *   calls `ack`: at once on SQLite, whose writes are on disk when made, and
- *   once a replicated store confirms them otherwise.
+ *   once a replicated store confirms them otherwise, while the next messages
+ *   are read and handled meanwhile.
  * - in embedded mode the hub hands the coordinator the broker's in-process
  *   door instead (broker/local-consumer.ts, wired in hub.ts): the same
  *   promises (retained first, nothing acknowledged before it is handled,
@@ -17,6 +18,10 @@ import type { MqttClient } from 'mqtt'
 import type { Logger } from '../log.js'
 import { TrinityError } from '../errors.js'
 import { busClient, firstConnect } from '../net/bus-client.js'
+
+/** Given to MQTT.js's handleMessage callback: read on, and send no PUBACK (this bus sends it later). */
+const HELD = new Error('PUBACK held until the store vouches for the message')
+const noop = (): void => undefined
 
 /** How long closing waits for the broker to acknowledge what is in flight. */
 const CLOSE_GRACE_MS = 5_000
@@ -31,9 +36,9 @@ export interface HubBus {
   readonly url: string
   readonly connected: boolean
   /**
-   * true when many messages arrive before any is acknowledged (in-process),
-   * so a turn's messages can share one commit; false when the next message
-   * waits for this one's `ack` (MQTT.js reads its socket one packet at a time).
+   * true when a turn's messages arrive together (in-process), so they can
+   * share one commit; false when each is its own turn (MQTT.js hands over one
+   * packet per tick, and reads on while an `ack` is held).
    */
   readonly batches: boolean
   /**
@@ -70,19 +75,39 @@ export function mqttHubBus(options: MqttHubBusOptions): HubBus {
         username: options.username, password: options.password,
       })
       client = c
-      c.on('connect', () => log.info({ url: options.url }, 'coordinator connected to the bus'))
+      // Each connection's own: a PUBACK belongs to the connection its PUBLISH came on (the packet ids of
+      // the next one are new), so one held past a reconnect is not sent; the broker resends that message.
+      let connection = 0
+      c.on('connect', () => { connection++; log.info({ url: options.url }, 'coordinator connected to the bus') })
       c.on('error', (err) => log.warn({ err: err.message }, 'bus client error'))
       c.on('offline', () => log.warn('coordinator lost the bus; reconnecting'))
-      // MQTT.js sends the PUBACK (QoS 1) and reads the next packet when this callback is called.
+      const sendPacket = (c as unknown as { _sendPacket(packet: { cmd: 'puback'; messageId: number }, cb: () => void): void })._sendPacket.bind(c)
+      // MQTT.js reads the next packet once this callback is called, and sends the PUBACK (QoS 1) then when
+      // it is called without an error. A message handled at once (the SQLite store: on disk when written)
+      // is acknowledged that way. One whose PUBACK waits for a replicated store is released to the reader
+      // with HELD (MQTT.js then sends nothing and reads on), and its PUBACK is sent here once the store
+      // vouches for it: many messages are in flight to the store at once, not one per round trip. The
+      // durable gate releases acknowledgements in arrival order, as MQTT 3.1.1 asks (4.6).
       c.handleMessage = (packet, done) => {
         let acked = false
-        const ack = (): void => { if (!acked) { acked = true; done() } }
+        let held = false
+        const arrivedOn = connection
+        const ack = (): void => {
+          if (acked) return
+          acked = true
+          if (!held) return done()
+          if (packet.qos === 1 && packet.messageId !== undefined && arrivedOn === connection && c.connected) sendPacket({ cmd: 'puback', messageId: packet.messageId }, noop)
+        }
         try {
           onMessage(packet.topic, packet.payload as Buffer, ack)
         } catch (err) {
           // The handler reports its own failures; one that escapes must not stop the reading.
           log.error({ err, topic: packet.topic }, 'a bus message could not be handled')
           ack()
+        }
+        if (!acked) {
+          held = true
+          done(HELD)
         }
       }
       await firstConnect(c, { retryForMs: 15_000, error: () => new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `could not reach ${options.url}`) })
