@@ -4,7 +4,7 @@
  * birth status with a session number, Last Will, persistent session, inbox,
  * heartbeats answering pings, and reports.
  */
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import type { Socket } from 'node:net'
 import type { Report } from '../../src/contract/payloads/task.js'
 import type { InboxFrame } from '../../src/contract/payloads/inbox.js'
@@ -42,6 +42,9 @@ export interface TestInstanceOptions {
   heartbeatMs?: number
 }
 
+/** Connects closed before a CONNACK that are tried again. */
+const CONNECT_ATTEMPTS = 3
+
 export class TestInstance {
   readonly received: ReceivedTask[] = []
   readonly messages: unknown[] = []
@@ -69,13 +72,25 @@ export class TestInstance {
   async connect(): Promise<void> {
     const { options, topics } = this
     const status = topics.instanceStatus(options.id)
-    this.client = await mqtt.connectAsync(options.url, {
+    const connectOptions: IClientOptions = {
       clientId: options.clientId ?? `instance-${options.prefix ?? 'trinity'}-${options.id}`.replaceAll('/', '-'),
       clean: options.clean ?? false,
       reconnectPeriod: 0,
       ...(options.username === undefined ? {} : { username: options.username, password: options.password ?? '' }),
       will: { topic: status, payload: Buffer.from(JSON.stringify({ state: 'offline', session: this.session })), qos: 1, retain: true },
-    })
+    }
+    // Without reconnects, MQTT.js's connectAsync never settles when the connection closes before a
+    // CONNACK with no error (its CONNACK timeout, a hub still starting): allowRetries false makes that
+    // a rejection, and such a close is tried again, as any client would; a refusal (an error) is not.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.client = await mqtt.connectAsync(options.url, connectOptions, false)
+        break
+      } catch (err) {
+        if (attempt >= CONNECT_ATTEMPTS || (err as Error).message !== "Couldn't connect to server") throw err
+        await new Promise((resolve) => setTimeout(resolve, 500))
+      }
+    }
     ;(this.client.stream as Partial<Socket>).setNoDelay?.(true)
     this.client.on('message', (_topic, payload) => this.onInbox(JSON.parse(payload.toString()) as InboxFrame))
     await this.client.subscribeAsync(topics.instanceInbox(options.id), { qos: 1 })
