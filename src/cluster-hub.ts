@@ -52,12 +52,16 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
   const httpUrl = hubHttpUrl(config, port)
   const hubId = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
   const openLease = (): Promise<LeaderLease> =>
-    LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: hubId, url: httpUrl }, replicas: config.store.replicas })
+    LeaderLease.open({ servers: config.store.urls, login: config.store.login, prefix, ttlMs: config.store.leaseMs, holder: { hub: hubId, url: httpUrl }, replicas: config.store.replicas })
   let lease: LeaderLease
   try {
     lease = await openLease()
   } catch (err) {
     await standby.close()
+    if ((err as { code?: unknown }).code === 'AUTHORIZATION_VIOLATION') {
+      const who = config.store.login === null ? 'no store.username (the servers ask for a login)' : `store.username "${config.store.login.username}" and its store.password`
+      throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `NATS at ${config.store.urls.join(', ')} refused ${who}`, { cause: err })
+    }
     throw new TrinityError('TRINITY_ERR_BUS_UNAVAILABLE', `store.url: could not reach NATS JetStream at ${config.store.urls.join(', ')}: ${(err as Error).message}`, { cause: err })
   }
   let role: 'leader' | 'standby' = 'standby'
@@ -78,7 +82,7 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
   const takeOver = async (): Promise<Hub> => {
     const startedAt = performance.now()
     log.info({ hub: hubId, epoch: lease.epoch }, 'leader lease acquired: taking over')
-    const store = await NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas, fence: lease })
+    const store = await NatsKvStore.open({ servers: config.store.urls, login: config.store.login, prefix, replicas: config.store.replicas, fence: lease })
     try {
       await standby?.close()
       standby = undefined

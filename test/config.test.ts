@@ -72,11 +72,16 @@ test('broker.url takes a list of a cluster\'s nodes; broker.flavor nats refuses 
   assert.equal(parseConfig('hub:\n  topicPrefix: eu.trinity\ninstances:\n  - id: w.1\n', 'x.yaml').instances[0]?.id, 'w.1')
 })
 
-test('store.backend nats-kv: the servers, replicas and lease, only with an external broker; their keys only with it', () => {
+test('store.backend nats-kv: the servers, replicas, lease and NATS login, only with an external broker; their keys only with it', () => {
   const external = 'broker:\n  mode: external\n  url: mqtt://127.0.0.1:1884\n'
   const config = parseConfig(`${external}store:\n  backend: nats-kv\n  url: nats://127.0.0.1:4222,nats://127.0.0.1:4223\n  replicas: 1\n  lease: 3s\n`, 'x.yaml')
-  assert.deepEqual(config.store, { sync: 'normal', backend: 'nats-kv', urls: ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223'], replicas: 1, leaseMs: 3000 })
-  assert.deepEqual(parseConfig('', 'x.yaml').store, { sync: 'normal', backend: 'sqlite', urls: [], replicas: 3, leaseMs: 10_000 })
+  assert.deepEqual(config.store, { sync: 'normal', backend: 'nats-kv', urls: ['nats://127.0.0.1:4222', 'nats://127.0.0.1:4223'], replicas: 1, leaseMs: 3000, login: null })
+  assert.deepEqual(parseConfig('', 'x.yaml').store, { sync: 'normal', backend: 'sqlite', urls: [], replicas: 3, leaseMs: 10_000, login: null })
+  const nats = `${external}store:\n  backend: nats-kv\n  url: nats://127.0.0.1:4222\n`
+  assert.deepEqual(parseConfig(`${nats}  username: hub\n  password: s3cret\n`, 'x.yaml').store.login, { username: 'hub', password: 's3cret' })
+  assert.deepEqual(problems(`${nats}  username: hub\n`), ['x.yaml:7:13: store.username: expected store.password with store.username'])
+  assert.deepEqual(problems(`${nats}  password: s3cret\n`), ['x.yaml:7:13: store.password: expected store.username with store.password'])
+  assert.deepEqual(problems('store:\n  username: hub\n'), ['x.yaml:2:13: store.username: expected only with store.backend "nats-kv"'])
   assert.deepEqual(problems(`${external}store:\n  backend: nats-kv\n`), ['x.yaml:5:12: store.backend: expected store.url (the NATS servers, nats://host:4222,…) with backend "nats-kv"'])
   assert.deepEqual(problems('store:\n  backend: nats-kv\n  url: nats://127.0.0.1:4222\n'), [
     'x.yaml:2:12: store.backend: expected broker.mode "external" with backend "nats-kv" (an embedded broker goes down with its hub, so no standby could take over)',

@@ -428,7 +428,7 @@ async function openConfiguredStore(config: Config, writing: boolean): Promise<Ta
   const prefix = bucketPrefixFor(config.hub.topicPrefix)
   if (writing) {
     const { LeaderLease } = await import('../coordinator/leader-lease.js')
-    const lease = await LeaderLease.open({ servers: config.store.urls, prefix, ttlMs: config.store.leaseMs, holder: { hub: 'trinity-store-import', url: '' }, replicas: config.store.replicas })
+    const lease = await LeaderLease.open({ servers: config.store.urls, login: config.store.login, prefix, ttlMs: config.store.leaseMs, holder: { hub: 'trinity-store-import', url: '' }, replicas: config.store.replicas })
     try {
       const leader = await lease.current()
       if (leader !== undefined) throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `a hub leads this store (${leader.url}): stop every hub before an import`)
@@ -437,7 +437,7 @@ async function openConfiguredStore(config: Config, writing: boolean): Promise<Ta
     }
   }
   const { NatsKvStore } = await import('../coordinator/nats-kv-store.js')
-  return NatsKvStore.open({ servers: config.store.urls, prefix, replicas: config.store.replicas })
+  return NatsKvStore.open({ servers: config.store.urls, login: config.store.login, prefix, replicas: config.store.replicas })
 }
 
 program.parseAsync().catch((err: unknown) => {

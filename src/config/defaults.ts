@@ -170,6 +170,7 @@ export function resolveConfig(raw: RawConfig, source: string, env: NodeJS.Proces
       urls: raw.store?.url === undefined ? [] : raw.store.url.split(','),
       replicas: raw.store?.replicas ?? d.store.replicas,
       leaseMs: parseDuration(raw.store?.lease ?? d.store.lease),
+      login: raw.store?.username === undefined || raw.store.password === undefined ? null : { username: raw.store.username, password: raw.store.password },
     },
     limits: {
       maxPayload: parseSize(raw.limits?.maxPayload ?? d.limits.maxPayload),

@@ -249,8 +249,10 @@ function semanticProblems(raw: RawConfig, doc: Document, file: string, at: Locat
     if (raw.store.url === undefined) problem(['store', 'backend'], 'expected store.url (the NATS servers, nats://host:4222,…) with backend "nats-kv"')
     // Standbys on other machines take the coordinator's session over: the bus must outlive the leader.
     if (raw.broker?.mode !== 'external') problem(['store', 'backend'], 'expected broker.mode "external" with backend "nats-kv" (an embedded broker goes down with its hub, so no standby could take over)')
+    if (raw.store.username !== undefined && raw.store.password === undefined) problem(['store', 'username'], 'expected store.password with store.username')
+    if (raw.store.password !== undefined && raw.store.username === undefined) problem(['store', 'password'], 'expected store.username with store.password')
   } else {
-    for (const key of ['url', 'replicas', 'lease'] as const) {
+    for (const key of ['url', 'replicas', 'lease', 'username', 'password'] as const) {
       if (raw.store?.[key] !== undefined) problem(['store', key], 'expected only with store.backend "nats-kv"')
     }
   }

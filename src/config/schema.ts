@@ -223,6 +223,8 @@ export const ConfigSchema = Type.Object(
           })),
           replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 5, description: 'backend nats-kv: copies of each bucket (3 survives the loss of one node of three)' })),
           lease: Type.Optional(Duration),
+          username: Type.Optional(Type.String({ minLength: 1, description: 'backend nats-kv: the NATS user the store and the lease connect as (with store.password)' })),
+          password: Type.Optional(Type.String({ minLength: 1, description: 'backend nats-kv: that user\'s password (an environment override keeps it out of the file, README)' })),
         },
         strict,
       ),
@@ -383,6 +385,8 @@ export interface Config {
     readonly replicas: number
     /** backend nats-kv: the leader's lease; a standby takes over at most this long after the leader stops renewing it. */
     readonly leaseMs: number
+    /** backend nats-kv: the NATS login of the store's and the lease's connections; null: none. */
+    readonly login: { readonly username: string; readonly password: string } | null
   }
   /** maxPayload, maxClientBuffer, maxPacket: bytes; maxDepth: levels of arrays and objects in one field. */
   readonly limits: {

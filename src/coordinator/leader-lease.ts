@@ -24,7 +24,7 @@
 import { randomUUID } from 'node:crypto'
 import type { KV } from 'nats'
 import { STANDBY, leaseTiming, nextLease, refusalAt, type LeaseEvent, type LeaseState, type LeaseTiming } from './lease-lifecycle.js'
-import { casPut, casTombstone, connectNats, isRevisionConflict, openBucket, type NatsHandle } from './nats-kv.js'
+import { casPut, casTombstone, connectNats, isRevisionConflict, openBucket, type NatsHandle, type NatsLogin } from './nats-kv.js'
 import type { StoreFence } from './nats-kv-store.js'
 
 export interface LeaseHolder {
@@ -36,6 +36,7 @@ export interface LeaseHolder {
 
 export interface LeaderLeaseOptions {
   servers: readonly string[]
+  login?: NatsLogin | null
   /** The bucket's name prefix, the task store's: nats-kv.ts `bucketPrefixFor(hub.topicPrefix)`. */
   prefix: string
   ttlMs: number
@@ -73,7 +74,7 @@ export class LeaderLease implements StoreFence {
 
   static async open(options: LeaderLeaseOptions): Promise<LeaderLease> {
     // A request must be answered well within a renewal period, so that a retry fits before the deadline.
-    const handle = await connectNats({ servers: options.servers, name: `trinity-lease-${options.holder.hub}`, timeoutMs: Math.max(250, Math.round(options.ttlMs / 4)) })
+    const handle = await connectNats({ servers: options.servers, login: options.login, name: `trinity-lease-${options.holder.hub}`, timeoutMs: Math.max(250, Math.round(options.ttlMs / 4)) })
     try {
       const bucket = `${options.prefix}_lease`
       const kv = await openBucket(handle, bucket, { replicas: options.replicas ?? 3, ttlMs: options.ttlMs })

@@ -41,7 +41,7 @@ import type { Message } from '../contract/payloads/message.js'
 import { summarizeTask, type ContentFacts } from '../contract/task-summary.js'
 import { TrinityError } from '../errors.js'
 import { KvWriter } from './kv-writer.js'
-import { casPut, connectNats, idFor, isRevisionConflict, keyFor, openBucket, streamFor, type NatsHandle } from './nats-kv.js'
+import { casPut, connectNats, idFor, isRevisionConflict, keyFor, openBucket, streamFor, type NatsHandle, type NatsLogin } from './nats-kv.js'
 import type { RememberedBirth, TaskFilter, TaskKey, TaskStore } from './task-store.js'
 
 /** What the store asks the leader lease (leader-lease.ts implements it). */
@@ -55,6 +55,7 @@ export interface StoreFence {
 export interface NatsKvStoreOptions {
   /** nats:// URLs of the cluster's nodes; the client moves between them. */
   servers: readonly string[]
+  login?: NatsLogin | null
   /** The buckets' name prefix: nats-kv.ts `bucketPrefixFor(hub.topicPrefix)`. */
   prefix: string
   /** Copies of each bucket: 3 by default; 1 for a single server. */
@@ -110,7 +111,7 @@ export class NatsKvStore implements TaskStore {
 
   static async open(options: NatsKvStoreOptions): Promise<NatsKvStore> {
     const replicas = options.replicas ?? 3
-    const handle = await connectNats({ servers: options.servers, name: `trinity-store-${options.prefix}`, timeoutMs: options.requestTimeoutMs ?? 5_000 })
+    const handle = await connectNats({ servers: options.servers, login: options.login, name: `trinity-store-${options.prefix}`, timeoutMs: options.requestTimeoutMs ?? 5_000 })
     try {
       const names = { tasks: `${options.prefix}_tasks`, messages: `${options.prefix}_messages`, births: `${options.prefix}_births` }
       const buckets = new Map<string, KV>()

@@ -48,8 +48,16 @@ export interface NatsHandle {
   readonly jsm: JetStreamManager
 }
 
+/** A NATS user and password (`authorization` in the servers' config). */
+export interface NatsLogin {
+  readonly username: string
+  readonly password: string
+}
+
 export interface ConnectOptions {
   servers: readonly string[]
+  /** undefined or null: connect without one. */
+  login?: NatsLogin | null | undefined
   /** The connection's name, as the servers' monitor pages show it. */
   name: string
   /** How long one JetStream request waits for its answer. */
@@ -65,6 +73,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsHandle> 
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     timeout: options.timeoutMs,
+    ...(options.login === undefined || options.login === null ? {} : { user: options.login.username, pass: options.login.password }),
   })
   try {
     const js = nc.jetstream({ timeout: options.timeoutMs })

@@ -18,13 +18,14 @@ import { freePort, spawnHub, type HubProcess } from './hub.js'
  * A hub's config file: its MQTT on node 1 then node 3, its store on all three (3 replicas), a 3 s
  * lease, one configured worker `w1` for the task type `analyze`.
  */
-export async function clusterHubConfig(cluster: NatsCluster, dir: string, name: string, prefix: string, options: { taskLease?: string } = {}): Promise<string> {
+export async function clusterHubConfig(cluster: NatsCluster, dir: string, name: string, prefix: string, options: { taskLease?: string; login?: { username: string; password: string } } = {}): Promise<string> {
+  const login = options.login
   const nodes = cluster.nodes
   const file = join(dir, `${name}.yaml`)
   writeFileSync(file, stringify({
     hub: { host: '127.0.0.1', port: await freePort(), dataDir: join(dir, name), topicPrefix: prefix, statsInterval: '1s' },
-    broker: { mode: 'external', url: `${nodes[0]?.mqttUrl},${nodes[2]?.mqttUrl}`, flavor: 'nats' },
-    store: { backend: 'nats-kv', url: nodes.map((n) => n.natsUrl).join(','), replicas: 3, lease: '3s' },
+    broker: { mode: 'external', url: `${nodes[0]?.mqttUrl},${nodes[2]?.mqttUrl}`, flavor: 'nats', ...login },
+    store: { backend: 'nats-kv', url: nodes.map((n) => n.natsUrl).join(','), replicas: 3, lease: '3s', ...login },
     log: { level: 'info', pretty: false },
     health: { interval: '1s', timeout: '30s', missesBeforeOffline: 1000 },
     tasks: { lease: options.taskLease ?? '20s' },

@@ -69,17 +69,22 @@ const CLUSTER_NAME = 'trinity-test'
  * between freePort() and the node's bind: then the cluster is started again on fresh ports, as
  * startMosquitto does.
  */
-export async function startNatsCluster(dir: string, size = 3): Promise<NatsCluster> {
+export interface NatsClusterOptions {
+  /** With users, every client (NATS and MQTT) must log in as one of them (`authorization` in each node's config). */
+  users?: readonly { username: string; password: string }[]
+}
+
+export async function startNatsCluster(dir: string, size = 3, options: NatsClusterOptions = {}): Promise<NatsCluster> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startNatsClusterOnce(join(dir, `try-${attempt}`), size)
+      return await startNatsClusterOnce(join(dir, `try-${attempt}`), size, options)
     } catch (err) {
       if (attempt >= 3 || !/address already in use/.test((err as Error).message)) throw err
     }
   }
 }
 
-async function startNatsClusterOnce(dir: string, size: number): Promise<NatsCluster> {
+async function startNatsClusterOnce(dir: string, size: number, options: NatsClusterOptions): Promise<NatsCluster> {
   const nodes: NatsNode[] = []
   for (let i = 1; i <= size; i++) {
     const [clientPort, routePort, mqttPort, monitorPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
@@ -94,7 +99,7 @@ async function startNatsClusterOnce(dir: string, size: number): Promise<NatsClus
       configFile: join(dir, `nats-${name}.conf`),
     })
   }
-  for (const node of nodes) writeFileSync(node.configFile, nodeConfig(node, nodes))
+  for (const node of nodes) writeFileSync(node.configFile, nodeConfig(node, nodes, options))
 
   const running: (Running | undefined)[] = nodes.map(() => undefined)
   const lifeline = new Lifeline()
@@ -155,7 +160,7 @@ async function startNatsClusterOnce(dir: string, size: number): Promise<NatsClus
     }, 60_000, () => `the NATS cluster to form:\n${nodes.map((_, i) => cluster.output(i)).join('\n')}`)
     // The first MQTT connect to a node creates the MQTT streams (seconds on a cluster); a suite's
     // first test should not pay for it under its own bounds.
-    for (const node of nodes) await mqttReady(node)
+    for (const node of nodes) await mqttReady(node, options.users?.[0])
   } catch (err) {
     await cluster.stop()
     throw err
@@ -164,8 +169,14 @@ async function startNatsClusterOnce(dir: string, size: number): Promise<NatsClus
 }
 
 /** One node's config file: client port, routes to every node (its own is ignored), JetStream, MQTT. */
-function nodeConfig(node: NatsNode, all: readonly NatsNode[]): string {
-  return `server_name: ${node.name}
+function nodeConfig(node: NatsNode, all: readonly NatsNode[], options: NatsClusterOptions): string {
+  const users = options.users === undefined ? '' : `authorization {
+  users: [
+${options.users.map((u) => `    { user: ${JSON.stringify(u.username)}, password: ${JSON.stringify(u.password)} }`).join('\n')}
+  ]
+}
+`
+  return `${users}server_name: ${node.name}
 listen: 127.0.0.1:${node.clientPort}
 http: 127.0.0.1:${node.monitorPort}
 jetstream {
@@ -187,9 +198,9 @@ mqtt {
 `
 }
 
-async function mqttReady(node: NatsNode): Promise<void> {
+async function mqttReady(node: NatsNode, login: { username: string; password: string } | undefined): Promise<void> {
   await waitFor(async () => {
-    const client = await mqtt.connectAsync(node.mqttUrl, { reconnectPeriod: 0, connectTimeout: 10_000 }).catch(() => undefined)
+    const client = await mqtt.connectAsync(node.mqttUrl, { reconnectPeriod: 0, connectTimeout: 10_000, ...login }).catch(() => undefined)
     await client?.endAsync()
     return client !== undefined
   }, 60_000, `${node.name}'s MQTT listener`)
