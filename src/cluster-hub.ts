@@ -75,7 +75,7 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
     leaderUrl = (await lease.current().catch(() => undefined))?.url
   }
   await watchLeader()
-  let leaderTimer: NodeJS.Timeout | undefined = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
+  let leaderTimer: NodeJS.Timeout | undefined
   log.info({ hub: hubId, http: httpUrl, leader: leaderUrl ?? null, store: config.store.urls }, 'trinity hub started as a standby: waiting for the leader lease')
 
   // Holding the lease: the store (fenced by it), then the whole hub on the standby's port.
@@ -112,7 +112,7 @@ export async function startClusterHub(config: Config, log: Logger): Promise<Clus
   const leading = (async (): Promise<Hub> => {
     for (let attempt = 1; ; attempt++) {
       try {
-        if (leaderTimer === undefined) leaderTimer = setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
+        leaderTimer ??= setInterval(() => void watchLeader(), Math.max(100, Math.round(config.store.leaseMs / 3)))
         await lease.acquire()
         clearInterval(leaderTimer)
         leaderTimer = undefined

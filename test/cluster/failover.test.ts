@@ -13,32 +13,27 @@
  * - no task shows two applied completions (two `completed` events);
  * - the takeover time is reported as a diagnostic (a figure, not an assertion).
  */
-import { after, before, test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import mqtt from 'mqtt'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { topicsFor } from '../../src/contract/topics.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { spawnHub, testScope, waitFor, type HubProcess } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { spawnHub, waitFor, type HubProcess } from '../helpers/hub.js'
 import { clusterHubConfig, hubHealth, submitUntilAccepted, watchCompletions } from '../helpers/cluster-hubs.js'
 import { TestInstance } from '../helpers/instance.js'
 
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope()
 const hubs: HubProcess[] = []
 after(async () => { for (const h of hubs) await h.kill() })
 
 const PREFIX = 'fo'
 const topics = topicsFor(PREFIX)
 
-const hubConfig = (name: string): Promise<string> => clusterHubConfig(cluster!, dir.path, name, PREFIX)
+const hubConfig = (name: string): Promise<string> => clusterHubConfig(started(), dir.path, name, PREFIX)
 
 test('SIGKILL of the leader during 2,000 mixed submissions: the standby takes over, every acknowledged task is there once and completes, none completes twice', async (t) => {
-  const nodes = cluster?.nodes ?? []
+  const nodes = started().nodes
   const a = await spawnHub(await hubConfig('hub-a'))
   hubs.push(a)
   await waitFor(async () => (await hubHealth(a.httpUrl))?.role === 'leader', 60_000, () => `hub a to lead:\n${a.output()}`)

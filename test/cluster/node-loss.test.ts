@@ -13,26 +13,21 @@
  * exit (README, Operations: a cluster), so a deposed hub comes back as a
  * standby; the test prints how many times each exited.
  */
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { testScope, waitFor } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { waitFor } from '../helpers/hub.js'
 import { clusterHubConfig, hubHealth, keepHubRunning, submitUntilAccepted, watchCompletions } from '../helpers/cluster-hubs.js'
 import { connectAgent } from '../../src/agent/index.js'
 
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope()
 
 const PREFIX = 'nl'
 const TOTAL = 600
 
 test('SIGKILL of the NATS node the hubs are on, during 600 submissions: they move to the others, every acknowledged task completes once', async (t) => {
-  if (cluster === undefined) throw new Error('the NATS cluster did not start')
+  const cluster = started()
   const nodes = cluster.nodes
   const a = await keepHubRunning(await clusterHubConfig(cluster, dir.path, 'hub-a', PREFIX))
   cleanups.push(() => a.stop())

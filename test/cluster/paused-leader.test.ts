@@ -10,22 +10,17 @@
  * sequence is the proof) and step down, exiting with code 3. The new leader's
  * records are intact.
  */
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { connect } from 'nats'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { bucketPrefixFor, streamFor } from '../../src/coordinator/nats-kv.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { spawnHub, testScope, waitFor } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { spawnHub, waitFor } from '../helpers/hub.js'
 import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
 import { TestInstance } from '../helpers/instance.js'
 
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope()
 
 const PREFIX = 'ps'
 const IDS = ['stuck-0', 'stuck-1', 'stuck-2']
@@ -37,9 +32,9 @@ async function task(url: string, id: string): Promise<TaskRecord | undefined> {
 }
 
 test('a leader SIGSTOPped past its lease and woken by SIGCONT writes nothing and steps down (exit code 3); the new leader\'s tasks are intact', async (t) => {
-  if (cluster === undefined) throw new Error('the NATS cluster did not start')
+  const cluster = started()
   const nodes = cluster.nodes
-  const config = (name: string): Promise<string> => clusterHubConfig(cluster!, dir.path, name, PREFIX, { taskLease: '4s' })
+  const config = (name: string): Promise<string> => clusterHubConfig(cluster, dir.path, name, PREFIX, { taskLease: '4s' })
   const a = await spawnHub(await config('hub-a'))
   cleanups.push(() => a.kill())
   await waitFor(async () => (await hubHealth(a.httpUrl))?.role === 'leader', 60_000, () => `hub a to lead:\n${a.output()}`)

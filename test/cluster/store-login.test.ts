@@ -5,28 +5,23 @@
  * `broker.password`, a worker with its own. A task goes through; a hub with
  * the wrong store password stops at start, saying which setting NATS refused.
  */
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { connectAgent } from '../../src/agent/index.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { spawnHub, testScope, waitFor } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { spawnHub, waitFor } from '../helpers/hub.js'
 import { clusterHubConfig, hubHealth, submitUntilAccepted } from '../helpers/cluster-hubs.js'
 import { runCli } from '../helpers/cli.js'
 
-const { dir, cleanups } = testScope()
 const HUB = { username: 'hub', password: 'hub-secret' }
 const WORKER = { username: 'w1', password: 'w1-secret' }
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path, 3, { users: [HUB, WORKER] })
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope(3, { users: [HUB, WORKER] })
 
 const PREFIX = 'sl'
 
 test('with NATS logins on, the hub leads on store.username/password and a task completes; a wrong store.password is named at start', async () => {
-  if (cluster === undefined) throw new Error('the NATS cluster did not start')
+  const cluster = started()
   const hub = await spawnHub(await clusterHubConfig(cluster, dir.path, 'hub', PREFIX, { login: HUB }))
   cleanups.push(() => hub.kill())
   await waitFor(async () => (await hubHealth(hub.httpUrl))?.role === 'leader', 60_000, () => `the hub to lead:\n${hub.output()}`)

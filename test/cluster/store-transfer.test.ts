@@ -5,30 +5,25 @@
  * nats-kv` that then leads with the same tasks, messages and births. An
  * import goes into an empty store only, and never while a hub leads.
  */
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { STORE_FILE, SqliteStore } from '../../src/coordinator/sqlite-store.js'
 import { NatsKvStore } from '../../src/coordinator/nats-kv-store.js'
 import { bucketPrefixFor } from '../../src/coordinator/nats-kv.js'
 import type { TaskList } from '../../src/contract/http.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { http, spawnHub, startTestHub, testConfig, testScope, waitFor, writeConfig } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { http, spawnHub, startTestHub, testConfig, waitFor, writeConfig } from '../helpers/hub.js'
 import { hubHealth } from '../helpers/cluster-hubs.js'
 import { runCli } from '../helpers/cli.js'
 import { TestInstance } from '../helpers/instance.js'
 
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope()
 
 const PREFIX = 'up'
 
 test('a SQLite hub\'s store, exported and imported into nats-kv, is what the cluster\'s first leader starts with; a second import is refused', async () => {
-  const node = cluster?.nodes[0]
+  const node = started().nodes[0]
   if (node === undefined) throw new Error('the NATS server did not start')
   const single = join(dir.path, 'single')
   const sqliteConfig = await testConfig(single, {

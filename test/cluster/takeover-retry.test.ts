@@ -8,24 +8,19 @@
  * (code 1), which left a cluster hit by a transient failure (a request
  * unanswered while a NATS node was lost) with no candidate.
  */
-import { before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { bucketPrefixFor, connectNats, openBucket } from '../../src/coordinator/nats-kv.js'
-import { startNatsCluster, type NatsCluster } from '../helpers/nats-cluster.js'
-import { spawnHub, testScope, waitFor } from '../helpers/hub.js'
+import { natsClusterScope } from '../helpers/nats-cluster.js'
+import { spawnHub, waitFor } from '../helpers/hub.js'
 import { clusterHubConfig, hubHealth } from '../helpers/cluster-hubs.js'
 
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { dir, cleanups, started } = natsClusterScope()
 
 const PREFIX = 'tr'
 
 test('a takeover that fails hands the lease back and the hub waits as a standby, then leads once it can', async () => {
-  if (cluster === undefined) throw new Error('the NATS cluster did not start')
+  const cluster = started()
   const handle = await connectNats({ servers: cluster.nodes.map((n) => n.natsUrl), name: 'takeover-retry-test', timeoutMs: 10_000 })
   cleanups.push(() => handle.nc.close())
   const tasks = await openBucket(handle, `${bucketPrefixFor(PREFIX)}_tasks`, { replicas: 3 })

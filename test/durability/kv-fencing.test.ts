@@ -10,7 +10,7 @@
  *   `durable()` had resolved is there after a fresh open.
  * Writers are test/fixtures/kv-writer.ts, speaking JSON lines on stdout.
  */
-import { after, before, test } from 'node:test'
+import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
@@ -18,22 +18,13 @@ import type { TaskRecord } from '../../src/contract/payloads/task.js'
 import { LeaderLease } from '../../src/coordinator/leader-lease.js'
 import { NatsKvStore } from '../../src/coordinator/nats-kv-store.js'
 import { bucketPrefixFor } from '../../src/coordinator/nats-kv.js'
-import { startNatsCluster, streamLeader, type NatsCluster } from '../helpers/nats-cluster.js'
-import { ROOT, testScope, waitFor } from '../helpers/hub.js'
+import { natsClusterScope, streamLeader } from '../helpers/nats-cluster.js'
+import { ROOT, waitFor } from '../helpers/hub.js'
 import type { WriterOptions } from '../fixtures/kv-writer.js'
 
 const WRITER = join(ROOT, 'dist/test/fixtures/kv-writer.js')
-const { dir, cleanups } = testScope()
-let cluster: NatsCluster | undefined
-const servers = (): string[] => {
-  if (cluster === undefined) throw new Error('the NATS cluster did not start')
-  return cluster.nodes.map((n) => n.natsUrl)
-}
-
-before(async () => {
-  cluster = await startNatsCluster(dir.path)
-  cleanups.push(() => cluster?.stop())
-})
+const { cleanups, started } = natsClusterScope()
+const servers = (): string[] => started().nodes.map((n) => n.natsUrl)
 
 interface Line { event: string; epoch?: number; batch?: number; ids?: string[]; code?: string; reason?: string; message?: string }
 
@@ -203,7 +194,7 @@ async function withBound<T>(what: string, promise: Promise<T> | undefined): Prom
 }
 
 test('SIGKILL of the NATS node leading the tasks bucket, during writes: durable() settles once the cluster re-forms, no durable write lost', async () => {
-  const live = cluster!
+  const live = started()
   const prefix = bucketPrefixFor(`nodeloss-${process.pid}`)
   const store = await NatsKvStore.open({ servers: servers(), prefix })
   cleanups.push(() => store.close())
@@ -242,7 +233,7 @@ test('SIGKILL of the NATS node leading the tasks bucket, during writes: durable(
 })
 
 test('the cluster without quorum vouches for nothing: a writer killed meanwhile loses only writes it never said were durable', async () => {
-  const live = cluster!
+  const live = started()
   const prefix = bucketPrefixFor(`quorum-${process.pid}`)
   const d = startWriter({ prefix, writer: 'D', mode: 'leader', ttlMs: 60_000, ids: 'unique', batchSize: 20, intervalMs: 5 })
   await waitFor(() => d.events('durable').length >= 10, 60_000, () => `D's first writes\n${d.output()}`)

@@ -19,11 +19,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { before } from 'node:test'
 import mqtt from 'mqtt'
 import { Lifeline } from '../../src/supervisor/lifeline.js'
 import { runTag } from '../../src/supervisor/child-env.js'
 import { newRunId } from '../../src/supervisor/run-reaper.js'
-import { freePort, waitFor } from './hub.js'
+import { freePort, testScope, waitFor } from './hub.js'
 
 const NATS_SERVER = '/usr/sbin/nats-server'
 
@@ -241,4 +242,25 @@ export async function streamLeader(cluster: NatsCluster, stream: string): Promis
     }
   }
   return undefined
+}
+
+/**
+ * A test file's scope (hub.ts `testScope`) with a NATS cluster started before
+ * its tests and stopped with its cleanups. `started()` is that cluster, or
+ * throws saying it did not start.
+ */
+export function natsClusterScope(size = 3, options: NatsClusterOptions = {}): ReturnType<typeof testScope> & { started: () => NatsCluster } {
+  const scope = testScope()
+  let cluster: NatsCluster | undefined
+  before(async () => {
+    cluster = await startNatsCluster(scope.dir.path, size, options)
+    scope.cleanups.push(() => cluster?.stop())
+  })
+  return {
+    ...scope,
+    started: () => {
+      if (cluster === undefined) throw new Error('the NATS cluster did not start')
+      return cluster
+    },
+  }
 }
