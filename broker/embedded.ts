@@ -9,6 +9,8 @@
  * client that stops reading is cut off alone (`maxClientBuffer`) instead of
  * holding up delivery to everyone.
  */
+// First, before Aedes loads mqtt-packet: it takes its `debug` functions as it loads (quiet-debug.ts).
+import './quiet-debug.js'
 import type { EventEmitter } from 'node:events'
 import { mkdir } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'

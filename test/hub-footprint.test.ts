@@ -3,8 +3,9 @@
  * its RSS (which load on the machine moves): a started hub that has answered
  * HTTP and run a task over MQTT has not loaded the modules only other
  * processes or modes use (each one costs megabytes), runs with `gc` exposed
- * (src/heap-settle.ts gives a burst's heap back with it), and Aedes's packet
- * encoder keeps no number cache (broker/packet-numbers.ts).
+ * (src/heap-settle.ts gives a burst's heap back with it), Aedes's packet
+ * encoder keeps no number cache (broker/packet-numbers.ts), and mqtt-packet's
+ * `debug` calls cost nothing unless DEBUG asks for them (broker/quiet-debug.ts).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -29,7 +30,7 @@ function packageOf(file: string): string | undefined {
   return /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file)?.[1]
 }
 
-test('an idle embedded hub loads none of the modules it does not use, exposes gc, and keeps no packet number cache', async () => {
+test('an idle embedded hub loads none of the modules it does not use, exposes gc, keeps no packet number cache, and quiets mqtt-packet\'s debug', async () => {
   const config = await testConfig(dir.path, { instances: [{ id: 'probe-worker', concurrency: 10 }], routes: { general: { targets: ['probe-worker'] } } })
   const out = join(dir.path, 'modules.json')
   const hub = await spawnHub(writeConfig(dir.path, config), {
@@ -57,4 +58,13 @@ test('an idle embedded hub loads none of the modules it does not use, exposes gc
   for (const unused of NOT_AT_IDLE) assert.ok(!loaded.has(unused), `${unused} is loaded by an idle embedded hub`)
   assert.equal(report.gcExposed, true, 'the hub runs with --expose-gc (src/hub-node-args.ts)')
   assert.equal(report.packetNumberCache, false, "Aedes's mqtt-packet keeps its 65,536-Buffer number cache")
+  assert.equal(report.quietPacketDebug, true, 'broker/quiet-debug.ts ran before mqtt-packet loaded (embedded.ts imports it before Aedes)')
+})
+
+test('DEBUG still turns mqtt-packet\'s debugging on', async () => {
+  const hub = await spawnHub(writeConfig(dir.path, await testConfig(join(dir.path, 'debug-data'), {}), 'debug.yaml'), { env: { DEBUG: 'mqtt-packet:parser' } })
+  cleanups.push(() => hub.kill())
+  const client = await TestInstance.start({ url: hub.mqttUrl, id: 'debug-probe', capabilities: ['general'] })
+  cleanups.push(() => client.close())
+  await waitFor(() => hub.output().includes('mqtt-packet:parser'), 30_000, "mqtt-packet's parser debugging in the hub's output")
 })
