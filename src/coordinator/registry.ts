@@ -138,6 +138,8 @@ export type StatusOutcome = 'joined' | 'online' | 'offline' | 'error' | 'stale' 
 
 export class Registry {
   private readonly instances = new Map<string, Instance>()
+  /** `all()`, kept until an instance is added or forgotten: the scheduler asks on every dispatch (issue #12). */
+  private listed: readonly Instance[] | undefined
 
   /**
    * `maxJoined`: how many instances not in the config may be known at once.
@@ -146,15 +148,22 @@ export class Registry {
    * ones, this bounds the rest. Configured instances are never counted.
    */
   constructor(configured: readonly InstanceConfig[], private readonly defaultConcurrency: number, readonly maxJoined = Number.POSITIVE_INFINITY) {
-    for (const config of configured) this.instances.set(config.id, new Instance(config, 'config', defaultConcurrency))
+    for (const config of configured) this.add(new Instance(config, 'config', defaultConcurrency))
   }
 
   get(id: string): Instance | undefined {
     return this.instances.get(id)
   }
 
-  all(): Instance[] {
-    return [...this.instances.values()]
+  /** Every instance, in the order they became known. The same array until one is added or forgotten: not to be changed. */
+  all(): readonly Instance[] {
+    this.listed ??= [...this.instances.values()]
+    return this.listed
+  }
+
+  private add(instance: Instance): void {
+    this.instances.set(instance.id, instance)
+    this.listed = undefined
   }
 
   /** Instances a route target names: by id, or else every instance of that role or with that capability. */
@@ -194,7 +203,7 @@ export class Registry {
         if (profile.port !== undefined) instance.port = profile.port
         // `health.forgetAfter` counts from the restart: a live one heartbeats before then.
         instance.lastSeenAt = now
-        this.instances.set(birth.id, instance)
+        this.add(instance)
       }
       instance.health = { ...instance.health, session: birth.session }
     }
@@ -202,6 +211,7 @@ export class Registry {
 
   /** Removes a joined instance (DELETE /instances/:id, or expiry); the caller checks it may. */
   forget(id: string): boolean {
+    this.listed = undefined
     return this.instances.delete(id)
   }
 
@@ -237,7 +247,7 @@ export class Registry {
       if (status.state !== 'online') return 'stale'
       if (this.joinedCount >= this.maxJoined) return 'full'
       instance = new Instance({ id, ...(status.capabilities ? { capabilities: status.capabilities } : {}) }, 'joined', this.defaultConcurrency)
-      this.instances.set(id, instance)
+      this.add(instance)
       joined = true
     }
     const bornSession = instance.session
