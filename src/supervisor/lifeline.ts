@@ -15,6 +15,7 @@
  * the list first, so the lifeline just exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import type { Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 /** The run reaper's process entry point: `node reap-main.js RUN_ID…`. */
@@ -62,6 +63,16 @@ export class Lifeline {
 
   release(pgid: number): void {
     this.proc.stdin?.write(`-${pgid}\n`)
+  }
+
+  /**
+   * Lets this process exit while the lifeline still watches: its pipe then
+   * closes with the process, and what is still listed is reaped. For an owner
+   * with no shutdown of its own to call `close` from (a test file's hubs).
+   */
+  unref(): void {
+    // A child's stdio pipe is a net.Socket.
+    ;(this.proc.stdin as Socket | null)?.unref()
   }
 
   /** After a clean shutdown: nothing is left to reap, so the lifeline exits. */
