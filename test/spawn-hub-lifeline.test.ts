@@ -1,5 +1,5 @@
 /**
- * spawnHub's lifeline (test/helpers/hub.ts): a test file the runner kills at
+ * spawnHub's lifeline (test/helpers/reaped-spawn.ts): a test file the runner kills at
  * its timeout runs none of its `after` cleanups, and before the lifeline its
  * hubs ran on as orphans (two were found 80 minutes later, loading the rest of
  * the suite). Here the test process is SIGKILLed with its hub running: the hub

@@ -68,7 +68,7 @@ export class Lifeline {
   /**
    * Lets this process exit while the lifeline still watches: its pipe then
    * closes with the process, and what is still listed is reaped. For an owner
-   * with no shutdown of its own to call `close` from (a test file's hubs).
+   * with no shutdown of its own to call `close` from (a test process's servers).
    */
   unref(): void {
     // A child's stdio pipe is a net.Socket.

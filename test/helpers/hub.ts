@@ -3,7 +3,7 @@
  * process (for SIGKILL), a real Mosquitto, and polling helpers. Everything
  * binds 127.0.0.1 and is cleaned up by the caller's `after` hooks.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -20,9 +20,7 @@ import { startHub, type Hub } from '../../src/hub.js'
 import { HUB_NODE_ARGS } from '../../src/hub-node-args.js'
 import { READY_STDIO, waitForReady } from '../../src/ready.js'
 import { silentLogger } from '../../src/log.js'
-import { runTag } from '../../src/supervisor/child-env.js'
-import { Lifeline } from '../../src/supervisor/lifeline.js'
-import { newRunId } from '../../src/supervisor/run-reaper.js'
+import { spawnReaped } from './reaped-spawn.js'
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 export const CLI = join(ROOT, 'dist/src/cli/main.js')
@@ -114,33 +112,11 @@ export interface HubProcess {
  * `trinity hub --config file` as a child process; resolves once its HTTP API
  * answers, with the URLs of its ready signal (src/ready.ts).
  */
-/**
- * Reaps the hubs spawnHub started that are still running when this test
- * process ends, however it ends: a runner that kills a file at its timeout
- * runs none of its `after` cleanups (the supervisor's lifeline, as
- * test/helpers/nats-cluster.ts uses it for its nodes). One per process.
- */
-let hubLifeline: Lifeline | undefined
-
-function watchHub(child: ChildProcess, runId: string): void {
-  const pid = child.pid
-  if (pid === undefined) return
-  if (hubLifeline === undefined) {
-    hubLifeline = new Lifeline()
-    hubLifeline.unref()
-  }
-  const lifeline = hubLifeline
-  lifeline.watch(pid, runId)
-  child.once('exit', () => lifeline.release(pid))
-}
-
 export async function spawnHub(configFile: string, options: { nodeArgs?: readonly string[]; env?: Record<string, string> } = {}): Promise<HubProcess> {
   // The hub's own flags (as `trinity start` runs it), then any the run or the test adds.
   const nodeArgs = [...HUB_NODE_ARGS, ...(process.env[TEST_ENV.hubNodeArgs] ?? '').split(' ').filter((a) => a !== ''), ...(options.nodeArgs ?? [])]
-  // detached: its own process group, the unit the lifeline kills; tagged as the supervisor tags a run.
-  const runId = newRunId('hub')
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, detached: true, env: { ...process.env, CI: 'true', ...runTag(runId), ...options.env } })
-  watchHub(child, runId)
+  // Reaped with this process, however it ends (reaped-spawn.ts).
+  const child = spawnReaped('hub', process.execPath, [...nodeArgs, CLI, 'hub', '--config', configFile], { stdio: READY_STDIO, env: { ...process.env, CI: 'true', ...options.env } })
   const ready = waitForReady(child, 'hub', 60_000)
   let output = ''
   const logDir = process.env[TEST_ENV.hubLogDir]
@@ -224,7 +200,7 @@ export async function startMosquitto(dir: string): Promise<Mosquitto> {
 async function startMosquittoOnce(dir: string, port: number): Promise<Mosquitto> {
   const conf = join(dir, `mosquitto-${port}.conf`)
   writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\n`)
-  const child = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawnReaped('mosquitto', '/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] })
   let err = ''
   child.stderr?.on('data', (d: Buffer) => { err += d.toString() })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))

@@ -12,18 +12,15 @@
  * connect fails). `stop` SIGKILLs what is left; call it from `after`, failure
  * or not. Should the test process die first (SIGKILL, a runner's timeout, a
  * cleanup before `stop` that hangs until the process is ended), the nodes are
- * reaped anyway: each runs in its own process group, watched by the
- * supervisor's lifeline (src/supervisor/lifeline.ts), which kills the groups
- * left when this process goes.
+ * reaped anyway (test/helpers/reaped-spawn.ts: each in its own process
+ * group, watched by the supervisor's lifeline).
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { before } from 'node:test'
 import mqtt from 'mqtt'
-import { Lifeline } from '../../src/supervisor/lifeline.js'
-import { runTag } from '../../src/supervisor/child-env.js'
-import { newRunId } from '../../src/supervisor/run-reaper.js'
+import { spawnReaped } from './reaped-spawn.js'
 import { freePort, testScope, waitFor } from './hub.js'
 
 const NATS_SERVER = '/usr/sbin/nats-server'
@@ -103,19 +100,11 @@ async function startNatsClusterOnce(dir: string, size: number, options: NatsClus
   for (const node of nodes) writeFileSync(node.configFile, nodeConfig(node, nodes, options))
 
   const running: (Running | undefined)[] = nodes.map(() => undefined)
-  const lifeline = new Lifeline()
   const launch = (index: number): void => {
     const node = nodes[index]!
-    // detached: its own process group, the unit the lifeline kills.
-    // Tagged as the supervisor tags a run, so the lifeline's reaper finds it by its tag too.
-    const runId = newRunId(`nats-${index + 1}`)
-    const child = spawn(NATS_SERVER, ['-c', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, ...runTag(runId) } })
-    const pid = child.pid
-    if (pid !== undefined) lifeline.watch(pid, runId)
-    const entry: Running = {
-      child, output: '',
-      exited: new Promise((resolve) => child.once('exit', () => { if (pid !== undefined) lifeline.release(pid); resolve() })),
-    }
+    // Reaped with this process, however it ends (reaped-spawn.ts).
+    const child = spawnReaped(`nats-${index + 1}`, NATS_SERVER, ['-c', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const entry: Running = { child, output: '', exited: new Promise((resolve) => child.once('exit', () => resolve())) }
     const append = (d: Buffer): void => { entry.output += d.toString() }
     child.stdout?.on('data', append)
     child.stderr?.on('data', append)
@@ -147,7 +136,6 @@ async function startNatsClusterOnce(dir: string, size: number, options: NatsClus
     },
     async stop() {
       for (let i = 0; i < nodes.length; i++) await kill(i)
-      lifeline.close()
     },
   }
   try {
