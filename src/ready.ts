@@ -17,39 +17,15 @@
  * cannot read.
  */
 import type { ChildProcess, StdioOptions } from 'node:child_process'
-import Type, { type Static } from 'typebox'
-import { SupervisedChild } from './contract/payloads/supervisor.js'
+import { READY_VERSION, ReadySignal } from './contract/payloads/ready.js'
 import { validate } from './contract/payloads/validate.js'
-
-const READY_VERSION = 1
 
 // The channel must not keep a child alive that fails before it is ready (the
 // hub leaves with process.exitCode = 1 and an empty event loop): unref'd from
 // the start. A send still completes, as a pending write keeps the loop running.
 process.channel?.unref()
 
-const base = {
-  type: Type.Literal('trinity.ready'),
-  version: Type.Literal(READY_VERSION),
-  /** The ready process's own pid: not the parent's child when a wrapper (a shell, strace) sits between. */
-  pid: Type.Integer(),
-}
-const urls = { http: Type.String(), mqtt: Type.String() }
-export const ReadySignal = Type.Union([
-  Type.Object({ ...base, service: Type.Literal('hub'), ...urls }),
-  Type.Object({ ...base, service: Type.Literal('bridge') }),
-  Type.Object({
-    ...base,
-    service: Type.Literal('supervisor'),
-    /** The hub's URLs, as the hub's own signal gave them. */
-    ...urls,
-    /** The lifeline's pid (src/supervisor/lifeline.ts): what reaps the children if the supervisor is killed. */
-    lifeline: Type.Union([Type.Integer(), Type.Null()]),
-    /** Every child as it stands at ready: an instance that could not start is here, not running, with its reason. */
-    children: Type.Array(SupervisedChild),
-  }),
-])
-export type ReadySignal = Static<typeof ReadySignal>
+export type { ReadySignal }
 export type ReadyService = ReadySignal['service']
 
 type WithoutEnvelope<S> = S extends unknown ? Omit<S, 'type' | 'version' | 'pid'> : never

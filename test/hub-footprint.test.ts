@@ -4,8 +4,10 @@
  * HTTP and run a task over MQTT has not loaded the modules only other
  * processes or modes use (each one costs megabytes), runs with `gc` exposed
  * (src/heap-settle.ts gives a burst's heap back with it), Aedes's packet
- * encoder keeps no number cache (broker/packet-numbers.ts), and mqtt-packet's
- * `debug` calls cost nothing unless DEBUG asks for them (broker/quiet-debug.ts).
+ * encoder keeps no number cache (broker/packet-numbers.ts), mqtt-packet's
+ * `debug` calls cost nothing unless DEBUG asks for them (broker/quiet-debug.ts),
+ * and TypeBox is loaded only for the generated checks' helpers
+ * (scripts/freeze-schemas.mjs).
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -56,6 +58,10 @@ test('an idle embedded hub loads none of the modules it does not use, exposes gc
   // The probe sees what the hub does load: otherwise the absences below would prove nothing.
   for (const used of ['aedes', 'better-sqlite3', 'fastify', 'mqtt-packet']) assert.ok(loaded.has(used), `the probe saw ${used} (loaded: ${[...loaded].join(', ')})`)
   for (const unused of NOT_AT_IDLE) assert.ok(!loaded.has(unused), `${unused} is loaded by an idle embedded hub`)
+  // TypeBox: only the helpers of the checks the build generated (scripts/freeze-schemas.mjs), not its builders or compiler.
+  const typebox = report.esm.filter((url) => url.includes('/node_modules/typebox/'))
+  assert.ok(typebox.length > 0, 'the generated checks load typebox/guard')
+  assert.deepEqual(typebox.filter((url) => !url.includes('/node_modules/typebox/build/guard/')), [], 'TypeBox beyond its guard is loaded by an idle embedded hub')
   assert.equal(report.gcExposed, true, 'the hub runs with --expose-gc (src/hub-node-args.ts)')
   assert.equal(report.packetNumberCache, false, "Aedes's mqtt-packet keeps its 65,536-Buffer number cache")
   assert.equal(report.quietPacketDebug, true, 'broker/quiet-debug.ts ran before mqtt-packet loaded (embedded.ts imports it before Aedes)')

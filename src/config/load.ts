@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type YAMLError } from 'yaml'
-import { Compile } from 'typebox/compile'
+import { schemaChecker, type SchemaError } from '../contract/payloads/validate.js'
 import { TrinityError } from '../errors.js'
 import { DEFAULTS, resolveConfig } from './defaults.js'
 import { ENV } from './env.js'
@@ -64,7 +64,8 @@ export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.en
   return parseConfig(readFileSync(file, 'utf8'), path, env[ENV.set], { ...options, env })
 }
 
-const checker = Compile(ConfigSchema)
+/** Generated at build time (scripts/freeze-schemas.mjs): TypeBox loads only for a file with a mistake in it. */
+const checker = schemaChecker(ConfigSchema)
 
 /** `overrides`: a TRINITY_SET value, validated with the file. */
 export function parseConfig(text: string, file = '<config>', overrides?: string, options: LoadOptions = {}): Config {
@@ -82,7 +83,7 @@ export function parseConfig(text: string, file = '<config>', overrides?: string,
   const raw: unknown = doc.toJS() ?? {}
   const problems: ConfigProblem[] = [...layered.problems]
   if (!checker.Check(raw)) {
-    const errors = [...checker.Errors(raw)] as SchemaError[]
+    const errors = [...checker.Errors(raw)]
     // A union reports each failed branch and then itself: keep the union's line only.
     const unions = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath))
     const seen = new Set<string>()
@@ -114,14 +115,6 @@ function yamlMessage(error: YAMLError): string {
 }
 
 type Locate = (offset: number) => { line: number; col: number }
-
-interface SchemaError {
-  keyword: string
-  instancePath: string
-  message: string
-  params?: unknown
-  schemaPath?: string
-}
 
 function toProblem(doc: Document, file: string, at: Locate, error: SchemaError): ConfigProblem {
   const path = pointerToPath(error.instancePath)

@@ -1,7 +1,8 @@
 /**
- * The HTTP API's answers, as TypeBox schemas and their types: the hub uses
- * them as Fastify `response` schemas (src/coordinator/http.ts), and the CLI,
- * the dashboard and the tests import the types instead of keeping copies.
+ * The HTTP API's answers and query strings, as TypeBox schemas and their
+ * types: the hub uses them as Fastify `response` and `querystring` schemas
+ * (src/coordinator/http.ts), and the CLI, the dashboard and the tests import
+ * the types instead of keeping copies.
  *
  * Fastify serializes a response with its schema and drops every property the
  * schema does not name, so each schema here lists everything the route
@@ -135,3 +136,20 @@ export type ErrorBody = Static<typeof ErrorBody>
 
 /** The error answers a route can give, for its `response` schema. */
 export const ERROR_RESPONSES = { '4xx': ErrorBody, '5xx': ErrorBody } as const
+
+/** The most summaries one GET /tasks returns, and the most whole records (`full=true`): README, HTTP API. */
+export const MAX_TASKS = 1000
+export const MAX_FULL_TASKS = 100
+
+/** `:id` in a route's path. */
+export const IdParams = Type.Object({ id: Id })
+
+/** GET /tasks?state=&limit=&full= */
+export const TaskListQuery = Type.Object({
+  state: Type.Optional(TaskStateSchema),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TASKS })),
+  full: Type.Optional(Type.Boolean({ description: 'true: whole records (content, result, outputs) instead of summaries' })),
+}, { additionalProperties: false })
+
+/** GET /messages?limit=&from=&to= */
+export const MessageListQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), from: Type.Optional(Id), to: Type.Optional(Id) }, { additionalProperties: false })

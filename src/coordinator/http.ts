@@ -8,22 +8,19 @@
  */
 import type { FastifyError, FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
-import { Id } from '../contract/payloads/common.js'
-import { TaskRespond, TaskStateSchema, TaskSubmit } from '../contract/payloads/task.js'
+import { TaskRespond, TaskSubmit } from '../contract/payloads/task.js'
 import { SendRequest } from '../contract/payloads/message.js'
 import { tooDeepField, tooDeepReason } from '../contract/payloads/validate.js'
-import { ERROR_RESPONSES, HubHealth, HubSummary, InstanceList, MessageList, TaskAdmitted, TaskAnswered, TaskDetail, TaskList } from '../contract/http.js'
+import {
+  ERROR_RESPONSES, HubHealth, HubSummary, IdParams, InstanceList, MAX_FULL_TASKS, MAX_TASKS, MessageList, MessageListQuery,
+  TaskAdmitted, TaskAnswered, TaskDetail, TaskList, TaskListQuery,
+} from '../contract/http.js'
 import { formatSize } from '../config/size.js'
 import { TrinityError } from '../errors.js'
 import type { Coordinator } from './coordinator.js'
 import { principalOf } from './http-auth.js'
 import type { Metrics } from './metrics.js'
 
-const IdParams = Type.Object({ id: Id })
-/** The most summaries one GET /tasks returns, and the most whole records (`full=true`): README, HTTP API. */
-const MAX_TASKS = 1000
-const MAX_FULL_TASKS = 100
 
 /** The 413 for a body over `limits.maxPayload` (Fastify's `bodyLimit`, set from it in hub.ts). */
 function payloadTooLarge(maxPayload: number): TrinityError {
@@ -144,11 +141,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
 
   api.get('/tasks', {
     schema: {
-      querystring: Type.Object({
-        state: Type.Optional(TaskStateSchema),
-        limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_TASKS })),
-        full: Type.Optional(Type.Boolean({ description: 'true: whole records (content, result, outputs) instead of summaries' })),
-      }, { additionalProperties: false }),
+      querystring: TaskListQuery,
       response: { 200: TaskList, ...ERROR_RESPONSES },
     },
   }, async (request) => {
@@ -204,7 +197,7 @@ export async function registerRoutes(app: FastifyInstance, coordinator: Coordina
 
   api.get('/messages', {
     schema: {
-      querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), from: Type.Optional(Id), to: Type.Optional(Id) }, { additionalProperties: false }),
+      querystring: MessageListQuery,
       response: { 200: MessageList, ...ERROR_RESPONSES },
     },
   }, async (request) => {

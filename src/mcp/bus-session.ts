@@ -17,7 +17,7 @@
 import type { IPublishPacket, MqttClient } from 'mqtt'
 import { randomUUID } from 'node:crypto'
 import { TERMINAL_TASK_STATES } from '../contract/constants.js'
-import { decodeInboxFrame } from '../contract/payloads/inbox.js'
+import { decodeInboxFrame } from '../contract/payloads/inbox-decode.js'
 import type { Message } from '../contract/payloads/message.js'
 import { TaskEvent, type Report } from '../contract/payloads/task.js'
 import { decode } from '../contract/payloads/validate.js'

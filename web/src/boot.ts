@@ -6,8 +6,9 @@
  * notice line where actions report.
  */
 import type { Static, TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
 import { InstanceList, MessageList, TaskList } from '../../src/contract/http.js'
-import { validate } from '../../src/contract/payloads/validate.js'
+import { useCompiler, validate } from '../../src/contract/payloads/validate.js'
 import { topicsFor, type TopicContract } from '../../src/contract/topics.js'
 import { call } from './api.js'
 import { connectBus } from './bus.js'
@@ -16,6 +17,9 @@ import { frameScheduler, SectionThrottle } from './frame.js'
 import { signIn } from './login.js'
 import { MAX_ROWS, Store, type Section } from './store.js'
 import { symbolOf, type Tone } from './tone.js'
+
+// A page compiles the contract's schemas with TypeBox itself (validate.ts: a browser has no `require`).
+useCompiler(Compile)
 
 export interface App {
   readonly store: Store

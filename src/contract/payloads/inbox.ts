@@ -2,12 +2,11 @@
  * What the coordinator sends to an instance inbox (`trinity/instance/{id}/inbox`):
  * a task to run, a message, a health ping, a cancellation, the answer to a
  * question a task asked (`input`). Keyed on `kind`;
- * the agent SDK decodes every frame before it acts on it.
+ * the agent SDK decodes every frame before it acts on it (inbox-decode.ts).
  */
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type Static } from 'typebox'
 import { Id, Priority, TaskType } from './common.js'
 import { Message } from './message.js'
-import { decode, validate, type Decoded } from './validate.js'
 
 /** Sent with QoS 1. */
 const InboxTask = Type.Object({
@@ -27,17 +26,7 @@ const InboxInput = Type.Object({ kind: Type.Literal('input'), taskId: Id, leaseT
 export const InboxFrame = Type.Union([InboxTask, InboxMessage, InboxPing, InboxCancel, InboxInput])
 export type InboxFrame = Static<typeof InboxFrame>
 
-const INBOX_FRAMES = { task: InboxTask, message: InboxMessage, ping: InboxPing, cancel: InboxCancel, input: InboxInput } as const
-const InboxKind = Type.Object({ kind: Type.Enum(Object.keys(INBOX_FRAMES) as (keyof typeof INBOX_FRAMES)[]) })
-
-/**
- * An inbox frame, checked against the schema its `kind` names: against the
- * union, a bad ping would be told it lacks a task's fields.
- */
-export function decodeInboxFrame(payload: Buffer | string): Decoded<InboxFrame> {
-  const head = decode(InboxKind, payload)
-  if (!head.ok) return head
-  const schema: TSchema = INBOX_FRAMES[head.value.kind]
-  const checked = validate(schema, head.value)
-  return checked.ok ? { ok: true, value: checked.value as InboxFrame } : checked
-}
+/** Each frame's schema by its `kind` (inbox-decode.ts checks a frame against the one its kind names). */
+export const INBOX_FRAMES = { task: InboxTask, message: InboxMessage, ping: InboxPing, cancel: InboxCancel, input: InboxInput } as const
+/** What is read of a frame first: its kind. */
+export const InboxKind = Type.Object({ kind: Type.Enum(Object.keys(INBOX_FRAMES) as (keyof typeof INBOX_FRAMES)[]) })

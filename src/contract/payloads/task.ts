@@ -133,7 +133,7 @@ const REPORT_STATES = ['started', 'progress', 'completed', 'failed', 'needs_inpu
  * (and optional `choices`), and the leg's lease stops running until the
  * answer (POST /tasks/:id/respond) comes back in an `input` inbox frame.
  * One flat object, so a refusal names the field (a union would only say
- * "matches no schema"); `reportProblem` checks what the schema cannot.
+ * "matches no schema"); `reportProblem` (report-rules.ts) checks what the schema cannot.
  */
 export const Report = Type.Object(
   {
@@ -152,14 +152,6 @@ export const Report = Type.Object(
   { additionalProperties: false },
 )
 export type Report = Static<typeof Report>
-
-/** What is wrong with a decoded report that its schema cannot say (`field: reason`), or null. */
-export function reportProblem(report: Report): string | null {
-  if (report.state === 'needs_input') return report.question === undefined ? 'question: required with state needs_input' : null
-  if (report.question !== undefined) return `question: only with state needs_input, not ${report.state}`
-  if (report.choices !== undefined) return `choices: only with state needs_input, not ${report.state}`
-  return null
-}
 
 /**
  * `trinity/task/{id}/respond` and POST /tasks/:id/respond: the answer to a

@@ -12,23 +12,78 @@
  * bytes are a Uint8Array (a Node Buffer is one) read with TextDecoder, and
  * nothing here may import a Node module.
  */
-import { type Static, type TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
+import type { Static, TSchema } from 'typebox'
+import type { Compile } from 'typebox/compile'
 
 /** `tooDeep`: refused for its nesting (`limits.maxDepth`), not its shape. */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; reason: string; tooDeep?: true }
 
+/** What validation errors say (TypeBox's): a JSON pointer, the words, and the keyword's details. */
+export interface SchemaError {
+  readonly keyword: string
+  readonly instancePath: string
+  readonly message: string
+  readonly params?: unknown
+  readonly schemaPath?: string
+}
+
 interface Checker<T> {
   Check(value: unknown): value is T
-  Errors(value: unknown): Iterable<{ instancePath: string; message: string; params?: unknown }>
+  /** Asked only after a failed Check. */
+  Errors(value: unknown): Iterable<SchemaError>
+}
+
+type Compiler = (schema: TSchema) => Checker<unknown>
+
+/**
+ * TypeBox's Compile, loaded at its first use (issue #12: TypeBox is about a
+ * fifth of an idle hub's memory). The Node build ships every contract
+ * schema with its check already generated (scripts/freeze-schemas.mjs, with
+ * TypeBox's own code generator), so a hub loads TypeBox only to say why the
+ * first invalid payload is invalid, or for a schema the build did not see.
+ * Node loads it synchronously (an ES module by `require`, Node 20.19 and
+ * later); the dashboard's pages hand in the Compile they import
+ * (`useCompiler`), as a browser has no `require`.
+ */
+let compiler: Compiler | undefined
+
+export function useCompiler(compile: typeof Compile): void {
+  compiler = compile
+}
+
+interface NodeModuleApi { createRequire(url: string): (id: string) => unknown }
+
+function typeboxCompile(): Compiler {
+  if (compiler === undefined) {
+    const process = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process
+    const nodeModule = process?.getBuiltinModule?.('node:module') as NodeModuleApi | undefined
+    if (nodeModule === undefined) throw new Error('validate.ts: no schema compiler here; call useCompiler(Compile) first')
+    useCompiler((nodeModule.createRequire(import.meta.url)('typebox/compile') as { Compile: typeof Compile }).Compile)
+  }
+  return compiler as Compiler
 }
 
 const compiled = new WeakMap<TSchema, Checker<unknown>>()
 
-function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
+/**
+ * Called by the modules scripts/freeze-schemas.mjs writes, once per schema:
+ * the check TypeBox generated for `schema` at build time. Its errors, when
+ * asked for, still come from TypeBox's Compile of the same schema.
+ * @public (called from the built modules only)
+ */
+export function usePrecompiled(schema: TSchema, check: (value: unknown) => boolean): void {
+  let full: Checker<unknown> | undefined
+  compiled.set(schema, {
+    Check: check as Checker<unknown>['Check'],
+    Errors: (value) => (full ??= typeboxCompile()(schema)).Errors(value),
+  })
+}
+
+/** A schema's checker: the one generated at build time, or TypeBox's Compile of it (once). */
+export function schemaChecker<T extends TSchema>(schema: T): Checker<Static<T>> {
   let checker = compiled.get(schema)
   if (checker === undefined) {
-    checker = Compile(schema)
+    checker = typeboxCompile()(schema)
     compiled.set(schema, checker)
   }
   return checker as Checker<Static<T>>
@@ -36,7 +91,7 @@ function checkerFor<T extends TSchema>(schema: T): Checker<Static<T>> {
 
 /** The first validation error as `field: what was expected`. */
 function describeErrors(schema: TSchema, value: unknown): string {
-  for (const error of checkerFor(schema).Errors(value)) {
+  for (const error of schemaChecker(schema).Errors(value)) {
     const field = error.instancePath === '' ? '(payload)' : error.instancePath.slice(1).replaceAll('/', '.')
     const params = error.params as { additionalProperties?: string[]; allowedValue?: unknown } | undefined
     if (params?.additionalProperties !== undefined) {
@@ -49,7 +104,7 @@ function describeErrors(schema: TSchema, value: unknown): string {
 }
 
 export function validate<T extends TSchema>(schema: T, value: unknown): Decoded<Static<T>> {
-  if (checkerFor(schema).Check(value)) return { ok: true, value }
+  if (schemaChecker(schema).Check(value)) return { ok: true, value }
   return { ok: false, reason: describeErrors(schema, value) }
 }
 
