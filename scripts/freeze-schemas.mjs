@@ -2,7 +2,7 @@
 // Build step, after tsc (npm run build): the Node build's schema modules become
 // plain data with their checks already generated, so no Trinity process loads
 // TypeBox to build or compile a schema (issue #12: TypeBox's builders and
-// compiler were 10 to 20 MB of an idle hub's memory).
+// compiler were about 8 MB of an idle hub's 83, BENCHMARKS.md).
 //
 // A schema module is one whose compiled form imports TypeBox's builders
 // (`import Type from 'typebox'`); it must export data only (schemas and

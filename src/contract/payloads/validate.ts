@@ -36,11 +36,12 @@ interface Checker<T> {
 type Compiler = (schema: TSchema) => Checker<unknown>
 
 /**
- * TypeBox's Compile, loaded at its first use (issue #12: TypeBox is about a
- * fifth of an idle hub's memory). The Node build ships every contract
- * schema with its check already generated (scripts/freeze-schemas.mjs, with
- * TypeBox's own code generator), so a hub loads TypeBox only to say why the
- * first invalid payload is invalid, or for a schema the build did not see.
+ * TypeBox's Compile, loaded at its first use (issue #12: TypeBox's builders
+ * and compiler were about 8 MB of an idle hub's 83). The Node build ships
+ * every contract schema with its check already generated
+ * (scripts/freeze-schemas.mjs, with TypeBox's own code generator), so a hub
+ * loads TypeBox only to say why the first invalid payload is invalid, or for
+ * a schema the build did not see.
  * Node loads it synchronously (an ES module by `require`, Node 20.19 and
  * later); the dashboard's pages hand in the Compile they import
  * (`useCompiler`), as a browser has no `require`.
