@@ -52,12 +52,15 @@ function jsFiles(dir) {
   })
 }
 
+/** Every compiled module of the product trees, live copies among them. */
+const productFiles = () => TREES.flatMap((tree) => jsFiles(join(DIST, tree)))
+
 const liveOf = (file) => file.replace(/\.js$/, LIVE)
 const sourceOf = (file) => relative(DIST, file).replace(/\.js$/, '.ts')
 
 /** Before tsc: every frozen module back to tsc's output (its live copy, with its imports as tsc wrote them). */
 function thaw() {
-  for (const live of TREES.flatMap((tree) => jsFiles(join(DIST, tree))).filter((f) => f.endsWith(LIVE))) {
+  for (const live of productFiles().filter((f) => f.endsWith(LIVE))) {
     writeFileSync(live.slice(0, -LIVE.length) + '.js', readFileSync(live, 'utf8').replace(/(\bfrom\s+|\bimport\s+)(['"])(\.\.?\/[^'"]+?)\.live\.js\2/g, '$1$2$3.js$2'))
     rmSync(live)
   }
@@ -66,7 +69,7 @@ function thaw() {
 /** After tsc: every schema module of the build (tsc's output importing TypeBox's builders). */
 function schemaModules() {
   const modules = []
-  for (const file of TREES.flatMap((tree) => jsFiles(join(DIST, tree))).filter((f) => !f.endsWith(LIVE))) {
+  for (const file of productFiles().filter((f) => !f.endsWith(LIVE))) {
     if (!existsSync(join(ROOT, sourceOf(file)))) continue // an earlier build's output of a source since removed
     const text = readFileSync(file, 'utf8')
     if (text.startsWith(MARKER)) fail(`${relative(ROOT, file)} is frozen already: build with npm run build, which thaws first`)
@@ -200,7 +203,7 @@ async function freeze(file) {
 
 /** After freezing, nothing in the product may load TypeBox but the generated checks' own helpers. */
 function checkNoTypeBox() {
-  for (const file of TREES.flatMap((tree) => jsFiles(join(DIST, tree))).filter((f) => !f.endsWith(LIVE))) {
+  for (const file of productFiles().filter((f) => !f.endsWith(LIVE))) {
     for (const [, from] of readFileSync(file, 'utf8').matchAll(ANY_TYPEBOX)) {
       if (from !== 'typebox/guard') fail(`${relative(ROOT, file)} still imports ${from} at run time`)
     }

@@ -2,9 +2,10 @@
  * The tools of `trinity mcp`: one TypeBox schema per tool (tool-schemas.ts:
  * the JSON Schema the host sees in tools/list, and what the arguments are
  * validated against with the contract's validate.ts), and one handler per
- * tool behind a small dispatch table. A failure is a tool result with `isError: true` whose text
- * starts with the registry code (docs/errors.md), so the agent reads why and
- * the host's session goes on; the code is also in `structuredContent.error`.
+ * tool behind a small dispatch table. A failure is a tool result with
+ * `isError: true` whose text starts with the registry code (docs/errors.md),
+ * so the agent reads why and the host's session goes on; the code is also in
+ * `structuredContent.error`.
  */
 import type { Static } from 'typebox'
 import { validate } from '../contract/payloads/validate.js'
