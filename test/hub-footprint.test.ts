@@ -14,6 +14,8 @@ import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TEST_ENV } from '../src/config/env.js'
+import { loadConfigFile } from '../src/config/load.js'
+import { resolvedConfigEnv } from '../src/config/resolved-env.js'
 import type { ModuleProbeReport } from './fixtures/module-probe.js'
 import { ROOT, spawnHub, testConfig, testScope, waitFor, writeConfig } from './helpers/hub.js'
 import { TestInstance } from './helpers/instance.js'
@@ -65,6 +67,26 @@ test('an idle embedded hub loads none of the modules it does not use, exposes gc
   assert.equal(report.gcExposed, true, 'the hub runs with --expose-gc (src/hub-node-args.ts)')
   assert.equal(report.packetNumberCache, false, "Aedes's mqtt-packet keeps its 65,536-Buffer number cache")
   assert.equal(report.quietPacketDebug, true, 'broker/quiet-debug.ts ran before mqtt-packet loaded (embedded.ts imports it before Aedes)')
+})
+
+test('a hub handed its config resolved, as `trinity start` hands it, does not load the YAML parser', async () => {
+  const file = writeConfig(dir.path, await testConfig(join(dir.path, 'resolved-data'), {}), 'resolved.yaml')
+  const probe = async (name: 'from-file' | 'resolved'): Promise<Set<string | undefined>> => {
+    const out = join(dir.path, `${name}.json`)
+    const env = { [TEST_ENV.moduleProbe]: out, ...(name === 'resolved' ? resolvedConfigEnv(loadConfigFile(file)) : {}) }
+    const hub = await spawnHub(file, { nodeArgs: ['--import', join(ROOT, 'dist/test/fixtures/module-probe.js')], env })
+    cleanups.push(() => hub.kill())
+    const health = await fetch(`${hub.httpUrl}/health`)
+    assert.equal(health.status, 200)
+    hub.child.kill('SIGUSR2')
+    await waitFor(() => existsSync(out), 30_000, `the module probe report (${name})`)
+    await hub.kill()
+    const report = JSON.parse(readFileSync(out, 'utf8')) as ModuleProbeReport
+    return new Set([...report.esm, ...report.cjs].map(packageOf))
+  }
+  // The same hub reading the file does load it: the probe sees the difference.
+  assert.ok((await probe('from-file')).has('yaml'), 'a hub that reads its config file loads yaml')
+  assert.ok(!(await probe('resolved')).has('yaml'), 'a hub handed its resolved config loads yaml')
 })
 
 test('DEBUG still turns mqtt-packet\'s debugging on', async () => {

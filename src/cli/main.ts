@@ -16,7 +16,9 @@ import type { HubSummary, InstanceList } from '../contract/http.js'
 import { PRIORITIES, TERMINAL_TASK_STATES } from '../contract/constants.js'
 import type { TaskRecord } from '../contract/payloads/task.js'
 import { topicsFor } from '../contract/topics.js'
-import { DEFAULT_CONFIG_PATH, EXIT_CONFIG, configPath, loadConfigFile, loadConfigOrExit } from '../config/load.js'
+import { DEFAULT_CONFIG_PATH, configPath } from '../config/path.js'
+import { EXIT_CONFIG } from '../config/exit-code.js'
+import { resolvedConfigFromEnv } from '../config/resolved-env.js'
 import { ENV } from '../config/env.js'
 import type { Config } from '../config/schema.js'
 import { busUrl, hubHttpUrl } from '../config/urls.js'
@@ -42,13 +44,21 @@ const DEPOSED_STOP_BOUND_MS = 10_000
 /** The git bridge's process entry point, run by the supervisor when sync is enabled. */
 const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.meta.url))
 
+/**
+ * The config loader (the YAML parser with it), imported when a command reads the file: a hub under
+ * `trinity start` is handed its config resolved (config/resolved-env.ts) and never loads it. That
+ * saves the parse at start, and the yaml package costs 1-1.5 MB of RSS (0.6 MB of heap) on top of
+ * the hub's core, as measured: small, within the noise of a whole hub's idle RSS (issue #12).
+ */
+const configLoader = (): Promise<typeof import('../config/load.js')> => import('../config/load.js')
+
 /** Where the hub is: --url, else TRINITY_URL, else from the config file if there is one, else the default. */
-function hubUrl(options: { url?: string; config?: string }): string {
+async function hubUrl(options: { url?: string; config?: string }): Promise<string> {
   if (options.url !== undefined) return options.url.replace(/\/$/, '')
   const fromEnv = process.env[ENV.url]
   if (fromEnv !== undefined) return fromEnv.replace(/\/$/, '')
   try {
-    const config = loadConfigFile(configPath(options.config))
+    const config = (await configLoader()).loadConfigFile(configPath(options.config))
     return hubHttpUrl(config)
   } catch {
     return 'http://127.0.0.1:8900'
@@ -84,7 +94,7 @@ program
   .action(async () => {
     const file = resolve(configPath(program.opts<{ config?: string }>().config))
     // The processes that run exec instances' programs check that they exist (exit 2 if not).
-    const config = loadConfigOrExit(file, { executables: true })
+    const config = (await configLoader()).loadConfigOrExit(file, { executables: true })
     const options = { level: config.log.level, pretty: config.log.pretty }
     const log = config.log.file === null ? createLogger(options) : await createLoggerWithFile(options, { file: config.log.file, maxSize: config.log.maxSize, maxFiles: config.log.maxFiles })
     const cli = fileURLToPath(import.meta.url)
@@ -141,7 +151,8 @@ program
   .command('hub')
   .description('run the hub alone: embedded broker, coordinator and HTTP API (what `start` supervises)')
   .action(async () => {
-    const config = loadConfigOrExit(program.opts<{ config?: string }>().config, { executables: true })
+    // Under `trinity start`, the config the supervisor loaded and checked (executables included).
+    const config = resolvedConfigFromEnv() ?? (await configLoader()).loadConfigOrExit(program.opts<{ config?: string }>().config, { executables: true })
     const log = createLogger({ level: config.log.level, pretty: config.log.pretty })
     let hub: { stop(): Promise<void>; httpUrl: string }
     let mqttUrl: string
@@ -201,7 +212,7 @@ program
   .argument('<id>', 'instance id')
   .option('--no-wait', 'print the hub\'s answer at once, without waiting for the new run')
   .action(async (id: string, options: { wait: boolean }) => {
-    const url = hubUrl(program.opts())
+    const url = await hubUrl(program.opts())
     // The PID before: the hub answers at once, while the old run may still be stopping,
     // so its answer cannot know the new PID; the supervisor's status will.
     const before = options.wait ? (await instanceRow(url, id)).process : null
@@ -231,7 +242,7 @@ program
   .description('print the PID of a supervised instance (or hub, bridge) of this hub, e.g. kill -9 $(trinity pid analytics)')
   .argument('<id>', 'instance id')
   .action(async (id: string) => {
-    const row = await instanceRow(hubUrl(program.opts()), id)
+    const row = await instanceRow(await hubUrl(program.opts()), id)
     if (row.process?.pid == null) throw new TrinityError('TRINITY_ERR_NOT_SUPERVISED', `${id} has no running process under this hub's supervisor (${row.process === null ? 'not supervised' : row.process.state})`)
     process.stdout.write(`${row.process.pid}\n`)
   })
@@ -246,7 +257,7 @@ program
   .option('-w, --wait', 'wait for the task to finish and print its result')
   .option('--timeout <seconds>', 'with --wait: give up after this long', '60')
   .action(async (type: string, content: string, options: { priority?: string; id?: string; wait?: boolean; timeout: string }) => {
-    const url = hubUrl(program.opts())
+    const url = await hubUrl(program.opts())
     let body: unknown = content
     try { body = JSON.parse(content) } catch { /* a plain string */ }
     const accepted = await api<{ id: string; state: string; assigned: string[] }>(url, 'POST', '/task', {
@@ -290,7 +301,7 @@ program
       }
     }
     const path = `/tasks/${encodeURIComponent(taskId)}/respond`
-    const answered = await request(hubUrl(program.opts()), 'POST', path, { answer, ...(options.instance === undefined ? {} : { instance: options.instance }) })
+    const answered = await request(await hubUrl(program.opts()), 'POST', path, { answer, ...(options.instance === undefined ? {} : { instance: options.instance }) })
     process.stdout.write(`${JSON.stringify(answered)}\n`)
   })
 
@@ -299,7 +310,7 @@ program
   .description('send a message from one instance (or computer) to another; `all` broadcasts')
   .argument('<from>').argument('<to>').argument('<message>')
   .action(async (from: string, to: string, message: string) => {
-    const sent = await api(hubUrl(program.opts()), 'POST', '/send', { from, to, message })
+    const sent = await api(await hubUrl(program.opts()), 'POST', '/send', { from, to, message })
     process.stdout.write(`${JSON.stringify(sent)}\n`)
   })
 
@@ -307,7 +318,7 @@ program
   .command('sync')
   .description('ask the git bridge for a sync round now (POST /sync)')
   .action(async () => {
-    const answer = await api(hubUrl(program.opts()), 'POST', '/sync')
+    const answer = await api(await hubUrl(program.opts()), 'POST', '/sync')
     process.stdout.write(`${JSON.stringify(answer)}\n`)
   })
 
@@ -316,7 +327,7 @@ program
   .description('the hub summary and every instance')
   .option('--json', 'print JSON')
   .action(async (options: { json?: boolean }) => {
-    const url = hubUrl(program.opts())
+    const url = await hubUrl(program.opts())
     const summary = await api<HubSummary>(url, 'GET', '/')
     const { instances } = await api<InstanceList>(url, 'GET', '/instances')
     if (options.json === true) {
@@ -344,7 +355,7 @@ program
   .action(async (topic: string | undefined, options: { mqtt?: string; username?: string; password?: string }) => {
     let config: Config | undefined
     try {
-      config = loadConfigFile(configPath(program.opts<{ config?: string }>().config))
+      config = (await configLoader()).loadConfigFile(configPath(program.opts<{ config?: string }>().config))
     } catch {
       config = undefined
     }
@@ -407,7 +418,7 @@ program
   .action(async (action: string, file: string | undefined) => {
     if (action !== 'export' && action !== 'import') throw new TrinityError('TRINITY_ERR_BAD_REQUEST', `action: expected export or import, got ${JSON.stringify(action)}`)
     if (action === 'import' && file === undefined) throw new TrinityError('TRINITY_ERR_BAD_REQUEST', 'file: import needs the file `trinity store export` wrote')
-    const config = loadConfigOrExit(program.opts<{ config?: string }>().config)
+    const config = (await configLoader()).loadConfigOrExit(program.opts<{ config?: string }>().config)
     const { exportStore, importStore } = await import('../coordinator/store-transfer.js')
     const store = await openConfiguredStore(config, action === 'import')
     try {

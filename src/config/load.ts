@@ -16,6 +16,8 @@ import { layOverrides } from './env-overrides.js'
 import { ConfigSchema, type Config, type RawConfig } from './schema.js'
 
 export { DEFAULT_CONFIG_PATH, configPath } from './path.js'
+export { EXIT_CONFIG } from './exit-code.js'
+import { EXIT_CONFIG } from './exit-code.js'
 import { configPath } from './path.js'
 import { formatSize, parseSize } from './size.js'
 import { exposureProblems } from './exposure.js'
@@ -318,8 +320,6 @@ function missingExecutables(raw: RawConfig, doc: Document, file: string, at: Loc
   return problems
 }
 
-/** The exit code for an invalid or missing config file, for every Trinity process. */
-export const EXIT_CONFIG = 2
 
 /**
  * For a process's start: the config, or one line per problem on stderr
