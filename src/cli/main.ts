@@ -47,7 +47,7 @@ const BRIDGE_MAIN = fileURLToPath(new URL('../../bridges/git/main.js', import.me
 /**
  * The config loader (the YAML parser with it), imported when a command reads the file: a hub under
  * `trinity start` is handed its config resolved (config/resolved-env.ts) and never loads it. That
- * saves the parse at start, and the yaml package costs 1-1.5 MB of RSS (0.6 MB of heap) on top of
+ * saves the parse at start, and the yaml package costs 1-2.3 MB of RSS (0.6 MB of heap) on top of
  * the hub's core, as measured: small, within the noise of a whole hub's idle RSS (issue #12).
  */
 const configLoader = (): Promise<typeof import('../config/load.js')> => import('../config/load.js')
